@@ -1,0 +1,73 @@
+import type { CommandModule } from 'yargs';
+import type { MongoClient } from 'mongodb';
+import { requireEndpoint } from '../../config/load.js';
+import type { EndpointConfig } from '../../config/schema.js';
+import { connect } from '../../db/connect.js';
+import { describeServer, summarizeDatabases, type DatabaseSummary, type ServerInfo } from '../../db/server-info.js';
+import { redactUri } from '../../util/redact.js';
+import { printJson, printReport } from '../../util/output.js';
+import { commandContext } from '../context.js';
+import { createTasks } from '../tasks.js';
+
+interface SideReport {
+  role: 'source' | 'target';
+  uri: string;
+  server: ServerInfo;
+  databases: DatabaseSummary[];
+}
+
+interface Ctx {
+  reports: SideReport[];
+  clients: MongoClient[];
+}
+
+function formatSide(r: SideReport): string {
+  const s = r.server;
+  const topo = s.topology === 'replicaSet' ? `replica set ${s.replicaSetName}` : s.topology;
+  const cs = s.changeStreams.usable ? 'usable' : `not usable: ${s.changeStreams.reason}`;
+  const lines = [`${r.role}: ${r.uri}`, `  server: ${s.flavor} ${s.version}, ${topo}`, `  change streams: ${cs}`];
+  if (r.databases.length === 0) lines.push('  databases: none');
+  for (const db of r.databases) {
+    const docs = db.collections.reduce((n, c) => n + c.documents, 0);
+    lines.push(`  ${db.name}: ${db.collections.length} collections, ${docs} documents`);
+    for (const c of db.collections) lines.push(`    ${c.name}: ${c.documents}`);
+  }
+  return lines.join('\n');
+}
+
+async function inspect(role: 'source' | 'target', e: EndpointConfig, timeoutMs: number, ctx: Ctx, skipDbs: Set<string>) {
+  const client = await connect(role, e, timeoutMs);
+  ctx.clients.push(client);
+  const server = await describeServer(client, e.uri);
+  const databases = await summarizeDatabases(client, skipDbs);
+  ctx.reports.push({ role, uri: redactUri(e.uri), server, databases });
+}
+
+/** `migrator check`: connect to source and target and print what is there. */
+export const checkCommand: CommandModule<object, { json?: boolean }> = {
+  command: 'check',
+  describe: 'Connect to the source and the target and report versions, topology, change streams and data',
+  builder: (y) => y.option('json', { type: 'boolean', default: false, describe: 'Print the report as JSON' }),
+  handler: async (argv) => {
+    const { config, log } = commandContext(argv as never);
+    const source = requireEndpoint(config, 'source');
+    const target = requireEndpoint(config, 'target');
+    const skip = new Set([config.stateDb]);
+    const ctx: Ctx = { reports: [], clients: [] };
+    try {
+      await createTasks<Ctx>(
+        [
+          { title: 'Inspect the source', task: (c) => inspect('source', source, config.connectTimeoutMs, c, skip) },
+          { title: 'Inspect the target', task: (c) => inspect('target', target, config.connectTimeoutMs, c, skip) },
+        ],
+        { logFormat: config.logFormat, concurrent: true },
+      ).run(ctx);
+    } finally {
+      await Promise.all(ctx.clients.map((c) => c.close().catch(() => undefined)));
+    }
+    ctx.reports.sort((a, b) => a.role.localeCompare(b.role)).reverse(); // source first
+    log.debug({ sides: ctx.reports.length }, 'check finished');
+    if (argv.json) printJson({ source: ctx.reports[0], target: ctx.reports[1] });
+    else printReport(ctx.reports.map(formatSide).join('\n'));
+  },
+};

@@ -1,0 +1,76 @@
+import { readFileSync } from 'node:fs';
+import yargs from 'yargs';
+import { readConfigFile } from '../config/config-file.js';
+import { sharedOptions } from '../config/options.js';
+import { MigratorError, UsageError, errorMessage } from '../util/errors.js';
+import { ExitCode } from '../util/exit-codes.js';
+import { printError } from '../util/output.js';
+import { registerEnvSecrets, registerUriSecrets } from '../util/redact.js';
+import { commands } from './commands/index.js';
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** `--config FILE` (or MIGRATOR_CONFIG) is read before yargs, so its errors are ours and precise. */
+function configFilePath(argv: string[], env: NodeJS.ProcessEnv): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--config') return argv[i + 1];
+    if (a.startsWith('--config=')) return a.slice('--config='.length);
+  }
+  return env.MIGRATOR_CONFIG || undefined;
+}
+
+function reportError(err: unknown, verbose: boolean): number {
+  if (err instanceof MigratorError) {
+    printError(`error: ${err.message}`);
+    if (err.hint) printError(`hint: ${err.hint}`);
+    if (verbose && err.cause instanceof Error && err.cause.stack) printError(err.cause.stack);
+    return err.exitCode;
+  }
+  printError(`error: ${errorMessage(err)}`);
+  if (verbose && err instanceof Error && err.stack) printError(err.stack);
+  else printError('hint: rerun with --verbose for details.');
+  return ExitCode.INTERNAL;
+}
+
+/**
+ * Runs the CLI and returns the exit code (never calls process.exit, so tests can call it in-process).
+ * Secrets from the environment are registered for redaction before anything is printed.
+ */
+export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  registerEnvSecrets(env);
+  for (const k of ['MIGRATOR_SOURCE_URI', 'MIGRATOR_TARGET_URI', 'MIGRATOR_STATE_URI']) registerUriSecrets(env[k]);
+  const verbose = argv.includes('--verbose');
+  try {
+    const configPath = configFilePath(argv, env);
+    const fileConfig = configPath ? readConfigFile(configPath) : {};
+    for (const k of ['source-uri', 'target-uri', 'state-uri']) {
+      if (typeof fileConfig[k] === 'string') registerUriSecrets(fileConfig[k]);
+    }
+    const parser = yargs(argv)
+      .scriptName('migrator')
+      .usage('$0 <command> [options]\n\nOnline migration between MongoDB-compatible databases through Amazon Kinesis.')
+      .env('MIGRATOR')
+      .config(fileConfig)
+      .options(sharedOptions)
+      .strict()
+      .command(commands)
+      .demandCommand(1, 'Name a command, e.g. migrator check.')
+      .version(packageVersion())
+      .help()
+      .alias('h', 'help')
+      .wrap(Math.min(110, process.stdout.columns || 110))
+      .exitProcess(false)
+      // Throwing stops yargs: with exitProcess(false) it would otherwise still run the handler.
+      .fail((msg, err) => {
+        throw err ?? new UsageError(msg, 'Run migrator --help for the options.');
+      });
+    await parser.parseAsync();
+    return ExitCode.OK;
+  } catch (err) {
+    return reportError(err, verbose);
+  }
+}

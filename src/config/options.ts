@@ -1,0 +1,108 @@
+import type { Options } from 'yargs';
+
+/**
+ * The options every command shares, in the groups `--help` shows. Names are part of the
+ * product's interface (flags, MIGRATOR_* variables, config-file keys): later commands rely on them.
+ * No default here may contain a secret: --help prints defaults.
+ */
+export const GROUPS = {
+  source: 'Source:',
+  target: 'Target:',
+  state: 'State store:',
+  kinesis: 'Kinesis:',
+  namespaces: 'Namespaces:',
+  runtime: 'Runtime and logging:',
+} as const;
+
+function endpointOptions(role: 'source' | 'target' | 'state', group: string, what: string): Record<string, Options> {
+  return {
+    [`${role}-uri`]: {
+      type: 'string',
+      group,
+      describe:
+        role === 'state'
+          ? 'Connection string of the state store (default: the target)'
+          : `Connection string of the ${what} (mongodb:// or mongodb+srv://)`,
+    },
+    [`${role}-tls`]: { type: 'boolean', group, describe: `Use TLS for the ${what} (DocumentDB: on)` },
+    [`${role}-tls-ca-file`]: {
+      type: 'string',
+      group,
+      describe: `CA bundle for the ${what}'s TLS certificate (DocumentDB: global-bundle.pem)`,
+    },
+    [`${role}-tls-allow-invalid-hostnames`]: {
+      type: 'boolean',
+      group,
+      describe: `Accept a TLS certificate whose host name does not match (SSH tunnels to DocumentDB)`,
+    },
+    [`${role}-retry-writes`]: {
+      type: 'boolean',
+      group,
+      describe: `Retryable writes; DocumentDB needs --no-${role}-retry-writes (default: from the URI, else on)`,
+    },
+  };
+}
+
+export const sharedOptions: Record<string, Options> = {
+  ...endpointOptions('source', GROUPS.source, 'source'),
+  ...endpointOptions('target', GROUPS.target, 'target'),
+  ...endpointOptions('state', GROUPS.state, 'state store'),
+  'state-db': { type: 'string', group: GROUPS.state, default: 'migrator_state', describe: 'Database of the state store' },
+  'migration-id': {
+    type: 'string',
+    group: GROUPS.state,
+    default: 'default',
+    describe: 'Names this migration in the state store; several can share one store',
+  },
+  'kinesis-stream': { type: 'string', group: GROUPS.kinesis, describe: 'Kinesis data stream name or ARN' },
+  'kinesis-endpoint': {
+    type: 'string',
+    group: GROUPS.kinesis,
+    describe: 'Kinesis endpoint URL (VPC endpoint, LocalStack, kinesis-local)',
+  },
+  region: { type: 'string', group: GROUPS.kinesis, describe: 'AWS region (default: AWS_REGION, else us-east-1)' },
+  'kinesis-http': {
+    type: 'string',
+    group: GROUPS.kinesis,
+    choices: ['auto', 'http1', 'http2'],
+    default: 'auto',
+    describe: 'HTTP protocol to Kinesis: auto = HTTP/1.1 for custom http:// or loopback endpoints, SDK default otherwise',
+  },
+  include: {
+    type: 'string',
+    array: true,
+    group: GROUPS.namespaces,
+    describe: 'Namespaces to migrate, e.g. bar.* or bar.products (repeatable; default: all user databases)',
+  },
+  exclude: { type: 'string', array: true, group: GROUPS.namespaces, describe: 'Namespaces to leave out (repeatable)' },
+  map: {
+    type: 'string',
+    array: true,
+    group: GROUPS.namespaces,
+    describe: 'Rename a database on the target, SRC_DB:DST_DB (repeatable)',
+  },
+  'data-dir': {
+    type: 'string',
+    group: GROUPS.runtime,
+    default: './migrator-data',
+    describe: 'Directory for local data (embedded transport, temporary files)',
+  },
+  'connect-timeout': {
+    type: 'string',
+    group: GROUPS.runtime,
+    default: '10s',
+    describe: 'How long to wait for a database to answer (e.g. 10s, 1m)',
+  },
+  'log-format': {
+    type: 'string',
+    group: GROUPS.runtime,
+    choices: ['text', 'json'],
+    default: 'text',
+    describe: 'text for people, json lines for containers and CI',
+  },
+  verbose: { type: 'boolean', group: GROUPS.runtime, default: false, describe: 'Debug logs and stack traces' },
+  config: { type: 'string', group: GROUPS.runtime, describe: 'Read options from a JSON or YAML file' },
+};
+
+/** The option names a config file may use (kebab-case, as the flags; camelCase accepted too). */
+export const CONFIG_KEYS = new Set(Object.keys(sharedOptions).filter((k) => k !== 'config'));
