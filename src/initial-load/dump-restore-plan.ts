@@ -1,0 +1,75 @@
+import type { EndpointConfig } from '../config/schema.js';
+
+/** One mongodump | mongorestore pipe: a source database, minus the collections not migrated. */
+export interface PipeJob {
+  sourceDb: string;
+  targetDb: string;
+  collections: string[];
+  dumpArgs: string[];
+  restoreArgs: string[];
+}
+
+export interface LoadOptions {
+  /** Drop each target collection before restoring it (mongorestore --drop). */
+  drop: boolean;
+  numParallelCollections: number;
+  numInsertionWorkersPerCollection: number;
+  /** Skip index builds on the target (build them later, e.g. for huge collections). */
+  noIndexRestore: boolean;
+  /** Compress the archive between the two tools (useful when they run on different hosts). */
+  gzip: boolean;
+}
+
+export const DEFAULT_LOAD_OPTIONS: LoadOptions = {
+  drop: false,
+  numParallelCollections: 4,
+  numInsertionWorkersPerCollection: 2,
+  noIndexRestore: false,
+  gzip: false,
+};
+
+/** TLS flags of the Database Tools for an endpoint (the URI itself goes in the 0600 config file). */
+export function tlsArgs(e: EndpointConfig): string[] {
+  const a: string[] = [];
+  if (e.tls || e.tlsCAFile) a.push('--ssl');
+  if (e.tlsCAFile) a.push(`--sslCAFile=${e.tlsCAFile}`);
+  if (e.tlsAllowInvalidHostnames) a.push('--sslAllowInvalidHostnames');
+  return a;
+}
+
+/**
+ * Builds one pipe per source database. mongodump selects with --db and --excludeCollection (it has
+ * no namespace patterns), so the selection is resolved against the actual collections first;
+ * mongorestore renames with --nsFrom/--nsTo and restricts with --nsInclude.
+ */
+export function planPipes(
+  selected: { db: string; coll: string }[],
+  allCollections: Map<string, string[]>,
+  targetDb: (db: string) => string,
+  opts: LoadOptions,
+): PipeJob[] {
+  const byDb = new Map<string, string[]>();
+  for (const { db, coll } of selected) byDb.set(db, [...(byDb.get(db) ?? []), coll]);
+  const jobs: PipeJob[] = [];
+  for (const [db, colls] of [...byDb].sort(([a], [b]) => a.localeCompare(b))) {
+    const keep = new Set(colls);
+    const excluded = (allCollections.get(db) ?? []).filter((c) => !keep.has(c)).sort();
+    const tdb = targetDb(db);
+    const dumpArgs = ['--archive', `--db=${db}`, ...excluded.map((c) => `--excludeCollection=${c}`)];
+    const restoreArgs = ['--archive', `--nsInclude=${db}.*`];
+    if (tdb !== db) restoreArgs.push(`--nsFrom=${db}.*`, `--nsTo=${tdb}.*`);
+    if (opts.gzip) {
+      dumpArgs.push('--gzip');
+      restoreArgs.push('--gzip');
+    }
+    if (opts.drop) restoreArgs.push('--drop');
+    if (opts.noIndexRestore) restoreArgs.push('--noIndexRestore');
+    restoreArgs.push(
+      `--numParallelCollections=${opts.numParallelCollections}`,
+      `--numInsertionWorkersPerCollection=${opts.numInsertionWorkersPerCollection}`,
+    );
+    dumpArgs.push(`--numParallelCollections=${opts.numParallelCollections}`);
+    jobs.push({ sourceDb: db, targetDb: tdb, collections: [...keep].sort(), dumpArgs, restoreArgs });
+  }
+  return jobs;
+}
