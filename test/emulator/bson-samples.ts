@@ -1,0 +1,40 @@
+// A document holding every BSON type the emulator must preserve exactly (values, types, field order).
+import { Binary, BSONRegExp, Code, Decimal128, Double, Int32, Long, MaxKey, MinKey, ObjectId, Timestamp, UUID } from 'mongodb';
+
+export function allTypesDoc(i: number): Record<string, unknown> {
+  return {
+    _id: new ObjectId(),
+    zLast: 'field order is kept',
+    str: `unicode ✓ ${i}`,
+    int: new Int32(42),
+    negInt: new Int32(-7),
+    dblWhole: new Double(1),
+    dbl: new Double(3.25),
+    negZero: new Double(-0),
+    nan: new Double(Number.NaN),
+    inf: new Double(Number.POSITIVE_INFINITY),
+    long: Long.fromString('9007199254740993'),
+    smallLong: Long.fromNumber(5),
+    dec: Decimal128.fromString('1234.5678901234567890123'),
+    date: new Date('2024-02-29T12:34:56.789Z'),
+    bin0: new Binary(Buffer.from([0, 1, 2, 255]), 0),
+    bin1: new Binary(Buffer.from('function'), 1),
+    bin3: new Binary(Buffer.alloc(16, 3), 3),
+    uuid: new UUID('0d7a4f3e-5c1b-4a2e-9f00-123456789abc'),
+    bin5: new Binary(Buffer.alloc(16, 5), 5),
+    bin6: new Binary(Buffer.from('enc'), 6),
+    bin7: new Binary(Buffer.from('col'), 7),
+    bin128: new Binary(Buffer.from('user'), 128),
+    ts: new Timestamp({ t: 1700000000, i: 7 }),
+    re: new BSONRegExp('^a.*z$', 'imsx'),
+    min: new MinKey(),
+    max: new MaxKey(),
+    code: new Code('function () { return 1; }'),
+    nul: null,
+    t: true,
+    f: false,
+    nested: { b: { c: [1, { d: new Int32(2) }, []] }, a: {} },
+    mixed: [new Int32(1), new Double(2.5), 'x', null, [new Long(3)], { k: 'v' }],
+    empty: [],
+  };
+}

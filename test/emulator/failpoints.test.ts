@@ -1,0 +1,86 @@
+// Conformance: the failCommand failpoint (errorCode, closeConnection, times/skip, blocking) and
+// the driver's recovery of change streams and retryable writes from injected failures.
+import { after, afterEach, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MongoServerError, type Db, type Document } from 'mongodb';
+import { nextEvents, openTarget, started, type AnyDoc, type Target } from './target.js';
+
+let target: Target;
+let db: Db;
+
+before(async () => {
+  target = await openTarget();
+  db = target.client.db(target.dbName('fp'));
+});
+afterEach(async () => {
+  await target.client.db('admin').command({ configureFailPoint: 'failCommand', mode: 'off' });
+});
+after(async () => target.close());
+
+function failCommand(mode: unknown, data: Document): Promise<Document> {
+  return target.client.db('admin').command({ configureFailPoint: 'failCommand', mode, data });
+}
+
+describe('failCommand', () => {
+  test('errorCode with times fails exactly n matching commands', async () => {
+    const coll = db.collection<AnyDoc>('codes');
+    await coll.insertOne({ _id: 1 });
+    await failCommand({ times: 2 }, { failCommands: ['find'], errorCode: 2 });
+    await coll.countDocuments(); // aggregate: not affected
+    for (let i = 0; i < 2; i++) {
+      await assert.rejects(coll.findOne({}), (e: MongoServerError) => e.code === 2 && /failCommand/.test(e.message));
+    }
+    assert.deepEqual(await coll.findOne({}), { _id: 1 });
+  });
+
+  test('skip lets the first n commands through; alwaysOn until off', async () => {
+    const coll = db.collection<AnyDoc>('skip');
+    await failCommand({ skip: 1 }, { failCommands: ['insert'], errorCode: 96 });
+    await coll.insertOne({ _id: 1 });
+    await assert.rejects(coll.insertOne({ _id: 2 }), (e: MongoServerError) => e.code === 96);
+    await failCommand('alwaysOn', { failCommands: ['distinct'], errorCode: 8, errorLabels: ['Custom'] });
+    for (let i = 0; i < 3; i++) await assert.rejects(coll.distinct('_id'), (e: MongoServerError) => e.code === 8 && e.hasErrorLabel('Custom'));
+    await failCommand('off', {});
+    assert.deepEqual(await coll.distinct('_id'), [1]);
+  });
+
+  test('closeConnection on insert: the retryable write is retried and applied once', async () => {
+    const coll = db.collection<AnyDoc>('retry');
+    await failCommand({ times: 1 }, { failCommands: ['insert'], closeConnection: true });
+    await coll.insertOne({ _id: 'once' });
+    assert.equal(await coll.countDocuments({ _id: 'once' }), 1);
+  });
+
+  test('blockConnection delays the command by blockTimeMS', async () => {
+    await failCommand({ times: 1 }, { failCommands: ['ping'], blockConnection: true, blockTimeMS: 300 });
+    const t0 = Date.now();
+    await db.command({ ping: 1 });
+    assert.ok(Date.now() - t0 >= 280);
+  });
+
+  test('change stream resumes after closeConnection on getMore without losing or repeating events', async () => {
+    const coll = db.collection<AnyDoc>('resume');
+    const stream = await started(coll.watch([], { maxAwaitTimeMS: 100 }));
+    await coll.insertOne({ _id: 1 });
+    const [first] = await nextEvents(stream, 1);
+    assert.deepEqual((first as Document).documentKey, { _id: 1 });
+    await failCommand({ times: 1 }, { failCommands: ['getMore'], closeConnection: true });
+    await coll.insertOne({ _id: 2 });
+    await coll.insertOne({ _id: 3 });
+    const got = await nextEvents(stream, 2);
+    assert.deepEqual(got.map((e) => (e as Document).documentKey._id), [2, 3]);
+    await stream.close();
+  });
+
+  test('change stream resumes after a resumable getMore error; non-resumable errors surface', async () => {
+    const coll = db.collection<AnyDoc>('resume_codes');
+    const stream = await started(coll.watch([], { maxAwaitTimeMS: 100 }));
+    await failCommand({ times: 1 }, { failCommands: ['getMore'], errorCode: 6 });
+    await coll.insertOne({ _id: 1 });
+    const [ev] = await nextEvents(stream, 1);
+    assert.deepEqual((ev as Document).documentKey, { _id: 1 });
+    await failCommand({ times: 1 }, { failCommands: ['getMore'], errorCode: 2 });
+    await assert.rejects(nextEvents(stream, 1), (e: MongoServerError) => e.code === 2);
+    await stream.close();
+  });
+});

@@ -1,0 +1,34 @@
+// Standalone emulator process:
+//   npx tsx test/support/mongo-emulator/bin.ts --port 0 --dbpath DIR --history-limit N --repl-set rs0
+// Prints one JSON line {"uri": "...", "port": N} when ready; exits 0 on SIGINT/SIGTERM.
+import { parseArgs } from 'node:util';
+import { startMongoEmulator } from './index.js';
+
+const { values } = parseArgs({
+  options: {
+    port: { type: 'string', default: '0' },
+    dbpath: { type: 'string' },
+    'history-limit': { type: 'string' },
+    'repl-set': { type: 'string', default: 'rs0' },
+  },
+});
+
+const emu = await startMongoEmulator({
+  port: Number(values.port),
+  dbpath: values.dbpath,
+  historyLimit: values['history-limit'] ? Number(values['history-limit']) : undefined,
+  replSetName: values['repl-set'],
+});
+process.stdout.write(JSON.stringify({ uri: emu.uri, directUri: emu.directUri, port: emu.port }) + '\n');
+
+let stopping = false;
+const shutdown = (): void => {
+  if (stopping) return;
+  stopping = true;
+  emu.stop().then(
+    () => process.exit(0),
+    () => process.exit(1),
+  );
+};
+process.on('SIGINT', shutdown);
+process.on('SIGTERM', shutdown);

@@ -1,0 +1,211 @@
+// Change streams over the change history: scope (collection / database / deployment), resume
+// options, event documents shaped like MongoDB 7.0's, invalidation and the user's pipeline.
+//
+// Invariants:
+// - `position` is the token after which the next event is read; it only moves forward, and each
+//   batch reports it as `postBatchResumeToken` (an event token, an invalidate token or a
+//   high-water-mark token for the latest cluster time);
+// - a collection stream ends after emitting `invalidate` for a drop/rename of its collection (or
+//   a dropDatabase); a database stream ends after `dropDatabase`'s invalidate;
+// - resuming from a position older than the retained history fails with 286.
+import { Aggregator } from 'mingo';
+import { Timestamp } from 'bson';
+import { canonicalKey, isPlainObject, toView, type Doc } from './bson-values.js';
+import { makeToken, parseToken, positionBefore, TokenKind, type ChangeEntry } from './change-history.js';
+import { CommandError, ErrorCodes, fail } from './errors.js';
+import { asMingoError, runViewPipeline } from './query.js';
+import { StorageEngine } from './storage-engine.js';
+
+export type StreamScope = { kind: 'collection'; db: string; coll: string } | { kind: 'database'; db: string } | { kind: 'cluster' };
+
+const FULL_DOCUMENT_MODES = new Set(['default', 'updateLookup', 'whenAvailable', 'required']);
+const BEFORE_CHANGE_MODES = new Set(['off', 'whenAvailable', 'required']);
+const ALLOWED_STAGES = new Set(['$match', '$project', '$addFields', '$set', '$unset', '$replaceRoot', '$replaceWith', '$redact']);
+const EXPANDED_EVENTS = new Set(['create', 'createIndexes', 'dropIndexes', 'modify']);
+
+export function historyLostError(context: 'aggregate' | 'getMore'): CommandError {
+  const prefix = context === 'aggregate' ? 'PlanExecutor error during aggregation' : 'Executor error during getMore';
+  return new CommandError(
+    ErrorCodes.ChangeStreamHistoryLost,
+    `${prefix} :: caused by :: Resume of change stream was not possible, as the resume point may no longer be in the oplog.`,
+  );
+}
+
+export interface StreamBatch {
+  events: Doc[];
+  postBatchResumeToken: Doc;
+  /** The stream emitted its invalidate event: the cursor closes after this batch. */
+  finished: boolean;
+}
+
+export class ChangeStream {
+  position: string;
+  finished = false;
+  private readonly pipeline: Aggregator | undefined;
+  private readonly fullDocument: string;
+  private readonly beforeChange: string;
+  private readonly expanded: boolean;
+
+  constructor(
+    private readonly engine: StorageEngine,
+    readonly scope: StreamScope,
+    spec: Doc,
+    stages: Doc[],
+  ) {
+    this.fullDocument = typeof spec.fullDocument === 'string' ? spec.fullDocument : 'default';
+    this.beforeChange = typeof spec.fullDocumentBeforeChange === 'string' ? spec.fullDocumentBeforeChange : 'off';
+    if (!FULL_DOCUMENT_MODES.has(this.fullDocument)) fail(ErrorCodes.BadValue, `unknown full document option: '${this.fullDocument}'`);
+    if (!BEFORE_CHANGE_MODES.has(this.beforeChange)) fail(ErrorCodes.BadValue, `unknown fullDocumentBeforeChange option: '${this.beforeChange}'`);
+    this.expanded = spec.showExpandedEvents === true;
+    for (const s of stages) {
+      const name = Object.keys(s)[0];
+      if (!ALLOWED_STAGES.has(name)) fail(ErrorCodes.IllegalOperation, `${name} is not permitted in a $changeStream pipeline`);
+    }
+    try {
+      this.pipeline = stages.length ? new Aggregator(stages.map((s) => toView(s) as Doc), {}) : undefined;
+    } catch (err) {
+      asMingoError(err);
+    }
+    this.position = this.startPosition(spec);
+    if (engine.history.isLost(this.position)) throw historyLostError('aggregate');
+  }
+
+  private startPosition(spec: Doc): string {
+    const given = ['resumeAfter', 'startAfter', 'startAtOperationTime'].filter((k) => spec[k] !== undefined);
+    if (given.length > 1) fail(40674, 'Only one type of resume option is allowed, but multiple were found.');
+    if (spec.startAtOperationTime !== undefined) {
+      if (!(spec.startAtOperationTime instanceof Timestamp)) fail(ErrorCodes.TypeMismatch, 'startAtOperationTime must be a timestamp');
+      return positionBefore(spec.startAtOperationTime);
+    }
+    const tokenDoc = spec.resumeAfter ?? spec.startAfter;
+    if (tokenDoc !== undefined) {
+      const token = parseToken(isPlainObject(tokenDoc) ? tokenDoc._data : undefined);
+      if (!token) fail(ErrorCodes.InvalidResumeToken, 'Bad resume token: _data of missing or of wrong type');
+      if (token.kind === TokenKind.invalidate && spec.resumeAfter !== undefined) {
+        fail(
+          ErrorCodes.InvalidResumeToken,
+          'Attempting to resume a change stream using \'resumeAfter\' is not allowed from an invalidate notification.',
+        );
+      }
+      return token.data;
+    }
+    this.engine.clock.tickIdle();
+    return makeToken(this.engine.clock.current(), TokenKind.highWaterMark);
+  }
+
+  private inScope(e: ChangeEntry): boolean {
+    if (EXPANDED_EVENTS.has(e.op) && !this.expanded) return false;
+    switch (this.scope.kind) {
+      case 'cluster':
+        return !StorageEngine.isInternalDb(e.db) && !(e.coll ?? '').startsWith('system.');
+      case 'database':
+        return e.db === this.scope.db && !(e.coll ?? '').startsWith('system.');
+      case 'collection':
+        return e.db === this.scope.db && (e.coll === this.scope.coll || e.op === 'dropDatabase');
+    }
+  }
+
+  private invalidates(e: ChangeEntry): boolean {
+    if (this.scope.kind === 'collection') return e.op === 'drop' || e.op === 'rename' || e.op === 'dropDatabase';
+    if (this.scope.kind === 'database') return e.op === 'dropDatabase';
+    return false;
+  }
+
+  private lookup(e: ChangeEntry): Doc | null {
+    const coll = e.coll === undefined ? undefined : this.engine.collection(e.db, e.coll);
+    return (coll && !coll.isView && e.documentKey ? coll.byId(e.documentKey._id) : undefined) ?? null;
+  }
+
+  /** The event document for a history entry, fields in the server's order. */
+  private eventDoc(e: ChangeEntry): Doc | undefined {
+    if (e.op === 'dropDatabase' && this.scope.kind === 'collection') return undefined; // only invalidates
+    const ev: Doc = { _id: { _data: e.token }, operationType: e.op, clusterTime: e.ts, wallTime: e.wall };
+    const withImages = e.op === 'update' || e.op === 'replace' || e.op === 'delete';
+    if (e.op === 'insert' || e.op === 'replace') ev.fullDocument = e.fullDocument;
+    if (e.op === 'update' && this.fullDocument !== 'default') {
+      ev.fullDocument = this.fullDocument === 'updateLookup' ? this.lookup(e) : (e.fullDocument ?? null);
+    }
+    ev.ns = e.coll === undefined ? { db: e.db } : { db: e.db, coll: e.coll };
+    if (this.expanded && e.uuid) ev.collectionUUID = e.uuid;
+    if (e.documentKey) ev.documentKey = e.documentKey;
+    if (e.updateDescription) ev.updateDescription = e.updateDescription;
+    if (e.to) ev.to = e.to;
+    if (e.operationDescription && this.expanded) ev.operationDescription = e.operationDescription;
+    if (withImages && this.beforeChange !== 'off') ev.fullDocumentBeforeChange = e.preImage ?? null;
+    return ev;
+  }
+
+  private transform(ev: Doc): Doc | undefined {
+    if (!this.pipeline) return ev;
+    const out = runViewPipeline(this.pipeline, [ev])[0];
+    if (out && canonicalKey(out._id) !== canonicalKey(ev._id)) {
+      fail(
+        ErrorCodes.ChangeStreamFatalError,
+        'Encountered an event whose _id field, which contains the resume token, was modified by the pipeline. Modifying the _id field of an event makes it impossible to resume the stream from that point. Only transformations that retain the unmodified _id field are allowed.',
+      );
+    }
+    return out;
+  }
+
+  private emitInvalidate(e: ChangeEntry, events: Doc[]): void {
+    const invalidate: Doc = { _id: { _data: makeToken(e.ts, TokenKind.invalidate) }, operationType: 'invalidate', clusterTime: e.ts, wallTime: e.wall };
+    this.position = (invalidate._id as Doc)._data as string;
+    const shown = this.transform(invalidate);
+    if (shown) events.push(shown);
+    this.finished = true;
+  }
+
+  /** Reads up to `max` events after the current position without waiting. */
+  read(max: number, context: 'aggregate' | 'getMore'): StreamBatch {
+    const history = this.engine.history;
+    if (history.isLost(this.position)) throw historyLostError(context);
+    const events: Doc[] = [];
+    let i = history.firstAfter(this.position);
+    // Resumed right after an invalidating event: the invalidate comes next.
+    const resumedAt = history.at(i - 1);
+    if (max > 0 && resumedAt?.token === this.position && this.inScope(resumedAt) && this.invalidates(resumedAt)) {
+      this.emitInvalidate(resumedAt, events);
+    }
+    for (; i < history.end && events.length < max && !this.finished; i++) {
+      const e = history.at(i)!;
+      this.position = e.token;
+      if (!this.inScope(e)) continue;
+      const ev = this.eventDoc(e);
+      const shown = ev && this.transform(ev);
+      if (shown) events.push(shown);
+      if (this.invalidates(e)) this.emitInvalidate(e, events);
+    }
+    if (i >= history.end && !this.finished) {
+      this.engine.clock.tickIdle();
+      const hwm = makeToken(this.engine.clock.current(), TokenKind.highWaterMark);
+      if (hwm > this.position) this.position = hwm;
+    }
+    return { events, postBatchResumeToken: { _data: this.position }, finished: this.finished };
+  }
+
+  /** True when an entry after the position exists (something to scan). */
+  hasPending(): boolean {
+    return this.engine.history.firstAfter(this.position) < this.engine.history.end;
+  }
+}
+
+/** Parses `aggregate` with a leading $changeStream stage into a stream. */
+export function openChangeStream(engine: StorageEngine, db: string, target: unknown, pipeline: Doc[]): ChangeStream {
+  const spec = pipeline[0].$changeStream;
+  if (!isPlainObject(spec)) fail(ErrorCodes.TypeMismatch, "the $changeStream stage must be specified as an object");
+  let scope: StreamScope;
+  if (spec.allChangesForCluster === true) {
+    if (db !== 'admin' || target !== 1) fail(ErrorCodes.InvalidOptions, "A $changeStream with 'allChangesForCluster:true' may only be opened on the 'admin' database, and with no collection name");
+    scope = { kind: 'cluster' };
+  } else if (typeof target === 'string') {
+    if (StorageEngine.isInternalDb(db) && db !== 'config') fail(ErrorCodes.InvalidNamespace, `$changeStream may not be opened on the internal ${db} database`);
+    if (target.startsWith('system.')) fail(ErrorCodes.InvalidNamespace, `$changeStream may not be opened on the internal ${db}.${target} collection`);
+    const coll = engine.collection(db, target);
+    if (coll?.isView) fail(ErrorCodes.CommandNotSupportedOnView, `Namespace ${db}.${target} is a view, not a collection`);
+    scope = { kind: 'collection', db, coll: target };
+  } else {
+    if (StorageEngine.isInternalDb(db)) fail(ErrorCodes.InvalidNamespace, `$changeStream may not be opened on the internal ${db} database`);
+    scope = { kind: 'database', db };
+  }
+  return new ChangeStream(engine, scope, spec, pipeline.slice(1));
+}

@@ -1,0 +1,58 @@
+// Public entry point of the MongoDB emulator used by tests (see README-like notes in the report):
+//   const emu = await startMongoEmulator({ port: 0, dbpath, historyLimit, replSetName });
+//   ... new MongoClient(emu.uri) ...
+//   await emu.stop();
+import { EmulatorServer } from './server.js';
+import type { StorageEngine } from './storage-engine.js';
+
+export interface MongoEmulatorOptions {
+  /** TCP port on 127.0.0.1; 0 (default) picks a free port. */
+  port?: number;
+  /** Directory for on-disk persistence; in-memory only when absent. */
+  dbpath?: string;
+  /** Change events kept for resuming; older resume points fail with ChangeStreamHistoryLost (286). Default 100000. */
+  historyLimit?: number;
+  /** Replica set name reported by hello. Default "rs0". */
+  replSetName?: string;
+}
+
+export interface MongoEmulator {
+  /** mongodb://127.0.0.1:PORT/?replicaSet=NAME — for the Node driver and mongodump/mongorestore --uri. */
+  readonly uri: string;
+  /** mongodb://127.0.0.1:PORT/?directConnection=true */
+  readonly directUri: string;
+  readonly host: string;
+  readonly port: number;
+  readonly replSetName: string;
+  /** Internal state, for white-box assertions in tests. */
+  readonly engine: StorageEngine;
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_HISTORY_LIMIT = 100_000;
+
+export async function startMongoEmulator(options: MongoEmulatorOptions = {}): Promise<MongoEmulator> {
+  const replSetName = options.replSetName ?? 'rs0';
+  const server = new EmulatorServer({
+    port: options.port ?? 0,
+    host: '127.0.0.1',
+    dbpath: options.dbpath,
+    historyLimit: options.historyLimit ?? DEFAULT_HISTORY_LIMIT,
+    replSetName,
+  });
+  await server.start();
+  const port = server.port;
+  let stopped: Promise<void> | undefined;
+  return {
+    uri: `mongodb://127.0.0.1:${port}/?replicaSet=${encodeURIComponent(replSetName)}`,
+    directUri: `mongodb://127.0.0.1:${port}/?directConnection=true`,
+    host: `127.0.0.1:${port}`,
+    port,
+    replSetName,
+    engine: server.engine,
+    stop: () => (stopped ??= server.stop()),
+  };
+}
+
+export { SUPPORTED_COMMANDS } from './command-dispatch.js';
+export { ErrorCodes } from './errors.js';

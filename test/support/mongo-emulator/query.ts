@@ -1,0 +1,216 @@
+// Query evaluation over typed documents: filters (through mingo on converted views), BSON-aware
+// sort, and projection (typed for plain inclusion/exclusion, mingo for expressions).
+import { Aggregator, Query } from 'mingo';
+import {
+  compareValues,
+  deepCopy,
+  isPlainObject,
+  newViewContext,
+  pathValues,
+  restoreFromView,
+  toNumber,
+  toView,
+  truthy,
+  type Doc,
+} from './bson-values.js';
+import { CommandError, ErrorCodes } from './errors.js';
+
+export type Predicate = (doc: Doc) => boolean;
+
+export function asMingoError(err: unknown): never {
+  if (err instanceof CommandError) throw err;
+  throw new CommandError(ErrorCodes.BadValue, (err as Error).message ?? String(err));
+}
+
+export function compileFilter(filter: unknown): Predicate {
+  if (filter === undefined || filter === null) return () => true;
+  if (!isPlainObject(filter)) throw new CommandError(ErrorCodes.TypeMismatch, 'filter must be an object');
+  if (Object.keys(filter).length === 0) return () => true;
+  let q: Query;
+  try {
+    q = new Query(toView(filter) as Doc, {});
+  } catch (err) {
+    asMingoError(err);
+  }
+  return (doc) => {
+    try {
+      return q.test(toView(doc) as Doc);
+    } catch (err) {
+      asMingoError(err);
+    }
+  };
+}
+
+/** True when `v` is an operator object such as {$gt: 1} (as opposed to a literal sub-document). */
+export function isOperatorObject(v: unknown): boolean {
+  if (!isPlainObject(v)) return false;
+  const keys = Object.keys(v);
+  return keys.length > 0 && keys[0].startsWith('$');
+}
+
+/**
+ * Literal `_id` values a filter pins the result to ({_id: v} or {_id: {$eq: v}} or {_id: {$in: [...]}}),
+ * letting callers look documents up by key instead of scanning; undefined when not pinned.
+ */
+export function idCandidates(filter: unknown): unknown[] | undefined {
+  if (!isPlainObject(filter) || !('_id' in filter)) return undefined;
+  const v = filter._id;
+  if (!isOperatorObject(v)) return isPlainObject(v) || !Array.isArray(v) ? [v] : undefined;
+  const ops = v as Doc;
+  const keys = Object.keys(ops);
+  if (keys.length !== 1) return undefined;
+  if (keys[0] === '$eq' && !Array.isArray(ops.$eq)) return [ops.$eq];
+  if (keys[0] === '$in' && Array.isArray(ops.$in) && ops.$in.every((x) => !Array.isArray(x) && !(x instanceof RegExp))) {
+    return ops.$in;
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sort
+
+export type SortSpec = [string[], number][];
+
+export function parseSort(sort: unknown): SortSpec | undefined {
+  if (!isPlainObject(sort) || Object.keys(sort).length === 0) return undefined;
+  const spec: SortSpec = [];
+  for (const [k, v] of Object.entries(sort)) {
+    if (isPlainObject(v)) continue; // {$meta: ...}: no text scores here, keep natural order
+    const dir = toNumber(v);
+    if (dir !== 1 && dir !== -1) throw new CommandError(ErrorCodes.BadValue, `$sort key ordering must be 1 (for ascending) or -1 (for descending)`);
+    if (k === '$natural') continue;
+    spec.push([k.split('.'), dir]);
+  }
+  return spec.length ? spec : undefined;
+}
+
+/** Sort key of one field: arrays contribute their minimum (ascending) or maximum (descending) element. */
+function sortKey(doc: Doc, path: string[], dir: number): unknown {
+  const values: unknown[] = [];
+  for (const v of pathValues(doc, path)) {
+    if (Array.isArray(v)) values.push(...(v.length ? v : [undefined]));
+    else values.push(v);
+  }
+  if (values.length === 0) return null;
+  let best = values[0];
+  for (const v of values) if (compareValues(v, best) * dir < 0) best = v;
+  return best;
+}
+
+/** Stable sort (ties keep the input order, i.e. natural order). */
+export function sortDocs<T extends Doc>(docs: T[], spec: SortSpec | undefined): T[] {
+  if (!spec) return docs;
+  const keyed = docs.map((doc, i) => ({ doc, i, keys: spec.map(([p, d]) => sortKey(doc, p, d)) }));
+  keyed.sort((a, b) => {
+    for (let k = 0; k < spec.length; k++) {
+      const c = compareValues(a.keys[k], b.keys[k]) * spec[k][1];
+      if (c) return c;
+    }
+    return a.i - b.i;
+  });
+  return keyed.map((k) => k.doc);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Projection
+
+interface PathTree {
+  [field: string]: PathTree | true;
+}
+
+function buildTree(paths: string[]): PathTree {
+  const root: PathTree = {};
+  for (const p of paths) {
+    const parts = p.split('.');
+    let node = root;
+    for (let i = 0; i < parts.length; i++) {
+      const last = i === parts.length - 1;
+      const existing = node[parts[i]];
+      if (last) node[parts[i]] = true;
+      else if (existing === true) break;
+      else node = (node[parts[i]] = existing ?? {});
+    }
+  }
+  return root;
+}
+
+function include(value: unknown, tree: PathTree): unknown {
+  if (Array.isArray(value)) return value.filter((v) => isPlainObject(v) || Array.isArray(v)).map((v) => include(v, tree));
+  if (!isPlainObject(value)) return undefined;
+  const out: Doc = {};
+  for (const [k, v] of Object.entries(value)) {
+    const node = tree[k];
+    if (node === undefined) continue;
+    if (node === true) out[k] = v;
+    else {
+      const sub = include(v, node);
+      if (sub !== undefined) out[k] = sub;
+    }
+  }
+  return out;
+}
+
+function exclude(value: unknown, tree: PathTree): unknown {
+  if (Array.isArray(value)) return value.map((v) => exclude(v, tree));
+  if (!isPlainObject(value)) return value;
+  const out: Doc = {};
+  for (const [k, v] of Object.entries(value)) {
+    const node = tree[k];
+    if (node === true) continue;
+    out[k] = node === undefined ? v : exclude(v, node);
+  }
+  return out;
+}
+
+export type Projector = (doc: Doc) => Doc;
+
+function isFlag(v: unknown): boolean {
+  return typeof v === 'boolean' || (v !== null && typeof v === 'object' && 'value' in v && typeof (v as { value: unknown }).value === 'number');
+}
+
+export function compileProjection(projection: unknown): Projector | undefined {
+  if (!isPlainObject(projection) || Object.keys(projection).length === 0) return undefined;
+  const entries = Object.entries(projection);
+  if (entries.every(([, v]) => isFlag(v)) && !entries.some(([k]) => k.includes('$'))) {
+    const excludeId = '_id' in projection && !truthy(projection._id);
+    const others = entries.filter(([k]) => k !== '_id');
+    const inclusion = others.some(([, v]) => truthy(v)) || (others.length === 0 && !excludeId);
+    if (inclusion) {
+      const paths = others.filter(([, v]) => truthy(v)).map(([k]) => k);
+      if (others.some(([, v]) => !truthy(v))) throw new CommandError(31254, 'Cannot do exclusion on field in inclusion projection');
+      if (!excludeId) paths.unshift('_id');
+      const tree = buildTree(paths);
+      return (doc) => {
+        const out = include(doc, tree) as Doc;
+        // _id leads the projected document like the server's.
+        if (!excludeId && '_id' in out) return { _id: out._id, ...out };
+        return out;
+      };
+    }
+    const tree = buildTree(entries.filter(([, v]) => !truthy(v)).map(([k]) => k));
+    return (doc) => exclude(doc, tree) as Doc;
+  }
+  // Expressions, $slice, $elemMatch, positional: delegate to mingo's $project on a view.
+  let agg: Aggregator;
+  try {
+    agg = new Aggregator([{ $project: toView(projection) as Doc }], {});
+  } catch (err) {
+    asMingoError(err);
+  }
+  return (doc) => runViewPipeline(agg, [doc])[0];
+}
+
+/** Runs a compiled mingo pipeline over typed documents and converts the results back to BSON types. */
+export function runViewPipeline(agg: Aggregator, docs: Doc[]): Doc[] {
+  const ctx = newViewContext();
+  const views = docs.map((d) => toView(d, ctx) as Doc);
+  try {
+    return agg.run(views).map((r) => restoreFromView(r, ctx) as Doc);
+  } catch (err) {
+    asMingoError(err);
+  }
+}
+
+export function copyDoc(doc: Doc): Doc {
+  return deepCopy(doc);
+}
