@@ -1,4 +1,4 @@
-import { Binary, Decimal128, Double, Int32, Long, MaxKey, MinKey, ObjectId, Timestamp, BSONRegExp, BSONSymbol, Code } from 'bson';
+import { Binary, Decimal128, Double, Int32, Long, MaxKey, MinKey, ObjectId, Timestamp, BSONRegExp, BSONSymbol, Code } from 'mongodb';
 
 /**
  * MongoDB's comparison order of BSON values (https://www.mongodb.com/docs/manual/reference/bson-type-comparison-order/),

@@ -1,0 +1,537 @@
+/**
+ * The migrator's state: a MongoDB database (default `migrator_state`) on the state URI.
+ *
+ * Collections (all keyed by migration id):
+ *  - `migrations`          one document per migration: phase, resume point, timestamps, last error;
+ *  - `capture_checkpoints` one per migration: resume token + clusterTime + counters;
+ *  - `shards`              one per (migration, Kinesis shard): the shard's LEASE and its APPLY
+ *                          CHECKPOINT in the same document, so a checkpoint write can be made
+ *                          conditional on still holding the lease in one atomic update;
+ *  - `cutovers`            one per migration: the cutover request (requested/aborted, barrier id);
+ *  - `ddl_rendezvous`      one per DDL event: which shards reached it, whether it was applied
+ *                          (a DDL is broadcast to every shard but must run once, after every
+ *                          shard applied what precedes it, and before any shard goes past it).
+ *
+ * Invariants:
+ *  - the capture checkpoint never moves backwards (saveCaptureCheckpoint);
+ *  - an apply checkpoint is only written by the current lease holder (owner + epoch, lease not
+ *    expired) and never moves backwards (saveApplyCheckpoint); the caller writes it only after
+ *    the target acknowledged the writes it covers;
+ *  - a lease changes hands only when free or expired for longer than a grace period (≥ the
+ *    clock skew between apply processes), and every hand-over bumps `epoch` (a fencing token).
+ *
+ * Lease protocol for `migrator apply` processes sharing a stream (what makes an old owner stop
+ * before a new owner starts):
+ *  1. `acquireLease` → read `checkpoint` → read the shard after `checkpoint.sequenceNumber`.
+ *  2. Before writing a batch to the target, `leaseRemainingMs(lease) > maxBatchMs + margin`;
+ *     otherwise `renewLease` first. A renewal that fails (null) means the lease is lost: stop the
+ *     shard at once and drop its buffered records.
+ *  3. After the target acknowledged the batch: `renewLease`, then `saveApplyCheckpoint`, which
+ *     only succeeds for the same owner + epoch while the lease is unexpired. `'lease-lost'` → stop.
+ *  4. Another process can only take the shard once `expiresAt + graceMs` has passed on its clock,
+ *     i.e. after the old owner, by step 2, has stopped writing. The new owner resumes from the
+ *     last saved checkpoint; replaying what the old owner applied after it is idempotent.
+ *  Residual risk: a process frozen between the check of step 2 and its write (long GC/VM pause)
+ *  could still write late; bound writes with timeouts shorter than the lease margin.
+ */
+import type { Collection, Db, Document, MongoClient } from 'mongodb';
+import type { Timestamp } from 'mongodb';
+import { positionKey, type EventPosition } from '../source/change-envelope.js';
+import { DEFAULT_STATE_DB } from '../source/namespace-filter.js';
+
+export { DEFAULT_STATE_DB };
+
+export const MIGRATION_PHASES = [
+  'created',
+  'initial-load',
+  'catch-up',
+  'in-sync',
+  'cutover',
+  'completed',
+  'failed',
+  'aborted',
+] as const;
+export type MigrationPhase = (typeof MIGRATION_PHASES)[number];
+
+export interface ResumePoint {
+  /** Operation time to start the change stream at (`startAtOperationTime`). */
+  ct: Timestamp;
+  /** Resume token, when one was available (`startAfter`). */
+  rt?: Document;
+  takenAt: Date;
+}
+
+export interface MigrationDoc {
+  _id: string;
+  phase: MigrationPhase;
+  createdAt: Date;
+  updatedAt: Date;
+  phaseChangedAt: Date;
+  resumePoint?: ResumePoint;
+  lastError?: { message: string; at: Date; phase: MigrationPhase };
+  config?: Document;
+}
+
+export type Counters = Record<string, number>;
+
+export interface CaptureCheckpointDoc {
+  _id: string;
+  ct: Timestamp;
+  rt: Document;
+  /** positionKey(ct, rt): the order-preserving string the guard compares. */
+  pos: string;
+  counters: Counters;
+  updatedAt: Date;
+}
+
+export interface ApplyCheckpoint {
+  sequenceNumber: string;
+  /** Zero-padded sequence number (lexicographic = numeric order), used by the guard. */
+  seqKey: string;
+  /** Last applied (clusterTime, token): envelopes at or before it are skipped on replay. */
+  ct?: Timestamp;
+  rt?: Document;
+  pos?: string;
+  counters: Counters;
+  /** The shard is closed (resharding) and fully applied. */
+  shardEnded: boolean;
+  at: Date;
+  epoch: number;
+}
+
+export interface LeaseState {
+  owner: string | null;
+  epoch: number;
+  expiresAt: Date;
+  acquiredAt?: Date;
+  renewedAt?: Date;
+}
+
+export interface ShardDoc {
+  _id: string;
+  migrationId: string;
+  shardId: string;
+  lease: LeaseState;
+  checkpoint?: ApplyCheckpoint;
+}
+
+/** A lease held by this process (a value; the database is the truth). */
+export interface ShardLease {
+  readonly migrationId: string;
+  readonly shardId: string;
+  readonly owner: string;
+  readonly epoch: number;
+  readonly expiresAt: Date;
+  readonly ttlMs: number;
+}
+
+export type CutoverState = 'requested' | 'barrier-sent' | 'completed' | 'aborted';
+
+export interface CutoverDoc {
+  _id: string;
+  state: CutoverState;
+  requestedAt: Date;
+  updatedAt: Date;
+  barrierId?: string;
+  barrierSentAt?: Date;
+  /** Shards whose apply reached the barrier. */
+  reachedShards: string[];
+  abortedAt?: Date;
+  abortReason?: string;
+  completedAt?: Date;
+}
+
+export type CheckpointWriteResult = 'saved' | 'lease-lost' | 'stale';
+
+export interface DdlRendezvousDoc {
+  /** `${migrationId}/${positionKey of the DDL event}`. */
+  _id: string;
+  migrationId: string;
+  /** Shards expected to reach the DDL (fixed by the first arrival). */
+  shards: string[];
+  arrived: string[];
+  /** Set once the DDL ran on the target. */
+  appliedAt?: Date;
+  appliedBy?: string;
+  createdAt: Date;
+}
+
+export interface StateStoreOptions {
+  client: MongoClient;
+  /** Default `migrator_state`. */
+  dbName?: string;
+  /** Injected in tests. */
+  now?: () => Date;
+}
+
+export const DEFAULT_LEASE_GRACE_MS = 1_000;
+
+const DUPLICATE_KEY = 11000;
+const isDuplicateKey = (err: unknown) => (err as { code?: number })?.code === DUPLICATE_KEY;
+
+/**
+ * Kinesis sequence numbers are decimal strings (API pattern `0|([1-9]\d{0,128})`); zero-padded to
+ * a fixed width, string order is numeric order, which the checkpoint guard relies on.
+ */
+export function sequenceKey(sequenceNumber: string): string {
+  if (!/^\d{1,129}$/.test(sequenceNumber)) throw new Error(`invalid Kinesis sequence number '${sequenceNumber}'`);
+  return sequenceNumber.replace(/^0+(?=\d)/, '').padStart(129, '0');
+}
+
+export function leaseRemainingMs(lease: ShardLease, now: Date = new Date()): number {
+  return lease.expiresAt.getTime() - now.getTime();
+}
+
+const shardDocId = (migrationId: string, shardId: string) => `${migrationId}/${shardId}`;
+
+export class StateStore {
+  readonly db: Db;
+  private readonly now: () => Date;
+  readonly migrations: Collection<MigrationDoc>;
+  readonly captureCheckpoints: Collection<CaptureCheckpointDoc>;
+  readonly shards: Collection<ShardDoc>;
+  readonly cutovers: Collection<CutoverDoc>;
+  readonly ddlRendezvous: Collection<DdlRendezvousDoc>;
+
+  constructor(options: StateStoreOptions) {
+    this.db = options.client.db(options.dbName ?? DEFAULT_STATE_DB);
+    this.now = options.now ?? (() => new Date());
+    this.migrations = this.db.collection<MigrationDoc>('migrations');
+    this.captureCheckpoints = this.db.collection<CaptureCheckpointDoc>('capture_checkpoints');
+    this.shards = this.db.collection<ShardDoc>('shards');
+    this.cutovers = this.db.collection<CutoverDoc>('cutovers');
+    this.ddlRendezvous = this.db.collection<DdlRendezvousDoc>('ddl_rendezvous');
+  }
+
+  /** Opens the store and creates its indexes (idempotent). */
+  static async open(options: StateStoreOptions): Promise<StateStore> {
+    const store = new StateStore(options);
+    await store.ensureIndexes();
+    return store;
+  }
+
+  /** Idempotent: createIndex with an identical spec is a no-op. */
+  async ensureIndexes(): Promise<void> {
+    await this.shards.createIndex({ migrationId: 1, shardId: 1 }, { unique: true, name: 'migration_shard' });
+    await this.migrations.createIndex({ phase: 1 }, { name: 'phase' });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Migrations
+
+  /** Creates the migration document if missing; returns the stored one (idempotent). */
+  async createMigration(id: string, init: { config?: Document } = {}): Promise<MigrationDoc> {
+    const now = this.now();
+    const doc: MigrationDoc = { _id: id, phase: 'created', createdAt: now, updatedAt: now, phaseChangedAt: now };
+    if (init.config !== undefined) doc.config = init.config;
+    try {
+      await this.migrations.updateOne({ _id: id }, { $setOnInsert: doc }, { upsert: true });
+    } catch (err) {
+      if (!isDuplicateKey(err)) throw err; // concurrent creation: fine
+    }
+    return (await this.getMigration(id))!;
+  }
+
+  getMigration(id: string): Promise<MigrationDoc | null> {
+    return this.migrations.findOne({ _id: id });
+  }
+
+  listMigrations(): Promise<MigrationDoc[]> {
+    return this.migrations.find({}).sort({ createdAt: 1 }).toArray();
+  }
+
+  /** Moves to `phase`, only from one of `from` when given. Returns false if the guard failed. */
+  async setPhase(id: string, phase: MigrationPhase, options: { from?: readonly MigrationPhase[] } = {}): Promise<boolean> {
+    const now = this.now();
+    const filter: Document = { _id: id };
+    if (options.from) filter.phase = { $in: [...options.from] };
+    const r = await this.migrations.updateOne(filter, { $set: { phase, updatedAt: now, phaseChangedAt: now } });
+    return r.matchedCount === 1;
+  }
+
+  /**
+   * Records the resume point taken before the initial load. Set once: a second call does not
+   * move it (returns false) - the change stream must start before the dump began.
+   */
+  async setResumePoint(id: string, point: { ct: Timestamp; rt?: Document }): Promise<boolean> {
+    const resumePoint: ResumePoint = { ct: point.ct, takenAt: this.now() };
+    if (point.rt !== undefined) resumePoint.rt = point.rt;
+    const r = await this.migrations.updateOne(
+      { _id: id, resumePoint: { $exists: false } },
+      { $set: { resumePoint, updatedAt: this.now() } },
+    );
+    return r.matchedCount === 1;
+  }
+
+  async recordError(id: string, error: unknown): Promise<void> {
+    const m = await this.getMigration(id);
+    const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    await this.migrations.updateOne(
+      { _id: id },
+      { $set: { lastError: { message, at: this.now(), phase: m?.phase ?? 'created' }, updatedAt: this.now() } },
+    );
+  }
+
+  async clearError(id: string): Promise<void> {
+    await this.migrations.updateOne({ _id: id }, { $unset: { lastError: '' }, $set: { updatedAt: this.now() } });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Capture checkpoint
+
+  /**
+   * Saves the capture checkpoint if it is AFTER the stored one. Invariant: the stored position
+   * never decreases. The update matches only a stored `pos` strictly smaller than the new one;
+   * when a document with a larger-or-equal `pos` exists, the filter misses, the upsert's insert
+   * collides on `_id`, and nothing is written. Returns true when the checkpoint advanced.
+   */
+  async saveCaptureCheckpoint(id: string, position: EventPosition, counters: Counters = {}): Promise<boolean> {
+    const pos = positionKey(position);
+    try {
+      const r = await this.captureCheckpoints.updateOne(
+        { _id: id, pos: { $lt: pos } },
+        { $set: { ct: position.ct, rt: position.rt, pos, counters, updatedAt: this.now() } },
+        { upsert: true },
+      );
+      return r.matchedCount + r.upsertedCount > 0;
+    } catch (err) {
+      if (isDuplicateKey(err)) return false;
+      throw err;
+    }
+  }
+
+  getCaptureCheckpoint(id: string): Promise<CaptureCheckpointDoc | null> {
+    return this.captureCheckpoints.findOne({ _id: id });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Shard leases and apply checkpoints
+
+  private toLease(doc: ShardDoc, ttlMs: number): ShardLease {
+    return {
+      migrationId: doc.migrationId,
+      shardId: doc.shardId,
+      owner: doc.lease.owner!,
+      epoch: doc.lease.epoch,
+      expiresAt: doc.lease.expiresAt,
+      ttlMs,
+    };
+  }
+
+  /**
+   * Takes the shard's lease if it is free, already ours, or expired for more than `graceMs`
+   * (steal). Atomic (one findOneAndUpdate); bumps `epoch`, so a lease value obtained earlier by
+   * anyone (this owner included) can no longer renew or checkpoint. Returns null when another
+   * live owner holds it. Owner ids must be unique per process incarnation.
+   */
+  async acquireLease(
+    migrationId: string,
+    shardId: string,
+    owner: string,
+    options: { ttlMs: number; graceMs?: number },
+  ): Promise<ShardLease | null> {
+    const _id = shardDocId(migrationId, shardId);
+    try {
+      await this.shards.updateOne(
+        { _id },
+        { $setOnInsert: { _id, migrationId, shardId, lease: { owner: null, epoch: 0, expiresAt: new Date(0) } } },
+        { upsert: true },
+      );
+    } catch (err) {
+      if (!isDuplicateKey(err)) throw err;
+    }
+    const now = this.now();
+    const stealBefore = new Date(now.getTime() - (options.graceMs ?? DEFAULT_LEASE_GRACE_MS));
+    const doc = await this.shards.findOneAndUpdate(
+      {
+        _id,
+        $or: [{ 'lease.owner': null }, { 'lease.owner': owner }, { 'lease.expiresAt': { $lt: stealBefore } }],
+      },
+      {
+        $set: {
+          'lease.owner': owner,
+          'lease.expiresAt': new Date(now.getTime() + options.ttlMs),
+          'lease.acquiredAt': now,
+          'lease.renewedAt': now,
+        },
+        $inc: { 'lease.epoch': 1 },
+      },
+      { returnDocument: 'after' },
+    );
+    return doc ? this.toLease(doc, options.ttlMs) : null;
+  }
+
+  /**
+   * Extends a lease we still hold (same owner and epoch, not yet expired on our clock). Returns
+   * the renewed lease, or null when it was lost: the caller must stop processing the shard.
+   */
+  async renewLease(lease: ShardLease): Promise<ShardLease | null> {
+    const now = this.now();
+    const doc = await this.shards.findOneAndUpdate(
+      {
+        _id: shardDocId(lease.migrationId, lease.shardId),
+        'lease.owner': lease.owner,
+        'lease.epoch': lease.epoch,
+        'lease.expiresAt': { $gt: now },
+      },
+      { $set: { 'lease.expiresAt': new Date(now.getTime() + lease.ttlMs), 'lease.renewedAt': now } },
+      { returnDocument: 'after' },
+    );
+    return doc ? this.toLease(doc, lease.ttlMs) : null;
+  }
+
+  /** Gives the lease up (if still ours), so another process can take it without waiting. */
+  async releaseLease(lease: ShardLease): Promise<boolean> {
+    const r = await this.shards.updateOne(
+      { _id: shardDocId(lease.migrationId, lease.shardId), 'lease.owner': lease.owner, 'lease.epoch': lease.epoch },
+      { $set: { 'lease.owner': null, 'lease.expiresAt': new Date(0) } },
+    );
+    return r.matchedCount === 1;
+  }
+
+  /**
+   * Saves the shard's apply checkpoint, atomically conditional on (a) still holding the lease:
+   * same owner, same epoch, not expired; and (b) not moving backwards: the stored sequence
+   * number is ≤ the new one. Call it only after the target acknowledged the covered writes.
+   * `'lease-lost'`: stop processing the shard; `'stale'`: the checkpoint would regress (a bug).
+   */
+  async saveApplyCheckpoint(
+    lease: ShardLease,
+    checkpoint: { sequenceNumber: string; position?: EventPosition; counters?: Counters; shardEnded?: boolean },
+  ): Promise<CheckpointWriteResult> {
+    const now = this.now();
+    const _id = shardDocId(lease.migrationId, lease.shardId);
+    const seqKey = sequenceKey(checkpoint.sequenceNumber);
+    const cp: ApplyCheckpoint = {
+      sequenceNumber: checkpoint.sequenceNumber,
+      seqKey,
+      counters: checkpoint.counters ?? {},
+      shardEnded: checkpoint.shardEnded ?? false,
+      at: now,
+      epoch: lease.epoch,
+    };
+    if (checkpoint.position) {
+      cp.ct = checkpoint.position.ct;
+      cp.rt = checkpoint.position.rt;
+      cp.pos = positionKey(checkpoint.position);
+    }
+    const held = { _id, 'lease.owner': lease.owner, 'lease.epoch': lease.epoch, 'lease.expiresAt': { $gt: now } };
+    const r = await this.shards.updateOne(
+      { ...held, $or: [{ checkpoint: { $exists: false } }, { 'checkpoint.seqKey': { $lte: seqKey } }] },
+      { $set: { checkpoint: cp } },
+    );
+    if (r.matchedCount === 1) return 'saved';
+    return (await this.shards.countDocuments(held)) === 1 ? 'stale' : 'lease-lost';
+  }
+
+  /** The shard's apply checkpoint with its last applied position, if any. */
+  async getApplyCheckpoint(
+    migrationId: string,
+    shardId: string,
+  ): Promise<(ApplyCheckpoint & { position?: EventPosition }) | null> {
+    const doc = await this.shards.findOne({ _id: shardDocId(migrationId, shardId) });
+    if (!doc?.checkpoint) return null;
+    const cp = doc.checkpoint;
+    return cp.ct && cp.rt ? { ...cp, position: { ct: cp.ct, rt: cp.rt } } : { ...cp };
+  }
+
+  listShards(migrationId: string): Promise<ShardDoc[]> {
+    return this.shards.find({ migrationId }).sort({ shardId: 1 }).toArray();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Cutover
+
+  /**
+   * Requests a cutover. Idempotent while one is active (requested/barrier-sent): returns it.
+   * After an abort, a new request replaces the aborted one. A completed cutover stays.
+   */
+  async requestCutover(id: string): Promise<CutoverDoc> {
+    const now = this.now();
+    const fresh: CutoverDoc = { _id: id, state: 'requested', requestedAt: now, updatedAt: now, reachedShards: [] };
+    const replaced = await this.cutovers.findOneAndReplace({ _id: id, state: 'aborted' }, fresh, { returnDocument: 'after' });
+    if (replaced) return replaced;
+    try {
+      await this.cutovers.updateOne({ _id: id }, { $setOnInsert: fresh }, { upsert: true });
+    } catch (err) {
+      if (!isDuplicateKey(err)) throw err;
+    }
+    return (await this.getCutover(id))!;
+  }
+
+  /** Records the barrier id sent through the stream (once: requested → barrier-sent). */
+  async setCutoverBarrier(id: string, barrierId: string): Promise<CutoverDoc | null> {
+    const now = this.now();
+    const doc = await this.cutovers.findOneAndUpdate(
+      { _id: id, state: 'requested' },
+      { $set: { state: 'barrier-sent', barrierId, barrierSentAt: now, updatedAt: now } },
+      { returnDocument: 'after' },
+    );
+    if (doc) return doc;
+    const current = await this.getCutover(id);
+    return current?.state === 'barrier-sent' && current.barrierId === barrierId ? current : null;
+  }
+
+  /** A shard's apply reached the barrier (idempotent). Returns the updated cutover document. */
+  async recordBarrierReached(id: string, barrierId: string, shardId: string): Promise<CutoverDoc | null> {
+    return this.cutovers.findOneAndUpdate(
+      { _id: id, barrierId, state: 'barrier-sent' },
+      { $addToSet: { reachedShards: shardId }, $set: { updatedAt: this.now() } },
+      { returnDocument: 'after' },
+    );
+  }
+
+  async completeCutover(id: string): Promise<boolean> {
+    const now = this.now();
+    const r = await this.cutovers.updateOne(
+      { _id: id, state: 'barrier-sent' },
+      { $set: { state: 'completed', completedAt: now, updatedAt: now } },
+    );
+    return r.matchedCount === 1;
+  }
+
+  /** Aborts an active cutover request (no-op once completed). */
+  async abortCutover(id: string, reason: string): Promise<boolean> {
+    const now = this.now();
+    const r = await this.cutovers.updateOne(
+      { _id: id, state: { $in: ['requested', 'barrier-sent'] } },
+      { $set: { state: 'aborted', abortedAt: now, abortReason: reason, updatedAt: now } },
+    );
+    return r.matchedCount === 1;
+  }
+
+  getCutover(id: string): Promise<CutoverDoc | null> {
+    return this.cutovers.findOne({ _id: id });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // DDL rendezvous (see createDdlGate in src/apply/ddl-gate.ts for the protocol)
+
+  /** Records that `shardId` reached the DDL at `ddlKey` (idempotent); returns the rendezvous. */
+  async arriveAtDdl(migrationId: string, ddlKey: string, shardId: string, shards: readonly string[]): Promise<DdlRendezvousDoc> {
+    const _id = `${migrationId}/${ddlKey}`;
+    try {
+      await this.ddlRendezvous.updateOne(
+        { _id },
+        { $setOnInsert: { migrationId, shards: [...shards].sort(), createdAt: this.now() }, $addToSet: { arrived: shardId } },
+        { upsert: true },
+      );
+    } catch (err) {
+      if (!isDuplicateKey(err)) throw err;
+      await this.ddlRendezvous.updateOne({ _id }, { $addToSet: { arrived: shardId } });
+    }
+    return (await this.ddlRendezvous.findOne({ _id }))!;
+  }
+
+  getDdlRendezvous(migrationId: string, ddlKey: string): Promise<DdlRendezvousDoc | null> {
+    return this.ddlRendezvous.findOne({ _id: `${migrationId}/${ddlKey}` });
+  }
+
+  /** Marks the DDL as applied on the target (first call wins; later calls are no-ops). */
+  async markDdlApplied(migrationId: string, ddlKey: string, shardId: string): Promise<void> {
+    await this.ddlRendezvous.updateOne(
+      { _id: `${migrationId}/${ddlKey}`, appliedAt: { $exists: false } },
+      { $set: { appliedAt: this.now(), appliedBy: shardId } },
+    );
+  }
+}

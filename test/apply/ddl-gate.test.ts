@@ -1,0 +1,68 @@
+// Two shards receive the same broadcast DDL: it runs once, after both applied what precedes it.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { NamespaceRules } from '../../src/source/namespace-filter.js';
+import { ApplyWriter } from '../../src/apply/writer.js';
+import { createDdlGate } from '../../src/apply/ddl-gate.js';
+import { StateStore } from '../../src/state/store.js';
+import { Clock, ins, rename } from './helpers.js';
+import { TARGETS, type TestTarget } from './targets.js';
+
+describe('DDL gate across shards (emulator)', { timeout: 60_000 }, () => {
+  let target: TestTarget;
+  before(async () => {
+    target = await TARGETS.find((t) => t.name === 'emulator')!.start();
+  });
+  after(async () => {
+    await target?.stop();
+  });
+
+  it('runs a broadcast rename once, after every shard applied what came before it', async () => {
+    const store = await StateStore.open({ client: target.client, dbName: 'gate_state' });
+    const rules = new NamespaceRules();
+    const shards = ['shard-0', 'shard-1'];
+    const waits: string[] = [];
+    const writerFor = (shardId: string) => {
+      const gate = createDdlGate({ store, migrationId: 'm', shardId, shards: () => shards, pollMs: 20, onWait: () => void waits.push(shardId) });
+      return new ApplyWriter({ client: target.client, rules, beforeDdl: gate.beforeDdl, afterDdl: gate.afterDdl });
+    };
+    const c = new Clock();
+    const p = { db: 'g', coll: 'p' };
+    const one = ins(c, { _id: 1 }, p); // routed to shard-0
+    const two = ins(c, { _id: 2 }, p); // routed to shard-1
+    const ddl = rename(c, p, { db: 'g', coll: 'p2' }); // broadcast to both
+    const three = ins(c, { _id: 3 }, p); // a new 'p' after the rename, routed to shard-1
+
+    // shard-1 runs ahead; shard-0 is late. Without the gate shard-1 would rename before
+    // document 1 arrived, and shard-0's copy would then clobber p2.
+    const fast = writerFor('shard-1').applyBatch([two, ddl, three]);
+    await sleep(200);
+    assert.equal(await target.client.db('g').collection('p').countDocuments({ _id: 3 as never }), 0, 'shard-1 waits at the DDL');
+    const slow = writerFor('shard-0').applyBatch([one, ddl]);
+    const [r1, r0] = await Promise.all([fast, slow]);
+    assert.equal(r0.stats.ddl + r1.stats.ddl, 1, 'the rename ran once');
+    assert.equal(r0.stats.ddl, 1, 'by the smallest shard id');
+    assert.ok(waits.includes('shard-1'));
+    const db = target.client.db('g');
+    assert.deepEqual(await db.collection('p2').find({}).sort({ _id: 1 }).toArray(), [{ _id: 1 }, { _id: 2 }]);
+    assert.deepEqual(await db.collection('p').find({}).toArray(), [{ _id: 3 }]);
+    const rv = await store.ddlRendezvous.findOne({});
+    assert.deepEqual(rv!.arrived.sort(), shards);
+    assert.equal(rv!.appliedBy, 'shard-0');
+
+    // A replayed copy of an applied DDL is skipped.
+    const again = await writerFor('shard-1').applyBatch([ddl]);
+    assert.equal(again.stats.ddl, 0);
+  });
+
+  it('stops waiting when aborted', async () => {
+    const store = await StateStore.open({ client: target.client, dbName: 'gate_state2' });
+    const ac = new AbortController();
+    const gate = createDdlGate({ store, migrationId: 'm', shardId: 'shard-1', shards: () => ['shard-0', 'shard-1'], pollMs: 10, signal: ac.signal });
+    const c = new Clock();
+    const waiting = gate.beforeDdl(rename(c, { db: 'g', coll: 'a' }, { db: 'g', coll: 'b' }));
+    setTimeout(() => ac.abort(new Error('lease lost')), 50);
+    await assert.rejects(waiting, /lease lost/);
+  });
+});

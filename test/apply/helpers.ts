@@ -1,0 +1,52 @@
+// Builders of envelopes for apply tests.
+import { Timestamp, type Document } from 'mongodb';
+import type { ChangeEnvelope, CollectionNamespace, UpdateDelta } from '../../src/source/change-envelope.js';
+
+/** A position source: consecutive calls give increasing (clusterTime, token). */
+export class Clock {
+  private n: number;
+  constructor(start = 1000) {
+    this.n = start;
+  }
+  next(): { ct: Timestamp; rt: Document } {
+    this.n++;
+    return { ct: new Timestamp({ t: this.n, i: 1 }), rt: { _data: `82${this.n.toString(16).toUpperCase().padStart(8, '0')}00000001` } };
+  }
+}
+
+const NS: CollectionNamespace = { db: 'bar', coll: 'products' };
+
+export function ins(clock: Clock, doc: Document, ns: CollectionNamespace = NS): ChangeEnvelope {
+  return { v: 1, op: 'insert', ns, key: { _id: doc._id }, doc, ...clock.next() };
+}
+export function rep(clock: Clock, doc: Document, ns: CollectionNamespace = NS): ChangeEnvelope {
+  return { v: 1, op: 'replace', ns, key: { _id: doc._id }, doc, ...clock.next() };
+}
+export function updFull(clock: Clock, doc: Document | null, id: unknown, ns: CollectionNamespace = NS): ChangeEnvelope {
+  return { v: 1, op: 'update', ns, key: { _id: id }, doc, ...clock.next() };
+}
+export function updDelta(clock: Clock, id: unknown, delta: Partial<UpdateDelta>, ns: CollectionNamespace = NS): ChangeEnvelope {
+  return {
+    v: 1,
+    op: 'update',
+    ns,
+    key: { _id: id },
+    upd: { updatedFields: delta.updatedFields ?? {}, removedFields: delta.removedFields ?? [], truncatedArrays: delta.truncatedArrays ?? [] },
+    ...clock.next(),
+  };
+}
+export function del(clock: Clock, id: unknown, ns: CollectionNamespace = NS): ChangeEnvelope {
+  return { v: 1, op: 'delete', ns, key: { _id: id }, ...clock.next() };
+}
+export function drop(clock: Clock, ns: CollectionNamespace = NS): ChangeEnvelope {
+  return { v: 1, op: 'drop', ns, ...clock.next() };
+}
+export function rename(clock: Clock, from: CollectionNamespace, to: CollectionNamespace): ChangeEnvelope {
+  return { v: 1, op: 'rename', ns: from, to, ...clock.next() };
+}
+export function dropDb(clock: Clock, db: string): ChangeEnvelope {
+  return { v: 1, op: 'dropDatabase', ns: { db }, ...clock.next() };
+}
+export function barrier(clock: Clock, id: string): ChangeEnvelope {
+  return { v: 1, op: 'barrier', ns: { db: '' }, barrier: { id }, ...clock.next() };
+}

@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { MongoBulkWriteError, MongoNetworkError, MongoServerError } from 'mongodb';
+import { RetriesExhaustedError, bulkWriteErrors, isNamespaceNotFound, isTransientError } from '../../src/apply/errors.js';
+import { backoffDelay, withRetry } from '../../src/apply/retry.js';
+
+const serverError = (code: number, message = `code ${code}`, labels: string[] = []) => {
+  const e = new MongoServerError({ message, code, errmsg: message, errorLabels: labels });
+  return e;
+};
+
+describe('error classification', () => {
+  it('treats network, primary changes, throttling and retryable labels as transient', () => {
+    assert.ok(isTransientError(new MongoNetworkError('connection 3 to 127.0.0.1:1 closed')));
+    for (const code of [10107, 11602, 189, 91, 6, 9001, 112, 16500]) assert.ok(isTransientError(serverError(code)), String(code));
+    assert.ok(isTransientError(serverError(2, 'x', ['RetryableWriteError'])));
+    assert.ok(isTransientError(serverError(1, 'Request throttled, try again')));
+    assert.ok(isTransientError({ name: 'MongoBulkWriteError', message: 'connection 4 to x closed', writeErrors: [] }));
+  });
+
+  it('does not retry validation, duplicate keys or unknown errors', () => {
+    assert.equal(isTransientError(serverError(11000, 'E11000 duplicate key')), false);
+    assert.equal(isTransientError(serverError(121, 'Document failed validation')), false);
+    assert.equal(isTransientError(new Error('boom')), false);
+    assert.equal(isTransientError(undefined), false);
+    assert.ok(isNamespaceNotFound(serverError(26, 'ns not found')));
+  });
+
+  it('reads the per-op errors of a bulk write error', () => {
+    const err = new MongoBulkWriteError(
+      { message: 'dup', code: 11000, writeErrors: [{ index: 2, code: 11000, errmsg: 'E11000', err: {} } as never] },
+      {} as never,
+    );
+    assert.deepEqual(bulkWriteErrors(err).map((e) => [e.index, e.code]), [[2, 11000]]);
+    assert.deepEqual(bulkWriteErrors(new Error('x')), []);
+  });
+});
+
+describe('withRetry', () => {
+  const policy = { maxAttempts: 4, initialDelayMs: 10, maxDelayMs: 40 };
+
+  it('retries transient errors with capped backoff, then succeeds', async () => {
+    const sleeps: number[] = [];
+    let calls = 0;
+    const result = await withRetry(
+      'op',
+      async () => {
+        if (++calls < 3) throw serverError(10107, 'not primary');
+        return 'done';
+      },
+      policy,
+      { sleep: async (ms) => void sleeps.push(ms) },
+    );
+    assert.equal(result, 'done');
+    assert.equal(calls, 3);
+    assert.equal(sleeps.length, 2);
+    assert.ok(sleeps.every((ms) => ms >= 0 && ms <= 40));
+  });
+
+  it('rethrows non-transient errors at once and gives up after maxAttempts', async () => {
+    let calls = 0;
+    await assert.rejects(withRetry('op', async () => { calls++; throw serverError(121, 'invalid'); }, policy, { sleep: async () => {} }), /invalid/);
+    assert.equal(calls, 1);
+    calls = 0;
+    await assert.rejects(
+      withRetry('bulkWrite x', async () => { calls++; throw serverError(91, 'shutting down'); }, policy, { sleep: async () => {} }),
+      (err: Error) => err instanceof RetriesExhaustedError && err.attempts === 4 && /bulkWrite x: still failing after 4 attempts: shutting down/.test(err.message),
+    );
+    assert.equal(calls, 4);
+  });
+
+  it('computes full-jitter exponential delays', () => {
+    assert.equal(backoffDelay(policy, 1, () => 1), 10);
+    assert.equal(backoffDelay(policy, 2, () => 1), 20);
+    assert.equal(backoffDelay(policy, 5, () => 1), 40);
+    assert.equal(backoffDelay(policy, 5, () => 0), 0);
+  });
+});
