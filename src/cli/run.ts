@@ -68,8 +68,10 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
       .fail((msg, err) => {
         throw err ?? new UsageError(msg, 'Run migrator --help for the options.');
       });
+    process.exitCode = undefined;
     await parser.parseAsync();
-    return ExitCode.OK;
+    // A handler that ends without an error may still set a code (e.g. INTERRUPTED, a mismatch).
+    return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.OK;
   } catch (err) {
     return reportError(err, verbose);
   }

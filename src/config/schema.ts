@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from '../util/duration.js';
+import { NamespaceRules, parseNamespaceMap, parseNamespacePattern } from '../source/namespace-filter.js';
 
 /** Validation of the resolved configuration; every message names the option it is about. */
 
@@ -20,20 +21,19 @@ const endpointSchema = z.object({
 });
 export type EndpointConfig = z.infer<typeof endpointSchema>;
 
-/** Namespace patterns: `db`, `db.*`, `db.coll`, `*.coll`; no spaces, `$` or empty parts. */
-export const NAMESPACE_PATTERN = /^(\*|[^.\s$/\\"*]+)(\.(\*|[^\s$"]+))?$/;
-const nsPattern = z.string().regex(NAMESPACE_PATTERN, 'expected a namespace pattern like bar.*, bar.products or *.logs');
-const dbName = /^[^.\s$/\\"*]+$/;
-const mapEntry = z
-  .string()
-  .transform((s, ctx) => {
-    const parts = s.split(':');
-    if (parts.length !== 2 || !dbName.test(parts[0]!) || !dbName.test(parts[1]!)) {
-      ctx.addIssue({ code: 'custom', message: `expected SRC_DB:DST_DB, e.g. bar:bar_new (got "${s}")` });
-      return z.NEVER;
+/** Namespace patterns and maps are validated by the same parser the pipeline uses. */
+function parsesWith(parse: (text: string) => unknown) {
+  return (text: string, ctx: z.RefinementCtx) => {
+    try {
+      parse(text);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: `"${text}": ${err instanceof Error ? err.message : String(err)}` });
     }
-    return { from: parts[0]!, to: parts[1]! };
-  });
+  };
+}
+const nsPattern = z.string().superRefine(parsesWith(parseNamespacePattern));
+const mapEntry = z.string().superRefine(parsesWith((t) => parseNamespaceMap(t)));
+const dbName = /^[^.\s$/\\"*]+$/;
 
 export const configSchema = z
   .object({
@@ -51,8 +51,12 @@ export const configSchema = z
     namespaces: z.object({
       include: z.array(nsPattern),
       exclude: z.array(nsPattern),
-      map: z.array(mapEntry).refine((m) => new Set(m.map((e) => e.from)).size === m.length, {
-        message: 'a source database is mapped twice',
+      map: z.array(mapEntry).superRefine((maps, ctx) => {
+        try {
+          new NamespaceRules({ map: maps });
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
+        }
       }),
     }),
     dataDir: z.string().min(1),

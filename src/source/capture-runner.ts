@@ -1,0 +1,285 @@
+import type { ChangeStream, Document, MongoClient, Timestamp } from 'mongodb';
+import type { KinesisClient } from '@aws-sdk/client-kinesis';
+import type { StateStore } from '../state/store.js';
+import { createOrderedProducer, type OrderedProducer } from '../transport/ordered-producer.js';
+import { MigratorError, errorMessage } from '../util/errors.js';
+import { ExitCode } from '../util/exit-codes.js';
+import type { Logger } from '../util/logger.js';
+import {
+  EXACT_BSON_OPTIONS,
+  UnsupportedChangeEventError,
+  barrierEnvelope,
+  clusterTimeFromResumeToken,
+  encodeEnvelope,
+  envelopeFromChangeEvent,
+  isBroadcast,
+  positionOf,
+  routingKey,
+  type ChangeEnvelope,
+  type EventPosition,
+} from './change-envelope.js';
+import { CheckpointTracker } from './checkpoint-tracker.js';
+import type { NamespaceRules } from './namespace-filter.js';
+
+/** The source collection whose inserts become cutover barriers (inside the state db's name). */
+export const MARKER_COLLECTION = 'cutover_markers';
+
+export interface CaptureStart {
+  /** Resume token: the stream starts after it (`startAfter`). */
+  rt?: Document;
+  /** Operation time: the stream starts at it (`startAtOperationTime`). */
+  ct?: Timestamp;
+}
+
+export interface CaptureOptions {
+  source: MongoClient;
+  store: StateStore;
+  migrationId: string;
+  rules: NamespaceRules;
+  kinesis: KinesisClient;
+  streamName: string;
+  /** Where to start when the state store has no capture checkpoint (else: now). */
+  start?: CaptureStart;
+  /** Save the checkpoint after this many events (default 1000)… */
+  checkpointEveryEvents?: number;
+  /** …or this often (default 1 s), whichever comes first. */
+  checkpointIntervalMs?: number;
+  /** Producer buffer bound: memory stays bounded whatever the source's write rate (default 64 MiB). */
+  maxBufferedBytes?: number;
+  /** getMore wait on an idle source (default 500 ms): also the latency of a graceful stop. */
+  maxAwaitTimeMs?: number;
+  signal: AbortSignal;
+  log: Logger;
+  /** Called after every checkpoint save, for progress output. */
+  onProgress?: (p: CaptureProgress) => void;
+}
+
+export interface CaptureProgress {
+  events: number;
+  markers: number;
+  bytes: number;
+  checkpoint?: EventPosition;
+  lastEventAt?: Date;
+}
+
+const HISTORY_LOST_CODES = new Set([286, 136, 280]);
+const INVALID_TOKEN_CODES = new Set([260]);
+
+/**
+ * Server error codes arrive as Int32 wrappers when the stream is read with promoteValues: false
+ * (needed to keep every BSON type exact), so compare numerically.
+ */
+function errorCode(err: unknown): number | undefined {
+  const c = (err as { code?: unknown })?.code;
+  return c === undefined || c === null ? undefined : Number(c);
+}
+
+/** Errors after which reopening the stream from the last seen token is safe and useful. */
+const TRANSIENT_CODES = new Set([6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, 63, 150, 13388, 234, 133, 43]);
+function isTransient(err: unknown): boolean {
+  const name = (err as { name?: string })?.name ?? '';
+  if (/MongoNetwork|MongoServerSelection|PoolClosed|MongoNetworkTimeout/.test(name)) return true;
+  const labels = (err as { errorLabelSet?: Set<string> }).errorLabelSet;
+  if (labels?.has('ResumableChangeStreamError') || labels?.has('RetryableWriteError')) return true;
+  const code = errorCode(err);
+  return code !== undefined && TRANSIENT_CODES.has(code);
+}
+
+function captureFailure(err: unknown, from: string): MigratorError | undefined {
+  const code = errorCode(err);
+  if (code !== undefined && HISTORY_LOST_CODES.has(code)) {
+    return new MigratorError(
+      ExitCode.HISTORY_LOST,
+      `The source no longer has the change-stream history to resume from ${from} (error ${code}: ${errorMessage(err)}).`,
+      {
+        hint:
+          'Changes made since then are lost to the stream: restart the migration with a new initial load (full-migrate --restart), ' +
+          'and keep capture running or raise the oplog / DocumentDB change_stream_log_retention_duration.',
+        cause: err,
+      },
+    );
+  }
+  if (code !== undefined && INVALID_TOKEN_CODES.has(code)) {
+    return new MigratorError(
+      ExitCode.STATE_CONFLICT,
+      `The source rejected the resume point ${from} (error ${code}: ${errorMessage(err)}). Is it from another deployment?`,
+      { hint: 'Use a resume point taken on this source, or another --migration-id.', cause: err },
+    );
+  }
+  return undefined;
+}
+
+function describeStart(opts: Document): string {
+  if (opts.startAfter) return `token ${JSON.stringify(opts.startAfter)}`;
+  if (opts.startAtOperationTime) return `operation time ${String(opts.startAtOperationTime)}`;
+  return 'now';
+}
+
+/**
+ * Capture: the source's change stream → BSON envelopes → Kinesis, until `signal` aborts.
+ *
+ * Ordering: events are handed to the ordered producer in change-stream order; the producer keeps
+ * per-shard order, and every change to one document has one routing key, so one shard.
+ * Durability: the checkpoint saved in the state store is the newest position whose whole prefix
+ * is acknowledged by Kinesis (CheckpointTracker); a restart resumes after it and may re-send a
+ * suffix, which apply de-duplicates by position.
+ */
+export async function runCapture(o: CaptureOptions): Promise<CaptureProgress> {
+  const progress: CaptureProgress = { events: 0, markers: 0, bytes: 0 };
+  const saved = await o.store.getCaptureCheckpoint(o.migrationId);
+  const startOpts: Document = saved
+    ? { startAfter: saved.rt }
+    : o.start?.rt
+      ? { startAfter: o.start.rt }
+      : o.start?.ct
+        ? { startAtOperationTime: o.start.ct }
+        : {};
+  if (saved) progress.events = saved.counters.events ?? 0;
+  const from = saved ? `the checkpoint (${describeStart(startOpts)})` : describeStart(startOpts);
+
+  let producer: OrderedProducer;
+  try {
+    producer = await createOrderedProducer({
+      client: o.kinesis,
+      streamName: o.streamName,
+      maxBufferedBytes: o.maxBufferedBytes,
+      onRetry: (r) => o.log.debug({ ...r }, 'kinesis retry'),
+    });
+  } catch (err) {
+    throw new MigratorError(ExitCode.STREAM_FAILED, `Cannot write to Kinesis stream ${o.streamName}: ${errorMessage(err)}.`, {
+      hint: 'Check --kinesis-stream, --region / --kinesis-endpoint, that the stream is ACTIVE, and the AWS credentials.',
+      cause: err,
+    });
+  }
+
+  const tracker = new CheckpointTracker();
+  const unsubscribe = producer.onDurable((tag) => tracker.markDurable(tag));
+  let tag = 0;
+  let sinceSave = 0;
+  let saving: Promise<void> = Promise.resolve();
+  const save = () => {
+    // Serialized; the store's guard also refuses to move the checkpoint backwards.
+    saving = saving.then(async () => {
+      const pos = tracker.takeCheckpoint();
+      if (!pos) return;
+      await o.store.saveCaptureCheckpoint(o.migrationId, pos, {
+        events: progress.events,
+        markers: progress.markers,
+        bytes: progress.bytes,
+        lastEventAtMs: progress.lastEventAt?.getTime() ?? 0,
+      });
+      progress.checkpoint = pos;
+      o.onProgress?.({ ...progress });
+    });
+    return saving;
+  };
+  const timer = setInterval(() => void save().catch((err: unknown) => o.log.warn({ err: errorMessage(err) }, 'checkpoint save failed')), o.checkpointIntervalMs ?? 1000);
+
+  const pipeline = [
+    {
+      $match: {
+        $or: [o.rules.changeStreamMatch().$match, { 'ns.db': o.rules.stateDb, 'ns.coll': MARKER_COLLECTION, operationType: 'insert' }],
+      },
+    },
+  ];
+  const markerNs = (e: Document) => e.ns?.db === o.rules.stateDb && e.ns?.coll === MARKER_COLLECTION;
+  let stream: ChangeStream | undefined;
+  const onAbort = () => void stream?.close().catch(() => undefined);
+  o.signal.addEventListener('abort', onAbort, { once: true });
+  o.log.info({ stream: o.streamName, from }, 'capture starting');
+  let lastCt: Timestamp | undefined = saved?.ct;
+  /** The newest token read: everything up to it is in the producer, in order. */
+  let lastSeen: Document | undefined;
+  let failures = 0;
+  const open = (resumeOpts: Document) =>
+    o.source.watch(pipeline, {
+      fullDocument: 'updateLookup',
+      maxAwaitTimeMS: o.maxAwaitTimeMs ?? 500,
+      batchSize: 2000,
+      ...EXACT_BSON_OPTIONS,
+      ...resumeOpts,
+    });
+  try {
+    stream = open(startOpts);
+    while (!o.signal.aborted) {
+      let event: Document | null;
+      try {
+        event = await stream.tryNext();
+        failures = 0;
+      } catch (err) {
+        if (o.signal.aborted) break;
+        const fatal = captureFailure(err, from);
+        if (fatal || !isTransient(err) || ++failures > 10) throw fatal ?? err;
+        // The driver resumes by itself on most errors; when it gives up on a transient one,
+        // reopen after the last token read (all events up to it are already in the producer).
+        const delay = Math.min(30_000, 250 * 2 ** failures);
+        o.log.warn({ err: errorMessage(err), attempt: failures, delayMs: delay }, 'change stream error; reopening');
+        await stream.close().catch(() => undefined);
+        await new Promise((r) => setTimeout(r, delay));
+        stream = open(lastSeen ? { startAfter: lastSeen } : startOpts);
+        continue;
+      }
+      if (event === null) {
+        // Idle: the postBatchResumeToken is a position after everything seen; checkpointing it
+        // keeps an idle capture from falling behind the source's bounded history.
+        const rt = stream.resumeToken as Document | undefined;
+        const ct = clusterTimeFromResumeToken(rt) ?? lastCt;
+        if (rt && ct) {
+          tracker.record(tag, { ct, rt });
+          lastSeen = rt;
+        }
+        continue;
+      }
+      let envelope: ChangeEnvelope | undefined;
+      if (markerNs(event)) {
+        const id = String((event.documentKey as Document | undefined)?._id ?? '');
+        envelope = barrierEnvelope(id, positionOf({ ct: event.clusterTime as Timestamp, rt: event._id as Document }));
+        progress.markers++;
+        o.log.info({ barrier: id }, 'cutover marker captured');
+      } else {
+        try {
+          envelope = envelopeFromChangeEvent(event);
+        } catch (err) {
+          if (err instanceof UnsupportedChangeEventError && err.kind === 'ignorable') envelope = undefined;
+          else throw new MigratorError(ExitCode.INTERNAL, `Capture stopped: ${errorMessage(err)}.`, { cause: err });
+        }
+        if (envelope && !o.rules.acceptsEnvelope(envelope)) envelope = undefined;
+      }
+      const pos = positionOf({ ct: event.clusterTime as Timestamp, rt: event._id as Document });
+      lastCt = pos.ct;
+      lastSeen = pos.rt;
+      if (envelope) {
+        const payload = encodeEnvelope(envelope);
+        tag++;
+        // Backpressure: resolves once the producer's bounded buffer has room.
+        if (isBroadcast(envelope)) await producer.sendBroadcast(payload, tag);
+        else await producer.send(routingKey(envelope)!, payload, tag);
+        progress.events++;
+        progress.bytes += payload.length;
+        if (envelope.wt) progress.lastEventAt = envelope.wt;
+      }
+      tracker.record(tag, pos);
+      if (++sinceSave >= (o.checkpointEveryEvents ?? 1000)) {
+        sinceSave = 0;
+        void save();
+      }
+    }
+    // Graceful stop: everything handed over becomes durable, then the final checkpoint.
+    await producer.close();
+    await save();
+    o.log.info({ events: progress.events }, 'capture stopped');
+    return progress;
+  } catch (err) {
+    // What is durable may still be checkpointed (the tracker never runs ahead); the rest is
+    // re-read from the source on restart.
+    await save().catch(() => undefined);
+    void producer.close().catch(() => undefined);
+    throw err;
+  } finally {
+    clearInterval(timer);
+    o.signal.removeEventListener('abort', onAbort);
+    unsubscribe();
+    await stream?.close().catch(() => undefined);
+    await saving.catch(() => undefined);
+  }
+}

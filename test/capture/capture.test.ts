@@ -1,0 +1,156 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Binary, BSON, Decimal128, Double, Int32, Long, MaxKey, MinKey, MongoClient, ObjectId, Timestamp, BSONRegExp } from 'mongodb';
+import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
+import { readStreamEnvelopes } from '../support/stream-contents.js';
+import { runCapture } from '../../src/source/capture-runner.js';
+import { NamespaceRules } from '../../src/source/namespace-filter.js';
+import { StateStore } from '../../src/state/store.js';
+import { createLogger } from '../../src/util/logger.js';
+import { MigratorError } from '../../src/util/errors.js';
+import { ExitCode } from '../../src/util/exit-codes.js';
+import { compareEventPosition, type ChangeEnvelope } from '../../src/source/change-envelope.js';
+
+const log = createLogger({ format: 'json', verbose: false, out: { write: () => true } as unknown as NodeJS.WritableStream });
+
+/** Runs capture in the background until `stop()`; resolves with its result. */
+function startCapture(opts: Omit<Parameters<typeof runCapture>[0], 'signal' | 'log'>) {
+  const controller = new AbortController();
+  const done = runCapture({ ...opts, signal: controller.signal, log, checkpointIntervalMs: 100, maxAwaitTimeMs: 100 });
+  return { done, stop: async () => (controller.abort(), done) };
+}
+
+async function waitUntil(cond: () => Promise<boolean>, ms: number, what: string) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const keyOf = (e: ChangeEnvelope) => `${e.ns.db}.${e.ns.coll}/${BSON.serialize({ k: e.key?._id ?? null }).toString('hex')}`;
+
+describe('capture: change stream → Kinesis', () => {
+  let source: MongoEmulator;
+  let stateEmu: MongoEmulator;
+  let kinesis: KinesisLocal;
+  let src: MongoClient;
+  let stateClient: MongoClient;
+  let store: StateStore;
+
+  before(async () => {
+    [source, stateEmu, kinesis] = await Promise.all([startMongoEmulator(), startMongoEmulator(), startKinesisLocal()]);
+    src = new MongoClient(source.uri);
+    stateClient = new MongoClient(stateEmu.uri);
+    store = await StateStore.open({ client: stateClient });
+  });
+  after(async () => {
+    await Promise.all([src.close(), stateClient.close()]);
+    await Promise.all([source.stop(), stateEmu.stop(), kinesis.stop()]);
+  });
+
+  test('every change of the included namespaces arrives, BSON-exact, in per-document order on 4 shards; restart resumes from the checkpoint', async () => {
+    const stream = kinesis.uniqueStreamName('cap');
+    await kinesis.createStream(stream, 4);
+    const rules = new NamespaceRules({ include: ['bar.*'], exclude: ['bar.secret'] });
+    const migrationId = 'cap-1';
+    const base = { source: src, store, migrationId, rules, kinesis: kinesis.client, streamName: stream };
+    const cap = startCapture(base);
+    await new Promise((r) => setTimeout(r, 300));
+
+    const products = src.db('bar').collection('products');
+    const typed = {
+      _id: new ObjectId(), i32: new Int32(7), d: new Double(1), l: Long.fromString('9007199254740993'),
+      dec: Decimal128.fromString('3.14159265358979323846'), date: new Date(86400000), bin: new Binary(Buffer.from([1, 2, 3]), 4),
+      ts: new Timestamp({ t: 5, i: 6 }), re: new BSONRegExp('^x', 'i'), min: new MinKey(), max: new MaxKey(),
+      nested: { arr: [1, { deep: [new Int32(2)] }] },
+    };
+    await products.insertOne(typed);
+    for (let i = 0; i < 200; i++) await products.insertOne({ _id: i, n: 0, tags: ['a', 'b', 'c'] });
+    for (let round = 1; round <= 3; round++) {
+      for (let i = 0; i < 200; i += 3) await products.updateOne({ _id: i }, { $set: { n: round }, $unset: { tags: '' } });
+    }
+    await products.replaceOne({ _id: 1 }, { replaced: true });
+    await products.deleteOne({ _id: 2 });
+    await src.db('bar').collection('secret').insertOne({ _id: 'never captured' });
+    await src.db('other').collection('x').insertOne({ _id: 'not included' });
+    const big = 'x'.repeat(3 * 1024 * 1024);
+    await src.db('bar').collection('big').insertOne({ _id: 'big', big });
+    await src.db('bar').collection('tmp').insertOne({ _id: 1 });
+    await src.db('bar').collection('tmp').drop();
+    const lastOp = (await src.db('bar').command({ ping: 1 })).operationTime as Timestamp;
+
+    await waitUntil(async () => {
+      const cp = await store.getCaptureCheckpoint(migrationId);
+      return !!cp && cp.ct.compare(lastOp) >= 0;
+    }, 30_000, 'the capture checkpoint to reach the last write');
+    const first = await cap.stop();
+    assert.ok(first.events >= 1 + 200 + 3 * 67 + 2 + 3, `events captured: ${first.events}`);
+
+    const shards = await readStreamEnvelopes(kinesis.client, stream);
+    assert.equal(shards.size, 4);
+    const all = [...shards.values()].flat();
+    const data = all.filter((e) => e.op !== 'drop');
+    assert.ok(data.every((e) => e.ns.db === 'bar' && e.ns.coll !== 'secret'), 'excluded namespaces never reach the stream');
+    // Per document: events in source order, all on one shard.
+    const shardOf = new Map<string, string>();
+    for (const [shard, envs] of shards) {
+      const last = new Map<string, ChangeEnvelope>();
+      for (const e of envs.filter((x) => x.op !== 'drop')) {
+        const k = keyOf(e);
+        assert.equal(shardOf.get(k) ?? shard, shard, `all events of ${k} on one shard`);
+        shardOf.set(k, shard);
+        const prev = last.get(k);
+        if (prev) assert.ok(compareEventPosition(prev, e) < 0, `events of ${k} in order`);
+        last.set(k, e);
+      }
+    }
+    assert.ok(new Set(shardOf.values()).size === 4, 'documents spread over all shards');
+    const drops = all.filter((e) => e.op === 'drop');
+    assert.equal(drops.length, 4, 'a drop is broadcast to every shard');
+    // BSON types survive exactly.
+    const ins = all.find((e) => e.op === 'insert' && (e.key?._id as ObjectId)?.equals?.(typed._id));
+    assert.ok(ins, 'typed insert captured');
+    assert.ok(Buffer.from(BSON.serialize(ins.doc!)).equals(Buffer.from(BSON.serialize(typed))), 'fullDocument byte-identical');
+    const bigEnv = all.find((e) => e.ns.coll === 'big');
+    assert.equal((bigEnv?.doc?.big as { value?: string } | string | undefined)?.toString().length, big.length, '3 MiB document chunked and reassembled');
+    // An update after $unset carries the full document without the removed field.
+    const upd = all.filter((e) => e.op === 'update' && e.key?._id && (e.key._id as Int32).valueOf?.() === 3);
+    assert.ok(upd.length === 3 && upd.every((e) => e.doc && !('tags' in e.doc)), 'updates carry updateLookup documents');
+
+    // Restart: resumes after the checkpoint; nothing before it is sent again.
+    const countBefore = all.length;
+    const cap2 = startCapture(base);
+    await products.insertOne({ _id: 'after-restart' });
+    const lastOp2 = (await src.db('bar').command({ ping: 1 })).operationTime as Timestamp;
+    await waitUntil(async () => (await store.getCaptureCheckpoint(migrationId))!.ct.compare(lastOp2) >= 0, 20_000, 'second checkpoint');
+    await cap2.stop();
+    const again = [...(await readStreamEnvelopes(kinesis.client, stream)).values()].flat();
+    assert.equal(again.length, countBefore + 1, 'exactly one new event after the restart');
+  });
+
+  test('history lost: a clear error with its exit code, state store untouched', async () => {
+    const small = await startMongoEmulator({ historyLimit: 5 });
+    const c = new MongoClient(small.uri);
+    try {
+      const stream = kinesis.uniqueStreamName('lost');
+      await kinesis.createStream(stream, 1);
+      const opTime = (await c.db('bar').command({ ping: 1 })).operationTime as Timestamp;
+      for (let i = 0; i < 20; i++) await c.db('bar').collection('c').insertOne({ _id: i });
+      const migrationId = 'lost-1';
+      const err = await runCapture({
+        source: c, store, migrationId, rules: new NamespaceRules(), kinesis: kinesis.client, streamName: stream,
+        start: { ct: opTime }, signal: new AbortController().signal, log,
+      }).then(() => undefined, (e: unknown) => e);
+      assert.ok(err instanceof MigratorError, `a MigratorError, got ${String(err)}`);
+      assert.equal(err.exitCode, ExitCode.HISTORY_LOST);
+      assert.match(err.message, /no longer has the change-stream history/);
+      assert.equal(await store.getCaptureCheckpoint(migrationId), null, 'no checkpoint written');
+    } finally {
+      await c.close();
+      await small.stop();
+    }
+  });
+});
