@@ -1,11 +1,19 @@
 import type { MongoClient } from 'mongodb';
 import { collectionsMatch, compareCollections, type CollectionDiff } from './compare-collection.js';
 
+export interface CollectionNs {
+  db: string;
+  coll: string;
+}
+
+/** The migration's namespace rules (NamespaceRules satisfies this). */
 export interface NamespaceSelection {
   /** Whether a source collection takes part in the migration. */
-  includes(db: string, coll: string): boolean;
-  /** The target database of a source database (`--map`). */
-  targetDb(db: string): string;
+  includes(ns: CollectionNs): boolean;
+  /** Where a source collection lands on the target (`--map`). */
+  target(ns: CollectionNs): CollectionNs;
+  /** The source collection a target collection comes from, if any. */
+  sourceOf(ns: CollectionNs): CollectionNs | undefined;
 }
 
 export interface NamespaceVerification extends CollectionDiff {
@@ -30,7 +38,7 @@ export async function listSourceNamespaces(client: MongoClient, sel: NamespaceSe
     const colls = await client.db(db).listCollections({}, { nameOnly: false }).toArray();
     for (const c of colls) {
       if (c.name.startsWith('system.') || (c as { type?: string }).type === 'view') continue;
-      if (sel.includes(db, c.name)) out.push({ db, coll: c.name });
+      if (sel.includes({ db, coll: c.name })) out.push({ db, coll: c.name });
     }
   }
   return out.sort((a, b) => (a.db + '.' + a.coll).localeCompare(b.db + '.' + b.coll));
@@ -49,20 +57,21 @@ export async function verifyMigration(
   const namespaces: NamespaceVerification[] = [];
   const sourceNs = await listSourceNamespaces(source, sel, opts.skipDbs);
   const seenTarget = new Set<string>();
-  for (const { db, coll } of sourceNs) {
-    const tdb = sel.targetDb(db);
-    opts.onNamespace?.(`${db}.${coll}`);
-    const diff = await compareCollections(source.db(db).collection(coll), target.db(tdb).collection(coll), opts.maxIds);
-    seenTarget.add(`${tdb}.${coll}`);
-    namespaces.push({ source: `${db}.${coll}`, target: `${tdb}.${coll}`, match: collectionsMatch(diff), ...diff });
+  for (const ns of sourceNs) {
+    const t = sel.target(ns);
+    opts.onNamespace?.(`${ns.db}.${ns.coll}`);
+    const diff = await compareCollections(source.db(ns.db).collection(ns.coll), target.db(t.db).collection(t.coll), opts.maxIds);
+    seenTarget.add(`${t.db}.${t.coll}`);
+    namespaces.push({ source: `${ns.db}.${ns.coll}`, target: `${t.db}.${t.coll}`, match: collectionsMatch(diff), ...diff });
   }
-  // Collections that exist only on the target, in databases the migration writes to.
-  const targetDbs = new Map(sourceNs.map((n) => [sel.targetDb(n.db), n.db]));
-  for (const [tdb, sdb] of targetDbs) {
+  // Collections that exist only on the target but would belong to the migration.
+  const targetDbs = new Set(sourceNs.map((n) => sel.target(n).db));
+  for (const tdb of targetDbs) {
     const colls = await target.db(tdb).listCollections({}, { nameOnly: true }).toArray();
     for (const c of colls) {
       const ns = `${tdb}.${c.name}`;
-      if (c.name.startsWith('system.') || seenTarget.has(ns) || !sel.includes(sdb, c.name)) continue;
+      const from = sel.sourceOf({ db: tdb, coll: c.name });
+      if (c.name.startsWith('system.') || seenTarget.has(ns) || !from || !sel.includes(from)) continue;
       const count = await target.db(tdb).collection(c.name).countDocuments();
       if (count === 0) continue;
       namespaces.push({
