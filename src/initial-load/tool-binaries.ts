@@ -12,11 +12,11 @@ export interface ToolVersions {
   mongorestore: string;
 }
 
-/** Binaries from MIGRATOR_MONGODUMP / MIGRATOR_MONGORESTORE, else from PATH. */
-export function toolBinaries(env: NodeJS.ProcessEnv = process.env): ToolBinaries {
+/** Binaries from --mongodump-path / --mongorestore-path (MIGRATOR_MONGODUMP_PATH, …), else from PATH. */
+export function toolBinaries(paths: { mongodump?: string; mongorestore?: string } = {}): ToolBinaries {
   return {
-    mongodump: env.MIGRATOR_MONGODUMP || 'mongodump',
-    mongorestore: env.MIGRATOR_MONGORESTORE || 'mongorestore',
+    mongodump: paths.mongodump || 'mongodump',
+    mongorestore: paths.mongorestore || 'mongorestore',
   };
 }
 
@@ -26,7 +26,7 @@ export async function toolVersions(bins: ToolBinaries): Promise<ToolVersions> {
     const r = await execa(bins[name], ['--version'], { reject: false, timeout: 15_000 });
     if (r.failed || r.exitCode !== 0) {
       throw new MigratorError(ExitCode.TOOL_FAILED, `${name} is not usable at "${bins[name]}": ${r.shortMessage ?? 'no output'}.`, {
-        hint: `Install the MongoDB Database Tools (the migrator image has them), or point MIGRATOR_${name.toUpperCase()} at the binary.`,
+        hint: `Install the MongoDB Database Tools (the migrator image has them), or point --${name}-path at the binary.`,
       });
     }
     const m = /version:?\s*(\S+)/i.exec(String(r.stdout));

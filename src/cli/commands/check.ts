@@ -65,7 +65,7 @@ export const checkCommand: CommandModule<object, { json?: boolean }> = {
     } finally {
       await Promise.all(ctx.clients.map((c) => c.close().catch(() => undefined)));
     }
-    ctx.reports.sort((a, b) => a.role.localeCompare(b.role)).reverse(); // source first
+    ctx.reports.sort((a, b) => (a.role === 'source' ? -1 : 1) - (b.role === 'source' ? -1 : 1));
     log.debug({ sides: ctx.reports.length }, 'check finished');
     if (argv.json) printJson({ source: ctx.reports[0], target: ctx.reports[1] });
     else printReport(ctx.reports.map(formatSide).join('\n'));
