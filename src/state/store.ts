@@ -38,18 +38,19 @@ import type { Collection, Db, Document, MongoClient } from 'mongodb';
 import type { Timestamp } from 'mongodb';
 import { positionKey, type EventPosition } from '../source/change-envelope.js';
 import { DEFAULT_STATE_DB } from '../source/namespace-filter.js';
+import { redactText } from '../util/redact.js';
 
 export { DEFAULT_STATE_DB };
 
 export const MIGRATION_PHASES = [
-  'created',
-  'initial-load',
-  'catch-up',
-  'in-sync',
-  'cutover',
-  'completed',
-  'failed',
-  'aborted',
+  'CREATED',
+  'INITIAL_LOAD',
+  'CATCHING_UP',
+  'READY_FOR_CUTOVER',
+  'CUTTING_OVER',
+  'COMPLETED',
+  'FAILED',
+  'ABORTED',
 ] as const;
 export type MigrationPhase = (typeof MIGRATION_PHASES)[number];
 
@@ -68,9 +69,32 @@ export interface MigrationDoc {
   updatedAt: Date;
   phaseChangedAt: Date;
   resumePoint?: ResumePoint;
-  lastError?: { message: string; at: Date; phase: MigrationPhase };
+  lastError?: { message: string; at: Date; phase: MigrationPhase; exitCode?: number };
   config?: Document;
+  /** Initial load progress, per source namespace (written by the orchestrator). */
+  load?: LoadState;
 }
+
+export interface LoadCollectionProgress {
+  target: string;
+  /** Documents mongodump reported for the collection (total once known). */
+  total?: number;
+  dumped?: number;
+  restored?: number;
+  done?: boolean;
+}
+
+export interface LoadState {
+  attempt: number;
+  startedAt: Date;
+  finishedAt?: Date;
+  /** Keys are source namespaces with '.' replaced by '\u2024' (field names cannot hold dots). */
+  collections: Record<string, LoadCollectionProgress>;
+}
+
+/** Field-name-safe key for a namespace inside `load.collections`. */
+export const loadKey = (ns: string) => ns.replace(/\./g, '\u2024');
+export const loadNs = (key: string) => key.replace(/\u2024/g, '.');
 
 export type Counters = Record<string, number>;
 
@@ -139,6 +163,10 @@ export interface CutoverDoc {
   abortedAt?: Date;
   abortReason?: string;
   completedAt?: Date;
+  /** The operator confirmed that applications stopped writing to the source (`cutover --writes-stopped`). */
+  writesStopped?: boolean;
+  /** The orchestrator blocked user writes on the source itself (setUserWriteBlockMode). */
+  writesBlockedByMigrator?: boolean;
 }
 
 export type CheckpointWriteResult = 'saved' | 'lease-lost' | 'stale';
@@ -222,7 +250,7 @@ export class StateStore {
   /** Creates the migration document if missing; returns the stored one (idempotent). */
   async createMigration(id: string, init: { config?: Document } = {}): Promise<MigrationDoc> {
     const now = this.now();
-    const doc: MigrationDoc = { _id: id, phase: 'created', createdAt: now, updatedAt: now, phaseChangedAt: now };
+    const doc: MigrationDoc = { _id: id, phase: 'CREATED', createdAt: now, updatedAt: now, phaseChangedAt: now };
     if (init.config !== undefined) doc.config = init.config;
     try {
       await this.migrations.updateOne({ _id: id }, { $setOnInsert: doc }, { upsert: true });
@@ -265,11 +293,12 @@ export class StateStore {
 
   async recordError(id: string, error: unknown): Promise<void> {
     const m = await this.getMigration(id);
-    const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-    await this.migrations.updateOne(
-      { _id: id },
-      { $set: { lastError: { message, at: this.now(), phase: m?.phase ?? 'created' }, updatedAt: this.now() } },
-    );
+    // Status output shows this text: it must hold no secret.
+    const message = redactText(error instanceof Error ? error.message : String(error));
+    const exitCode = (error as { exitCode?: unknown })?.exitCode;
+    const lastError: MigrationDoc['lastError'] = { message, at: this.now(), phase: m?.phase ?? 'CREATED' };
+    if (typeof exitCode === 'number') lastError.exitCode = exitCode;
+    await this.migrations.updateOne({ _id: id }, { $set: { lastError, updatedAt: this.now() } });
   }
 
   async clearError(id: string): Promise<void> {
@@ -498,6 +527,40 @@ export class StateStore {
       { $set: { state: 'aborted', abortedAt: now, abortReason: reason, updatedAt: now } },
     );
     return r.matchedCount === 1;
+  }
+
+  /** Records the operator's confirmation that writes to the source have stopped (idempotent). */
+  async confirmWritesStopped(id: string): Promise<boolean> {
+    const r = await this.cutovers.updateOne(
+      { _id: id, state: { $in: ['requested', 'barrier-sent'] } },
+      { $set: { writesStopped: true, updatedAt: this.now() } },
+    );
+    return r.matchedCount === 1;
+  }
+
+  async setWritesBlocked(id: string, blocked: boolean): Promise<void> {
+    await this.cutovers.updateOne({ _id: id }, { $set: { writesBlockedByMigrator: blocked, updatedAt: this.now() } });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Initial load progress
+
+  /** Starts (or restarts) the initial load: a new attempt with empty progress. */
+  async startLoad(id: string, collections: Record<string, LoadCollectionProgress>): Promise<LoadState> {
+    const m = await this.getMigration(id);
+    const load: LoadState = { attempt: (m?.load?.attempt ?? 0) + 1, startedAt: this.now(), collections };
+    await this.migrations.updateOne({ _id: id }, { $set: { load, updatedAt: this.now() } });
+    return load;
+  }
+
+  async updateLoadProgress(id: string, ns: string, progress: Partial<LoadCollectionProgress>): Promise<void> {
+    const set: Document = { updatedAt: this.now() };
+    for (const [k, v] of Object.entries(progress)) set[`load.collections.${loadKey(ns)}.${k}`] = v;
+    await this.migrations.updateOne({ _id: id, load: { $exists: true } }, { $set: set });
+  }
+
+  async finishLoad(id: string): Promise<void> {
+    await this.migrations.updateOne({ _id: id }, { $set: { 'load.finishedAt': this.now(), updatedAt: this.now() } });
   }
 
   getCutover(id: string): Promise<CutoverDoc | null> {

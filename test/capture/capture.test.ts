@@ -12,6 +12,8 @@ import { MigratorError } from '../../src/util/errors.js';
 import { ExitCode } from '../../src/util/exit-codes.js';
 import { compareEventPosition, type ChangeEnvelope } from '../../src/source/change-envelope.js';
 
+type AnyDoc = { _id: number | string | ObjectId; [k: string]: unknown };
+
 const log = createLogger({ format: 'json', verbose: false, out: { write: () => true } as unknown as NodeJS.WritableStream });
 
 /** Runs capture in the background until `stop()`; resolves with its result. */
@@ -30,7 +32,7 @@ async function waitUntil(cond: () => Promise<boolean>, ms: number, what: string)
   throw new Error(`timed out waiting for ${what}`);
 }
 
-const keyOf = (e: ChangeEnvelope) => `${e.ns.db}.${e.ns.coll}/${BSON.serialize({ k: e.key?._id ?? null }).toString('hex')}`;
+const keyOf = (e: ChangeEnvelope) => `${e.ns.db}.${e.ns.coll}/${Buffer.from(BSON.serialize({ k: e.key?._id ?? null })).toString('hex')}`;
 
 describe('capture: change stream → Kinesis', () => {
   let source: MongoEmulator;
@@ -60,7 +62,7 @@ describe('capture: change stream → Kinesis', () => {
     const cap = startCapture(base);
     await new Promise((r) => setTimeout(r, 300));
 
-    const products = src.db('bar').collection('products');
+    const products = src.db('bar').collection<AnyDoc>('products');
     const typed = {
       _id: new ObjectId(), i32: new Int32(7), d: new Double(1), l: Long.fromString('9007199254740993'),
       dec: Decimal128.fromString('3.14159265358979323846'), date: new Date(86400000), bin: new Binary(Buffer.from([1, 2, 3]), 4),
@@ -74,12 +76,12 @@ describe('capture: change stream → Kinesis', () => {
     }
     await products.replaceOne({ _id: 1 }, { replaced: true });
     await products.deleteOne({ _id: 2 });
-    await src.db('bar').collection('secret').insertOne({ _id: 'never captured' });
-    await src.db('other').collection('x').insertOne({ _id: 'not included' });
+    await src.db('bar').collection<AnyDoc>('secret').insertOne({ _id: 'never captured' });
+    await src.db('other').collection<AnyDoc>('x').insertOne({ _id: 'not included' });
     const big = 'x'.repeat(3 * 1024 * 1024);
-    await src.db('bar').collection('big').insertOne({ _id: 'big', big });
-    await src.db('bar').collection('tmp').insertOne({ _id: 1 });
-    await src.db('bar').collection('tmp').drop();
+    await src.db('bar').collection<AnyDoc>('big').insertOne({ _id: 'big', big });
+    await src.db('bar').collection<AnyDoc>('tmp').insertOne({ _id: 1 });
+    await src.db('bar').collection<AnyDoc>('tmp').drop();
     const lastOp = (await src.db('bar').command({ ping: 1 })).operationTime as Timestamp;
 
     await waitUntil(async () => {
@@ -138,7 +140,7 @@ describe('capture: change stream → Kinesis', () => {
       const stream = kinesis.uniqueStreamName('lost');
       await kinesis.createStream(stream, 1);
       const opTime = (await c.db('bar').command({ ping: 1 })).operationTime as Timestamp;
-      for (let i = 0; i < 20; i++) await c.db('bar').collection('c').insertOne({ _id: i });
+      for (let i = 0; i < 20; i++) await c.db('bar').collection<AnyDoc>('c').insertOne({ _id: i });
       const migrationId = 'lost-1';
       const err = await runCapture({
         source: c, store, migrationId, rules: new NamespaceRules(), kinesis: kinesis.client, streamName: stream,

@@ -33,15 +33,15 @@ describe('StateStore (emulator)', { timeout: 60_000 }, () => {
 
   it('creates a migration once, guards phase transitions, sets the resume point once, records errors', async () => {
     const m = await store.createMigration('m1', { config: { source: 'x' } });
-    assert.equal(m.phase, 'created');
+    assert.equal(m.phase, 'CREATED');
     nowMs += 1000;
     const again = await store.createMigration('m1', { config: { source: 'other' } });
     assert.deepEqual(again.config, { source: 'x' }, 'existing migration unchanged');
     assert.equal(again.createdAt.getTime(), m.createdAt.getTime());
 
-    assert.equal(await store.setPhase('m1', 'initial-load', { from: ['created'] }), true);
-    assert.equal(await store.setPhase('m1', 'initial-load', { from: ['created'] }), false, 'guarded');
-    assert.equal(await store.setPhase('missing', 'failed'), false);
+    assert.equal(await store.setPhase('m1', 'INITIAL_LOAD', { from: ['CREATED'] }), true);
+    assert.equal(await store.setPhase('m1', 'INITIAL_LOAD', { from: ['CREATED'] }), false, 'guarded');
+    assert.equal(await store.setPhase('missing', 'FAILED'), false);
 
     assert.equal(await store.setResumePoint('m1', pos(100)), true);
     assert.equal(await store.setResumePoint('m1', pos(200)), false, 'never moved');
@@ -49,8 +49,8 @@ describe('StateStore (emulator)', { timeout: 60_000 }, () => {
 
     await store.recordError('m1', new TypeError('boom'));
     const withErr = await store.getMigration('m1');
-    assert.equal(withErr!.lastError!.message, 'TypeError: boom');
-    assert.equal(withErr!.lastError!.phase, 'initial-load');
+    assert.equal(withErr!.lastError!.message, 'boom');
+    assert.equal(withErr!.lastError!.phase, 'INITIAL_LOAD');
     await store.clearError('m1');
     assert.equal((await store.getMigration('m1'))!.lastError, undefined);
     assert.deepEqual((await store.listMigrations()).map((x) => x._id), ['m1']);

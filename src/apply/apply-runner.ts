@@ -1,0 +1,849 @@
+/**
+ * The apply loop of `migrator apply`: reads the Kinesis stream (every shard this process holds a
+ * lease on), applies each batch to the target through one ApplyWriter per shard, and checkpoints.
+ *
+ * Invariants:
+ *  - CHECKPOINT AFTER ACK: a shard's checkpoint (Kinesis sequence number + last applied event
+ *    position) is saved only after ApplyWriter.applyBatch (or its `onProgress` hook) returned, i.e.
+ *    after the target acknowledged every write it covers. A crash replays from the checkpoint;
+ *    the writes are idempotent and envelopes at or before the saved position are skipped.
+ *  - NO CHECKPOINT PAST A CONFLICT: a batch with unresolved duplicate-key conflicts is re-applied
+ *    (idempotent) with backoff until it is clean or `conflictRetryLimitMs` ran out (then: fatal,
+ *    APPLY_FAILED); neither its checkpoint, nor its barriers, nor a DDL after the conflict go
+ *    through before that.
+ *  - DDL: the writer splits a batch at each DDL and calls `onProgress` right before and right
+ *    after it; both save a checkpoint (same sequence number as before the batch, position up to
+ *    the DDL), so a replay never re-applies what preceded an applied DDL. The DDL runs once for
+ *    all shards through the DDL gate (ddl-gate.ts).
+ *  - LEASES: a shard is read only while its lease is held (LeaseKeeper). Every target write of
+ *    the shard passes the lease fence (fenced-target.ts): none starts once the lease is lost or
+ *    nearly expired, so the old owner has stopped writing before a new one can take the shard
+ *    (expiry + grace). On lease loss the consumer is rebuilt, which re-decides ownership from the
+ *    state store and restarts every shard from its saved checkpoint.
+ *  - Barriers are recorded (idempotently) before the checkpoint that passes them is saved, so a
+ *    crash in between replays them instead of losing them.
+ *
+ * Shutdown (the `signal`): readers stop, the batch being applied is finished and checkpointed
+ * (waits at a DDL rendezvous and conflict retries are cut short, their batch is replayed later),
+ * leases are released, and runApply resolves with `stopReason: 'interrupted'`.
+ */
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { DescribeStreamSummaryCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
+import { BSON, type MongoClient } from 'mongodb';
+import {
+  decodeEnvelope,
+  isAtOrBefore,
+  type ChangeEnvelope,
+  type EventPosition,
+} from '../source/change-envelope.js';
+import type { NamespaceRules } from '../source/namespace-filter.js';
+import type { Counters, StateStore } from '../state/store.js';
+import { classifyError, errorName } from '../transport/kinesis-retry.js';
+import { listAllShards } from '../transport/shard-map.js';
+import type { ShardBatch, ShardCheckpoint, ShardReaderTuning } from '../transport/shard-reader.js';
+import { StreamConsumer, type ShardState } from '../transport/stream-consumer.js';
+import { MigratorError, errorMessage } from '../util/errors.js';
+import { ExitCode } from '../util/exit-codes.js';
+import type { Logger } from '../util/logger.js';
+import { createDdlGate } from './ddl-gate.js';
+import { ApplyWriteError, RetriesExhaustedError, UnmappableDdlError, isTransientError } from './errors.js';
+import { fencedClient } from './fenced-target.js';
+import { LeaseKeeper, LeaseLostError } from './lease-keeper.js';
+import { backoffDelay, withRetry, type RetryPolicy } from './retry.js';
+import { ApplyWriter, type ApplyConflict, type ApplyResult, type ApplyStats } from './writer.js';
+import type { KeyFilterMode } from './plan.js';
+
+export { LeaseLostError };
+
+/**
+ * Sequence number saved for a shard that has no applied record yet but needs a checkpoint (a
+ * position saved around a DDL in its first batch, or an empty closed shard). Real Kinesis
+ * sequence numbers are never "0"; it is read back as "start of the shard" (TRIM_HORIZON).
+ */
+export const START_OF_SHARD_SEQUENCE = '0';
+
+export const DEFAULT_LEASE_TTL_MS = 30_000;
+export const DEFAULT_CONFLICT_RETRY_LIMIT_MS = 60_000;
+export const DEFAULT_STATUS_INTERVAL_MS = 10_000;
+
+/** Counters kept in each shard's checkpoint (cumulative over the shard's life). */
+export interface ApplyCounters extends Counters {
+  /** Envelopes read and processed (applied, skipped as re-sent, or filtered). */
+  events: number;
+  /** replaceOne upserts (insert / replace / update with a full document). */
+  upserts: number;
+  /** Delta updates (update without a full document). */
+  updates: number;
+  deletes: number;
+  /** DDL run on the target by this shard (a DDL is run by one shard, the others skip it). */
+  ddl: number;
+  /** Not written: re-sent (at or before the last applied position), filtered out, or null post-image. */
+  skipped: number;
+  /** Superseded by a later event of the same document in the same batch. */
+  collapsed: number;
+  barriers: number;
+  batches: number;
+  /** Batch re-applications because of duplicate-key conflicts. */
+  conflictRetries: number;
+  /** clusterTime (seconds) of the last applied event; 0 = none yet. */
+  lastClusterTime: number;
+  /** wallTime (ms since epoch) of the last applied event that carried one; 0 = unknown. */
+  lastWallTime: number;
+  /** From the last GetRecords of the shard; -1 = unknown. */
+  millisBehindLatest: number;
+}
+
+export function emptyCounters(): ApplyCounters {
+  return {
+    events: 0,
+    upserts: 0,
+    updates: 0,
+    deletes: 0,
+    ddl: 0,
+    skipped: 0,
+    collapsed: 0,
+    barriers: 0,
+    batches: 0,
+    conflictRetries: 0,
+    lastClusterTime: 0,
+    lastWallTime: 0,
+    millisBehindLatest: -1,
+  };
+}
+
+const SUMMED: (keyof ApplyCounters)[] = ['events', 'upserts', 'updates', 'deletes', 'ddl', 'skipped', 'collapsed', 'barriers', 'batches', 'conflictRetries'];
+
+export interface ApplyShardStatus {
+  shardId: string;
+  /** The consumer's view: reading, ended, not-owned (another process holds it), waiting-for-parents, stopped. */
+  state: ShardState;
+  /** This process holds the shard's lease. */
+  leased: boolean;
+  caughtUp: boolean;
+  millisBehindLatest: number | undefined;
+  /** Last saved checkpoint sequence number (this process's shards). */
+  sequenceNumber: string | undefined;
+  counters: ApplyCounters | undefined;
+}
+
+export interface ApplyStatus {
+  ownerId: string;
+  at: Date;
+  /** Every shard is caught up (read to the tip and applied) or ended, by this process. */
+  caughtUp: boolean;
+  shards: ApplyShardStatus[];
+  /** Sums over this process's shards (cumulative counters from their checkpoints). */
+  totals: ApplyCounters;
+  /** Envelopes processed by this runApply call. */
+  sessionEvents: number;
+}
+
+export interface ApplyRunResult {
+  stopReason: 'caught-up' | 'interrupted';
+  status: ApplyStatus;
+}
+
+/** Tuning of the Kinesis reading side (see StreamConsumer / ShardReader). */
+export interface ApplyConsumerTuning extends ShardReaderTuning {
+  /** ListShards period: discovery of new/free shards (default min(10 s, lease ttl / 3)). */
+  shardDiscoveryIntervalMs?: number;
+}
+
+export interface ApplyRunnerOptions {
+  target: MongoClient;
+  store: StateStore;
+  migrationId: string;
+  rules: NamespaceRules;
+  kinesis: KinesisClient;
+  streamName: string;
+  /** Unique per process incarnation: see {@link defaultOwnerId}. */
+  ownerId: string;
+  logger: Logger;
+  /** Default 30 s. Leases are renewed every ttl/3. */
+  leaseTtlMs?: number;
+  /** Grace after expiry before another owner may take a lease (default: the store's, 1 s). */
+  leaseGraceMs?: number;
+  /** Hold at most this many shard leases (default: every free shard). */
+  maxShards?: number;
+  signal?: AbortSignal;
+  /** Called every `statusIntervalMs` and once at the end. */
+  onStatus?: (status: ApplyStatus) => void;
+  /** Progress log / onStatus period (default 10 s). */
+  statusIntervalMs?: number;
+  /**
+   * Resolve with 'caught-up' once every shard of the stream is caught up (or ended) and everything
+   * read has been applied by THIS process (shards held by others keep it waiting).
+   */
+  stopWhenCaughtUp?: boolean;
+  /** How long a batch with unresolved duplicate-key conflicts is retried (default 60 s). */
+  conflictRetryLimitMs?: number;
+  /** Backoff between conflict retries (default 100 ms doubling up to 5 s, jittered). */
+  conflictRetryPolicy?: { initialDelayMs: number; maxDelayMs: number };
+  /** DDL rendezvous poll period (default 500 ms). */
+  ddlPollMs?: number;
+  consumer?: ApplyConsumerTuning;
+  writer?: { retryPolicy?: RetryPolicy; keyFilter?: KeyFilterMode };
+  /** Release held leases when returning (default true). false simulates a crash (tests). */
+  releaseLeasesOnExit?: boolean;
+}
+
+/** hostname:pid:random — unique per process incarnation. */
+export function defaultOwnerId(): string {
+  return `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Internal signals
+
+/** The process is stopping (signal): the shard's work is cut short, to be replayed. */
+class ApplyInterrupted extends Error {
+  override name = 'ApplyInterrupted';
+}
+
+/** A fatal failure of one shard's batch (wraps the cause). */
+class ShardFailure extends Error {
+  override name = 'ShardFailure';
+  constructor(
+    readonly shardId: string,
+    readonly error: unknown,
+  ) {
+    super(`shard ${shardId}: ${errorMessage(error)}`, { cause: error });
+  }
+}
+
+/** onProgress saw unresolved conflicts before a DDL: abort the batch, retry it later. */
+class PendingConflicts extends Error {
+  override name = 'PendingConflicts';
+  constructor(readonly conflicts: readonly ApplyConflict[]) {
+    super(`${conflicts.length} unresolved duplicate-key conflict(s)`);
+  }
+}
+
+function findCause<T>(err: unknown, is: (e: unknown) => e is T): T | undefined {
+  let e: unknown = err;
+  for (let depth = 0; e !== undefined && e !== null && depth < 10; depth++) {
+    if (is(e)) return e;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+const isLeaseLost = (e: unknown): e is LeaseLostError => e instanceof LeaseLostError;
+const isInterrupted = (e: unknown): e is ApplyInterrupted => e instanceof ApplyInterrupted;
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+const ejson = (v: unknown) => BSON.EJSON.stringify(v as BSON.Document, { relaxed: true });
+
+// ---------------------------------------------------------------------------------------------
+// Per-shard state
+
+interface ShardRun {
+  shardId: string;
+  /** Lease epoch this state was loaded under. */
+  epoch: number;
+  writer: ApplyWriter;
+  /** Aborted when the lease is lost or the process stops. */
+  abort: AbortController;
+  /** Last saved sequence number (undefined: nothing saved yet / start of shard). */
+  sequenceNumber: string | undefined;
+  /** Last applied event position (skip envelopes at or before it). */
+  position: EventPosition | undefined;
+  counters: ApplyCounters;
+}
+
+/**
+ * Runs the apply loop until stopped (signal), caught up (`stopWhenCaughtUp`), or a fatal error
+ * (rejects with a MigratorError: APPLY_FAILED, STREAM_FAILED, CONNECTION_FAILED, INTERNAL).
+ */
+export async function runApply(options: ApplyRunnerOptions): Promise<ApplyRunResult> {
+  const runner = new ApplyRunner(options);
+  return runner.run();
+}
+
+class ApplyRunner {
+  private readonly o: ApplyRunnerOptions;
+  private readonly log: Logger;
+  private readonly ttlMs: number;
+  private readonly keeper: LeaseKeeper;
+  private readonly shutdown = new AbortController();
+  private readonly runs = new Map<string, ShardRun>();
+  private consumer: StreamConsumer | undefined;
+  private rebuildRequested = false;
+  private stopReason: ApplyRunResult['stopReason'] | undefined;
+  private inFlight = 0;
+  /** The first fatal shard failure: ends the run. */
+  private fatal: ShardFailure | undefined;
+  private sessionEvents = 0;
+  private openShardsCache: { at: number; ids: string[] } | undefined;
+  /** Counters of shards that ended here, for the status totals. */
+  private readonly ended = new Map<string, ApplyCounters>();
+
+  constructor(options: ApplyRunnerOptions) {
+    this.o = options;
+    this.log = options.logger;
+    this.ttlMs = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
+    if (!(this.ttlMs >= 100)) throw new MigratorError(ExitCode.USAGE, `lease ttl must be at least 100 ms (got ${this.ttlMs})`);
+    this.keeper = new LeaseKeeper({
+      store: options.store,
+      migrationId: options.migrationId,
+      owner: options.ownerId,
+      ttlMs: this.ttlMs,
+      graceMs: options.leaseGraceMs,
+      maxShards: options.maxShards,
+      logger: this.log,
+      onLost: (shardId, reason) => this.onLeaseLost(shardId, reason),
+    });
+  }
+
+  async run(): Promise<ApplyRunResult> {
+    const outer = this.o.signal;
+    const onAbort = () => this.requestShutdown();
+    if (outer?.aborted) this.requestShutdown();
+    else outer?.addEventListener('abort', onAbort, { once: true });
+    let statusTimer: NodeJS.Timeout | undefined;
+    let failed = false;
+    this.keeper.start();
+    try {
+      await this.preflight();
+      statusTimer = setInterval(() => this.reportStatus(), this.o.statusIntervalMs ?? DEFAULT_STATUS_INTERVAL_MS);
+      statusTimer.unref?.();
+      while (!this.shutdown.signal.aborted && this.stopReason === undefined) {
+        await this.runConsumerOnce();
+        if (!this.shutdown.signal.aborted && this.stopReason === undefined) {
+          // Only a lease loss ends a consumer run otherwise: re-decide ownership from the store.
+          this.log.info({}, 'rebuilding the stream consumer after a lease change');
+          await sleep(Math.min(1000, this.ttlMs / 10), this.shutdown.signal).catch(() => undefined);
+        }
+      }
+      const status = this.status();
+      this.o.onStatus?.(status);
+      const stopReason = this.stopReason ?? 'interrupted';
+      this.log.info({ stopReason, events: status.sessionEvents, totals: compactTotals(status.totals) }, 'apply stopped');
+      return { stopReason, status };
+    } catch (err) {
+      failed = true;
+      const e = this.toMigratorError(err);
+      await this.o.store.recordError(this.o.migrationId, e).catch(() => undefined);
+      throw e;
+    } finally {
+      if (statusTimer) clearInterval(statusTimer);
+      outer?.removeEventListener('abort', onAbort);
+      this.keeper.stop();
+      for (const r of this.runs.values()) r.abort.abort(new ApplyInterrupted('stopped'));
+      if (this.o.releaseLeasesOnExit === false) this.keeper.abandonAll();
+      else await this.keeper.releaseAll();
+      if (failed) this.log.debug({}, 'leases released after a failure');
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Lifecycle
+
+  private requestShutdown(): void {
+    if (this.shutdown.signal.aborted) return;
+    this.log.info({}, 'stopping: finishing the batches being applied');
+    this.shutdown.abort(new ApplyInterrupted('interrupted'));
+    this.abortRuns(new ApplyInterrupted('interrupted'));
+    this.consumer?.stop();
+  }
+
+  private onLeaseLost(shardId: string, reason: string): void {
+    this.runs.get(shardId)?.abort.abort(new LeaseLostError(shardId, reason));
+    this.runs.delete(shardId);
+    this.rebuildRequested = true;
+    // Every other shard stops too (after its batch): a shard waiting at a DDL rendezvous for the
+    // lost one would otherwise keep the consumer from ever stopping.
+    this.abortRuns(new ApplyInterrupted('consumer rebuild after a lease change'));
+    this.consumer?.stop();
+  }
+
+  /** Cuts short the waits of every shard (DDL rendezvous, conflict backoff, lease fence). */
+  private abortRuns(reason: unknown): void {
+    for (const r of this.runs.values()) r.abort.abort(reason);
+  }
+
+  /** The stream exists and is readable; a clear STREAM_FAILED otherwise. */
+  private async preflight(): Promise<void> {
+    const name = this.o.streamName;
+    try {
+      const out = await this.o.kinesis.send(new DescribeStreamSummaryCommand({ StreamName: name }), { abortSignal: this.shutdown.signal });
+      const status = out.StreamDescriptionSummary?.StreamStatus;
+      if (status !== 'ACTIVE' && status !== 'UPDATING') {
+        throw new MigratorError(ExitCode.STREAM_FAILED, `Kinesis stream '${name}' is ${String(status)}, not ACTIVE.`, {
+          hint: 'Wait until the stream is ACTIVE, then rerun.',
+        });
+      }
+    } catch (err) {
+      if (err instanceof MigratorError) throw err;
+      if (this.shutdown.signal.aborted) return;
+      throw streamError(err, name);
+    }
+  }
+
+  private async runConsumerOnce(): Promise<void> {
+    this.rebuildRequested = false;
+    this.runs.clear();
+    const tuning = this.o.consumer ?? {};
+    const consumer = new StreamConsumer({
+      ...tuning,
+      client: this.o.kinesis,
+      streamName: this.o.streamName,
+      shardDiscoveryIntervalMs: tuning.shardDiscoveryIntervalMs ?? Math.min(10_000, Math.max(200, Math.floor(this.ttlMs / 3))),
+      checkpoints: (shardId) => this.checkpointOf(shardId),
+      ownsShard: (shardId) => this.ownsShard(shardId),
+      onRetry:
+        tuning.onRetry ??
+        ((info) => this.log.warn({ shardId: info.shardId, error: info.errorName, attempt: info.attempt, delayMs: Math.round(info.delayMs) }, 'Kinesis read failed, retrying')),
+    });
+    this.consumer = consumer;
+    if (this.shutdown.signal.aborted) consumer.stop();
+    const watcher = this.o.stopWhenCaughtUp
+      ? setInterval(() => {
+          if (this.stopReason === undefined && this.inFlight === 0 && this.allCaughtUp(consumer)) {
+            this.stopReason = 'caught-up';
+            this.log.info({}, 'every shard is caught up and applied: stopping');
+            consumer.stop();
+          }
+        }, 100)
+      : undefined;
+    try {
+      await consumer.run((batch) => this.handle(batch));
+    } catch (err) {
+      if (this.fatal !== undefined) throw this.fatal;
+      if (err instanceof LeaseLostError) {
+        this.rebuildRequested = true;
+        return;
+      }
+      if (err instanceof ApplyInterrupted && (this.shutdown.signal.aborted || this.rebuildRequested)) return;
+      throw err; // from reading the stream
+    } finally {
+      if (watcher) clearInterval(watcher);
+      this.consumer = undefined;
+    }
+    if (this.fatal !== undefined) throw this.fatal;
+  }
+
+  private allCaughtUp(consumer: StreamConsumer): boolean {
+    const statuses = consumer.shardStatuses();
+    return statuses.length > 0 && statuses.every((s) => s.state === 'ended' || (s.state === 'reading' && s.caughtUp));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Consumer callbacks
+
+  private async ownsShard(shardId: string): Promise<boolean> {
+    if (this.rebuildRequested || this.shutdown.signal.aborted || this.stopReason !== undefined) return false;
+    return this.keeper.tryAcquire(shardId);
+  }
+
+  private async checkpointOf(shardId: string): Promise<ShardCheckpoint | undefined> {
+    const cp = await this.storeRetry(`read checkpoint of ${shardId}`, () => this.o.store.getApplyCheckpoint(this.o.migrationId, shardId));
+    if (!cp) return undefined;
+    return {
+      sequenceNumber: cp.sequenceNumber === START_OF_SHARD_SEQUENCE ? undefined : cp.sequenceNumber,
+      shardEnded: cp.shardEnded,
+    };
+  }
+
+  private async handle(batch: ShardBatch): Promise<void> {
+    this.inFlight++;
+    try {
+      await this.applyShardBatch(batch);
+    } catch (err) {
+      const lost = findCause(err, isLeaseLost);
+      if (lost) {
+        this.log.warn({ shardId: batch.shardId, reason: lost.message }, 'batch abandoned: lease lost (it will be replayed by the new owner)');
+        throw lost;
+      }
+      const stopping = this.shutdown.signal.aborted || this.rebuildRequested || this.fatal !== undefined;
+      if (stopping && (findCause(err, isInterrupted) || errorName(err) === 'AbortError')) {
+        throw new ApplyInterrupted('interrupted');
+      }
+      const failure = new ShardFailure(batch.shardId, err);
+      if (this.fatal === undefined) {
+        this.fatal = failure;
+        // Stop every shard: waits (a DDL rendezvous expecting this shard) are cut short.
+        this.abortRuns(new ApplyInterrupted('another shard failed'));
+        this.consumer?.stop();
+      }
+      throw failure;
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // One batch
+
+  private async shardRun(shardId: string): Promise<ShardRun> {
+    const lease = this.keeper.lease(shardId);
+    if (!lease) throw new LeaseLostError(shardId, 'not held');
+    const existing = this.runs.get(shardId);
+    if (existing && existing.epoch === lease.epoch) return existing;
+    existing?.abort.abort(new LeaseLostError(shardId, 'epoch changed'));
+    const cp = await this.storeRetry(`read checkpoint of ${shardId}`, () => this.o.store.getApplyCheckpoint(this.o.migrationId, shardId));
+    const abort = new AbortController();
+    if (this.shutdown.signal.aborted) abort.abort(this.shutdown.signal.reason);
+    else if (this.rebuildRequested || this.fatal !== undefined) abort.abort(new ApplyInterrupted('consumer stopping'));
+    const log = this.log.child({ shardId });
+    const gate = createDdlGate({
+      store: this.o.store,
+      migrationId: this.o.migrationId,
+      shardId,
+      shards: () => this.openShardIds(),
+      pollMs: this.o.ddlPollMs,
+      signal: abort.signal,
+      onWait: throttle((info) => log.info({ ddl: info.ddlKey, arrived: info.arrived, shards: info.shards }, 'waiting for every shard to reach the DDL'), 10_000),
+    });
+    const writer = new ApplyWriter({
+      client: fencedClient(this.o.target, () => this.keeper.waitWritable(shardId, abort.signal)),
+      rules: this.o.rules,
+      keyFilter: this.o.writer?.keyFilter,
+      retryPolicy: this.o.writer?.retryPolicy,
+      beforeDdl: (e) => gate.beforeDdl(e),
+      afterDdl: (e) => gate.afterDdl(e),
+      logger: log,
+    });
+    const run: ShardRun = {
+      shardId,
+      epoch: lease.epoch,
+      writer,
+      abort,
+      sequenceNumber: cp?.sequenceNumber,
+      position: cp?.position,
+      counters: { ...emptyCounters(), ...(cp?.counters ?? {}) } as ApplyCounters,
+    };
+    this.runs.set(shardId, run);
+    log.info({ sequenceNumber: shownSequence(run.sequenceNumber), events: run.counters.events }, 'applying shard');
+    return run;
+  }
+
+  private decode(batch: ShardBatch, run: ShardRun): ChangeEnvelope[] {
+    return batch.payloads.map((p, i) => {
+      try {
+        return decodeEnvelope(p);
+      } catch (err) {
+        throw new MigratorError(
+          ExitCode.APPLY_FAILED,
+          `Shard ${batch.shardId}: payload ${i + 1} of ${batch.payloads.length} of the batch after sequence number ` +
+            `${shownSequence(run.sequenceNumber)} (batch checkpoint ${batch.checkpoint.sequenceNumber ?? 'none'}) ` +
+            `is not a valid change envelope: ${errorMessage(err)}.`,
+          { hint: 'Something other than migrator capture wrote to the stream, or capture and apply run different versions.', cause: err },
+        );
+      }
+    });
+  }
+
+  private async applyShardBatch(batch: ShardBatch): Promise<void> {
+    // The consumer is being torn down (lease change or a failure): start nothing new.
+    if (this.rebuildRequested || this.fatal !== undefined) throw new ApplyInterrupted('consumer stopping');
+    const run = await this.shardRun(batch.shardId);
+    const envelopes = this.decode(batch, run);
+    const limitMs = this.o.conflictRetryLimitMs ?? DEFAULT_CONFLICT_RETRY_LIMIT_MS;
+    const policy = { maxAttempts: Infinity, initialDelayMs: 100, maxDelayMs: 5_000, ...this.o.conflictRetryPolicy };
+    const started = performance.now();
+    let result: ApplyResult | undefined;
+    for (let attempt = 1; ; attempt++) {
+      let pending: readonly ApplyConflict[];
+      try {
+        result = await run.writer.applyBatch(envelopes, {
+          after: run.position,
+          onProgress: async (p) => {
+            // Never checkpoint past (nor run a DDL after) an unresolved conflict.
+            if (p.conflicts.length > 0) throw new PendingConflicts(p.conflicts);
+            if (p.position === undefined || (run.position !== undefined && isAtOrBefore(p.position, run.position))) return;
+            // The target acknowledged everything up to the DDL: checkpoint the position with the
+            // batch's starting sequence number (the batch is re-read on replay, then skipped).
+            await this.saveCheckpoint(run, run.sequenceNumber ?? START_OF_SHARD_SEQUENCE, p.position, false);
+            run.position = p.position;
+          },
+        });
+        if (result.conflicts.length === 0) break;
+        pending = result.conflicts;
+      } catch (err) {
+        if (!(err instanceof PendingConflicts)) throw err;
+        pending = err.conflicts;
+      }
+      const elapsed = performance.now() - started;
+      if (elapsed >= limitMs) throw conflictFailure(batch.shardId, pending, elapsed);
+      run.counters.conflictRetries++;
+      if (attempt === 1 || attempt % 10 === 0) {
+        this.log.warn(
+          { shardId: batch.shardId, attempt, conflicts: pending.length, first: describeConflict(pending[0]!) },
+          'unresolved duplicate-key conflicts: re-applying the batch while other shards catch up',
+        );
+      }
+      await sleep(Math.max(50, backoffDelay(policy, attempt)), run.abort.signal);
+    }
+
+    // Barriers: everything before them is applied; record before the checkpoint passes them.
+    for (const b of result.barriers) {
+      const id = envelopes[b.index]?.barrier?.id ?? b.id;
+      const cutover = await this.storeRetry('record barrier', () => this.o.store.recordBarrierReached(this.o.migrationId, id, batch.shardId));
+      this.log.info({ shardId: batch.shardId, barrier: id, cutover: cutover ? cutover.state : 'none' }, 'barrier reached');
+    }
+
+    this.count(run, batch, envelopes, result);
+    const position = result.lastPosition ?? run.position;
+    const sequenceNumber =
+      batch.checkpoint.sequenceNumber ?? (batch.shardEnded ? (run.sequenceNumber ?? START_OF_SHARD_SEQUENCE) : undefined);
+    if (sequenceNumber !== undefined) {
+      // INVARIANT: saved only now, after applyBatch returned, i.e. after the target acknowledged
+      // every write of this batch (and with no unresolved conflict left).
+      await this.saveCheckpoint(run, sequenceNumber, position, batch.shardEnded);
+    }
+    run.position = position;
+    if (batch.shardEnded) {
+      this.log.info({ shardId: batch.shardId, events: run.counters.events }, 'shard ended (resharded) and fully applied');
+      this.ended.set(batch.shardId, run.counters);
+      this.runs.delete(batch.shardId);
+      await this.keeper.release(batch.shardId);
+    }
+  }
+
+  private count(run: ShardRun, batch: ShardBatch, envelopes: ChangeEnvelope[], result: ApplyResult): void {
+    const c = run.counters;
+    const s: ApplyStats = result.stats;
+    c.events += s.envelopes;
+    c.upserts += s.upserts;
+    c.updates += s.updates;
+    c.deletes += s.deletes;
+    c.ddl += s.ddl;
+    c.skipped += s.skipped;
+    c.collapsed += s.collapsed;
+    c.barriers += s.barriers;
+    c.batches += 1;
+    if (result.lastPosition) c.lastClusterTime = result.lastPosition.ct.getHighBits();
+    for (let i = envelopes.length - 1; i >= 0; i--) {
+      const wt = envelopes[i]!.wt;
+      if (wt && envelopes[i]!.op !== 'barrier') {
+        c.lastWallTime = wt.getTime();
+        break;
+      }
+    }
+    c.millisBehindLatest = batch.millisBehindLatest ?? -1;
+    this.sessionEvents += s.envelopes;
+  }
+
+  private async saveCheckpoint(run: ShardRun, sequenceNumber: string, position: EventPosition | undefined, shardEnded: boolean): Promise<void> {
+    const lease = this.keeper.lease(run.shardId);
+    if (!lease || lease.epoch !== run.epoch) throw new LeaseLostError(run.shardId, 'not held at checkpoint time');
+    const r = await this.storeRetry(`save checkpoint of ${run.shardId}`, () =>
+      this.o.store.saveApplyCheckpoint(lease, { sequenceNumber, position, counters: run.counters, shardEnded }),
+    );
+    if (r === 'saved') {
+      run.sequenceNumber = sequenceNumber;
+      return;
+    }
+    if (r === 'lease-lost') {
+      // Another owner (or expiry) took the shard: stop it here; the consumer is rebuilt.
+      this.onLeaseLost(run.shardId, 'checkpoint refused: lease lost');
+      throw new LeaseLostError(run.shardId, 'checkpoint refused: lease lost');
+    }
+    throw new MigratorError(
+      ExitCode.INTERNAL,
+      `Shard ${run.shardId}: the checkpoint at sequence number ${sequenceNumber} would move the saved one backwards (a bug).`,
+      { hint: 'Report it with the log (--verbose); rerunning resumes from the saved checkpoint.' },
+    );
+  }
+
+  /** State store calls, retried on transient errors. */
+  private storeRetry<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return withRetry(what, fn, { maxAttempts: 8, initialDelayMs: 200, maxDelayMs: 5_000 }, {
+      onRetry: (info) => this.log.warn({ what: info.what, attempt: info.attempt, err: errorMessage(info.error) }, 'state store call failed, retrying'),
+    });
+  }
+
+  /** Open shards of the stream (the ones that receive a copy of each DDL), cached 2 s. */
+  private async openShardIds(): Promise<string[]> {
+    const now = performance.now();
+    if (this.openShardsCache && now - this.openShardsCache.at < 2_000) return this.openShardsCache.ids;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const shards = await listAllShards(this.o.kinesis, this.o.streamName, { signal: this.shutdown.signal });
+        const ids = shards.filter((s) => s.open).map((s) => s.shardId);
+        this.openShardsCache = { at: performance.now(), ids };
+        return ids;
+      } catch (err) {
+        const kind = classifyError(err);
+        if (kind === 'fatal' || attempt >= 8 || this.shutdown.signal.aborted) throw err;
+        await sleep(Math.min(5_000, 200 * 2 ** attempt), this.shutdown.signal);
+      }
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Status
+
+  status(): ApplyStatus {
+    const statuses = this.consumer?.shardStatuses() ?? [];
+    const byId = new Map(statuses.map((s) => [s.shardId, s]));
+    const ids = new Set<string>([...byId.keys(), ...this.runs.keys(), ...this.ended.keys()]);
+    const shards: ApplyShardStatus[] = [...ids].sort().map((shardId) => {
+      const s = byId.get(shardId);
+      const run = this.runs.get(shardId);
+      const counters = run?.counters ?? this.ended.get(shardId);
+      return {
+        shardId,
+        state: s?.state ?? (this.ended.has(shardId) ? 'ended' : 'stopped'),
+        leased: this.keeper.holds(shardId),
+        caughtUp: s?.caughtUp ?? this.ended.has(shardId),
+        millisBehindLatest: s?.millisBehindLatest,
+        sequenceNumber: run?.sequenceNumber === START_OF_SHARD_SEQUENCE ? undefined : run?.sequenceNumber,
+        counters: counters ? { ...counters } : undefined,
+      };
+    });
+    const totals = emptyCounters();
+    for (const sh of shards) {
+      if (!sh.counters) continue;
+      for (const k of SUMMED) totals[k] += sh.counters[k];
+      totals.lastClusterTime = Math.max(totals.lastClusterTime, sh.counters.lastClusterTime);
+      totals.lastWallTime = Math.max(totals.lastWallTime, sh.counters.lastWallTime);
+      if (sh.millisBehindLatest !== undefined) totals.millisBehindLatest = Math.max(totals.millisBehindLatest, sh.millisBehindLatest);
+    }
+    return {
+      ownerId: this.o.ownerId,
+      at: new Date(),
+      caughtUp: statuses.length > 0 && statuses.every((s) => s.state === 'ended' || (s.state === 'reading' && s.caughtUp)),
+      shards,
+      totals,
+      sessionEvents: this.sessionEvents,
+    };
+  }
+
+  private lastReport: { at: number; events: number } | undefined;
+
+  private reportStatus(): void {
+    try {
+      const status = this.status();
+      const now = performance.now();
+      const rate = this.lastReport ? ((status.sessionEvents - this.lastReport.events) * 1000) / Math.max(1, now - this.lastReport.at) : undefined;
+      this.lastReport = { at: now, events: status.sessionEvents };
+      const behind: Record<string, number | string> = {};
+      for (const s of status.shards) behind[s.shardId] = s.leased ? (s.millisBehindLatest ?? 'unknown') : s.state;
+      this.log.info(
+        {
+          events: status.sessionEvents,
+          eventsPerSecond: rate === undefined ? undefined : Math.round(rate),
+          shards: status.shards.filter((s) => s.leased).length,
+          millisBehindLatest: behind,
+          caughtUp: status.caughtUp,
+        },
+        'apply progress',
+      );
+      this.o.onStatus?.(status);
+    } catch (err) {
+      this.log.debug({ err: errorMessage(err) }, 'status report failed');
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Errors
+
+  private toMigratorError(err: unknown): MigratorError {
+    if (err instanceof MigratorError) return err;
+    if (err instanceof ShardFailure) {
+      const cause = err.error;
+      if (cause instanceof MigratorError) return cause;
+      const where = `Shard ${err.shardId}`;
+      if (cause instanceof UnmappableDdlError) {
+        return new MigratorError(ExitCode.APPLY_FAILED, `${where}: ${cause.message}`, {
+          hint: 'Fix the namespace filters or re-run the initial load of the collection, then rerun apply.',
+          cause,
+        });
+      }
+      if (cause instanceof ApplyWriteError) {
+        return new MigratorError(ExitCode.APPLY_FAILED, `${where}: ${cause.message}`, {
+          hint: 'The target refused a write that retrying cannot fix; rerunning resumes from the last checkpoint.',
+          cause,
+        });
+      }
+      if (cause instanceof RetriesExhaustedError || isTransientError(cause)) {
+        return new MigratorError(ExitCode.CONNECTION_FAILED, `${where}: the target or the state store keeps failing: ${errorMessage(cause)}`, {
+          hint: 'Check that the target and the state store are reachable; rerunning resumes from the last checkpoint.',
+          cause,
+        });
+      }
+      if ((cause as Error)?.name === 'MongoServerError') {
+        return new MigratorError(ExitCode.APPLY_FAILED, `${where}: ${errorMessage(cause)}`, { cause });
+      }
+      if (classifyError(cause) === 'fatal' && (cause as { $metadata?: unknown })?.$metadata) return streamError(cause, this.o.streamName);
+      return new MigratorError(ExitCode.INTERNAL, `${where}: ${errorMessage(cause)}`, { cause });
+    }
+    // Anything else comes from reading the stream.
+    return streamError(err, this.o.streamName);
+  }
+}
+
+function streamError(err: unknown, stream: string): MigratorError {
+  const name = errorName(err);
+  if (name === 'ResourceNotFoundException') {
+    return new MigratorError(ExitCode.STREAM_FAILED, `Kinesis stream '${stream}' not found: ${errorMessage(err)}`, {
+      hint: 'Check --kinesis-stream, --region and --kinesis-endpoint (capture creates nothing: create the stream first).',
+      cause: err,
+    });
+  }
+  const kind = classifyError(err);
+  if (kind === 'fatal') {
+    return new MigratorError(ExitCode.STREAM_FAILED, `Kinesis refused a request on stream '${stream}': ${name}: ${errorMessage(err)}`, {
+      hint: 'Check the stream name, region and the credentials\' permissions (kinesis:DescribeStreamSummary, ListShards, GetShardIterator, GetRecords).',
+      cause: err,
+    });
+  }
+  return new MigratorError(ExitCode.STREAM_FAILED, `Cannot read Kinesis stream '${stream}': ${name}: ${errorMessage(err)}`, {
+    hint: 'Check that Kinesis (or --kinesis-endpoint) is reachable from here.',
+    cause: err,
+  });
+}
+
+const shownSequence = (seq: string | undefined) =>
+  seq === undefined || seq === START_OF_SHARD_SEQUENCE ? 'TRIM_HORIZON (start of the shard)' : seq;
+
+function describeConflict(c: ApplyConflict): string {
+  return `${c.target.db}.${c.target.coll} ${ejson(c.key)} (${c.op}): ${c.message || `code ${c.code}`}`;
+}
+
+function conflictFailure(shardId: string, conflicts: readonly ApplyConflict[], elapsedMs: number): MigratorError {
+  const shown = conflicts.slice(0, 10).map(describeConflict);
+  const more = conflicts.length > shown.length ? `; and ${conflicts.length - shown.length} more` : '';
+  const namespaces = [...new Set(conflicts.map((c) => `${c.target.db}.${c.target.coll}`))].join(', ');
+  return new MigratorError(
+    ExitCode.APPLY_FAILED,
+    `Shard ${shardId}: ${conflicts.length} duplicate-key conflict(s) in ${namespaces} still unresolved after ` +
+      `${Math.round(elapsedMs / 1000)} s of retries: ${shown.join('; ')}${more}.`,
+    {
+      hint:
+        'A unique index on the target rejects these documents. If the source has no such index, drop it on the target ' +
+        '(re-create it after cutover); otherwise check that every shard of the stream is being applied. Rerunning resumes from the last checkpoint.',
+    },
+  );
+}
+
+function compactTotals(t: ApplyCounters): Record<string, number> {
+  return { events: t.events, upserts: t.upserts, updates: t.updates, deletes: t.deletes, ddl: t.ddl, skipped: t.skipped };
+}
+
+function throttle<A extends unknown[]>(fn: (...args: A) => void, everyMs: number): (...args: A) => void {
+  let last = -Infinity;
+  return (...args: A) => {
+    const now = performance.now();
+    if (now - last < everyMs) return;
+    last = now;
+    fn(...args);
+  };
+}

@@ -1,0 +1,325 @@
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import type { KinesisClient } from '@aws-sdk/client-kinesis';
+import type { MongoClient } from 'mongodb';
+import type { EndpointConfig } from '../config/schema.js';
+import type { ServerInfo } from '../db/server-info.js';
+import { runApply, defaultOwnerId, type ApplyStatus } from '../apply/apply-runner.js';
+import { MARKER_COLLECTION, runCapture, type CaptureProgress } from '../source/capture-runner.js';
+import type { NamespaceRules } from '../source/namespace-filter.js';
+import type { MigrationDoc, MigrationPhase, StateStore } from '../state/store.js';
+import { listAllShards } from '../transport/shard-map.js';
+import type { LoadOptions } from '../initial-load/dump-restore-plan.js';
+import type { ToolBinaries } from '../initial-load/tool-binaries.js';
+import { verifyMigration, type VerificationReport } from '../verify/verify-migration.js';
+import { MigratorError, errorMessage } from '../util/errors.js';
+import { ExitCode } from '../util/exit-codes.js';
+import type { Logger } from '../util/logger.js';
+import { runInitialLoad } from './initial-load-runner.js';
+import { preflightError, runPreflight, type PreflightReport } from './preflight.js';
+import { takeResumePoint } from './resume-point.js';
+import { setSourceWriteBlock } from './write-block.js';
+
+export interface FullMigrationInput {
+  migrationId: string;
+  source: MongoClient;
+  sourceEndpoint: EndpointConfig;
+  target: MongoClient;
+  targetEndpoint: EndpointConfig;
+  store: StateStore;
+  stateDb: string;
+  rules: NamespaceRules;
+  kinesis: KinesisClient;
+  streamName: string;
+  bins: ToolBinaries;
+  load: LoadOptions;
+  dataDir: string;
+  enableChangeStreams: boolean;
+  log: Logger;
+  signal: AbortSignal;
+  /** Stop after the initial load (the `initial-load` command): capture keeps the stream filled. */
+  stopAfterLoad?: boolean;
+  /** How often cutover requests and catch-up are checked (default 500 ms). */
+  pollMs?: number;
+  /** Apply's lease TTL (default 30 s; tests use less). */
+  leaseTtlMs?: number;
+}
+
+const LOAD_PHASES: MigrationPhase[] = ['CREATED', 'INITIAL_LOAD'];
+
+/**
+ * The full migration as a restartable state machine; the phase lives in the state store, so a
+ * re-run (same migration id, any container) continues where the last one stopped:
+ *
+ *   CREATED → INITIAL_LOAD → CATCHING_UP → READY_FOR_CUTOVER ⇄ CUTTING_OVER → COMPLETED
+ *
+ * Order of the first steps is what makes the copy consistent: the resume point is recorded before
+ * any data is read, capture starts from it at once (changes made during the copy wait in the
+ * stream, not in the source's bounded history), and apply starts only after the load, replaying
+ * everything since the resume point with idempotent writes.
+ */
+export class FullMigration {
+  private migration!: MigrationDoc;
+  preflight?: PreflightReport;
+  sourceInfo?: ServerInfo;
+  private capture?: { abort: AbortController; done: Promise<CaptureProgress> };
+  private apply?: { abort: AbortController; done: Promise<unknown>; status?: ApplyStatus };
+  verification?: VerificationReport;
+
+  constructor(private readonly p: FullMigrationInput) {}
+
+  get phase(): MigrationPhase {
+    return this.migration.phase;
+  }
+
+  private async setPhase(phase: MigrationPhase): Promise<void> {
+    await this.p.store.setPhase(this.p.migrationId, phase);
+    this.migration.phase = phase;
+    this.p.log.info({ phase }, 'phase');
+  }
+
+  /** Loads or creates the migration document; a FAILED migration resumes the phase it failed in. */
+  async open(): Promise<MigrationDoc> {
+    const s = this.p.store;
+    let m = await s.getMigration(this.p.migrationId);
+    if (!m) m = await s.createMigration(this.p.migrationId, { config: { streamName: this.p.streamName } });
+    if (m.phase === 'FAILED') {
+      if (m.lastError?.exitCode === ExitCode.HISTORY_LOST) {
+        throw new MigratorError(ExitCode.HISTORY_LOST, `Migration ${this.p.migrationId} lost its change-stream history: ${m.lastError.message}`, {
+          hint: 'Start over with a new --migration-id (and --drop): the changes since the resume point cannot be recovered.',
+        });
+      }
+      const resumeAt = m.lastError?.phase && m.lastError.phase !== 'FAILED' ? m.lastError.phase : 'CREATED';
+      await s.setPhase(this.p.migrationId, resumeAt);
+      await s.clearError(this.p.migrationId);
+      m = (await s.getMigration(this.p.migrationId))!;
+      this.p.log.info({ phase: resumeAt }, 'resuming a failed migration');
+    }
+    this.migration = m;
+    return m;
+  }
+
+  /** All checks at once; the empty-target check only for a migration that has not loaded yet. */
+  async runPreflight(): Promise<PreflightReport> {
+    const fresh = this.migration.phase === 'CREATED' && !this.migration.load;
+    const report = await runPreflight({
+      source: this.p.source,
+      sourceUri: this.p.sourceEndpoint.uri,
+      target: this.p.target,
+      targetUri: this.p.targetEndpoint.uri,
+      rules: this.p.rules,
+      stateDb: this.p.stateDb,
+      kinesis: { client: this.p.kinesis, streamName: this.p.streamName },
+      bins: LOAD_PHASES.includes(this.migration.phase) ? this.p.bins : undefined,
+      requireEmptyTarget: fresh && !this.p.load.drop,
+      enableChangeStreams: this.p.enableChangeStreams,
+    });
+    this.preflight = report;
+    this.sourceInfo = report.source;
+    if (report.problems.length) throw preflightError(report);
+    return report;
+  }
+
+  /** Records the resume point once; later runs keep the original. */
+  async recordResumePoint(): Promise<void> {
+    if (this.migration.resumePoint) return;
+    const point = await takeResumePoint(this.p.source);
+    await this.p.store.setResumePoint(this.p.migrationId, point);
+    this.migration = (await this.p.store.getMigration(this.p.migrationId))!;
+    this.p.log.info({ operationTime: `${point.ct.t},${point.ct.i}` }, 'resume point recorded');
+  }
+
+  /** Capture runs in the background from the resume point (or its own checkpoint) until stopped. */
+  startCapture(): void {
+    if (this.capture) return;
+    const abort = new AbortController();
+    const stop = () => abort.abort();
+    this.p.signal.addEventListener('abort', stop, { once: true });
+    const rp = this.migration.resumePoint;
+    const done = runCapture({
+      source: this.p.source,
+      store: this.p.store,
+      migrationId: this.p.migrationId,
+      rules: this.p.rules,
+      kinesis: this.p.kinesis,
+      streamName: this.p.streamName,
+      start: rp ? (rp.rt ? { rt: rp.rt } : { ct: rp.ct }) : undefined,
+      signal: abort.signal,
+      log: this.p.log.child({ component: 'capture' }),
+    });
+    this.capture = { abort, done };
+  }
+
+  /** The initial load; a re-run after a crash during the load reloads with --drop. */
+  async runLoad(onProgress?: (text: string) => void): Promise<void> {
+    if (!LOAD_PHASES.includes(this.migration.phase)) return;
+    const again = Boolean(this.migration.load);
+    await this.setPhase('INITIAL_LOAD');
+    await this.raceWithCapture(
+      runInitialLoad({
+        source: this.p.source,
+        sourceEndpoint: this.p.sourceEndpoint,
+        targetEndpoint: this.p.targetEndpoint,
+        store: this.p.store,
+        migrationId: this.p.migrationId,
+        rules: this.p.rules,
+        namespaces: this.preflight?.namespaces ?? [],
+        bins: this.p.bins,
+        options: { ...this.p.load, drop: this.p.load.drop || again },
+        workDir: join(this.p.dataDir, 'load'),
+        signal: this.p.signal,
+        log: this.p.log.child({ component: 'initial-load' }),
+        onProgress,
+      }),
+    );
+    if (this.p.signal.aborted) throw new MigratorError(ExitCode.INTERRUPTED, 'Interrupted during the initial load; rerun to restart it.');
+    await this.setPhase('CATCHING_UP');
+  }
+
+  /** Apply runs in the background from its checkpoints; status feeds catch-up detection. */
+  startApply(): void {
+    if (this.apply) return;
+    const abort = new AbortController();
+    this.p.signal.addEventListener('abort', () => abort.abort(), { once: true });
+    const entry: NonNullable<FullMigration['apply']> = { abort, done: Promise.resolve() };
+    entry.done = runApply({
+      target: this.p.target,
+      store: this.p.store,
+      migrationId: this.p.migrationId,
+      rules: this.p.rules,
+      kinesis: this.p.kinesis,
+      streamName: this.p.streamName,
+      ownerId: defaultOwnerId(),
+      logger: this.p.log.child({ component: 'apply' }),
+      signal: abort.signal,
+      leaseTtlMs: this.p.leaseTtlMs,
+      statusIntervalMs: 500,
+      onStatus: (s) => (entry.status = s),
+    });
+    this.apply = entry;
+  }
+
+  /** Rejects as soon as capture or apply fails, so a background failure stops the orchestration. */
+  private async raceWithCapture<T>(work: Promise<T>): Promise<T> {
+    const failures = [this.capture?.done, this.apply?.done].filter(Boolean).map((d) =>
+      d!.then(
+        () => new Promise<never>(() => undefined),
+        (err: unknown) => Promise.reject(err),
+      ),
+    );
+    return Promise.race([work, ...failures]);
+  }
+
+  private async sleep(ms: number): Promise<void> {
+    await this.raceWithCapture(new Promise((r) => setTimeout(r, ms)));
+  }
+
+  /** Caught up: apply has read every shard to its tip and applied it, and capture is current. */
+  private async caughtUp(): Promise<boolean> {
+    if (!this.apply?.status?.caughtUp) return false;
+    const cp = await this.p.store.getCaptureCheckpoint(this.p.migrationId);
+    return Boolean(cp && Date.now() - cp.updatedAt.getTime() < 5_000);
+  }
+
+  /**
+   * Replicates until a cutover request (from `migrator cutover`, any process) arrives and completes.
+   * Returns when COMPLETED; throws on failure; resolves early when `signal` aborts.
+   */
+  async replicateUntilCutover(onStatus?: (text: string) => void): Promise<void> {
+    const poll = this.p.pollMs ?? 500;
+    let lastText = '';
+    while (!this.p.signal.aborted) {
+      if (this.migration.phase === 'CATCHING_UP' && (await this.caughtUp())) await this.setPhase('READY_FOR_CUTOVER');
+      const cutover = await this.p.store.getCutover(this.p.migrationId);
+      const active = cutover && (cutover.state === 'requested' || cutover.state === 'barrier-sent');
+      if (active && this.migration.phase === 'READY_FOR_CUTOVER') {
+        await this.setPhase('CUTTING_OVER');
+      }
+      if (this.migration.phase === 'CUTTING_OVER') {
+        if (!active) {
+          // Aborted by the operator: give writes back if we blocked them.
+          await this.unblockWrites();
+          await this.setPhase('READY_FOR_CUTOVER');
+          continue;
+        }
+        if (await this.cutoverStep()) return;
+      }
+      const totals = this.apply?.status?.totals;
+      const text = `${this.migration.phase}: applied ${totals?.events ?? 0} events${this.apply?.status?.caughtUp ? ', caught up' : ''}`;
+      if (text !== lastText) onStatus?.((lastText = text));
+      await this.sleep(poll);
+    }
+  }
+
+  private async unblockWrites(): Promise<void> {
+    const c = await this.p.store.getCutover(this.p.migrationId);
+    if (c?.writesBlockedByMigrator) {
+      await setSourceWriteBlock(this.p.source, this.sourceInfo, false);
+      await this.p.store.setWritesBlocked(this.p.migrationId, false);
+      this.p.log.info('source writes unblocked');
+    }
+  }
+
+  /** One step of the cutover protocol; true once COMPLETED. */
+  private async cutoverStep(): Promise<boolean> {
+    const s = this.p.store;
+    const id = this.p.migrationId;
+    let c = (await s.getCutover(id))!;
+    if (c.state === 'requested') {
+      if (!c.writesStopped && !c.writesBlockedByMigrator) {
+        const blocked = await setSourceWriteBlock(this.p.source, this.sourceInfo, true);
+        if (blocked.ok) {
+          await s.setWritesBlocked(id, true);
+          this.p.log.info('user writes blocked on the source (setUserWriteBlockMode)');
+        } else {
+          this.p.log.info({ reason: blocked.reason }, 'cannot block writes on the source: waiting for `migrator cutover --writes-stopped`');
+          return false;
+        }
+      }
+      // Writes are stopped: a marker written now is after every application change.
+      const barrierId = `cutover-${Date.now()}-${randomUUID().slice(0, 8)}`;
+      await s.setCutoverBarrier(id, barrierId);
+      await this.p.source.db(this.p.stateDb).collection(MARKER_COLLECTION).insertOne({ _id: barrierId as never, at: new Date() });
+      this.p.log.info({ barrier: barrierId }, 'cutover marker written to the source');
+      return false;
+    }
+    c = (await s.getCutover(id))!;
+    const open = (await listAllShards(this.p.kinesis, this.p.streamName)).filter((sh) => !sh.endingSequenceNumber).map((sh) => sh.shardId);
+    if (!open.every((sh) => c.reachedShards.includes(sh))) return false;
+
+    // Every shard applied the marker: every change made before the writes stopped is on the target.
+    this.p.log.info('all shards applied the cutover marker; verifying');
+    await this.stopPipelines();
+    this.verification = await verifyMigration(this.p.source, this.p.target, this.p.rules, { skipDbs: new Set([this.p.stateDb]) });
+    if (!this.verification.match) {
+      const bad = this.verification.namespaces.filter((n) => !n.match).map((n) => n.source || n.target);
+      const err = new MigratorError(ExitCode.VERIFICATION_MISMATCH, `Cutover verification failed: ${bad.join(', ')} differ between source and target.`, {
+        hint: 'Run `migrator verify` for the differing ids; rerun full-migrate to continue replicating and retry the cutover.',
+      });
+      await s.abortCutover(id, err.message);
+      await this.unblockWrites();
+      throw err;
+    }
+    await s.completeCutover(id);
+    await this.setPhase('COMPLETED');
+    return true;
+  }
+
+  /** Stops capture and apply gracefully (each saves its checkpoint). */
+  async stopPipelines(): Promise<void> {
+    this.capture?.abort.abort();
+    this.apply?.abort.abort();
+    const results = await Promise.allSettled([this.capture?.done, this.apply?.done]);
+    this.capture = undefined;
+    this.apply = undefined;
+    for (const r of results) if (r.status === 'rejected' && !this.p.signal.aborted) throw r.reason;
+  }
+
+  /** Records a failure in the state store (phase FAILED, last error with its exit code). */
+  async fail(err: unknown): Promise<void> {
+    if (!this.migration || (err as MigratorError).exitCode === ExitCode.INTERRUPTED) return;
+    await this.p.store.recordError(this.p.migrationId, err).catch(() => undefined);
+    await this.p.store.setPhase(this.p.migrationId, 'FAILED').catch(() => undefined);
+    this.p.log.error({ err: errorMessage(err) }, 'migration failed');
+  }
+}

@@ -1,0 +1,85 @@
+import { mkdirSync } from 'node:fs';
+import type { MongoClient } from 'mongodb';
+import type { EndpointConfig } from '../config/schema.js';
+import type { NamespaceRules } from '../source/namespace-filter.js';
+import { loadKey, type StateStore, type LoadCollectionProgress } from '../state/store.js';
+import { planPipes, type LoadOptions } from '../initial-load/dump-restore-plan.js';
+import { runDumpRestorePipe } from '../initial-load/dump-restore-pipe.js';
+import type { ToolBinaries } from '../initial-load/tool-binaries.js';
+import type { ToolEvent } from '../initial-load/tool-progress.js';
+import type { Logger } from '../util/logger.js';
+
+export interface InitialLoadInput {
+  source: MongoClient;
+  sourceEndpoint: EndpointConfig;
+  targetEndpoint: EndpointConfig;
+  store: StateStore;
+  migrationId: string;
+  rules: NamespaceRules;
+  namespaces: { db: string; coll: string }[];
+  bins: ToolBinaries;
+  options: LoadOptions;
+  workDir: string;
+  signal?: AbortSignal;
+  log: Logger;
+  /** Progress for the task renderer: "bar.products 1200/5000". */
+  onProgress?: (text: string) => void;
+}
+
+/**
+ * The initial load: one mongodump | mongorestore pipe per source database, progress persisted in
+ * the migration document (per collection) so `status` shows it from any container.
+ */
+export async function runInitialLoad(p: InitialLoadInput): Promise<{ restored: number }> {
+  mkdirSync(p.workDir, { recursive: true });
+  const all = new Map<string, string[]>();
+  for (const db of new Set(p.namespaces.map((n) => n.db))) {
+    const colls = await p.source.db(db).listCollections({}, { nameOnly: true }).toArray();
+    all.set(db, colls.map((c) => c.name));
+  }
+  const progress: Record<string, LoadCollectionProgress> = {};
+  for (const ns of p.namespaces) {
+    const t = p.rules.target(ns);
+    progress[`${ns.db}.${ns.coll}`] = { target: `${t.db}.${t.coll}`, done: false };
+  }
+  await p.store.startLoad(
+    p.migrationId,
+    Object.fromEntries(Object.entries(progress).map(([ns, v]) => [loadKey(ns), v])),
+  );
+  const jobs = planPipes(p.namespaces, all, (db) => p.rules.targetDb(db), p.options);
+  let restored = 0;
+  // Progress writes are throttled: one per collection per second at most.
+  const lastWrite = new Map<string, number>();
+  const writes: Promise<void>[] = [];
+  const persist = (ns: string, fields: Partial<LoadCollectionProgress>, force = false) => {
+    const now = Date.now();
+    if (!force && now - (lastWrite.get(ns) ?? 0) < 1000) return;
+    lastWrite.set(ns, now);
+    writes.push(p.store.updateLoadProgress(p.migrationId, ns, fields).catch(() => undefined));
+  };
+  for (const job of jobs) {
+    const targetToSource = new Map(job.collections.map((c) => [`${job.targetDb}.${p.rules.target({ db: job.sourceDb, coll: c }).coll}`, `${job.sourceDb}.${c}`]));
+    const onEvent = (e: ToolEvent) => {
+      if (e.kind === 'dump-progress') {
+        p.onProgress?.(`${e.ns} ${e.done}/${e.total}`);
+        persist(e.ns, { dumped: e.done, total: e.total });
+      } else if (e.kind === 'dump-finished') {
+        persist(e.ns, { dumped: e.documents, total: e.documents }, true);
+      } else if (e.kind === 'restore-finished') {
+        const src = targetToSource.get(e.ns) ?? e.ns;
+        persist(src, { restored: e.documents, done: true }, true);
+        p.log.info({ ns: src, target: e.ns, documents: e.documents }, 'collection loaded');
+      }
+    };
+    p.log.info({ db: job.sourceDb, target: job.targetDb, collections: job.collections.length }, 'loading database');
+    const r = await runDumpRestorePipe(job, p.sourceEndpoint, p.targetEndpoint, p.bins, {
+      workDir: p.workDir,
+      signal: p.signal,
+      onEvent,
+    });
+    restored += r.restored;
+  }
+  await Promise.all(writes);
+  await p.store.finishLoad(p.migrationId);
+  return { restored };
+}

@@ -1,0 +1,138 @@
+import { DescribeStreamSummaryCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
+import type { MongoClient } from 'mongodb';
+import { describeServer, type ServerInfo } from '../db/server-info.js';
+import { listSourceNamespaces } from '../verify/verify-migration.js';
+import type { NamespaceRules } from '../source/namespace-filter.js';
+import { toolVersions, type ToolBinaries, type ToolVersions } from '../initial-load/tool-binaries.js';
+import { MigratorError, errorMessage } from '../util/errors.js';
+import { ExitCode } from '../util/exit-codes.js';
+
+export interface PreflightProblem {
+  check: string;
+  problem: string;
+  remedy: string;
+}
+
+export interface PreflightReport {
+  source?: ServerInfo;
+  target?: ServerInfo;
+  tools?: ToolVersions;
+  stream?: { status?: string; retentionHours?: number; openShards?: number };
+  namespaces: { db: string; coll: string }[];
+  problems: PreflightProblem[];
+}
+
+export interface PreflightInput {
+  source: MongoClient;
+  sourceUri: string;
+  target: MongoClient;
+  targetUri: string;
+  rules: NamespaceRules;
+  stateDb: string;
+  kinesis?: { client: KinesisClient; streamName: string };
+  /** Check mongodump/mongorestore (the initial load needs them). */
+  bins?: ToolBinaries;
+  /** Target collections must be empty (a fresh migration without --drop). */
+  requireEmptyTarget: boolean;
+  /** DocumentDB: enable change streams on the included databases when they are off. */
+  enableChangeStreams: boolean;
+  /** Hours of stream retention the migration needs at least (default 24). */
+  minRetentionHours?: number;
+}
+
+/**
+ * Preflight: every check runs, and all problems are reported together with their remedy, so an
+ * operator fixes them in one round instead of one failed start at a time.
+ */
+export async function runPreflight(p: PreflightInput): Promise<PreflightReport> {
+  const report: PreflightReport = { namespaces: [], problems: [] };
+  const problem = (check: string, text: string, remedy: string) => report.problems.push({ check, problem: text, remedy });
+
+  try {
+    report.source = await describeServer(p.source, p.sourceUri);
+    if (!report.source.changeStreams.usable && report.source.flavor === 'documentdb' && p.enableChangeStreams) {
+      await p.source.db('admin').command({ modifyChangeStreams: 1, database: '', collection: '', enable: true });
+      report.source = await describeServer(p.source, p.sourceUri);
+    }
+    if (!report.source.changeStreams.usable) {
+      problem(
+        'source change streams',
+        report.source.changeStreams.reason ?? 'change streams cannot be opened on the source',
+        report.source.flavor === 'documentdb'
+          ? 'Enable them: db.adminCommand({modifyChangeStreams: 1, database: "", collection: "", enable: true}), or pass --enable-change-streams.'
+          : 'The source must be a replica set or sharded cluster, and the user needs the changeStream and find privileges.',
+      );
+    }
+  } catch (err) {
+    problem('source', errorMessage(err), 'Check the source user has clusterMonitor (buildInfo, hello) and read privileges.');
+  }
+  try {
+    report.target = await describeServer(p.target, p.targetUri);
+  } catch (err) {
+    problem('target', errorMessage(err), 'Check the target user can run buildInfo and hello.');
+  }
+
+  if (p.bins) {
+    try {
+      report.tools = await toolVersions(p.bins);
+    } catch (err) {
+      problem('mongodump/mongorestore', errorMessage(err), (err as MigratorError).hint ?? 'Install the MongoDB Database Tools.');
+    }
+  }
+
+  if (p.kinesis) {
+    try {
+      const out = await p.kinesis.client.send(new DescribeStreamSummaryCommand({ StreamName: p.kinesis.streamName }));
+      const s = out.StreamDescriptionSummary;
+      report.stream = { status: s?.StreamStatus, retentionHours: s?.RetentionPeriodHours, openShards: s?.OpenShardCount };
+      if (s?.StreamStatus !== 'ACTIVE' && s?.StreamStatus !== 'UPDATING') {
+        problem('Kinesis stream', `stream ${p.kinesis.streamName} is ${s?.StreamStatus ?? 'in an unknown state'}, not ACTIVE`, 'Wait until it is ACTIVE, or name another stream.');
+      }
+      const need = p.minRetentionHours ?? 24;
+      if ((s?.RetentionPeriodHours ?? 24) < need) {
+        problem('Kinesis retention', `retention is ${s?.RetentionPeriodHours} h; changes made during the load must wait up to ${need} h`, 'Raise it: aws kinesis increase-stream-retention-period.');
+      }
+    } catch (err) {
+      const name = (err as { name?: string }).name ?? '';
+      problem(
+        'Kinesis stream',
+        name === 'ResourceNotFoundException' ? `stream ${p.kinesis.streamName} does not exist` : errorMessage(err),
+        name === 'ResourceNotFoundException'
+          ? 'Create it (aws kinesis create-stream --stream-name … --stream-mode-details StreamMode=ON_DEMAND), or check --region / --kinesis-endpoint.'
+          : 'Check --region, --kinesis-endpoint and the AWS credentials (kinesis:DescribeStreamSummary).',
+      );
+    }
+  }
+
+  try {
+    report.namespaces = await listSourceNamespaces(p.source, p.rules, new Set([p.stateDb]));
+    if (report.namespaces.length === 0) {
+      problem(
+        'namespaces',
+        p.rules.includePatterns.length
+          ? `no source collection matches --include ${p.rules.includePatterns.map((x) => x.text).join(' ')}`
+          : 'the source has no user collections',
+        'Check --include/--exclude against `migrator check`.',
+      );
+    }
+    if (p.requireEmptyTarget) {
+      const busy: string[] = [];
+      for (const ns of report.namespaces) {
+        const t = p.rules.target(ns);
+        const n = await p.target.db(t.db).collection(t.coll).estimatedDocumentCount().catch(() => 0);
+        if (n > 0) busy.push(`${t.db}.${t.coll} (${n} documents)`);
+      }
+      if (busy.length) {
+        problem('target namespaces', `target collections already hold data: ${busy.slice(0, 5).join(', ')}${busy.length > 5 ? ', …' : ''}`, 'Pass --drop to replace them, or map to other databases with --map.');
+      }
+    }
+  } catch (err) {
+    problem('namespaces', errorMessage(err), 'Check the source user can listDatabases and listCollections.');
+  }
+  return report;
+}
+
+export function preflightError(report: PreflightReport): MigratorError {
+  const lines = report.problems.map((p, i) => `  ${i + 1}. ${p.check}: ${p.problem}\n     fix: ${p.remedy}`);
+  return new MigratorError(ExitCode.PREFLIGHT_FAILED, `Preflight found ${report.problems.length} problem(s):\n${lines.join('\n')}`);
+}

@@ -1,0 +1,554 @@
+/**
+ * `migrator status`: the state of one migration, computed from the state-store documents.
+ *
+ * `buildStatusReport` is pure (documents + clock in, plain JSON-able report out); `formatStatusReport`
+ * renders it for people. `readStatusInputs` / `requireMigration` are the only I/O here: they read
+ * the documents from a StateStore.
+ *
+ * JSON schema of `migrator status --json` (schemaVersion 1; fields are only ever added; times are
+ * ISO-8601 strings, absent values are null, never omitted):
+ *
+ *   schemaVersion     1
+ *   migrationId       string
+ *   phase             CREATED | INITIAL_LOAD | CATCHING_UP | READY_FOR_CUTOVER | CUTTING_OVER |
+ *                     COMPLETED | FAILED | ABORTED
+ *   canCutover        boolean: phase READY_FOR_CUTOVER and no active (requested/barrier-sent) cutover
+ *   createdAt, updatedAt, phaseChangedAt   time
+ *   generatedAt       time the report was computed
+ *   resumePoint       null | { clusterTime: {t, i}, resumeToken: object|null (relaxed EJSON), takenAt }
+ *   load              null | { attempt, startedAt, finishedAt|null, done, collections: count,
+ *                     collectionsDone, totalDocuments, restoredDocuments, percent (0-100, 1 decimal),
+ *                     namespaces: [{ ns, target, total|null, dumped|null, restored|null, done, percent|null }] }
+ *   capture           null | { events, markers, bytes, lastEventAt|null, clusterTime: {t,i}|null, checkpointAt }
+ *   apply             { events (sum over shards), shards, shardsEnded, lastClusterTime (seconds)|null,
+ *                     lastAppliedAt|null (wall time of the newest applied event), maxMillisBehindLatest|null }
+ *   lag               { events: max(0, capture.events - apply.events), seconds: number|null,
+ *                     basis: 'caught-up' | 'wallTime' | 'clusterTime' | null }
+ *   shards            [{ shardId, sequenceNumber|null, leaseOwner|null, leaseEpoch, leaseExpiresAt|null,
+ *                     leaseActive, events, lastClusterTime|null, lastAppliedAt|null,
+ *                     millisBehindLatest|null, ended, checkpointAt|null, reachedBarrier }]
+ *   cutover           null | { state: requested|barrier-sent|completed|aborted, requestedAt, updatedAt,
+ *                     barrierId|null, barrierSentAt|null, shardsReached, shardsTotal, reachedShards: [],
+ *                     writesStopped, writesBlockedByMigrator, waitingForWritesStopped,
+ *                     abortReason|null, abortedAt|null, completedAt|null }
+ *   lastError         null | { message, at, phase, exitCode|null }
+ *
+ * Lag: `lag.events` compares the capture checkpoint's event count with the sum of the shards'
+ * applied-event counters. Broadcast envelopes (DDL, cutover barriers) count once in capture and once
+ * per shard in apply, so on a multi-shard stream the event lag can read a little low (it never goes
+ * below 0). `lag.seconds` is 0 when `lag.events` is 0; otherwise it is the capture's last event wall
+ * time minus the newest applied event's wall time (basis `wallTime`), else the capture checkpoint's
+ * clusterTime minus the newest applied clusterTime (or the resume point's, when nothing is applied
+ * yet; basis `clusterTime`), else null.
+ */
+import { BSON, type Document } from 'mongodb';
+import type {
+  CaptureCheckpointDoc,
+  CutoverDoc,
+  MigrationDoc,
+  MigrationPhase,
+  ShardDoc,
+  StateStore,
+} from '../state/store.js';
+import { loadNs } from '../state/store.js';
+import { formatDuration } from '../util/duration.js';
+import { MigratorError } from '../util/errors.js';
+import { ExitCode } from '../util/exit-codes.js';
+
+export const STATUS_SCHEMA_VERSION = 1;
+
+/** Phases after which nothing changes any more (`status --watch` stops there). */
+export const TERMINAL_PHASES: readonly MigrationPhase[] = ['COMPLETED', 'FAILED', 'ABORTED'];
+
+export interface StatusInputs {
+  migration: MigrationDoc;
+  capture: CaptureCheckpointDoc | null;
+  shards: ShardDoc[];
+  cutover: CutoverDoc | null;
+}
+
+export interface ClusterTimeJson {
+  t: number;
+  i: number;
+}
+
+export interface LoadNamespaceStatus {
+  ns: string;
+  target: string;
+  total: number | null;
+  dumped: number | null;
+  restored: number | null;
+  done: boolean;
+  percent: number | null;
+}
+
+export interface LoadStatus {
+  attempt: number;
+  startedAt: string | null;
+  finishedAt: string | null;
+  done: boolean;
+  collections: number;
+  collectionsDone: number;
+  totalDocuments: number;
+  restoredDocuments: number;
+  percent: number;
+  namespaces: LoadNamespaceStatus[];
+}
+
+export interface CaptureStatus {
+  events: number;
+  markers: number;
+  bytes: number;
+  lastEventAt: string | null;
+  clusterTime: ClusterTimeJson | null;
+  checkpointAt: string | null;
+}
+
+export interface ApplyStatusSummary {
+  events: number;
+  shards: number;
+  shardsEnded: number;
+  lastClusterTime: number | null;
+  lastAppliedAt: string | null;
+  maxMillisBehindLatest: number | null;
+}
+
+export type LagBasis = 'caught-up' | 'wallTime' | 'clusterTime';
+
+export interface LagStatus {
+  events: number;
+  seconds: number | null;
+  basis: LagBasis | null;
+}
+
+export interface ShardStatus {
+  shardId: string;
+  sequenceNumber: string | null;
+  leaseOwner: string | null;
+  leaseEpoch: number;
+  leaseExpiresAt: string | null;
+  leaseActive: boolean;
+  events: number;
+  lastClusterTime: number | null;
+  lastAppliedAt: string | null;
+  millisBehindLatest: number | null;
+  ended: boolean;
+  checkpointAt: string | null;
+  reachedBarrier: boolean;
+}
+
+export interface CutoverStatus {
+  state: CutoverDoc['state'];
+  requestedAt: string | null;
+  updatedAt: string | null;
+  barrierId: string | null;
+  barrierSentAt: string | null;
+  shardsReached: number;
+  shardsTotal: number;
+  reachedShards: string[];
+  writesStopped: boolean;
+  writesBlockedByMigrator: boolean;
+  /** Active, not confirmed by the operator, and the migrator did not block writes itself. */
+  waitingForWritesStopped: boolean;
+  abortReason: string | null;
+  abortedAt: string | null;
+  completedAt: string | null;
+}
+
+export interface LastErrorStatus {
+  message: string;
+  at: string | null;
+  phase: string;
+  exitCode: number | null;
+}
+
+export interface StatusReport {
+  schemaVersion: number;
+  migrationId: string;
+  phase: MigrationPhase;
+  canCutover: boolean;
+  createdAt: string | null;
+  updatedAt: string | null;
+  phaseChangedAt: string | null;
+  generatedAt: string;
+  resumePoint: { clusterTime: ClusterTimeJson | null; resumeToken: unknown; takenAt: string | null } | null;
+  load: LoadStatus | null;
+  capture: CaptureStatus | null;
+  apply: ApplyStatusSummary;
+  lag: LagStatus;
+  shards: ShardStatus[];
+  cutover: CutoverStatus | null;
+  lastError: LastErrorStatus | null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Defensive readers: documents are written by several programs (and versions); a missing or
+// malformed field reads as absent instead of crashing the report.
+
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+
+function iso(v: unknown): string | null {
+  if (v instanceof Date) return Number.isNaN(v.getTime()) ? null : v.toISOString();
+  if (typeof v === 'string' || typeof v === 'number') {
+    const d = new Date(v);
+    return Number.isNaN(d.getTime()) ? null : d.toISOString();
+  }
+  return null;
+}
+
+const ms = (v: unknown): number | undefined => {
+  if (v instanceof Date) return Number.isNaN(v.getTime()) ? undefined : v.getTime();
+  return undefined;
+};
+
+function clusterTime(v: unknown): ClusterTimeJson | null {
+  if (v && typeof v === 'object' && 't' in v && 'i' in v) {
+    const t = num((v as { t: unknown }).t);
+    const i = num((v as { i: unknown }).i);
+    if (t !== undefined && i !== undefined) return { t, i };
+  }
+  return null;
+}
+
+function ejson(v: unknown): unknown {
+  if (v === undefined || v === null) return null;
+  try {
+    return JSON.parse(BSON.EJSON.stringify(v as Document, { relaxed: true })) as unknown;
+  } catch {
+    return null;
+  }
+}
+
+const round1 = (x: number) => Math.round(x * 10) / 10;
+
+/** Percentage with one decimal; never 100 before `done`. */
+function percentOf(done: boolean, restored: number, total: number | undefined): number | null {
+  if (done) return 100;
+  if (total === undefined) return null;
+  if (total <= 0) return 0;
+  return Math.min(99.9, round1((restored / total) * 100));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export function isActiveCutover(c: CutoverDoc | null | undefined): boolean {
+  return !!c && (c.state === 'requested' || c.state === 'barrier-sent');
+}
+
+export function waitingForWritesStopped(c: CutoverDoc | null | undefined): boolean {
+  return isActiveCutover(c) && !c!.writesStopped && !c!.writesBlockedByMigrator;
+}
+
+function buildLoad(m: MigrationDoc): LoadStatus | null {
+  const load = m.load;
+  if (!load || typeof load !== 'object') return null;
+  const namespaces: LoadNamespaceStatus[] = [];
+  let totalDocuments = 0;
+  let restoredDocuments = 0;
+  for (const [key, p] of Object.entries(load.collections ?? {})) {
+    const total = num(p?.total);
+    const restored = num(p?.restored);
+    const done = p?.done === true;
+    totalDocuments += total ?? 0;
+    restoredDocuments += restored ?? 0;
+    namespaces.push({
+      ns: loadNs(key),
+      target: typeof p?.target === 'string' ? p.target : loadNs(key),
+      total: total ?? null,
+      dumped: num(p?.dumped) ?? null,
+      restored: restored ?? null,
+      done,
+      percent: percentOf(done, restored ?? 0, total),
+    });
+  }
+  namespaces.sort((a, b) => (a.ns < b.ns ? -1 : a.ns > b.ns ? 1 : 0));
+  const collectionsDone = namespaces.filter((n) => n.done).length;
+  const done = load.finishedAt !== undefined && load.finishedAt !== null
+    ? true
+    : namespaces.length > 0 && collectionsDone === namespaces.length;
+  return {
+    attempt: num(load.attempt) ?? 1,
+    startedAt: iso(load.startedAt),
+    finishedAt: iso(load.finishedAt),
+    done,
+    collections: namespaces.length,
+    collectionsDone,
+    totalDocuments,
+    restoredDocuments,
+    percent: done ? 100 : totalDocuments > 0 ? Math.min(99.9, round1((restoredDocuments / totalDocuments) * 100)) : 0,
+    namespaces,
+  };
+}
+
+function buildShards(shards: ShardDoc[], cutover: CutoverDoc | null, nowMs: number): ShardStatus[] {
+  const reached = new Set(Array.isArray(cutover?.reachedShards) ? cutover!.reachedShards : []);
+  return shards.map((s) => {
+    const cp = s.checkpoint;
+    const c = (cp?.counters ?? {}) as Record<string, unknown>;
+    const expires = ms(s.lease?.expiresAt);
+    const owner = typeof s.lease?.owner === 'string' ? s.lease.owner : null;
+    const lastCt = num(c.lastClusterTime);
+    const lastWall = num(c.lastWallTime);
+    const behind = num(c.millisBehindLatest);
+    return {
+      shardId: s.shardId,
+      sequenceNumber: typeof cp?.sequenceNumber === 'string' ? cp.sequenceNumber : null,
+      leaseOwner: owner,
+      leaseEpoch: num(s.lease?.epoch) ?? 0,
+      leaseExpiresAt: owner && expires !== undefined && expires > 0 ? new Date(expires).toISOString() : null,
+      leaseActive: owner !== null && expires !== undefined && expires > nowMs,
+      events: num(c.events) ?? 0,
+      lastClusterTime: lastCt !== undefined && lastCt > 0 ? lastCt : null,
+      lastAppliedAt: lastWall !== undefined && lastWall > 0 ? new Date(lastWall).toISOString() : null,
+      millisBehindLatest: behind !== undefined && behind >= 0 ? behind : null,
+      ended: cp?.shardEnded === true,
+      checkpointAt: iso(cp?.at),
+      reachedBarrier: reached.has(s.shardId),
+    };
+  });
+}
+
+function buildCutover(c: CutoverDoc | null, shards: ShardStatus[]): CutoverStatus | null {
+  if (!c) return null;
+  const reachedShards = Array.isArray(c.reachedShards) ? [...c.reachedShards].sort() : [];
+  const open = shards.filter((s) => !s.ended).length;
+  return {
+    state: c.state,
+    requestedAt: iso(c.requestedAt),
+    updatedAt: iso(c.updatedAt),
+    barrierId: typeof c.barrierId === 'string' ? c.barrierId : null,
+    barrierSentAt: iso(c.barrierSentAt),
+    shardsReached: reachedShards.length,
+    // Closed (resharded) shards get no barrier; a shard that reached it stays counted.
+    shardsTotal: Math.max(open, reachedShards.length),
+    reachedShards,
+    writesStopped: c.writesStopped === true,
+    writesBlockedByMigrator: c.writesBlockedByMigrator === true,
+    waitingForWritesStopped: waitingForWritesStopped(c),
+    abortReason: typeof c.abortReason === 'string' ? c.abortReason : null,
+    abortedAt: iso(c.abortedAt),
+    completedAt: iso(c.completedAt),
+  };
+}
+
+function buildLag(inputs: StatusInputs, captured: number, applied: number): LagStatus {
+  const events = Math.max(0, captured - applied);
+  if (events === 0) return { events, seconds: 0, basis: 'caught-up' };
+  const cap = inputs.capture;
+  const capWallMs = num(cap?.counters?.lastEventAtMs);
+  let appliedWallMs: number | undefined;
+  let appliedCt: number | undefined;
+  for (const s of inputs.shards) {
+    const c = (s.checkpoint?.counters ?? {}) as Record<string, unknown>;
+    const w = num(c.lastWallTime);
+    const t = num(c.lastClusterTime);
+    if (w !== undefined && w > 0) appliedWallMs = Math.max(appliedWallMs ?? 0, w);
+    if (t !== undefined && t > 0) appliedCt = Math.max(appliedCt ?? 0, t);
+  }
+  if (capWallMs !== undefined && capWallMs > 0 && appliedWallMs !== undefined) {
+    return { events, seconds: round1(Math.max(0, capWallMs - appliedWallMs) / 1000), basis: 'wallTime' };
+  }
+  const capCt = clusterTime(cap?.ct)?.t;
+  const fromCt = appliedCt ?? clusterTime(inputs.migration.resumePoint?.ct)?.t;
+  if (capCt !== undefined && fromCt !== undefined) {
+    return { events, seconds: Math.max(0, capCt - fromCt), basis: 'clusterTime' };
+  }
+  return { events, seconds: null, basis: null };
+}
+
+/** The status of a migration from its state documents (pure). */
+export function buildStatusReport(inputs: StatusInputs, now: Date = new Date()): StatusReport {
+  const m = inputs.migration;
+  const nowMs = now.getTime();
+  const shards = buildShards(inputs.shards, inputs.cutover, nowMs);
+  const cap = inputs.capture;
+  const capCounters = (cap?.counters ?? {}) as Record<string, unknown>;
+  const capLastEventMs = num(capCounters.lastEventAtMs);
+  const capture: CaptureStatus | null = cap
+    ? {
+        events: num(capCounters.events) ?? 0,
+        markers: num(capCounters.markers) ?? 0,
+        bytes: num(capCounters.bytes) ?? 0,
+        lastEventAt: capLastEventMs !== undefined && capLastEventMs > 0 ? new Date(capLastEventMs).toISOString() : null,
+        clusterTime: clusterTime(cap.ct),
+        checkpointAt: iso(cap.updatedAt),
+      }
+    : null;
+  const appliedEvents = shards.reduce((n, s) => n + s.events, 0);
+  const lastCts = shards.map((s) => s.lastClusterTime).filter((x): x is number => x !== null);
+  const lastWalls = shards.map((s) => s.lastAppliedAt).filter((x): x is string => x !== null).sort();
+  const behinds = shards.filter((s) => !s.ended).map((s) => s.millisBehindLatest).filter((x): x is number => x !== null);
+  const apply: ApplyStatusSummary = {
+    events: appliedEvents,
+    shards: shards.length,
+    shardsEnded: shards.filter((s) => s.ended).length,
+    lastClusterTime: lastCts.length ? Math.max(...lastCts) : null,
+    lastAppliedAt: lastWalls.length ? lastWalls[lastWalls.length - 1]! : null,
+    maxMillisBehindLatest: behinds.length ? Math.max(...behinds) : null,
+  };
+  const rp = m.resumePoint;
+  const le = m.lastError;
+  return {
+    schemaVersion: STATUS_SCHEMA_VERSION,
+    migrationId: m._id,
+    phase: m.phase,
+    canCutover: m.phase === 'READY_FOR_CUTOVER' && !isActiveCutover(inputs.cutover),
+    createdAt: iso(m.createdAt),
+    updatedAt: iso(m.updatedAt),
+    phaseChangedAt: iso(m.phaseChangedAt),
+    generatedAt: now.toISOString(),
+    resumePoint: rp ? { clusterTime: clusterTime(rp.ct), resumeToken: ejson(rp.rt), takenAt: iso(rp.takenAt) } : null,
+    load: buildLoad(m),
+    capture,
+    apply,
+    lag: buildLag(inputs, capture?.events ?? 0, appliedEvents),
+    shards,
+    cutover: buildCutover(inputs.cutover, shards),
+    lastError: le
+      ? { message: String(le.message ?? ''), at: iso(le.at), phase: String(le.phase ?? ''), exitCode: num(le.exitCode) ?? null }
+      : null,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text rendering
+
+function ago(at: string | null, now: number): string {
+  if (!at) return '';
+  const d = now - new Date(at).getTime();
+  return d >= 0 ? ` (${formatDuration(d)} ago)` : ` (in ${formatDuration(-d)})`;
+}
+
+function bytesText(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(1)} ${units[u]}`;
+}
+
+const ctText = (c: ClusterTimeJson | null) => (c ? `${c.t},${c.i} (${new Date(c.t * 1000).toISOString()})` : 'unknown');
+
+function cutoverLines(r: StatusReport, now: number): string[] {
+  const c = r.cutover;
+  if (!c) return ['cutover: not requested'];
+  const lines: string[] = [];
+  switch (c.state) {
+    case 'requested':
+      lines.push(`cutover: requested${ago(c.requestedAt, now)}${r.phase === 'CATCHING_UP' ? ', starts once apply has caught up' : ''}`);
+      break;
+    case 'barrier-sent':
+      lines.push(`cutover: barrier sent${ago(c.barrierSentAt, now)}, shards reached the barrier ${c.shardsReached}/${c.shardsTotal}`);
+      break;
+    case 'completed':
+      lines.push(`cutover: completed at ${c.completedAt ?? 'unknown'}`);
+      break;
+    case 'aborted':
+      lines.push(`cutover: aborted at ${c.abortedAt ?? 'unknown'}${c.abortReason ? `: ${c.abortReason}` : ''}`);
+      break;
+  }
+  if (c.state === 'requested' || c.state === 'barrier-sent') {
+    if (c.writesBlockedByMigrator) lines.push('  writes to the source: blocked by the migrator');
+    else if (c.writesStopped) lines.push('  writes to the source: stopped (confirmed by the operator)');
+    else {
+      lines.push(
+        '  waiting for --writes-stopped: stop the applications writing to the source, then run `migrator cutover --writes-stopped`',
+      );
+    }
+  }
+  return lines;
+}
+
+/** Human-readable status (stdout of `migrator status`). */
+export function formatStatusReport(r: StatusReport): string {
+  const now = new Date(r.generatedAt).getTime();
+  const lines: string[] = [];
+  lines.push(`migration ${r.migrationId}: ${r.phase}, since ${r.phaseChangedAt ?? 'unknown'}${ago(r.phaseChangedAt, now)}`);
+  lines.push(`  created ${r.createdAt ?? 'unknown'}, updated ${r.updatedAt ?? 'unknown'}${ago(r.updatedAt, now)}`);
+  let why = '';
+  if (!r.canCutover) why = r.phase === 'READY_FOR_CUTOVER' ? ' (a cutover is already in progress)' : ` (phase ${r.phase})`;
+  lines.push(`  can cut over: ${r.canCutover ? 'yes, run `migrator cutover`' : `no${why}`}`);
+
+  const l = r.load;
+  if (!l) lines.push('initial load: not started');
+  else {
+    const state = l.done ? `done${l.finishedAt ? ` at ${l.finishedAt}` : ''}` : `running since ${l.startedAt ?? 'unknown'}`;
+    lines.push(
+      `initial load: ${state} (attempt ${l.attempt}), ${l.collectionsDone}/${l.collections} collections, ` +
+        `${l.restoredDocuments}/${l.totalDocuments} documents, ${l.percent}%`,
+    );
+    for (const n of l.namespaces) {
+      const target = n.target !== n.ns ? ` → ${n.target}` : '';
+      const count = `${n.restored ?? 0}/${n.total ?? '?'}`;
+      const pct = n.percent === null ? '' : ` ${n.percent}%`;
+      lines.push(`  ${n.ns}${target}: ${count}${pct}${n.done ? ' done' : ''}`);
+    }
+  }
+
+  const c = r.capture;
+  if (!c) lines.push('capture: no checkpoint yet');
+  else {
+    lines.push(
+      `capture: ${c.events} events captured (${c.markers} cutover markers, ${bytesText(c.bytes)}), last event ${c.lastEventAt ?? 'unknown'}`,
+      `  checkpoint ${ctText(c.clusterTime)}, saved ${c.checkpointAt ?? 'unknown'}${ago(c.checkpointAt, now)}`,
+    );
+  }
+  const a = r.apply;
+  lines.push(
+    `apply: ${a.events} events applied over ${a.shards} shard${a.shards === 1 ? '' : 's'}` +
+      (a.shardsEnded ? ` (${a.shardsEnded} ended)` : '') +
+      (a.lastAppliedAt ? `, last applied event ${a.lastAppliedAt}` : '') +
+      (a.maxMillisBehindLatest !== null ? `, ${a.maxMillisBehindLatest}ms behind the stream tip` : ''),
+  );
+  const lagSec = r.lag.seconds === null ? 'unknown' : formatDuration(r.lag.seconds * 1000);
+  lines.push(`lag: ${r.lag.events} events, ${lagSec}${r.lag.basis && r.lag.basis !== 'caught-up' ? ` (by ${r.lag.basis})` : ''}`);
+  if (r.shards.length) lines.push('shards:');
+  for (const s of r.shards) {
+    const parts = [`seq ${s.sequenceNumber ?? 'none (start of shard)'}`, `${s.events} events`];
+    if (s.ended) parts.push('ended');
+    else if (s.leaseOwner) parts.push(`lease ${s.leaseOwner} until ${s.leaseExpiresAt ?? '?'}${s.leaseActive ? '' : ' (expired)'}`);
+    else parts.push('no lease holder');
+    if (s.millisBehindLatest !== null && !s.ended) parts.push(`${s.millisBehindLatest}ms behind`);
+    if (s.reachedBarrier) parts.push('reached the barrier');
+    lines.push(`  ${s.shardId}: ${parts.join(', ')}`);
+  }
+  const rp = r.resumePoint;
+  lines.push(rp ? `resume point: ${ctText(rp.clusterTime)}, taken ${rp.takenAt ?? 'unknown'}` : 'resume point: not taken yet');
+  lines.push(...cutoverLines(r, now));
+  const e = r.lastError;
+  if (e) lines.push(`last error (${e.phase}${e.exitCode !== null ? `, exit ${e.exitCode}` : ''}, ${e.at ?? 'unknown'}): ${e.message}`);
+  return lines.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading the documents (the only I/O of this module)
+
+/** The STATE_CONFLICT error for an unknown migration id, naming the ones that exist. */
+export function unknownMigrationError(id: string, existing: readonly string[]): MigratorError {
+  const known = existing.length ? `existing migrations: ${existing.join(', ')}` : 'the state store holds no migration';
+  return new MigratorError(ExitCode.STATE_CONFLICT, `Unknown migration id '${id}' (${known}).`, {
+    hint: 'Pass --migration-id (MIGRATOR_MIGRATION_ID), and the same --state-uri / --state-db as the migration.',
+  });
+}
+
+export async function requireMigration(store: StateStore, id: string): Promise<MigrationDoc> {
+  const m = await store.getMigration(id);
+  if (m) return m;
+  const all = await store.listMigrations();
+  throw unknownMigrationError(id, all.map((x) => x._id));
+}
+
+/** Reads every document the status is computed from; STATE_CONFLICT when the migration is unknown. */
+export async function readStatusInputs(store: StateStore, id: string): Promise<StatusInputs> {
+  const migration = await requireMigration(store, id);
+  const [capture, shards, cutover] = await Promise.all([
+    store.getCaptureCheckpoint(id),
+    store.listShards(id),
+    store.getCutover(id),
+  ]);
+  return { migration, capture, shards, cutover };
+}

@@ -1,0 +1,272 @@
+/**
+ * Reads one shard with GetShardIterator/GetRecords and yields decoded payload batches with a safe
+ * checkpoint (see shard-record-assembler.ts for the checkpoint invariant).
+ *
+ * Polling: GetRecords with a large Limit (default 10,000). The next call follows immediately
+ * (subject to the per-shard rate limit) when the last call returned records or
+ * MillisBehindLatest > 0; when a call comes back empty at the tip, the pause grows from
+ * `idlePollMinMs` to `idlePollMaxMs` (default 200 → 1000 ms). Calls to one shard are never closer
+ * than `minCallIntervalMs` (default 200 ms = Kinesis' 5 GetRecords/s per shard).
+ * ExpiredIteratorException: a new iterator AFTER_SEQUENCE_NUMBER the last record read (or the
+ * original start position) — nothing is skipped or repeated. Throttling
+ * (ProvisionedThroughputExceededException) and transient errors: exponential backoff with jitter.
+ * A closed shard ends when GetRecords returns no NextShardIterator: the last batch has
+ * `shardEnded: true`. Abort the signal to stop; the iterator then finishes without error.
+ */
+import {
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  type GetRecordsCommandOutput,
+  type GetShardIteratorCommandInput,
+  type KinesisClient,
+} from '@aws-sdk/client-kinesis';
+import { backoffDelay, classifyError, errorName, sleep, type BackoffOptions } from './kinesis-retry.js';
+import type { HashKeyRange } from './shard-map.js';
+import { ShardRecordAssembler, type AssemblerStats } from './shard-record-assembler.js';
+import { GET_RECORDS_MAX_LIMIT, GET_RECORDS_MIN_INTERVAL_MS } from './stream-limits.js';
+
+/** A position in a shard that is safe to persist. */
+export interface ShardCheckpoint {
+  /** Last record fully processed; undefined = start of the shard (TRIM_HORIZON). */
+  sequenceNumber?: string;
+  /** The shard is closed and was read to its end: nothing more to read, children may start. */
+  shardEnded?: boolean;
+}
+
+export interface ShardBatch {
+  shardId: string;
+  /** Payloads in shard order (chunked payloads reassembled, aggregates expanded). May be empty. */
+  payloads: Uint8Array[];
+  /** Safe to persist once these payloads (and all earlier ones of this shard) are applied. */
+  checkpoint: ShardCheckpoint;
+  /** True on the last batch of a closed shard. */
+  shardEnded: boolean;
+  /** From the GetRecords call that produced this batch. */
+  millisBehindLatest: number | undefined;
+  /** Kinesis records consumed by this batch. */
+  recordCount: number;
+}
+
+export interface ShardReaderTuning {
+  /** GetRecords Limit (default 10,000, the maximum). */
+  limit?: number;
+  /** Minimum spacing of GetRecords calls on this shard (default 200 ms). */
+  minCallIntervalMs?: number;
+  /** First pause after an empty GetRecords at the tip (default 200 ms). */
+  idlePollMinMs?: number;
+  /** Longest pause between polls of an idle shard (default 1000 ms). */
+  idlePollMaxMs?: number;
+  /** Backoff on throttling and transient errors (default 200 ms doubling up to 5 s, jittered). */
+  errorBackoff?: BackoffOptions;
+  /** Give up after this many consecutive failed calls (default Infinity). */
+  maxConsecutiveErrors?: number;
+  /** Invalid (non-frame) records: throw (default) or skip. */
+  onInvalidRecord?: 'throw' | 'skip';
+  /** Abandon a chunked payload open for longer than this arrival time (default 10 min). */
+  chunkAssemblyTimeoutMs?: number;
+  /** Called on each retried error, for logging. */
+  onRetry?: (info: { shardId: string; errorName: string; attempt: number; delayMs: number }) => void;
+  /**
+   * Also yield a batch (no payloads, unchanged checkpoint) for GetRecords calls that bring nothing
+   * new, e.g. to watch `millisBehindLatest` or notice "caught up" from inside the handler.
+   * Default false: idle polls yield nothing.
+   */
+  emitIdleBatches?: boolean;
+}
+
+export interface ShardReaderOptions extends ShardReaderTuning {
+  client: KinesisClient;
+  streamName: string;
+  shardId: string;
+  /** The shard's hash key range (records whose span is outside it are dropped as misplaced). */
+  hashKeyRange: HashKeyRange;
+  /** Where to start: after `sequenceNumber`, or TRIM_HORIZON when absent. */
+  checkpoint?: ShardCheckpoint;
+  signal?: AbortSignal;
+}
+
+export interface ShardReaderStats extends AssemblerStats {
+  getRecordsCalls: number;
+  emptyCalls: number;
+  throttles: number;
+  errors: number;
+  expiredIterators: number;
+  bytesRead: number;
+}
+
+export class ShardReader implements AsyncIterable<ShardBatch> {
+  readonly shardId: string;
+  private readonly options: ShardReaderOptions;
+  private readonly assembler: ShardRecordAssembler;
+  private started = false;
+  private _millisBehindLatest: number | undefined;
+  private _caughtUp = false;
+  private _ended = false;
+  private readonly counters = { getRecordsCalls: 0, emptyCalls: 0, throttles: 0, errors: 0, expiredIterators: 0, bytesRead: 0 };
+
+  constructor(options: ShardReaderOptions) {
+    this.options = options;
+    this.shardId = options.shardId;
+    this.assembler = new ShardRecordAssembler({
+      shardId: options.shardId,
+      hashKeyRange: options.hashKeyRange,
+      startAfter: options.checkpoint?.sequenceNumber,
+      onInvalidRecord: options.onInvalidRecord,
+      chunkAssemblyTimeoutMs: options.chunkAssemblyTimeoutMs,
+    });
+  }
+
+  /** MillisBehindLatest of the last GetRecords call. */
+  get millisBehindLatest(): number | undefined {
+    return this._millisBehindLatest;
+  }
+
+  /** True when the last GetRecords call returned nothing and MillisBehindLatest was 0. */
+  get caughtUp(): boolean {
+    return this._caughtUp;
+  }
+
+  get ended(): boolean {
+    return this._ended;
+  }
+
+  get stats(): ShardReaderStats {
+    return { ...this.assembler.stats, ...this.counters };
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<ShardBatch> {
+    if (this.started) throw new Error(`ShardReader(${this.shardId}) can be iterated only once`);
+    this.started = true;
+    return this.read();
+  }
+
+  private async *read(): AsyncGenerator<ShardBatch, void, undefined> {
+    const o = this.options;
+    const signal = o.signal;
+    if (o.checkpoint?.shardEnded) {
+      this._ended = true;
+      return;
+    }
+    const limit = Math.min(GET_RECORDS_MAX_LIMIT, Math.max(1, o.limit ?? GET_RECORDS_MAX_LIMIT));
+    const minInterval = o.minCallIntervalMs ?? GET_RECORDS_MIN_INTERVAL_MS;
+    const idleMin = o.idlePollMinMs ?? 200;
+    const idleMax = Math.max(idleMin, o.idlePollMaxMs ?? 1000);
+    const errorBackoff = o.errorBackoff ?? { baseMs: 200, maxMs: 5000 };
+    const maxErrors = o.maxConsecutiveErrors ?? Infinity;
+
+    /** Last record read from Kinesis (not necessarily checkpointable): where a new iterator resumes. */
+    let lastRead = o.checkpoint?.sequenceNumber;
+    let iterator: string | undefined;
+    let consecutiveErrors = 0;
+    let idleDelay = 0;
+    let lastCallAt = -Infinity;
+
+    const retryPause = async (err: unknown): Promise<boolean> => {
+      consecutiveErrors++;
+      if (consecutiveErrors >= maxErrors) throw err;
+      const delayMs = backoffDelay(consecutiveErrors - 1, errorBackoff);
+      o.onRetry?.({ shardId: this.shardId, errorName: errorName(err), attempt: consecutiveErrors, delayMs });
+      return sleep(delayMs, signal);
+    };
+
+    while (!signal?.aborted) {
+      if (iterator === undefined) {
+        const input: GetShardIteratorCommandInput =
+          lastRead !== undefined
+            ? { StreamName: o.streamName, ShardId: o.shardId, ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: lastRead }
+            : { StreamName: o.streamName, ShardId: o.shardId, ShardIteratorType: 'TRIM_HORIZON' };
+        try {
+          const out = await o.client.send(new GetShardIteratorCommand(input), { abortSignal: signal });
+          iterator = out.ShardIterator ?? undefined;
+          if (iterator === undefined) throw new Error(`GetShardIterator returned no iterator for ${o.shardId}`);
+          consecutiveErrors = 0;
+        } catch (err) {
+          const kind = classifyError(err);
+          if (kind === 'aborted' || signal?.aborted) return;
+          if (kind === 'fatal') throw err;
+          if (kind === 'throttle') this.counters.throttles++;
+          else this.counters.errors++;
+          if (!(await retryPause(err))) return;
+          continue;
+        }
+      }
+
+      // Rate limit: at most one GetRecords per minInterval; plus the idle pause when at the tip.
+      const wait = Math.max(lastCallAt + minInterval - performance.now(), idleDelay);
+      if (wait > 0 && !(await sleep(wait, signal))) return;
+
+      let out: GetRecordsCommandOutput;
+      lastCallAt = performance.now();
+      try {
+        this.counters.getRecordsCalls++;
+        out = await o.client.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: limit }), { abortSignal: signal });
+        consecutiveErrors = 0;
+      } catch (err) {
+        const name = errorName(err);
+        const kind = classifyError(err);
+        if (kind === 'aborted' || signal?.aborted) return;
+        if (name === 'ExpiredIteratorException') {
+          // Re-position after the last record read: the assembler state stays valid.
+          this.counters.expiredIterators++;
+          iterator = undefined;
+          continue;
+        }
+        if (kind === 'fatal') throw err;
+        if (kind === 'throttle') this.counters.throttles++;
+        else this.counters.errors++;
+        if (!(await retryPause(err))) return;
+        continue;
+      }
+
+      const records = out.Records ?? [];
+      const payloads: Uint8Array[] = [];
+      const before = this.assembler.checkpoint;
+      for (const r of records) {
+        if (!r.SequenceNumber || !r.Data) continue;
+        this.counters.bytesRead += r.Data.length;
+        const arrivalMs = r.ApproximateArrivalTimestamp?.getTime();
+        for (const p of this.assembler.push({ sequenceNumber: r.SequenceNumber, data: r.Data, arrivalMs })) payloads.push(p);
+        lastRead = r.SequenceNumber;
+      }
+      this._millisBehindLatest = out.MillisBehindLatest;
+      const behind = out.MillisBehindLatest ?? 0;
+      this._caughtUp = records.length === 0 && behind === 0;
+      if (records.length === 0) this.counters.emptyCalls++;
+      idleDelay = records.length > 0 || behind > 0 ? 0 : Math.min(idleMax, idleDelay === 0 ? idleMin : idleDelay * 2);
+
+      const next = out.NextShardIterator ?? undefined;
+      if (next === undefined) {
+        // Closed shard read to its end.
+        this.assembler.end(lastRead);
+        this._ended = true;
+        this._caughtUp = true;
+        yield {
+          shardId: this.shardId,
+          payloads,
+          checkpoint: { sequenceNumber: this.assembler.checkpoint, shardEnded: true },
+          shardEnded: true,
+          millisBehindLatest: out.MillisBehindLatest,
+          recordCount: records.length,
+        };
+        return;
+      }
+      iterator = next;
+      const checkpoint = this.assembler.checkpoint;
+      if (payloads.length > 0 || checkpoint !== before || o.emitIdleBatches) {
+        yield {
+          shardId: this.shardId,
+          payloads,
+          checkpoint: { sequenceNumber: checkpoint },
+          shardEnded: false,
+          millisBehindLatest: out.MillisBehindLatest,
+          recordCount: records.length,
+        };
+      }
+    }
+  }
+}
+
+/** Convenience: `for await (const batch of readShard(options))`. */
+export function readShard(options: ShardReaderOptions): ShardReader {
+  return new ShardReader(options);
+}
