@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import yargs from 'yargs';
+import yargs, { type Argv, type CommandModule, type Options } from 'yargs';
 import { readConfigFile } from '../config/config-file.js';
 import { sharedOptions } from '../config/options.js';
 import { MigratorError, UsageError, errorMessage } from '../util/errors.js';
@@ -36,6 +36,40 @@ function reportError(err: unknown, verbose: boolean): number {
   return ExitCode.INTERNAL;
 }
 
+const camel = (k: string) => k.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+
+/** The option names a command accepts (shared + its own), read from its yargs builder. */
+function optionNamesOf(cmd: CommandModule<object, never> | undefined): Set<string> {
+  const names = new Set(Object.keys(sharedOptions));
+  if (!cmd?.builder) return names;
+  const probe = yargs([]);
+  if (typeof cmd.builder === 'function') (cmd.builder as (y: Argv) => unknown)(probe as Argv);
+  else probe.options(cmd.builder as Record<string, Options>);
+  for (const k of Object.keys((probe as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions().key)) names.add(k);
+  return names;
+}
+
+/**
+ * MIGRATOR_* variables meant for other commands (one environment often serves every command of a
+ * container) are set aside for this run, so strict parsing rejects typos in flags, not a shared
+ * environment. Returns the names set aside.
+ */
+function setAsideForeignEnv(argv: string[], env: NodeJS.ProcessEnv): string[] {
+  const name = argv.find((a) => !a.startsWith('-'));
+  const cmd = commands.find((c) => String(c.command).split(' ')[0] === name);
+  const known = new Set([...optionNamesOf(cmd)].map(camel));
+  const aside: string[] = [];
+  for (const key of Object.keys(env)) {
+    if (!key.startsWith('MIGRATOR_') || key === 'MIGRATOR_CONFIG') continue;
+    const opt = camel(key.slice('MIGRATOR_'.length).toLowerCase().replace(/_/g, '-'));
+    if (!known.has(opt)) {
+      aside.push(key);
+      delete env[key];
+    }
+  }
+  return aside;
+}
+
 /**
  * Runs the CLI and returns the exit code (never calls process.exit, so tests can call it in-process).
  * Secrets from the environment are registered for redaction before anything is printed.
@@ -50,6 +84,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
     for (const k of ['source-uri', 'target-uri', 'state-uri']) {
       if (typeof fileConfig[k] === 'string') registerUriSecrets(fileConfig[k]);
     }
+    const aside = setAsideForeignEnv(argv, process.env);
     const parser = yargs(argv)
       .scriptName('migrator')
       .usage('$0 <command> [options]\n\nOnline migration between MongoDB-compatible databases through Amazon Kinesis.')
@@ -68,6 +103,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
       .fail((msg, err) => {
         throw err ?? new UsageError(msg, 'Run migrator --help for the options.');
       });
+    if (aside.length && verbose) printError(`note: ignoring ${aside.join(', ')} (not options of this command)`);
     process.exitCode = undefined;
     await parser.parseAsync();
     // A handler that ends without an error may still set a code (e.g. INTERRUPTED, a mismatch).

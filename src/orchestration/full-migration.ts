@@ -285,7 +285,7 @@ export class FullMigration {
     }
     c = (await s.getCutover(id))!;
     const open = (await listAllShards(this.p.kinesis, this.p.streamName)).filter((sh) => !sh.endingSequenceNumber).map((sh) => sh.shardId);
-    if (!open.every((sh) => c.reachedShards.includes(sh))) return false;
+    if (!open.every((sh) => (c.reachedShards ?? []).includes(sh))) return false;
 
     // Every shard applied the marker: every change made before the writes stopped is on the target.
     this.p.log.info('all shards applied the cutover marker; verifying');

@@ -36,11 +36,18 @@
  * in one shard is restarted from chunk 0 under a new payload id in the new shard.
  */
 import { randomBytes } from 'node:crypto';
-import { PutRecordsCommand, type KinesisClient, type PutRecordsRequestEntry } from '@aws-sdk/client-kinesis';
+import {
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  PutRecordsCommand,
+  type KinesisClient,
+  type PutRecordsRequestEntry,
+} from '@aws-sdk/client-kinesis';
 import { backoffDelay, classifyError, errorName, sleep, type BackoffOptions } from './kinesis-retry.js';
 import {
   AGGREGATE_HEADER_BYTES,
   CHUNK_ASSEMBLY_TIMEOUT_MS,
+  COMMON_HEADER_BYTES,
   aggregateEntrySize,
   encodePayloadRecords,
   markBroadcast,
@@ -132,6 +139,8 @@ export interface ProducerStats {
   misroutedRecords: number;
   /** Misrouted records whose payloads had to be re-sent. */
   resentRecords: number;
+  /** Records whose call failed ambiguously before a reshard and that were found stored (not re-sent). */
+  resolvedAmbiguous: number;
   shardMapRefreshes: number;
   chunkedPayloads: number;
   chunkRestarts: number;
@@ -187,6 +196,13 @@ interface Plan {
   broadcast: boolean;
   /** A whole-call failure that may have stored it anyway (network, 5xx) happened. */
   ambiguous: boolean;
+  /**
+   * Per shard, our highest acknowledged sequence number when the first ambiguous attempt was sent:
+   * a copy stored by that attempt can only be after it.
+   */
+  scanFloor: ReadonlyMap<string, bigint> | undefined;
+  /** lastSeqInShard as it was when its last call started. */
+  floorAtSend: ReadonlyMap<string, bigint> | undefined;
   /** performance.now() when its last call started. */
   sentAt: number;
   size: number;
@@ -300,6 +316,7 @@ export class OrderedProducer {
     callErrors: 0,
     misroutedRecords: 0,
     resentRecords: 0,
+    resolvedAmbiguous: 0,
     shardMapRefreshes: 0,
     chunkedPayloads: 0,
     chunkRestarts: 0,
@@ -377,6 +394,7 @@ export class OrderedProducer {
       callErrors: c.callErrors,
       misroutedRecords: c.misroutedRecords,
       resentRecords: c.resentRecords,
+      resolvedAmbiguous: c.resolvedAmbiguous,
       shardMapRefreshes: c.shardMapRefreshes,
       chunkedPayloads: c.chunkedPayloads,
       chunkRestarts: c.chunkRestarts,
@@ -709,6 +727,8 @@ export class OrderedProducer {
       span,
       broadcast,
       ambiguous: false,
+      scanFloor: undefined,
+      floorAtSend: undefined,
       sentAt: 0,
       size: frame.length + partitionKey.length,
       rawBytes,
@@ -736,7 +756,11 @@ export class OrderedProducer {
     this.callsInFlight++;
     this.counters.putRecordsCalls++;
     const sentAt = performance.now();
-    for (const p of plans) p.sentAt = sentAt;
+    const floor: ReadonlyMap<string, bigint> = new Map(this.lastSeqInShard);
+    for (const p of plans) {
+      p.sentAt = sentAt;
+      p.floorAtSend = floor;
+    }
     let response;
     let callError: unknown;
     try {
@@ -756,7 +780,10 @@ export class OrderedProducer {
       if (kind === 'fatal') return this.fail(callError);
       for (const plan of plans) {
         // A throttling error is a definite rejection; a network error or 5xx may have stored it.
-        if (kind !== 'throttle') plan.ambiguous = true;
+        if (kind !== 'throttle') {
+          if (!plan.ambiguous) plan.scanFloor = plan.floorAtSend;
+          plan.ambiguous = true;
+        }
         this.retryLater(plan, callError, kind === 'throttle', now, 'call');
       }
     } else {
@@ -908,11 +935,105 @@ export class OrderedProducer {
       if (this.failure !== undefined) return;
     }
     this.counters.shardMapRefreshes++;
+    await this.resolveAmbiguous(map);
+    if (this.failure !== undefined) return;
     this.repartition(map);
     this.map = map;
     this.needsRefresh = false;
     this.refreshing = false;
     this.pump();
+  }
+
+  /**
+   * A record whose call failed ambiguously (network error, 5xx) may have been stored anyway. While
+   * its shard stays open it is simply re-sent byte for byte (readers drop the adjacent duplicate).
+   * When its shard has closed, re-sending it elsewhere could replay its payloads after later ones,
+   * so the producer looks for it (by record id) in the closed shard's tail and in the shards that
+   * took over its ExplicitHashKey: found = treated as acknowledged there (judged like a misrouted
+   * record); not found = never stored, safe to re-send. Rare: needs a reshard during a failure.
+   */
+  private async resolveAmbiguous(map: ShardMap): Promise<void> {
+    // A retry acknowledged in another shard (misrouted) whose earlier attempt may be stored in the
+    // old shard: if it is, the record counts as stored there (readers drop the later copy, which
+    // repeats a parent's record id), e.g. the last chunk completing a payload in the old shard.
+    for (const m of this.misrouted) {
+      if (!m.plan.ambiguous) continue;
+      try {
+        const found = await this.findStoredRecord(m.plan, map, true);
+        m.plan.ambiguous = false;
+        if (found) {
+          this.counters.resolvedAmbiguous++;
+          if (found.seq > (this.lastSeqInShard.get(found.shardId) ?? -1n)) this.lastSeqInShard.set(found.shardId, found.seq);
+          m.shardId = found.shardId;
+          m.seq = found.seq;
+        }
+      } catch (err) {
+        if (classifyError(err) === 'fatal') return this.fail(err);
+      }
+    }
+    for (const lane of this.lanes.values()) {
+      const plan = lane.plan;
+      if (!plan || !plan.ambiguous || map.get(lane.shard.shardId)?.open !== false) continue;
+      try {
+        const found = await this.findStoredRecord(plan, map);
+        plan.ambiguous = false;
+        if (found) {
+          this.counters.resolvedAmbiguous++;
+          if (found.seq > (this.lastSeqInShard.get(found.shardId) ?? -1n)) this.lastSeqInShard.set(found.shardId, found.seq);
+          if (found.shardId !== lane.shard.shardId) this.counters.misroutedRecords++;
+          this.misrouted.push({ plan, shardId: found.shardId, seq: found.seq });
+        }
+      } catch (err) {
+        // Could not look: the plan stays ambiguous (repartition then restarts partial chunked payloads).
+        if (classifyError(err) === 'fatal') return this.fail(err);
+      }
+    }
+  }
+
+  /** Scans the closed lane shard's tail (and unless `laneShardOnly` its descendants holding the record's hash key) for its record id. */
+  private async findStoredRecord(plan: Plan, map: ShardMap, laneShardOnly = false): Promise<{ shardId: string; seq: bigint } | undefined> {
+    const id = recordIdOf(plan.entry.Data!);
+    const hashKey = BigInt(plan.entry.ExplicitHashKey!);
+    const children = new Map<string, string[]>();
+    for (const s of map.allShards) {
+      for (const p of [s.parentShardId, s.adjacentParentShardId]) {
+        if (p && s.hashKeyRange.start <= hashKey && hashKey <= s.hashKeyRange.end) children.set(p, [...(children.get(p) ?? []), s.shardId]);
+      }
+    }
+    const queue = [plan.lane.shard.shardId];
+    const seen = new Set<string>();
+    while (queue.length > 0) {
+      const shardId = queue.shift()!;
+      if (seen.has(shardId)) continue;
+      seen.add(shardId);
+      const after = plan.scanFloor?.get(shardId);
+      let iterator = (
+        await this.client.send(
+          new GetShardIteratorCommand(
+            after !== undefined
+              ? { StreamName: this.streamName, ShardId: shardId, ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: after.toString() }
+              : { StreamName: this.streamName, ShardId: shardId, ShardIteratorType: 'TRIM_HORIZON' },
+          ),
+        )
+      ).ShardIterator;
+      for (let attempt = 0; iterator; ) {
+        let out;
+        try {
+          out = await this.client.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 10_000 }));
+        } catch (err) {
+          if (classifyError(err) === 'fatal') throw err;
+          await sleep(backoffDelay(attempt++, this.retryBackoff, this.random));
+          continue;
+        }
+        for (const r of out.Records ?? []) {
+          if (r.Data && r.Data.length >= COMMON_HEADER_BYTES && recordIdOf(r.Data) === id) return { shardId, seq: BigInt(r.SequenceNumber!) };
+        }
+        if ((out.Records ?? []).length === 0) break;
+        iterator = out.NextShardIterator ?? undefined;
+      }
+      if (!laneShardOnly) queue.push(...(children.get(shardId) ?? []));
+    }
+    return undefined;
   }
 
   /**

@@ -31,6 +31,12 @@ export interface ShardCheckpoint {
   sequenceNumber?: string;
   /** The shard is closed and was read to its end: nothing more to read, children may start. */
   shardEnded?: boolean;
+  /**
+   * Set with `shardEnded`: the last record id per producer in this shard (hex). Persist it with the
+   * checkpoint: a child shard's reader uses it to drop the duplicate of a write that failed
+   * ambiguously and was retried after this shard closed.
+   */
+  lastRecordIds?: string[];
 }
 
 export interface ShardBatch {
@@ -80,6 +86,8 @@ export interface ShardReaderOptions extends ShardReaderTuning {
   shardId: string;
   /** The shard's hash key range (records whose span is outside it are dropped as misplaced). */
   hashKeyRange: HashKeyRange;
+  /** `lastRecordIds` of the parent shards' final checkpoints (hex), see ShardCheckpoint. */
+  parentLastRecordIds?: readonly string[];
   /** Where to start: after `sequenceNumber`, or TRIM_HORIZON when absent. */
   checkpoint?: ShardCheckpoint;
   signal?: AbortSignal;
@@ -113,6 +121,7 @@ export class ShardReader implements AsyncIterable<ShardBatch> {
       startAfter: options.checkpoint?.sequenceNumber,
       onInvalidRecord: options.onInvalidRecord,
       chunkAssemblyTimeoutMs: options.chunkAssemblyTimeoutMs,
+      seedRecordIds: (options.parentLastRecordIds ?? []).map((h) => BigInt('0x' + h)),
     });
   }
 
@@ -243,7 +252,11 @@ export class ShardReader implements AsyncIterable<ShardBatch> {
         yield {
           shardId: this.shardId,
           payloads,
-          checkpoint: { sequenceNumber: this.assembler.checkpoint, shardEnded: true },
+          checkpoint: {
+            sequenceNumber: this.assembler.checkpoint,
+            shardEnded: true,
+            lastRecordIds: this.assembler.lastRecordIds().map((id) => id.toString(16)),
+          },
           shardEnded: true,
           millisBehindLatest: out.MillisBehindLatest,
           recordCount: records.length,

@@ -5,8 +5,11 @@
  *
  * Records are attributed to their producer by the high 32 bits of the record id (the producer's
  * random nonce; 0 = unstamped). Rules (mirroring the producer's, see ordered-producer.ts):
- * - DUPLICATES: a record whose (non-zero) id equals the previous record id of the same producer in
- *   this shard is the stored duplicate of a retried write: dropped.
+ * - DUPLICATES: a record whose (non-zero) id equals one of the last few (8) record ids of the same
+ *   producer in this shard is the stored duplicate of a retried write: dropped. So is a record
+ *   whose id is one of the last ids a producer wrote in a parent shard (`seedRecordIds`): a write
+ *   that failed ambiguously and was retried after the shard closed lands in a child while its
+ *   first attempt is in the parent.
  * - PLACEMENT: a record breaking the placement rule (record-framing.ts: span inside this shard's
  *   HashKeyRange; for a broadcast record, span equal to it) landed here because a reshard raced the
  *   write; the producer re-sends its payloads to the right shard: dropped.
@@ -60,6 +63,8 @@ export interface ShardRecordAssemblerOptions {
   onInvalidRecord?: 'throw' | 'skip';
   /** Abandon an assembly open for longer than this (arrival time; default 10 min). */
   chunkAssemblyTimeoutMs?: number;
+  /** Last record ids of the parent shards (their `lastRecordIds` at shard end). */
+  seedRecordIds?: Iterable<bigint>;
 }
 
 interface Assembly {
@@ -70,6 +75,8 @@ interface Assembly {
   before: string | undefined;
   firstArrivalMs: number | undefined;
 }
+
+const RECENT_IDS = 8;
 
 /** Producer nonce of a record id (0n = unstamped records, treated as one producer). */
 export function producerOf(recordId: bigint): bigint {
@@ -85,7 +92,9 @@ export class ShardRecordAssembler {
   private last: string | undefined;
   /** Open assemblies, oldest first (Map keeps insertion order). */
   private readonly assemblies = new Map<bigint, Assembly>();
-  private readonly lastIdByProducer = new Map<bigint, bigint>();
+  /** Per producer, its most recent record ids here (newest last, at most RECENT_IDS). */
+  private readonly recentIds = new Map<bigint, bigint[]>();
+  private readonly seeds: Set<bigint>;
   readonly stats: AssemblerStats = {
     records: 0,
     payloads: 0,
@@ -103,6 +112,18 @@ export class ShardRecordAssembler {
     this.onInvalid = options.onInvalidRecord ?? 'throw';
     this.timeoutMs = options.chunkAssemblyTimeoutMs ?? CHUNK_ASSEMBLY_TIMEOUT_MS;
     this.last = options.startAfter;
+    this.seeds = new Set(options.seedRecordIds ?? []);
+  }
+
+  /**
+   * Per producer, the last record id seen here (or inherited from a parent when the producer has
+   * not written here): what a child shard needs to drop a retried write's cross-shard duplicate.
+   */
+  lastRecordIds(): bigint[] {
+    const out = new Set<bigint>();
+    for (const ids of this.recentIds.values()) for (const id of ids) out.add(id);
+    for (const id of this.seeds) if (!this.recentIds.has(producerOf(id))) out.add(id);
+    return [...out];
   }
 
   /** Safe checkpoint (see CHECKPOINT INVARIANT); undefined = nothing processed since the shard start. */
@@ -144,11 +165,14 @@ export class ShardRecordAssembler {
     }
     const producer = producerOf(frame.recordId);
     if (frame.recordId !== 0n) {
-      if (this.lastIdByProducer.get(producer) === frame.recordId) {
+      const recent = this.recentIds.get(producer) ?? [];
+      if (recent.includes(frame.recordId) || this.seeds.has(frame.recordId)) {
         this.stats.duplicateRecords++;
         return [];
       }
-      this.lastIdByProducer.set(producer, frame.recordId);
+      recent.push(frame.recordId);
+      if (recent.length > RECENT_IDS) recent.shift();
+      this.recentIds.set(producer, recent);
     }
     if (frame.kind === 'chunk') {
       const open = this.assemblies.get(frame.payloadId);

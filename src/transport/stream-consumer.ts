@@ -293,11 +293,23 @@ export class StreamConsumer implements AsyncIterable<ShardBatch> {
         this.endedElsewhere.add(id);
         continue;
       }
-      this.startReader(info, checkpoint, handler, fail);
+      // Parents' last record ids (from their final checkpoints, handled here or persisted elsewhere).
+      const seeds: string[] = [];
+      for (const p of parentsOf(info)) {
+        const cp = this.handled.get(p)?.shardEnded ? this.handled.get(p) : await this.checkpointOf(p);
+        seeds.push(...(cp?.lastRecordIds ?? []));
+      }
+      this.startReader(info, checkpoint, seeds, handler, fail);
     }
   }
 
-  private startReader(info: ShardInfo, checkpoint: ShardCheckpoint | undefined, handler: BatchHandler, fail: (err: unknown) => void): void {
+  private startReader(
+    info: ShardInfo,
+    checkpoint: ShardCheckpoint | undefined,
+    parentLastRecordIds: string[],
+    handler: BatchHandler,
+    fail: (err: unknown) => void,
+  ): void {
     const abort = new AbortController();
     if (this.stopController.signal.aborted) abort.abort();
     const o = this.options;
@@ -306,6 +318,7 @@ export class StreamConsumer implements AsyncIterable<ShardBatch> {
       streamName: o.streamName,
       shardId: info.shardId,
       hashKeyRange: info.hashKeyRange,
+      parentLastRecordIds,
       checkpoint,
       signal: abort.signal,
       limit: o.limit,

@@ -1,0 +1,122 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execa, type ResultPromise } from 'execa';
+import { MongoClient, type Document } from 'mongodb';
+
+type AnyDoc = Document & { _id: number | string };
+import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
+import { startFerretDB } from '../support/ferretdb.js';
+import { ensureGoTools, goToolPath } from '../support/go-tools.js';
+import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
+import { StateStore } from '../../src/state/store.js';
+
+const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
+
+interface Target {
+  uri: string;
+  stop(): Promise<void>;
+}
+
+/** A steady mixed workload on bar.products / bar.orders until stopped. */
+function startWorkload(client: MongoClient, maxIterations: number) {
+  let running = true;
+  let ops = 0;
+  const done = (async () => {
+    let i = 0;
+    while (running && i < maxIterations) {
+      const p = client.db('bar').collection<AnyDoc>('products');
+      const id = 100_000 + i;
+      await p.insertOne({ _id: id, name: `new ${i}`, price: i % 50, tags: ['a', 'b'] });
+      await p.updateOne({ _id: i % 2000 }, { $set: { price: i, updatedAt: new Date() }, $unset: { legacy: '' } });
+      if (i % 5 === 0) await p.deleteOne({ _id: 1000 + (i % 1000) });
+      if (i % 7 === 0) await p.replaceOne({ _id: id }, { name: `new ${i}`, replaced: true, n: i });
+      if (i % 11 === 0) await client.db('bar').collection<AnyDoc>('orders').insertOne({ _id: `o${i}`, total: i * 1.5 });
+      ops += 4;
+      i++;
+    }
+  })();
+  return { stop: async () => ((running = false), await done, ops) };
+}
+
+async function waitForPhase(store: StateStore, id: string, phases: string[], ms: number, proc?: ResultPromise) {
+  const end = Date.now() + ms;
+  let last = '';
+  while (Date.now() < end) {
+    const m = await store.getMigration(id);
+    last = m?.phase ?? 'none';
+    if (phases.includes(last)) return last;
+    if (proc && proc.exitCode !== null) throw new Error(`full-migrate exited ${proc.exitCode} in phase ${last}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`phase ${last} after ${ms} ms, expected ${phases.join('/')}`);
+}
+
+for (const kind of ['emulator', 'ferretdb'] as const) {
+  describe(`full-migrate end to end (target: ${kind})`, () => {
+    let source: MongoEmulator;
+    let target: Target;
+    let kinesis: KinesisLocal;
+    let src: MongoClient;
+    let dst: MongoClient;
+    let store: StateStore;
+
+    before(async () => {
+      await ensureGoTools();
+      [source, kinesis] = await Promise.all([startMongoEmulator(), startKinesisLocal()]);
+      target = kind === 'emulator' ? await startMongoEmulator() : await startFerretDB();
+      src = new MongoClient(source.uri);
+      dst = new MongoClient(target.uri);
+      store = await StateStore.open({ client: dst });
+    });
+    after(async () => {
+      await Promise.all([src.close(), dst.close()]);
+      await Promise.all([source.stop(), target.stop(), kinesis.stop()]);
+    });
+
+    test('writes during and after the copy, cutover --wait, verify equal', { timeout: 240_000 }, async () => {
+      const products = Array.from({ length: 2000 }, (_, i) => ({ _id: i, name: `product ${i}`, price: i % 100, legacy: true, reviews: [] }));
+      await src.db('bar').collection<AnyDoc>('products').insertMany(products);
+      await src.db('bar').collection('products').createIndex({ name: 1 }, { unique: true });
+      await src.db('bar').collection<AnyDoc>('orders').insertOne({ _id: 'o-seed', total: 1 });
+      const stream = kinesis.uniqueStreamName('e2e');
+      await kinesis.createStream(stream, 2);
+      const common = [
+        '--source-uri', source.uri, '--target-uri', target.uri, '--map', 'bar:bar_new',
+        '--kinesis-stream', stream, '--kinesis-endpoint', kinesis.endpoint, '--migration-id', `e2e-${kind}`,
+      ];
+      const env = { MIGRATOR_MONGODUMP_PATH: goToolPath('mongodump'), MIGRATOR_MONGORESTORE_PATH: goToolPath('mongorestore'), CI: 'true', MIGRATOR_DATA_DIR: `/tmp/migrator-e2e-${kind}-${process.pid}` };
+      // FerretDB (SQLite) writes are ~20 ms each: a smaller workload keeps the test within minutes.
+      const workload = startWorkload(src, kind === 'ferretdb' ? 150 : 5000);
+      const proc = execa(process.execPath, ['--import', 'tsx', MAIN, 'full-migrate', ...common, '--lease-ttl', '5s', '--log-format', 'json', '--verbose'], {
+        cwd: PROJECT_ROOT, env, reject: false, stdin: 'ignore',
+      });
+      const phase = async (phases: string[], ms: number) => {
+        try {
+          await waitForPhase(store, `e2e-${kind}`, phases, ms, proc);
+        } catch (err) {
+          proc.kill('SIGKILL');
+          const r = await proc;
+          throw new Error(`${(err as Error).message}\n--- full-migrate stderr (tail) ---\n${String(r.stderr).split("\n").filter((l) => !l.includes("apply progress")).slice(-60).join("\n")}`);
+        }
+      };
+      await phase(['CATCHING_UP', 'READY_FOR_CUTOVER'], 120_000);
+      await new Promise((r) => setTimeout(r, 1500)); // writes after the copy too
+      const ops = await workload.stop();
+      assert.ok(ops > 0);
+      await phase(['READY_FOR_CUTOVER'], 120_000);
+
+      const cut = await runMigrator(['cutover', ...common, '--writes-stopped', '--wait', '--timeout', '90s'], { env });
+      assert.equal(cut.exitCode, 0, cut.all);
+      const result = await proc;
+      assert.equal(result.exitCode, 0, String(result.stderr).slice(-3000));
+      assert.match(String(result.stdout), /COMPLETED/);
+
+      const verify = await runMigrator(['verify', ...common], { env });
+      assert.equal(verify.exitCode, 0, verify.all);
+      const n = await dst.db('bar_new').collection('products').countDocuments();
+      assert.equal(n, await src.db('bar').collection('products').countDocuments());
+      assert.ok((await store.getMigration(`e2e-${kind}`))?.phase === 'COMPLETED');
+    });
+  });
+}

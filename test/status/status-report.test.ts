@@ -1,0 +1,176 @@
+// buildStatusReport / cutover-wait helpers: pure computations on hand-made state documents.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Timestamp } from 'mongodb';
+import {
+  buildStatusReport,
+  formatStatusReport,
+  unknownMigrationError,
+  type StatusInputs,
+} from '../../src/orchestration/status-report.js';
+import {
+  assertCutoverRequestable,
+  cutoverProgress,
+  cutoverWaitError,
+  cutoverWaitExitCode,
+  settledOutcome,
+} from '../../src/orchestration/cutover-wait.js';
+import type { CutoverDoc, MigrationDoc, ShardDoc } from '../../src/state/store.js';
+import { ExitCode } from '../../src/util/exit-codes.js';
+import { MigratorError } from '../../src/util/errors.js';
+
+const T0 = Date.UTC(2025, 0, 1, 12, 0, 0);
+const NOW = new Date(T0 + 60_000);
+
+function migration(extra: Partial<MigrationDoc> = {}): MigrationDoc {
+  const at = new Date(T0);
+  return { _id: 'm1', phase: 'CATCHING_UP', createdAt: at, updatedAt: at, phaseChangedAt: at, ...extra };
+}
+
+function shard(shardId: string, counters: Record<string, number> | undefined, extra: Partial<ShardDoc> = {}): ShardDoc {
+  const doc: ShardDoc = {
+    _id: `m1/${shardId}`,
+    migrationId: 'm1',
+    shardId,
+    lease: { owner: 'host-a:1', epoch: 2, expiresAt: new Date(NOW.getTime() + 20_000) },
+    ...extra,
+  };
+  if (counters) {
+    doc.checkpoint = { sequenceNumber: '4960', seqKey: '4960', counters, shardEnded: false, at: new Date(T0), epoch: 2 };
+  }
+  return doc;
+}
+
+const capture = (events: number, lastEventAtMs: number, ctSec: number) => ({
+  _id: 'm1',
+  ct: new Timestamp({ t: ctSec, i: 1 }),
+  rt: { _data: '82' },
+  pos: 'x',
+  counters: { events, markers: 1, bytes: 2048, lastEventAtMs },
+  updatedAt: new Date(T0),
+});
+
+describe('buildStatusReport', () => {
+  it('computes lag by wall time against the newest applied event, load percentages and canCutover', () => {
+    const inputs: StatusInputs = {
+      migration: migration({
+        load: {
+          attempt: 1,
+          startedAt: new Date(T0),
+          collections: {
+            'shop\u2024orders': { target: 'shop.orders', total: 200, restored: 50 },
+            'shop\u2024users': { target: 'shop2.users', total: 10, dumped: 10, restored: 10, done: true },
+          },
+        },
+      }),
+      capture: capture(100, T0 + 10_000, T0 / 1000 + 10),
+      shards: [
+        shard('shardId-0', { events: 60, lastWallTime: T0 + 5_000, lastClusterTime: T0 / 1000 + 5, millisBehindLatest: 1200 }),
+        shard('shardId-1', { events: 30, lastWallTime: T0 + 7_000, lastClusterTime: T0 / 1000 + 7, millisBehindLatest: -1 }),
+      ],
+      cutover: null,
+    };
+    const r = buildStatusReport(inputs, NOW);
+    assert.equal(r.schemaVersion, 1);
+    assert.equal(r.phase, 'CATCHING_UP');
+    assert.equal(r.canCutover, false);
+    assert.deepEqual(r.lag, { events: 10, seconds: 3, basis: 'wallTime' });
+    assert.equal(r.apply.events, 90);
+    assert.equal(r.apply.maxMillisBehindLatest, 1200);
+    assert.equal(r.shards[1]!.millisBehindLatest, null, '-1 = unknown');
+    assert.equal(r.shards[0]!.leaseActive, true);
+    assert.deepEqual(
+      r.load!.namespaces.map((n) => [n.ns, n.target, n.percent, n.done]),
+      [['shop.orders', 'shop.orders', 25, false], ['shop.users', 'shop2.users', 100, true]],
+    );
+    assert.equal(r.load!.percent, 28.6);
+    assert.equal(r.load!.done, false);
+    const text = formatStatusReport(r);
+    assert.match(text, /migration m1: CATCHING_UP/);
+    assert.match(text, /shop\.users → shop2\.users: 10\/10 100% done/);
+    assert.match(text, /lag: 10 events, 3\.0s \(by wallTime\)/);
+  });
+
+  it('falls back to clusterTime (resume point when nothing is applied), clamps negative lag, 0 when caught up', () => {
+    const rp = { ct: new Timestamp({ t: T0 / 1000, i: 1 }), takenAt: new Date(T0) };
+    const noWall = buildStatusReport(
+      { migration: migration({ resumePoint: rp }), capture: capture(5, 0, T0 / 1000 + 42), shards: [], cutover: null },
+      NOW,
+    );
+    assert.deepEqual(noWall.lag, { events: 5, seconds: 42, basis: 'clusterTime' });
+    assert.deepEqual(noWall.resumePoint, { clusterTime: { t: T0 / 1000, i: 1 }, resumeToken: null, takenAt: new Date(T0).toISOString() });
+
+    const ahead = buildStatusReport(
+      { migration: migration(), capture: capture(5, T0, T0 / 1000), shards: [shard('s', { events: 9 })], cutover: null },
+      NOW,
+    );
+    assert.deepEqual(ahead.lag, { events: 0, seconds: 0, basis: 'caught-up' }, 'apply counting broadcasts per shard never gives negative lag');
+
+    const unknown = buildStatusReport({ migration: migration(), capture: null, shards: [shard('s', undefined)], cutover: null }, NOW);
+    assert.equal(unknown.capture, null);
+    assert.equal(unknown.shards[0]!.sequenceNumber, null);
+    assert.equal(unknown.shards[0]!.events, 0);
+    assert.equal(unknown.load, null);
+  });
+
+  it('reports cutover progress and the writes-stopped wait', () => {
+    const c: CutoverDoc = {
+      _id: 'm1', state: 'barrier-sent', requestedAt: new Date(T0), updatedAt: new Date(T0), barrierId: 'b1',
+      reachedShards: ['shardId-0'],
+    };
+    const ready = migration({ phase: 'CUTTING_OVER' });
+    const shards = [shard('shardId-0', { events: 1 }), shard('shardId-1', { events: 1 })];
+    const r = buildStatusReport({ migration: ready, capture: null, shards, cutover: c }, NOW);
+    assert.equal(r.cutover!.shardsReached, 1);
+    assert.equal(r.cutover!.shardsTotal, 2);
+    assert.equal(r.cutover!.waitingForWritesStopped, true);
+    assert.equal(r.shards[0]!.reachedBarrier, true);
+    assert.match(cutoverProgress(r).text, /shards reached the barrier 1\/2, waiting for --writes-stopped/);
+    assert.match(formatStatusReport(r), /waiting for --writes-stopped/);
+
+    const blocked = buildStatusReport({ migration: ready, capture: null, shards, cutover: { ...c, writesBlockedByMigrator: true } }, NOW);
+    assert.equal(blocked.cutover!.waitingForWritesStopped, false);
+
+    const readyNoCutover = buildStatusReport({ migration: migration({ phase: 'READY_FOR_CUTOVER' }), capture: null, shards, cutover: { ...c, state: 'aborted' } }, NOW);
+    assert.equal(readyNoCutover.canCutover, true, 'an aborted cutover does not block a new one');
+  });
+
+  it('names the existing migrations for an unknown id', () => {
+    const e = unknownMigrationError('nope', ['a', 'b']);
+    assert.equal(e.exitCode, ExitCode.STATE_CONFLICT);
+    assert.match(e.message, /Unknown migration id 'nope' \(existing migrations: a, b\)/);
+  });
+});
+
+describe('cutover wait helpers', () => {
+  const report = (phase: MigrationDoc['phase'], cutover: CutoverDoc | null, lastError?: MigrationDoc['lastError']) =>
+    buildStatusReport({ migration: migration({ phase, lastError }), capture: null, shards: [], cutover }, NOW);
+  const active: CutoverDoc = { _id: 'm1', state: 'requested', requestedAt: new Date(T0), updatedAt: new Date(T0), reachedShards: [] };
+
+  it('accepts requests in CATCHING_UP, READY_FOR_CUTOVER, CUTTING_OVER only', () => {
+    for (const p of ['CATCHING_UP', 'READY_FOR_CUTOVER', 'CUTTING_OVER'] as const) assertCutoverRequestable('m1', p);
+    for (const p of ['CREATED', 'INITIAL_LOAD', 'COMPLETED', 'FAILED', 'ABORTED'] as const) {
+      assert.throws(() => assertCutoverRequestable('m1', p), (e: unknown) => e instanceof MigratorError && e.exitCode === ExitCode.STATE_CONFLICT);
+    }
+  });
+
+  it('maps outcomes to exit codes', () => {
+    assert.equal(settledOutcome(report('CUTTING_OVER', active)), undefined);
+    assert.equal(settledOutcome(report('COMPLETED', active)), 'completed');
+    assert.equal(settledOutcome(report('FAILED', active)), 'failed');
+    assert.equal(settledOutcome(report('READY_FOR_CUTOVER', { ...active, state: 'aborted' })), 'aborted');
+
+    const err = { message: 'boom', at: new Date(T0 + 1000), phase: 'CUTTING_OVER' as const, exitCode: 7 };
+    assert.equal(cutoverWaitExitCode({ kind: 'failed', report: report('FAILED', active, err), elapsedMs: 1 }), 7);
+    assert.equal(cutoverWaitExitCode({ kind: 'failed', report: report('FAILED', active, { ...err, exitCode: undefined }), elapsedMs: 1 }), ExitCode.INTERNAL);
+    const aborted = { ...active, state: 'aborted' as const, abortReason: 'by hand' };
+    assert.equal(cutoverWaitExitCode({ kind: 'aborted', report: report('READY_FOR_CUTOVER', aborted), elapsedMs: 1 }), ExitCode.STATE_CONFLICT);
+    assert.equal(cutoverWaitExitCode({ kind: 'aborted', report: report('READY_FOR_CUTOVER', aborted, err), elapsedMs: 1 }), 7);
+    const stale = { ...err, at: new Date(T0 - 1000) };
+    assert.equal(cutoverWaitExitCode({ kind: 'aborted', report: report('READY_FOR_CUTOVER', aborted, stale), elapsedMs: 1 }), ExitCode.STATE_CONFLICT, 'an error older than the request is not the cause');
+    assert.equal(cutoverWaitExitCode({ kind: 'timeout', elapsedMs: 1 }), ExitCode.TIMEOUT);
+    assert.equal(cutoverWaitExitCode({ kind: 'interrupted', elapsedMs: 1 }), ExitCode.INTERRUPTED);
+    assert.equal(cutoverWaitError('m1', { kind: 'completed', elapsedMs: 1 }), null);
+    assert.match(cutoverWaitError('m1', { kind: 'timeout', elapsedMs: 2000 })!.hint!, /continues in the background.*migrator status/);
+  });
+});
