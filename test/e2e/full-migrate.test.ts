@@ -97,7 +97,8 @@ for (const kind of ['emulator', 'ferretdb'] as const) {
         } catch (err) {
           proc.kill('SIGKILL');
           const r = await proc;
-          throw new Error(`${(err as Error).message}\n--- full-migrate stderr (tail) ---\n${String(r.stderr).split("\n").filter((l) => !l.includes("apply progress")).slice(-60).join("\n")}`);
+          const tail = String(r.stderr).split('\n').filter((l) => !l.includes('apply progress')).slice(-60).join('\n');
+          throw new Error(`${(err as Error).message}\n--- full-migrate stderr (tail) ---\n${tail}`, { cause: err });
         }
       };
       await phase(['CATCHING_UP', 'READY_FOR_CUTOVER'], 120_000);
