@@ -171,6 +171,8 @@ export interface ApplyRunnerOptions {
   onStatus?: (status: ApplyStatus) => void;
   /** Progress log / onStatus period (default 10 s). */
   statusIntervalMs?: number;
+  /** Period of the 'apply progress' log line (default 10 s; at least statusIntervalMs). */
+  progressLogIntervalMs?: number;
   /**
    * Resolve with 'caught-up' once every shard of the stream is caught up (or ended) and everything
    * read has been applied by THIS process (shards held by others keep it waiting).
@@ -728,10 +730,14 @@ class ApplyRunner {
 
   private lastReport: { at: number; events: number } | undefined;
 
+  /** onStatus gets every report; the log line only every 10 s (progressLogIntervalMs). */
   private reportStatus(): void {
     try {
       const status = this.status();
       const now = performance.now();
+      this.o.onStatus?.(status);
+      const logEvery = this.o.progressLogIntervalMs ?? DEFAULT_STATUS_INTERVAL_MS;
+      if (this.lastReport && now - this.lastReport.at < logEvery - 50) return;
       const rate = this.lastReport ? ((status.sessionEvents - this.lastReport.events) * 1000) / Math.max(1, now - this.lastReport.at) : undefined;
       this.lastReport = { at: now, events: status.sessionEvents };
       const behind: Record<string, number | string> = {};
@@ -746,7 +752,6 @@ class ApplyRunner {
         },
         'apply progress',
       );
-      this.o.onStatus?.(status);
     } catch (err) {
       this.log.debug({ err: errorMessage(err) }, 'status report failed');
     }

@@ -109,6 +109,7 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
         maxShards,
         signal: abort.signal,
         statusIntervalMs,
+        progressLogIntervalMs: statusIntervalMs,
         stopWhenCaughtUp: argv['until-caught-up'],
         conflictRetryLimitMs,
       });
