@@ -10,6 +10,7 @@ import { redactText } from '../util/redact.js';
 import type { PipeJob } from './dump-restore-plan.js';
 import { tlsArgs } from './dump-restore-plan.js';
 import type { ToolBinaries } from './tool-binaries.js';
+import { clearToolPids, recordToolPids } from './stale-tools.js';
 import { LineTail, parseToolLine, type ToolEvent } from './tool-progress.js';
 
 export interface PipeResult {
@@ -72,12 +73,14 @@ export async function runDumpRestorePipe(
       ...common,
       stdout: 'ignore',
     });
+    recordToolPids(opts.workDir, [dump.pid, restore.pid]);
     follow(dump.stderr, dumpTail, onEvent);
     follow(restore.stderr, restoreTail, onEvent);
     dump.stdout!.pipe(restore.stdin!);
     // If mongorestore dies, mongodump gets EPIPE; that is reported through restore's failure.
     restore.stdin!.on('error', () => undefined);
     const [d, r] = await Promise.all([dump, restore]);
+    clearToolPids(opts.workDir);
     if (opts.signal?.aborted) {
       throw new MigratorError(ExitCode.INTERRUPTED, `Initial load of ${job.sourceDb} was interrupted.`);
     }

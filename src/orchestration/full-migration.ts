@@ -46,6 +46,8 @@ export interface FullMigrationInput {
 }
 
 const LOAD_PHASES: MigrationPhase[] = ['CREATED', 'INITIAL_LOAD'];
+/** How far behind the stream's tip apply may be and still count as caught up. */
+const READY_LAG_MS = 2_000;
 
 /**
  * The full migration as a restartable state machine; the phase lives in the state store, so a
@@ -214,9 +216,19 @@ export class FullMigration {
     await this.raceWithCapture(new Promise((r) => setTimeout(r, ms)));
   }
 
-  /** Caught up: apply has read every shard to its tip and applied it, and capture is current. */
+  /**
+   * Caught up enough to cut over: every shard is ended, at its tip, or less than
+   * READY_LAG_MS behind it (under a steady write load a reader is rarely exactly at the tip), and
+   * capture is current. The cutover itself still waits for the barrier, so this only decides
+   * when to report READY_FOR_CUTOVER.
+   */
   private async caughtUp(): Promise<boolean> {
-    if (!this.apply?.status?.caughtUp) return false;
+    const st = this.apply?.status;
+    if (!st || st.shards.length === 0) return false;
+    const near = st.shards.every(
+      (s) => s.state === 'ended' || s.caughtUp || (s.leased && s.millisBehindLatest !== undefined && s.millisBehindLatest <= READY_LAG_MS),
+    );
+    if (!near) return false;
     const cp = await this.p.store.getCaptureCheckpoint(this.p.migrationId);
     return Boolean(cp && Date.now() - cp.updatedAt.getTime() < 5_000);
   }
