@@ -27,7 +27,7 @@ export function killStaleTools(workDir: string): number[] {
   }
   const killed: number[] = [];
   for (const pid of pids) {
-    let cmd = '';
+    let cmd: string;
     try {
       cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
     } catch {
