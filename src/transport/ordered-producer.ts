@@ -6,8 +6,8 @@
  *   into the producer's buffer; the buffer is bounded by `maxBufferedBytes` (payload bytes not yet
  *   acknowledged by Kinesis), so awaiting `send` is the backpressure.
  * - `sendBroadcast(payload, tag)` puts one copy on every open shard, each ordered after everything
- *   sent before it (for any hash key, the copy is in that key's shard after all of the key's
- *   earlier payloads).
+ *   sent before it: along any key's shard lineage the broadcast is read after all of the key's
+ *   earlier payloads and before any later one (after a merge, possibly twice in a row).
  * - Per shard, pending payloads are packed into as few records as possible (record-framing.ts);
  *   PutRecords calls carry ≤ 500 records and ≤ 5 MiB, sent when a shard has a full record's worth,
  *   when its oldest payload waited `lingerMs`, on flush/close, or when senders are blocked.
@@ -19,21 +19,29 @@
  * ORDER INVARIANT: for each shard, at most ONE record is in flight at any time, over all concurrent
  * PutRecords calls. A shard's next record is built and sent only after the previous one was
  * acknowledged; a failed record (per-record ErrorCode, or the whole call failing/throttled) is
- * retried — the same bytes, with exponential backoff + jitter — before anything later for that
- * shard. Hence a later payload for a shard is never written before an earlier one was accepted,
- * and within a shard records appear in send order. Duplicates are possible (a call that failed
- * on the wire may have been applied), but only as a repeat of the record just before, never as a
- * reordering: delivery is at-least-once, in order.
+ * retried — the same bytes, same record id, with exponential backoff + jitter — before anything
+ * later for that shard. Hence a later payload for a shard is never written before an earlier one
+ * was accepted, and within a shard records appear in send order. A call that failed on the wire
+ * may have been stored anyway: its retry then stores the record twice, and readers drop the second
+ * copy by record id (record-framing.ts).
+ *
+ * BROADCAST BARRIER: no payload sent after a broadcast goes into any record before every copy of
+ * the broadcast was accepted (see `barrierSeq`).
  *
  * RESHARDING: when an acknowledgement names a ShardId other than the expected one (the shard was
  * closed; Kinesis routed the ExplicitHashKey to a child or merged shard), the producer stops
  * starting calls, waits until no call is in flight (so the closed shard's records are all
  * acknowledged), reloads the shard map and re-partitions every unsent payload to the shard now
- * holding its key, keeping send order (items are merged by admission sequence). The misrouted
- * record itself is kept when the shard it landed in holds its whole span (readers accept it
- * there); otherwise its payloads are re-sent and readers drop it as misplaced (same rule on both
- * sides, see shard-record-assembler.ts). A chunked payload whose chunks would no longer all land
- * in one shard is restarted from chunk 0 under a new payload id in the new shard.
+ * holding its key, keeping send order (items are merged by admission sequence); broadcast copies
+ * are re-cut to the new shards' ranges. The misrouted record itself counts as accepted when it
+ * satisfies the PLACEMENT RULE where it landed (readers accept it there); otherwise its payloads
+ * are re-sent and readers drop it (same rule on both sides, record-framing.ts).
+ * A chunked payload continues only while its next chunk will be the next record of this producer
+ * in the shard holding its first chunks; otherwise (other shard, another record of ours landed
+ * there meanwhile, chunks too slow) it restarts from chunk 0 under a new payload id, and readers
+ * abandon the partial one (shard-record-assembler.ts). A record whose call failed ambiguously and
+ * whose shard closed before a retry succeeded is looked up in the stream (resolveAmbiguous), so it
+ * is neither lost nor re-sent in a different record.
  */
 import { randomBytes } from 'node:crypto';
 import {

@@ -19,11 +19,11 @@
  *               the ShardId Kinesis reports and re-sends what readers drop): a record is valid in a
  *               shard whose HashKeyRange contains its span; a BROADCAST record only in a shard whose
  *               HashKeyRange equals its span. A record breaks the rule when a reshard raced its write.
- *  36      8    record id (uint64; 0 = none): stamped by the producer, unchanged when the same record
- *               is re-sent after a failure. A reader drops a record whose id equals the previous
- *               record's id in the shard: the duplicate a retried write leaves when the failed
- *               attempt had in fact been stored (retries come before anything later for the shard,
- *               so such duplicates are adjacent).
+ *  36      8    record id (uint64; 0 = none): high 32 bits = the producer's random nonce, low 32 bits
+ *               = its record counter. Stamped by the producer, unchanged when the same record is
+ *               re-sent after a failure. A reader drops a record whose id it has just seen from the
+ *               same producer in the shard (or at the end of a parent shard): the duplicate a
+ *               retried write leaves when the failed attempt had in fact been stored.
  *  44      4    raw length: uncompressed body length (single: payload length; aggregate: length of
  *               the entry list; chunk: length of the whole reassembled payload)
  *  kind = single (header 48 bytes):
@@ -32,7 +32,7 @@
  *  48      4    entry count (≥ 1)
  *  52      …    body = codec(entries), entries = count × (LEB128 varint length, payload bytes)
  *  kind = chunk (header 68 bytes):
- *  48      8    payload id (uint64, unique per producer attempt)
+ *  48      8    payload id (uint64: producer nonce << 32 | counter; a restarted payload gets a new one)
  *  56      4    chunk index (0-based)
  *  60      4    chunk count (≥ 2)
  *  64      4    encoded length: length of codec(payload), the byte string the chunks split

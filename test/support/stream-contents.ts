@@ -5,7 +5,7 @@ import { decodeEnvelope, type ChangeEnvelope } from '../../src/source/change-env
 /** Every envelope in a stream, per shard in shard order (reads until all shards are caught up). */
 export async function readStreamEnvelopes(client: KinesisClient, streamName: string, timeoutMs = 30_000): Promise<Map<string, ChangeEnvelope[]>> {
   const out = new Map<string, ChangeEnvelope[]>();
-  const consumer = new StreamConsumer({ client, streamName, idlePollMinMs: 50, idlePollMaxMs: 100, minCallIntervalMs: 50 });
+  const consumer = new StreamConsumer({ client, streamName, idlePollMinMs: 50, idlePollMaxMs: 100, minCallIntervalMs: 50, emitIdleBatches: true });
   const deadline = setTimeout(() => consumer.stop(), timeoutMs);
   let emptyRounds = 0;
   try {

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { OrderedProducer, ProducerClosedError, type OrderedProducerOptions, type ProducerStats } from '../../src/transport/ordered-producer.js';
-import { decodeFrame, recordIdOf, validPlacement } from '../../src/transport/record-framing.js';
-import { hashKeyOf, listAllShards } from '../../src/transport/shard-map.js';
+import { decodeFrame, recordIdOf } from '../../src/transport/record-framing.js';
+import { listAllShards } from '../../src/transport/shard-map.js';
 import type { ShardBatch } from '../../src/transport/shard-reader.js';
 import { StreamConsumer } from '../../src/transport/stream-consumer.js';
 import { FakeKinesis, type PutRecordsCallInfo } from './fake-kinesis.js';
 import { prng, randInt, waitFor } from './test-helpers.js';
-import { AcceptanceTracker, BROADCAST_KEY, makePayload, parsePayload, verifyLineageOrder, type OrderReport } from './transport-check.js';
+import { AcceptanceTracker, BROADCAST_KEY, makePayload, verifyLineageOrder, type OrderReport } from './transport-check.js';
 
 interface Scenario {
   seed: number;
@@ -106,30 +106,7 @@ async function runScenario(sc: Scenario): Promise<ScenarioResult> {
   await assert.rejects(producer.send('k', new Uint8Array(1), sc.payloads + 1), ProducerClosedError);
   assert.deepEqual(fake.violations, [], 'Kinesis limits / one record in flight per shard');
   const { perShard, batches } = await readAll(fake);
-  let report;
-  try {
-    report = verifyLineageOrder(await listAllShards(fake.client, fake.streamName), perShard, sentPerKey, broadcastTags);
-  } catch (err) {
-    const m = /key (.*): (\d+) payloads read/.exec((err as Error).message);
-    if (m) {
-      const key = m[1];
-      const got = new Set<number>();
-      for (const list of perShard.values()) for (const p of list) { const x = parsePayload(p); if (x.key === key) got.add(x.index); }
-      const missing = [...Array(sentPerKey.get(key)!).keys()].filter((i) => !got.has(i));
-      console.log('MISSING', key, missing);
-      for (const sh of fake.shards) {
-        console.log('shard', sh.shardId, sh.range.start.toString(16).slice(0, 4), sh.range.end.toString(16).slice(0, 4), sh.parentShardId, sh.adjacentParentShardId, sh.endingSequenceNumber ? 'closed' : 'open', sh.records.length);
-        sh.records.forEach((r, i) => {
-          const f = decodeFrame(r.data);
-          const ps = f.kind === 'single' ? [f.payload] : f.kind === 'aggregate' ? f.payloads : [];
-          const hit = ps.map((p) => parsePayload(p)).filter((x) => x.key === key);
-          const near = hit.length > 0 || (f.kind === 'chunk' && f.span.start === hashKeyOf(key));
-          if (near) console.log('  rec', i, f.kind, f.kind === 'chunk' ? `${f.payloadId.toString(16)} ${f.index}/${f.count}` : '', 'n', ps.length, 'id', f.recordId.toString(16), 'bc', f.broadcast, 'span', f.span.start.toString(16).slice(0, 4), f.span.end.toString(16).slice(0, 4), 'valid', validPlacement(sh.range, f.span, f.broadcast), hit.map((x) => `${x.index}@${x.tag}`).join(','));
-        });
-      }
-    }
-    throw err;
-  }
+  const report = verifyLineageOrder(await listAllShards(fake.client, fake.streamName), perShard, sentPerKey, broadcastTags);
   return { fake, stats: producer.stats, report, tracker, lastTag: sc.payloads, batches };
 }
 
@@ -238,13 +215,57 @@ describe('OrderedProducer against a fake stream', () => {
       },
     });
     assert.ok(splitDuringChunk, 'a split happened while a chunked payload was in flight');
-    console.log(`reshard: ${r.fake.calls.length} calls, refreshes ${r.stats.shardMapRefreshes}`);
     assert.ok(r.stats.shardMapRefreshes >= 3, `refreshes ${r.stats.shardMapRefreshes}`);
     assert.ok(r.stats.misroutedRecords >= 3, `misrouted ${r.stats.misroutedRecords}`);
     assert.ok(r.stats.chunkedPayloads > 10);
     console.log(
       `reshard: refreshes ${r.stats.shardMapRefreshes}, misrouted ${r.stats.misroutedRecords}, re-sent ${r.stats.resentRecords}, ` +
         `chunk restarts ${r.stats.chunkRestarts}, shards now ${r.fake.shards.length}`,
+    );
+  });
+
+  it('random splits and merges every few hundred payloads, chunked payloads, broadcasts, throttling and lost responses: exactly once, in order', async () => {
+    let reshards = 0;
+    const r = await runScenario({
+      seed: Number(process.env.TRANSPORT_SEED ?? 7),
+      shards: 2,
+      keys: 200,
+      payloads: 6000,
+      broadcastEvery: 400,
+      maxRecordSizeBytes: 32 * 1024,
+      incompressible: true,
+      yieldEvery: 10,
+      payloadSize: (rand) => (rand() < 0.05 ? randInt(rand, 40_000, 120_000) : randInt(rand, 50, 600)),
+      producer: { lingerMs: 0, maxCallRecords: 3, maxConcurrentCalls: 3 },
+      setup: (fake, rand, progress) => {
+        fake.checkOneInFlightPerShard = false;
+        fake.putLatencyMs = () => randInt(rand, 0, 3);
+        fake.recordFault = () => (rand() < 0.05 ? 'ProvisionedThroughputExceededException' : undefined);
+        fake.callFault = () => {
+          const x = rand();
+          return x < 0.03 ? 'throttle' : x < 0.06 ? 'applied-then-network' : x < 0.08 ? 'network' : undefined;
+        };
+        let next = 300;
+        fake.beforeApply = () => {
+          if (progress.tag < next) return;
+          next += 300 + Math.floor(rand() * 400);
+          const open = fake.openShards.sort((a, b) => (a.range.start < b.range.start ? -1 : 1));
+          if (open.length >= 6 || (open.length > 1 && rand() < 0.4)) {
+            const i = Math.floor(rand() * (open.length - 1));
+            fake.merge(open[i].shardId, open[i + 1].shardId);
+          } else {
+            fake.split(open[Math.floor(rand() * open.length)].shardId);
+          }
+          reshards++;
+        };
+      },
+    });
+    assert.ok(reshards >= 10, `reshards ${reshards}`);
+    assert.ok(r.stats.chunkedPayloads > 100);
+    console.log(
+      `random reshards: ${reshards} splits/merges, refreshes ${r.stats.shardMapRefreshes}, misrouted ${r.stats.misroutedRecords}, ` +
+        `re-sent ${r.stats.resentRecords}, ambiguous writes found stored ${r.stats.resolvedAmbiguous}, chunk restarts ${r.stats.chunkRestarts}, ` +
+        `adjacent broadcast repeats ${r.report.adjacentBroadcastRepeats}`,
     );
   });
 
