@@ -276,7 +276,9 @@ describe('OrderedProducer against a fake stream', () => {
       keys: 5000,
       payloads: 6000,
       payloadSize: () => 100,
-      producer: { lingerMs: 50 },
+      // A linger far longer than the sending takes: all 6000 wait together, so only the 500-record
+      // cap can split them (a short linger made this depend on the machine's speed).
+      producer: { lingerMs: 5_000 },
     });
     const biggestCall = Math.max(...many.fake.calls.map((c) => c.records.length));
     assert.ok(biggestCall === 500, `largest call had ${biggestCall} records`);
