@@ -10,7 +10,7 @@ import { commandContext } from '../context.js';
 import { Resources, namespaceRules } from '../resources.js';
 import { shutdownSignal } from '../shutdown.js';
 import { createTasks } from '../tasks.js';
-import { openTransport } from '../transport.js';
+import { openTransport, transportKind } from '../transport.js';
 
 export interface LoadArgs {
   drop?: boolean;
@@ -50,6 +50,9 @@ export function loadOptions(argv: LoadArgs): LoadOptions {
 /** Shared by full-migrate and initial-load: connect everything and build the orchestrator. */
 export async function prepareMigration(argv: LoadArgs, res: Resources, signal: AbortSignal, stopAfterLoad: boolean) {
   const { config, log } = commandContext(argv as never);
+  // Embedded transport (no --kinesis-stream) only for full-migrate; checked before connecting.
+  const transportOptions = { allowEmbedded: !stopAfterLoad };
+  transportKind(config, transportOptions);
   const sourceEndpoint = requireEndpoint(config, 'source');
   const targetEndpoint = requireEndpoint(config, 'target');
   const [source, target] = await Promise.all([
@@ -57,7 +60,7 @@ export async function prepareMigration(argv: LoadArgs, res: Resources, signal: A
     res.connect('target', config, targetEndpoint),
   ]);
   const store = await res.stateStore(config, target);
-  const transport = await openTransport(config, res, log);
+  const transport = await openTransport(config, res, log, { ...transportOptions, store, migrationId: config.migrationId });
   const migration = new FullMigration({
     migrationId: config.migrationId,
     source,
@@ -78,7 +81,7 @@ export async function prepareMigration(argv: LoadArgs, res: Resources, signal: A
     stopAfterLoad,
     leaseTtlMs: parseDuration(argv['lease-ttl'] ?? '30s'),
   });
-  return { config, log, migration };
+  return { config, log, migration, transport };
 }
 
 /** `migrator full-migrate`: preflight, resume point, capture, initial load, apply, cutover, verify. */

@@ -1,0 +1,522 @@
+/**
+ * The embedded transport: with no `--kinesis-stream`, full-migrate runs its own Kinesis engine
+ * (the npm package `kinesis-local`, kinesis-mock compiled to JavaScript) as a child process on
+ * loopback, with one stream `migrator` of ONE shard, so a single machine migrates with nothing but
+ * two connection strings.
+ *
+ * CRASH SAFETY BY CONSTRUCTION, NOT BY PERSISTENCE
+ * kinesis-local keeps its streams in memory (its optional persistence writes a snapshot every few
+ * seconds, not per record, so it cannot back capture's "durable in the stream" checkpoints). The
+ * embedded engine therefore runs WITHOUT persistence, the stream is created fresh on every start,
+ * and the pipeline restarts from what is durable on the TARGET side ({@link restartFromTarget}):
+ * capture re-reads the source's change stream from the last event apply has applied.
+ * `--data-dir` holds the engine's working directory and log (`<data-dir>/kinesis/`), no stream data.
+ *
+ * Process lifetime: the engine must never outlive the migrator.
+ *  - `stop()` closes its stdin and sends SIGTERM (SIGKILL after 5 s), and waits for the exit;
+ *  - a process 'exit' hook SIGKILLs it (normal exit, process.exit, a second Ctrl-C);
+ *  - it is started through a tiny entry point (ENGINE_ENTRY) that exits when its stdin reaches EOF,
+ *    i.e. when the migrator is gone however it died (SIGKILL, OOM killer): the kernel closes the
+ *    pipe's write end.
+ * It listens on 127.0.0.1 only (ENGINE_ENTRY pins it there).
+ *  - It runs in its own process group (`detached`), so a Ctrl-C at the terminal (SIGINT to the
+ *    foreground group) reaches only the migrator, which then stops gracefully: capture flushes its
+ *    last records into the still-running engine before the engine is stopped. (execa's `cleanup`
+ *    does not apply to detached children; the exit hook and the stdin watchdog replace it.)
+ *  - If the engine dies on its own, the migrator cannot continue (its Kinesis calls would be
+ *    retried forever): see `onUnexpectedExit`.
+ *
+ * Facts about kinesis-local 0.6.2 relied on here (see also test/support/kinesis-local.ts):
+ *  - it always opens a TLS port besides the plain one; both get a free port;
+ *  - the TLS certificate path defaults to `server.json` relative to the working directory, so it
+ *    is passed explicitly (KINESIS_MOCK_CERT_PATH);
+ *  - requests need a SigV4 Authorization header, not a valid signature (createKinesisClient signs
+ *    loopback requests with fake static credentials);
+ *  - its WARN logs and cats-effect "CPU starving" warnings go to stderr.
+ */
+import { createRequire } from 'node:module';
+import { createWriteStream, existsSync, mkdirSync, type WriteStream } from 'node:fs';
+import { createServer } from 'node:net';
+import { hostname } from 'node:os';
+import { dirname, join, resolve as resolvePath } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa, type ResultPromise } from 'execa';
+import {
+  CreateStreamCommand,
+  DescribeStreamSummaryCommand,
+  ListStreamsCommand,
+  type KinesisClient,
+} from '@aws-sdk/client-kinesis';
+import { positionKey, type EventPosition } from '../source/change-envelope.js';
+import { DEFAULT_LEASE_GRACE_MS, sequenceKey, type ApplyCheckpoint, type ShardDoc, type StateStore } from '../state/store.js';
+import { MigratorError, errorMessage } from '../util/errors.js';
+import { ExitCode } from '../util/exit-codes.js';
+import type { Logger } from '../util/logger.js';
+import { createKinesisClient } from './kinesis-client.js';
+import { listAllShards } from './shard-map.js';
+
+/** The stream of the embedded engine. */
+export const EMBEDDED_STREAM_NAME = 'migrator';
+/** One shard: ordering is trivial, and the local engine's throughput is not shard-bound. */
+export const EMBEDDED_SHARD_COUNT = 1;
+export const EMBEDDED_REGION = 'us-east-1';
+
+/** START_OF_SHARD_SEQUENCE of apply-runner.ts: read back as "start of the shard" (TRIM_HORIZON). */
+const START_OF_SHARD_SEQUENCE = '0';
+
+/**
+ * The engine's entry point: loads kinesis-local's main.js (argv[1]) after
+ *  - a watchdog: when stdin reaches EOF (the parent is gone, or closed it in stop()), exit at once
+ *    (kinesis-local does not read stdin);
+ *  - loopback only: kinesis-local has no listen-address setting and binds its ports on every
+ *    interface (`server.listen(port, cb)`); the stream carries full documents and the engine takes
+ *    any SigV4 header, so a numeric-port listen() without a host is pinned to 127.0.0.1.
+ */
+const ENGINE_ENTRY = [
+  'const quit = () => process.exit(0);',
+  "process.stdin.on('end', quit);",
+  "process.stdin.on('close', quit);",
+  "process.stdin.on('error', quit);",
+  'process.stdin.resume();',
+  "const net = require('node:net');",
+  'const listen = net.Server.prototype.listen;',
+  'net.Server.prototype.listen = function (...args) {',
+  "  if (typeof args[0] === 'number' && typeof args[1] !== 'string') args.splice(1, 0, '127.0.0.1');",
+  '  return listen.apply(this, args);',
+  '};',
+  'require(process.argv[1]);',
+].join('\n');
+
+export interface EmbeddedKinesisOptions {
+  /** The migrator's --data-dir: the engine's working directory and log go to `<dataDir>/kinesis/`. */
+  dataDir: string;
+  log: Logger;
+  /** Max wait for the engine to answer; default 60 s (it starts in 1–2 s on an idle machine). */
+  startTimeoutMs?: number;
+  /**
+   * Called once if the engine exits while not being stopped (crash, killed from outside). The
+   * migration cannot go on without it; nothing is lost (see restartFromTarget).
+   */
+  onUnexpectedExit?: (description: string) => void;
+}
+
+export interface EmbeddedKinesis {
+  /** `http://127.0.0.1:PORT` */
+  endpoint: string;
+  /** Destroyed by stop(). */
+  client: KinesisClient;
+  streamName: string;
+  /** Open shard ids of the fresh stream. */
+  shardIds: string[];
+  /** The engine's process id. */
+  pid: number;
+  /** Spawn → stream ACTIVE, in ms. */
+  startupMs: number;
+  logFile: string;
+  /** Stops the engine and waits for its exit. Idempotent. */
+  stop(): Promise<void>;
+}
+
+function kinesisLocalFiles(): { mainJs: string; certPath: string } {
+  const require = createRequire(import.meta.url);
+  const remedy =
+    'kinesis-local is a dependency of migrator: reinstall it (`npm ci`, or `npm install kinesis-local`), ' +
+    'or use a Kinesis data stream instead with --kinesis-stream (and --kinesis-endpoint for a local one).';
+  let pkgJson: string;
+  try {
+    pkgJson = require.resolve('kinesis-local/package.json');
+  } catch (err) {
+    throw new MigratorError(ExitCode.STREAM_FAILED, 'The embedded Kinesis engine (npm package kinesis-local) is not installed.', {
+      hint: remedy,
+      cause: err,
+    });
+  }
+  const dir = dirname(pkgJson);
+  const mainJs = join(dir, 'main.js');
+  const certPath = join(dir, 'server.json');
+  for (const f of [mainJs, certPath]) {
+    if (!existsSync(f)) {
+      throw new MigratorError(ExitCode.STREAM_FAILED, `The embedded Kinesis engine is incompletely installed (${f} is missing).`, { hint: remedy });
+    }
+  }
+  return { mainJs, certPath };
+}
+
+/** A TCP port that was free on 127.0.0.1 a moment ago (the caller retries on EADDRINUSE). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
+      const address = server.address();
+      const port = address !== null && typeof address === 'object' ? address.port : undefined;
+      server.close((err) => (err || port === undefined ? reject(err ?? new Error('no port')) : resolve(port)));
+    });
+  });
+}
+
+class OutputTail {
+  private lines: string[] = [];
+  private partial = '';
+  push(chunk: Buffer | string): void {
+    const parts = (this.partial + chunk.toString()).split('\n');
+    this.partial = parts.pop() ?? '';
+    for (const p of parts) if (p.trim() !== '') this.lines.push(p);
+    if (this.lines.length > 40) this.lines.splice(0, this.lines.length - 40);
+  }
+  toString(): string {
+    return [...this.lines, ...(this.partial ? [this.partial] : [])].join('\n');
+  }
+}
+
+/** Starts the engine with a fresh, ACTIVE stream `migrator` of one shard. */
+export async function startEmbeddedKinesis(opts: EmbeddedKinesisOptions): Promise<EmbeddedKinesis> {
+  const files = kinesisLocalFiles();
+  const workDir = join(resolvePath(opts.dataDir), 'kinesis');
+  try {
+    mkdirSync(workDir, { recursive: true });
+  } catch (err) {
+    throw new MigratorError(ExitCode.USAGE, `Cannot create ${workDir} for the embedded Kinesis engine: ${errorMessage(err)}.`, {
+      hint: 'Point --data-dir at a writable directory.',
+      cause: err,
+    });
+  }
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      return await startOnce(opts, files, workDir);
+    } catch (err) {
+      lastError = err;
+      // A free port can be taken between freePort() and the engine's bind: try other ports.
+      if (!/EADDRINUSE/.test(errorMessage(err))) throw err;
+    }
+  }
+  throw lastError;
+}
+
+async function startOnce(opts: EmbeddedKinesisOptions, files: { mainJs: string; certPath: string }, workDir: string): Promise<EmbeddedKinesis> {
+  const port = await freePort();
+  let tlsPort = await freePort();
+  while (tlsPort === port) tlsPort = await freePort();
+  const opMs = '10ms';
+  const env: Record<string, string> = {
+    // Not inheriting the environment: NODE_OPTIONS, INITIALIZE_STREAMS, AWS_* must not leak in.
+    PATH: process.env.PATH ?? '',
+    KINESIS_MOCK_PLAIN_PORT: String(port),
+    KINESIS_MOCK_TLS_PORT: String(tlsPort),
+    KINESIS_MOCK_CERT_PATH: files.certPath,
+    AWS_REGION: EMBEDDED_REGION,
+    LOG_LEVEL: 'WARN',
+    ROOT_LOG_LEVEL: 'ERROR',
+    CREATE_STREAM_DURATION: opMs,
+    DELETE_STREAM_DURATION: opMs,
+    UPDATE_SHARD_COUNT_DURATION: opMs,
+    SPLIT_SHARD_DURATION: opMs,
+    MERGE_SHARDS_DURATION: opMs,
+    // No persistence: see the module comment (the pipeline restarts from the target instead).
+    SHOULD_PERSIST_DATA: 'false',
+  };
+  const logFile = join(workDir, 'kinesis-local.log');
+  const logStream: WriteStream = createWriteStream(logFile, { flags: 'w' });
+  logStream.on('error', () => undefined);
+  const tail = new OutputTail();
+  const started = performance.now();
+  const child: ResultPromise = execa(process.execPath, ['-e', ENGINE_ENTRY, files.mainJs], {
+    env,
+    extendEnv: false,
+    cwd: workDir,
+    stdin: 'pipe',
+    stdout: 'pipe',
+    stderr: 'pipe',
+    buffer: false,
+    reject: false,
+    detached: true,
+    forceKillAfterDelay: 5000,
+  });
+  const onData = (c: Buffer) => {
+    tail.push(c);
+    logStream.write(c);
+  };
+  child.stdout?.on('data', onData);
+  child.stderr?.on('data', onData);
+  child.stdin?.on('error', () => undefined);
+
+  let exited = false;
+  let stopping = false;
+  /** Set once started: an exit before that is a startup failure, reported by the startup loop. */
+  let ready = false;
+  let exitInfo = '';
+  const exitPromise = child.then((r) => {
+    exited = true;
+    exitInfo = `exit code ${String(r.exitCode)}${r.signal ? `, signal ${r.signal}` : ''}`;
+    if (ready && !stopping) {
+      opts.log.error({ pid: child.pid, exit: exitInfo, logFile }, 'the embedded Kinesis engine exited unexpectedly');
+      opts.onUnexpectedExit?.(`the embedded Kinesis engine (kinesis-local, pid ${String(child.pid)}) exited unexpectedly (${exitInfo}); its log: ${logFile}`);
+    }
+  });
+  const killHard = () => {
+    try {
+      if (!exited) child.kill('SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  };
+  process.once('exit', killHard);
+  if (child.pid === undefined) {
+    stopping = true;
+    await exitPromise;
+    process.off('exit', killHard);
+    throw new MigratorError(ExitCode.STREAM_FAILED, `The embedded Kinesis engine failed to start (${exitInfo}): ${tail.toString()}`);
+  }
+  const pid = child.pid;
+  const endpoint = `http://127.0.0.1:${port}`;
+  const client = createKinesisClient({ region: EMBEDDED_REGION, endpoint, httpHandler: 'http1' });
+
+  let stopPromise: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopPromise ??= (async () => {
+      stopping = true;
+      client.destroy();
+      if (!exited) {
+        child.stdin?.end(); // the watchdog exits on EOF…
+        child.kill('SIGTERM'); // …and SIGTERM (SIGKILL after 5 s) if it does not
+      }
+      await exitPromise;
+      process.off('exit', killHard);
+      await new Promise<void>((r) => logStream.end(() => r()));
+    })());
+
+  const timeoutMs = opts.startTimeoutMs ?? 60_000;
+  const deadline = started + timeoutMs;
+  const probe = createKinesisClient({ region: EMBEDDED_REGION, endpoint, httpHandler: 'http1', maxAttempts: 1, requestTimeoutMs: 2000, connectionTimeoutMs: 1000 });
+  const failStart = (what: string, cause?: unknown) =>
+    new MigratorError(ExitCode.STREAM_FAILED, `The embedded Kinesis engine ${what}. Its output:\n${tail.toString() || '(none)'}`, {
+      hint: `See ${logFile}. Or use a Kinesis data stream instead (--kinesis-stream).`,
+      cause,
+    });
+  try {
+    let lastErr = '';
+    for (;;) {
+      if (exited) throw failStart(`exited during startup (${exitInfo}; ports ${port}, ${tlsPort})`);
+      try {
+        await probe.send(new ListStreamsCommand({}));
+        break;
+      } catch (err) {
+        lastErr = `${(err as Error).name}: ${errorMessage(err)}`;
+      }
+      if (performance.now() > deadline) throw failStart(`did not answer on ${endpoint} within ${Math.round(timeoutMs / 1000)} s (last error: ${lastErr})`);
+      await sleep(100);
+    }
+    // A fresh engine without persistence has no streams: the stream is always new.
+    try {
+      await client.send(new CreateStreamCommand({ StreamName: EMBEDDED_STREAM_NAME, ShardCount: EMBEDDED_SHARD_COUNT }));
+      for (;;) {
+        const out = await client.send(new DescribeStreamSummaryCommand({ StreamName: EMBEDDED_STREAM_NAME }));
+        if (out.StreamDescriptionSummary?.StreamStatus === 'ACTIVE') break;
+        if (performance.now() > deadline) throw new Error(`stream not ACTIVE (${String(out.StreamDescriptionSummary?.StreamStatus)})`);
+        await sleep(20);
+      }
+    } catch (err) {
+      if (err instanceof MigratorError) throw err;
+      throw failStart(`could not create its stream: ${errorMessage(err)}`, err);
+    }
+    const shardIds = (await listAllShards(client, EMBEDDED_STREAM_NAME)).filter((s) => s.open).map((s) => s.shardId);
+    const startupMs = Math.round(performance.now() - started);
+    if (exited) throw failStart(`exited during startup (${exitInfo})`);
+    ready = true;
+    opts.log.debug({ pid, endpoint, tlsPort, startupMs, logFile }, 'embedded Kinesis engine started');
+    return { endpoint, client, streamName: EMBEDDED_STREAM_NAME, shardIds, pid, startupMs, logFile, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  } finally {
+    probe.destroy();
+  }
+}
+
+// -------------------------------------------------------------------------------------------------
+// Restarting the pipeline on a fresh stream
+
+export interface RestartFromTargetOptions {
+  store: StateStore;
+  migrationId: string;
+  /** Open shard ids of the new stream. */
+  shardIds: readonly string[];
+  log: Logger;
+  /** Lease grace (default: the store's). */
+  graceMs?: number;
+  /** Longest wait for a lease of a previous run to expire (default 5 min). */
+  maxLeaseWaitMs?: number;
+}
+
+export interface RestartFromTargetResult {
+  /** Where capture restarts: after this position, or (null) from the migration's resume point. */
+  captureFrom: EventPosition | null;
+  /** The capture checkpoint was kept (nothing was ever put into a stream). */
+  keptCaptureCheckpoint: boolean;
+  /** Leases of earlier runs that were released. */
+  releasedLeases: number;
+}
+
+/** `host:pid:random` (defaultOwnerId) of a process on this machine that no longer runs. */
+function isDeadLocalOwner(owner: string): boolean {
+  const parts = owner.split(':');
+  if (parts.length < 3) return false;
+  const pid = Number(parts[parts.length - 2]);
+  const host = parts.slice(0, -2).join(':');
+  if (host !== hostname() || !Number.isInteger(pid) || pid <= 0) return false;
+  // Our own pid: an earlier incarnation (this process has not started apply yet), e.g. pid 1 in a
+  // restarted container.
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+/**
+ * Waits until no other live process holds a shard lease of the migration, then frees them all.
+ * A lease of a dead process on this machine is freed at once; any other one is waited for until
+ * it expired (plus the grace). A lease that is renewed meanwhile belongs to a live process:
+ * STATE_CONFLICT (two migrators must not run the same migration).
+ */
+async function freeLeases(o: RestartFromTargetOptions): Promise<number> {
+  const grace = o.graceMs ?? DEFAULT_LEASE_GRACE_MS;
+  const deadline = Date.now() + (o.maxLeaseWaitMs ?? 5 * 60_000);
+  const seen = new Map<string, { owner: string; epoch: number; expiresAt: number }>();
+  for (let announced = false; ; ) {
+    const now = Date.now();
+    const held = (await o.store.listShards(o.migrationId)).filter(
+      (d) => d.lease.owner !== null && d.lease.expiresAt.getTime() + grace > now && !isDeadLocalOwner(d.lease.owner),
+    );
+    if (held.length === 0) break;
+    for (const d of held) {
+      const before = seen.get(d._id);
+      if (before && before.owner === d.lease.owner && before.epoch === d.lease.epoch && before.expiresAt + grace <= now) {
+        throw new MigratorError(
+          ExitCode.STATE_CONFLICT,
+          `Another migrator process (${String(d.lease.owner)}) is running migration ${o.migrationId}: it keeps renewing the lease of ${d.shardId}.`,
+          { hint: 'Stop the other process first: one migration runs in one full-migrate at a time.' },
+        );
+      }
+      seen.set(d._id, { owner: d.lease.owner!, epoch: d.lease.epoch, expiresAt: d.lease.expiresAt.getTime() });
+    }
+    const until = Math.max(...held.map((d) => d.lease.expiresAt.getTime() + grace));
+    if (until > deadline) {
+      throw new MigratorError(ExitCode.STATE_CONFLICT, `Shard leases of migration ${o.migrationId} are held until ${new Date(until).toISOString()}.`, {
+        hint: 'Another migrator process may be running this migration: stop it, or rerun once its leases expired.',
+      });
+    }
+    if (!announced) {
+      announced = true;
+      o.log.info(
+        { owners: [...new Set(held.map((d) => d.lease.owner))], waitMs: until - now },
+        'waiting for the apply leases of a previous run to expire',
+      );
+    }
+    await sleep(Math.max(50, until - now + 50));
+  }
+  const r = await o.store.shards.updateMany(
+    { migrationId: o.migrationId, 'lease.owner': { $ne: null } },
+    { $set: { 'lease.owner': null, 'lease.expiresAt': new Date(0) } },
+  );
+  return r.modifiedCount;
+}
+
+/** The last applied position of a shard's checkpoint, if it has one. */
+function appliedPosition(d: ShardDoc): (EventPosition & { pos: string }) | undefined {
+  const cp = d.checkpoint;
+  if (!cp?.ct || !cp.rt) return undefined;
+  return { ct: cp.ct, rt: cp.rt, pos: cp.pos ?? positionKey({ ct: cp.ct, rt: cp.rt }) };
+}
+
+/**
+ * Points capture and apply at a NEW, EMPTY stream (the embedded engine's, created on every start).
+ * Call it before capture and apply start.
+ *
+ * INVARIANT (why no change is lost, even when the whole machine crashed and the old stream with
+ * everything in it is gone): let P be the minimum, over the shards, of the last position apply
+ * acknowledged on the target (the apply checkpoints live in the state store, written only after
+ * the target acknowledged the writes they cover). Every change at or before P is on the target.
+ * Capture restarts right after P (or, when some shard applied nothing yet, from the migration's
+ * resume point, which precedes every change not yet on the target), so every change after P is
+ * read again from the source's change-stream history — which must still hold it (else capture
+ * fails with HISTORY_LOST, never silently) — and put into the new stream. Apply starts each shard
+ * of the new stream at its start (sequence number '0' = TRIM_HORIZON) with position P and skips
+ * envelopes at or before it; replaying what a shard applied after P is idempotent.
+ *
+ * This is the ONE place where the capture checkpoint may move backwards (the state store's
+ * saveCaptureCheckpoint never lets it), by overwriting it. It is safe because the checkpoint only
+ * says "everything up to here is in the stream", and that stream is gone: the new one holds
+ * nothing, so the only true statement is about the target, i.e. P; duplicates this causes are
+ * de-duplicated by apply (by position).
+ *
+ * During the initial load nothing is applied yet: capture restarts from the resume point, and the
+ * load itself restarts (with --drop) anyway.
+ *
+ * Apply's sequence numbers refer to the old stream and are meaningless on the new one, so each
+ * checkpoint keeps (only) P with the sequence number '0'; shard documents of shards the new stream
+ * does not have are removed (they would pin every later restart to their old position).
+ */
+export async function restartFromTarget(o: RestartFromTargetOptions): Promise<RestartFromTargetResult> {
+  const { store, migrationId, log } = o;
+  const releasedLeases = await freeLeases(o);
+  const docs = await store.listShards(migrationId);
+  // Shards that ended (resharding of a real stream) applied everything they will ever hold.
+  const open = docs.filter((d) => !d.checkpoint?.shardEnded);
+  let captureFrom: (EventPosition & { pos: string }) | null = null;
+  if (open.length > 0 && open.every((d) => appliedPosition(d) !== undefined)) {
+    for (const d of open) {
+      const p = appliedPosition(d)!;
+      if (captureFrom === null || p.pos < captureFrom.pos) captureFrom = p;
+    }
+  }
+
+  const now = new Date();
+  let keptCaptureCheckpoint = false;
+  const cc = await store.getCaptureCheckpoint(migrationId);
+  if (captureFrom) {
+    await store.captureCheckpoints.replaceOne(
+      { _id: migrationId },
+      { ct: captureFrom.ct, rt: captureFrom.rt, pos: captureFrom.pos, counters: cc?.counters ?? {}, updatedAt: now },
+      { upsert: true },
+    );
+  } else if (cc && !(cc.counters.events ?? 0) && !(cc.counters.markers ?? 0)) {
+    // Capture never sent anything: no change up to its checkpoint can be missing from the target.
+    // Keeping it spares an idle source's history a restart from the (old) resume point.
+    keptCaptureCheckpoint = true;
+  } else if (cc) {
+    // Nothing applied yet: capture starts over from the migration's resume point.
+    await store.captureCheckpoints.deleteOne({ _id: migrationId });
+  }
+
+  const fresh = new Set(o.shardIds);
+  for (const d of docs) {
+    if (!fresh.has(d.shardId)) {
+      await store.shards.deleteOne({ _id: d._id });
+      continue;
+    }
+    if (captureFrom) {
+      const checkpoint: ApplyCheckpoint = {
+        sequenceNumber: START_OF_SHARD_SEQUENCE,
+        seqKey: sequenceKey(START_OF_SHARD_SEQUENCE),
+        ct: captureFrom.ct,
+        rt: captureFrom.rt,
+        pos: captureFrom.pos,
+        counters: d.checkpoint?.counters ?? {},
+        shardEnded: false,
+        at: now,
+        epoch: d.lease.epoch,
+      };
+      await store.shards.updateOne({ _id: d._id }, { $set: { checkpoint } });
+    } else {
+      await store.shards.updateOne({ _id: d._id }, { $unset: { checkpoint: '' } });
+    }
+  }
+  const at = captureFrom ? `${captureFrom.ct.t},${captureFrom.ct.i}` : keptCaptureCheckpoint ? 'its checkpoint (nothing captured yet)' : 'the resume point';
+  log.info({ captureFrom: at, releasedLeases }, 'new embedded stream: capture restarts after the last change applied to the target');
+  return { captureFrom: captureFrom ? { ct: captureFrom.ct, rt: captureFrom.rt } : null, keptCaptureCheckpoint, releasedLeases };
+}

@@ -1,0 +1,155 @@
+// Helpers of the embedded-transport tests.
+import { readFileSync } from 'node:fs';
+import { execa, type ResultPromise } from 'execa';
+import type { Document, MongoClient } from 'mongodb';
+import type { StateStore } from '../../src/state/store.js';
+import { PROJECT_ROOT } from '../support/cli.js';
+import { goToolPath } from '../support/go-tools.js';
+
+/** True while `pid` runs (a zombie waiting to be reaped counts as gone). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc: trust kill(0)
+  }
+}
+
+/** Waits until `pid` is gone; false after `ms`. */
+export async function waitGone(pid: number, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (!processAlive(pid)) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return !processAlive(pid);
+}
+
+/** Kills a leftover process (test cleanup), ignoring "already gone". */
+export function killQuietly(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    /* gone */
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// End-to-end helpers
+
+
+type AnyDoc = Document & { _id: number | string };
+const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
+
+/** Seeds bar.products (2000 documents, unique index on name) and bar.orders. */
+export async function seed(src: MongoClient): Promise<void> {
+  const products = Array.from({ length: 2000 }, (_, i) => ({ _id: i, name: `product ${i}`, price: i % 100, legacy: true, reviews: [] }));
+  await src.db('bar').collection<AnyDoc>('products').insertMany(products);
+  await src.db('bar').collection('products').createIndex({ name: 1 }, { unique: true });
+  await src.db('bar').collection<AnyDoc>('orders').insertOne({ _id: 'o-seed', total: 1 });
+}
+
+/** A steady mixed workload on bar.products / bar.orders until stopped (ids continue across calls via `from`). */
+export function startWorkload(client: MongoClient, opts: { from?: number; pauseMs?: number } = {}) {
+  let running = true;
+  let i = opts.from ?? 0;
+  let ops = 0;
+  const done = (async () => {
+    while (running) {
+      const p = client.db('bar').collection<AnyDoc>('products');
+      const id = 100_000 + i;
+      await p.insertOne({ _id: id, name: `new ${i}`, price: i % 50, tags: ['a', 'b'] });
+      await p.updateOne({ _id: i % 2000 }, { $set: { price: i, updatedAt: new Date() }, $unset: { legacy: '' } });
+      if (i % 5 === 0) await p.deleteOne({ _id: 1000 + (i % 1000) });
+      if (i % 7 === 0) await p.replaceOne({ _id: id }, { name: `new ${i}`, replaced: true, n: i });
+      if (i % 11 === 0) await client.db('bar').collection<AnyDoc>('orders').insertOne({ _id: `o${i}`, total: i * 1.5 });
+      ops += 4;
+      i++;
+      if (opts.pauseMs) await new Promise((r) => setTimeout(r, opts.pauseMs));
+    }
+  })();
+  return {
+    /** Stops; resolves with the number of operations and the next iteration number. */
+    stop: async () => {
+      running = false;
+      await done;
+      return { ops, next: i };
+    },
+    get iterations() {
+      return i;
+    },
+  };
+}
+
+/** `migrator full-migrate` with nothing but the two connection strings and a data dir (+ the test's tool paths). */
+export function spawnFullMigrate(sourceUri: string, targetUri: string, dataDir: string, extra: string[] = []) {
+  const proc = execa(
+    process.execPath,
+    [
+      '--import', 'tsx', MAIN, 'full-migrate',
+      '--source-uri', sourceUri, '--target-uri', targetUri, '--data-dir', dataDir,
+      '--mongodump-path', goToolPath('mongodump'), '--mongorestore-path', goToolPath('mongorestore'),
+      '--log-format', 'json', ...extra,
+    ],
+    { cwd: PROJECT_ROOT, env: { CI: 'true' }, reject: false, stdin: 'ignore' },
+  );
+  const lines: Record<string, unknown>[] = [];
+  let partial = '';
+  proc.stderr!.on('data', (c: Buffer) => {
+    const parts = (partial + c.toString()).split('\n');
+    partial = parts.pop() ?? '';
+    for (const l of parts) {
+      try {
+        lines.push(JSON.parse(l) as Record<string, unknown>);
+      } catch {
+        /* not a log line */
+      }
+    }
+  });
+  const find = (msg: RegExp) => lines.find((l) => msg.test(String(l.msg)));
+  return {
+    proc,
+    lines,
+    find,
+    /** Waits for a log line whose message matches. */
+    async waitFor(msg: RegExp, ms: number): Promise<Record<string, unknown>> {
+      const end = Date.now() + ms;
+      while (Date.now() < end) {
+        const l = find(msg);
+        if (l) return l;
+        if (proc.exitCode !== null) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`no log line ${msg} within ${ms} ms (exit ${String(proc.exitCode)}):\n${tail(lines)}`);
+    },
+    tail: () => tail(lines),
+  };
+}
+
+function tail(lines: Record<string, unknown>[]): string {
+  return lines
+    .filter((l) => l.msg !== 'apply progress')
+    .slice(-60)
+    .map((l) => JSON.stringify(l))
+    .join('\n');
+}
+
+export async function waitForPhase(store: StateStore, id: string, phases: string[], ms: number, proc?: ResultPromise, logTail?: () => string) {
+  const end = Date.now() + ms;
+  let last = '';
+  while (Date.now() < end) {
+    const m = await store.getMigration(id);
+    last = m?.phase ?? 'none';
+    if (phases.includes(last)) return last;
+    if (proc && proc.exitCode !== null) throw new Error(`full-migrate exited ${proc.exitCode} in phase ${last}\n${logTail?.() ?? ''}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`phase ${last} after ${ms} ms, expected ${phases.join('/')}\n${logTail?.() ?? ''}`);
+}
