@@ -84,22 +84,49 @@ export async function prepareMigration(argv: LoadArgs, res: Resources, signal: A
   return { config, log, migration, transport };
 }
 
+type Prepared = Awaited<ReturnType<typeof prepareMigration>>;
+
+/**
+ * The frame of the orchestrating commands: connect, run `body`, and on the way out stop capture
+ * and apply (each saves its checkpoint). SIGINT/SIGTERM → exit 130 with the phase left for a
+ * rerun; a failure is recorded in the state store (phase FAILED, last error) and rethrown.
+ */
+export async function runMigrationCommand(argv: LoadArgs, stopAfterLoad: boolean, body: (p: Prepared, signal: AbortSignal) => Promise<void>): Promise<void> {
+  const res = new Resources();
+  const shutdown = shutdownSignal();
+  let migration: FullMigration | undefined;
+  try {
+    const prepared = await prepareMigration(argv, res, shutdown.signal, stopAfterLoad);
+    migration = prepared.migration;
+    await body(prepared, shutdown.signal);
+    if (shutdown.signal.aborted) {
+      await migration.stopPipelines().catch(() => undefined);
+      process.exitCode = ExitCode.INTERRUPTED;
+    }
+  } catch (err) {
+    await migration?.stopPipelines().catch(() => undefined);
+    if (shutdown.signal.aborted) {
+      process.exitCode = ExitCode.INTERRUPTED;
+      return;
+    }
+    await migration?.fail(err);
+    throw err;
+  } finally {
+    shutdown.dispose();
+    await res.close();
+  }
+}
+
 /** `migrator full-migrate`: preflight, resume point, capture, initial load, apply, cutover, verify. */
 export const fullMigrateCommand: CommandModule<object, LoadArgs> = {
   command: 'full-migrate',
   describe: 'Run the whole online migration; re-run to resume. Cut over with `migrator cutover`',
   builder: (y) => y.options(loadOptionsBuilder),
-  handler: async (argv) => {
-    const res = new Resources();
-    const shutdown = shutdownSignal();
-    let migration: FullMigration | undefined;
-    try {
-      const prepared = await prepareMigration(argv, res, shutdown.signal, false);
-      migration = prepared.migration;
-      const m = migration;
+  handler: (argv) =>
+    runMigrationCommand(argv, false, async ({ config, migration: m }, signal) => {
       const opened = await m.open();
       if (opened.phase === 'COMPLETED') {
-        printReport(`migration ${prepared.config.migrationId} is already COMPLETED`);
+        printReport(`migration ${config.migrationId} is already COMPLETED`);
         return;
       }
       await createTasks(
@@ -118,25 +145,10 @@ export const fullMigrateCommand: CommandModule<object, LoadArgs> = {
             task: (_c, task) => m.replicateUntilCutover((text) => (task.output = text)),
           },
         ],
-        { logFormat: prepared.config.logFormat },
+        { logFormat: config.logFormat },
       ).run();
-      if (shutdown.signal.aborted) {
-        await m.stopPipelines().catch(() => undefined);
-        process.exitCode = ExitCode.INTERRUPTED;
-        return;
+      if (!signal.aborted) {
+        printReport(`migration ${config.migrationId} COMPLETED: ${m.verification?.namespaces.length ?? 0} collections verified equal`);
       }
-      printReport(`migration ${prepared.config.migrationId} COMPLETED: ${m.verification?.namespaces.length ?? 0} collections verified equal`);
-    } catch (err) {
-      await migration?.stopPipelines().catch(() => undefined);
-      if (shutdown.signal.aborted) {
-        process.exitCode = ExitCode.INTERRUPTED;
-        return;
-      }
-      await migration?.fail(err);
-      throw err;
-    } finally {
-      shutdown.dispose();
-      await res.close();
-    }
-  },
+    }),
 };
