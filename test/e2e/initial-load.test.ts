@@ -1,0 +1,73 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MongoClient, type Document } from 'mongodb';
+import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
+import { ensureGoTools, goToolPath } from '../support/go-tools.js';
+import { runMigrator } from '../support/cli.js';
+import { StateStore } from '../../src/state/store.js';
+import { readStreamEnvelopes } from '../support/stream-contents.js';
+import { ExitCode } from '../../src/util/exit-codes.js';
+
+type AnyDoc = Document & { _id: number | string };
+
+describe('migrator initial-load', () => {
+  let source: MongoEmulator;
+  let target: MongoEmulator;
+  let kinesis: KinesisLocal;
+  let src: MongoClient;
+  let dst: MongoClient;
+
+  before(async () => {
+    await ensureGoTools(['mongodump', 'mongorestore']);
+    [source, target, kinesis] = await Promise.all([startMongoEmulator(), startMongoEmulator(), startKinesisLocal()]);
+    src = new MongoClient(source.uri);
+    dst = new MongoClient(target.uri);
+  });
+  after(async () => {
+    await Promise.all([src.close(), dst.close()]);
+    await Promise.all([source.stop(), target.stop(), kinesis.stop()]);
+  });
+
+  test('copies the data, leaves the changes made meanwhile in the stream, and hands over at CATCHING_UP', { timeout: 120_000 }, async () => {
+    await src.db('bar').collection<AnyDoc>('products').insertMany(Array.from({ length: 3000 }, (_, i) => ({ _id: i, n: i })));
+    const stream = kinesis.uniqueStreamName('il');
+    await kinesis.createStream(stream, 1);
+    const args = [
+      'initial-load', '--source-uri', source.uri, '--target-uri', target.uri, '--map', 'bar:bar_new', '--migration-id', 'il',
+      '--kinesis-stream', stream, '--kinesis-endpoint', kinesis.endpoint,
+      '--mongodump-path', goToolPath('mongodump'), '--mongorestore-path', goToolPath('mongorestore'), '--data-dir', `/tmp/migrator-il-${process.pid}`,
+    ];
+    let writing = true;
+    let writes = 0;
+    const workload = (async () => {
+      while (writing) {
+        await src.db('bar').collection<AnyDoc>('products').insertOne({ _id: `w${writes++}` });
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    const r = await runMigrator(args);
+    writing = false;
+    await workload;
+    assert.equal(r.exitCode, 0, r.all);
+    assert.match(r.stdout, /initial load of il done/);
+    assert.ok((await dst.db('bar_new').collection('products').countDocuments()) >= 3000);
+    const store = await StateStore.open({ client: dst });
+    const m = await store.getMigration('il');
+    assert.equal(m?.phase, 'CATCHING_UP');
+    assert.ok(m?.load?.finishedAt, 'load finished recorded');
+    assert.ok(await store.getCaptureCheckpoint('il'), 'capture checkpoint saved');
+    const inStream = [...(await readStreamEnvelopes(kinesis.client, stream)).values()].flat();
+    assert.ok(inStream.length > 0, 'changes made during the copy wait in the stream');
+
+    const again = await runMigrator(args);
+    assert.equal(again.exitCode, 0);
+    assert.match(again.stdout, /past the initial load/);
+  });
+
+  test('needs a real stream: the embedded one would end with the process', async () => {
+    const r = await runMigrator(['initial-load', '--source-uri', source.uri, '--target-uri', target.uri]);
+    assert.equal(r.exitCode, ExitCode.USAGE, r.all);
+    assert.match(r.stderr, /--kinesis-stream/);
+  });
+});
