@@ -39,6 +39,8 @@ import type { Timestamp } from 'mongodb';
 import { positionKey, type EventPosition } from '../source/change-envelope.js';
 import { DEFAULT_STATE_DB } from '../source/namespace-filter.js';
 import { redactText } from '../util/redact.js';
+import { MigratorError } from '../util/errors.js';
+import { ExitCode } from '../util/exit-codes.js';
 
 export { DEFAULT_STATE_DB };
 
@@ -194,6 +196,9 @@ export interface StateStoreOptions {
 
 export const DEFAULT_LEASE_GRACE_MS = 1_000;
 
+/** Version of the state store's layout (collections and document shapes). */
+export const STATE_SCHEMA_VERSION = 1;
+
 const DUPLICATE_KEY = 11000;
 const isDuplicateKey = (err: unknown) => (err as { code?: number })?.code === DUPLICATE_KEY;
 
@@ -240,8 +245,28 @@ export class StateStore {
 
   /** Idempotent: createIndex with an identical spec is a no-op. */
   async ensureIndexes(): Promise<void> {
+    await this.checkSchemaVersion();
     await this.shards.createIndex({ migrationId: 1, shardId: 1 }, { unique: true, name: 'migration_shard' });
     await this.migrations.createIndex({ phase: 1 }, { name: 'phase' });
+  }
+
+  /**
+   * The store's layout carries a version (`meta` document `schema`): a store written by a newer
+   * migrator is refused rather than misread; an older or new store is stamped with ours.
+   */
+  private async checkSchemaVersion(): Promise<void> {
+    const meta = this.db.collection<{ _id: string; version: number; updatedAt: Date }>('meta');
+    const doc = await meta.findOne({ _id: 'schema' });
+    if (doc && doc.version > STATE_SCHEMA_VERSION) {
+      throw new MigratorError(
+        ExitCode.STATE_CONFLICT,
+        `The state store ${this.db.databaseName} has schema version ${doc.version}; this migrator understands up to ${STATE_SCHEMA_VERSION}.`,
+        { hint: 'Use the migrator version that wrote it, or another --state-db.' },
+      );
+    }
+    if (!doc || doc.version < STATE_SCHEMA_VERSION) {
+      await meta.updateOne({ _id: 'schema' }, { $set: { version: STATE_SCHEMA_VERSION, updatedAt: this.now() } }, { upsert: true });
+    }
   }
 
   // -------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { MongoClient, Timestamp } from 'mongodb';
 import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
-import { StateStore, leaseRemainingMs, sequenceKey } from '../../src/state/store.js';
+import { STATE_SCHEMA_VERSION, StateStore, leaseRemainingMs, sequenceKey } from '../../src/state/store.js';
 
 const pos = (t: number, i = 1) => ({ ct: new Timestamp({ t, i }), rt: { _data: `82${t.toString(16).toUpperCase().padStart(8, '0')}${i.toString(16).toUpperCase().padStart(8, '0')}04` } });
 
@@ -168,5 +168,22 @@ describe('StateStore (emulator)', { timeout: 60_000 }, () => {
     assert.equal(await store.completeCutover('m3'), true);
     assert.equal(await store.abortCutover('m3', 'too late'), false);
     assert.equal((await store.requestCutover('m3')).state, 'completed', 'a completed cutover stays');
+  });
+});
+
+describe('StateStore schema version', () => {
+  it('stamps a new store and refuses one written by a newer migrator', async () => {
+    const emu = await startMongoEmulator();
+    const client = new MongoClient(emu.uri);
+    try {
+      await StateStore.open({ client, dbName: 'schema_test' });
+      const meta = client.db('schema_test').collection<{ _id: string; version: number }>('meta');
+      assert.equal((await meta.findOne({ _id: 'schema' }))?.version, STATE_SCHEMA_VERSION);
+      await meta.updateOne({ _id: 'schema' }, { $set: { version: STATE_SCHEMA_VERSION + 1 } });
+      await assert.rejects(StateStore.open({ client, dbName: 'schema_test' }), /schema version 2; this migrator understands up to 1/);
+    } finally {
+      await client.close();
+      await emu.stop();
+    }
   });
 });

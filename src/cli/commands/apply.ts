@@ -2,8 +2,7 @@ import type { CommandModule } from 'yargs';
 import { requireEndpoint } from '../../config/load.js';
 import { defaultOwnerId, runApply, type ApplyStatus } from '../../apply/apply-runner.js';
 import { formatDuration, parseDuration } from '../../util/duration.js';
-import { MigratorError, UsageError } from '../../util/errors.js';
-import { ExitCode } from '../../util/exit-codes.js';
+import { UsageError } from '../../util/errors.js';
 import { printJson, printReport } from '../../util/output.js';
 import { commandContext } from '../context.js';
 import { Resources, namespaceRules, requireStream } from '../resources.js';
@@ -115,11 +114,9 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
       });
       if (argv.json) printJson({ stopReason: result.stopReason, ...result.status });
       else printReport(formatStatus(result.status, result.stopReason));
-      if (result.stopReason === 'interrupted') {
-        throw new MigratorError(ExitCode.INTERRUPTED, 'Interrupted: the batches being applied were finished and checkpointed.', {
-          hint: 'Rerun migrator apply to continue where it stopped.',
-        });
-      }
+      // SIGINT/SIGTERM is how a continuous apply is meant to stop (e.g. `docker stop`): the batches in
+      // hand were finished and checkpointed, so it is a clean exit 0; a rerun continues from there.
+      if (result.stopReason === 'interrupted') log.info('stopped by a signal: batches finished and checkpointed; rerun to continue');
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);

@@ -54,15 +54,20 @@ export const checkCommand: CommandModule<object, { json?: boolean }> = {
     const target = requireEndpoint(config, 'target');
     const skip = new Set([config.stateDb]);
     const ctx: Ctx = { reports: [], clients: [] };
+    // listr2 rejects as soon as one side fails, while the other may still be connecting: wait for
+    // both before closing, or a client opened late is never closed and the process never exits.
+    const inspections: Promise<void>[] = [];
+    const track = (p: Promise<void>) => (inspections.push(p), p);
     try {
       await createTasks<Ctx>(
         [
-          { title: 'Inspect the source', task: (c) => inspect('source', source, config.connectTimeoutMs, c, skip) },
-          { title: 'Inspect the target', task: (c) => inspect('target', target, config.connectTimeoutMs, c, skip) },
+          { title: 'Inspect the source', task: (c) => track(inspect('source', source, config.connectTimeoutMs, c, skip)) },
+          { title: 'Inspect the target', task: (c) => track(inspect('target', target, config.connectTimeoutMs, c, skip)) },
         ],
         { logFormat: config.logFormat, concurrent: true },
       ).run(ctx);
     } finally {
+      await Promise.allSettled(inspections);
       await Promise.all(ctx.clients.map((c) => c.close().catch(() => undefined)));
     }
     ctx.reports.sort((a, b) => (a.role === 'source' ? -1 : 1) - (b.role === 'source' ? -1 : 1));
