@@ -49,8 +49,11 @@ describe('capture and apply processes under kill -9', () => {
     ];
     const spawn = (cmd: string, extra: string[]) =>
       execa(process.execPath, ['--import', 'tsx', MAIN, cmd, ...common, ...extra], { cwd: PROJECT_ROOT, reject: false, stdin: 'ignore', env: { CI: 'true' } });
+    // The same flags on every (re)start, as a container would have: --start-at applies only while
+    // capture has no checkpoint of its own.
+    const captureArgs = ['--start-at', `${start.t},${start.i}`, '--checkpoint-interval', '200ms'];
     const procs: Record<'capture' | 'apply', ResultPromise | undefined> = {
-      capture: spawn('capture', ['--start-at', `${start.t},${start.i}`, '--checkpoint-interval', '200ms']),
+      capture: spawn('capture', captureArgs),
       apply: spawn('apply', ['--lease-ttl', '3s']),
     };
     let kills = 0;
@@ -98,7 +101,7 @@ describe('capture and apply processes under kill -9', () => {
         procs[which]!.kill('SIGKILL');
         await procs[which];
         kills++;
-        procs[which] = which === 'capture' ? spawn('capture', ['--checkpoint-interval', '200ms']) : spawn('apply', ['--lease-ttl', '3s']);
+        procs[which] = which === 'capture' ? spawn('capture', captureArgs) : spawn('apply', ['--lease-ttl', '3s']);
       }
     }
     assert.ok(kills >= 3, `seed ${seed} killed ${kills} times`);
@@ -110,9 +113,10 @@ describe('capture and apply processes under kill -9', () => {
       await new Promise((r) => setTimeout(r, 2000));
       last = await runMigrator(['verify', ...common.slice(0, 4), '--map', 'bar:bar_new']);
     }
-    for (const p of Object.values(procs)) p!.kill('SIGTERM');
+    for (const p of Object.values(procs)) p!.kill("SIGTERM");
     const results = await Promise.all(Object.values(procs).map((p) => p!));
-    assert.equal(last.exitCode, 0, `seed ${seed}, ${kills} kills, ops ${JSON.stringify(ops)}:\n${last.stdout}`);
+    const tail = (r: { stderr: unknown }) => String(r.stderr).split('\n').filter((l) => !l.includes('apply progress')).slice(-25).join('\n');
+    assert.equal(last.exitCode, 0, `seed ${seed}, ${kills} kills, ops ${JSON.stringify(ops)}:\n${last.stdout}\n--- capture ---\n${tail(results[0]!)}\n--- apply ---\n${tail(results[1]!)}`);
     for (const r of results) assert.equal(r.exitCode, 0, `clean stop on SIGTERM: ${String(r.stderr).slice(-1500)}`);
     assert.ok(Object.values(ops).every((n) => n > 0), `every operation ran: ${JSON.stringify(ops)}`);
   });

@@ -35,6 +35,9 @@ describe('migrator verify', () => {
     await dst.db('bar_new').collection<AnyDoc>('products').updateOne({ _id: 5 }, { $set: { v: new Double(5) } }); // Int32 → Double
     await dst.db('bar_new').collection<AnyDoc>('products').deleteOne({ _id: 7 });
     await dst.db('bar_new').collection<AnyDoc>('products').insertOne({ _id: 1000 });
+    const text = await runMigrator(args);
+    assert.match(text.stdout, /missing on target: 1 \(first: 7\)/);
+    assert.match(text.stdout, /different: 1 \(first: 5\)/);
     const bad = await runMigrator([...args, '--json']);
     assert.equal(bad.exitCode, ExitCode.VERIFICATION_MISMATCH, bad.all);
     const report = JSON.parse(bad.stdout) as { match: boolean; namespaces: { missing: number[]; extra: number[]; different: number[] }[] };

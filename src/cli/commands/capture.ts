@@ -60,6 +60,13 @@ export const captureCommand: CommandModule<object, CaptureArgs> = {
     try {
       const sourceClient = await res.connect('source', config, source);
       const store = await res.stateStore(config);
+      // Without flags, a migration's recorded resume point (initial-load / full-migrate) is where
+      // capture starts when it has no checkpoint yet: never "now" when earlier changes are owed.
+      if (!start.rt && !start.ct) {
+        const rp = (await store.getMigration(config.migrationId))?.resumePoint;
+        if (rp?.rt) start.rt = rp.rt;
+        else if (rp?.ct) start.ct = rp.ct;
+      }
       await runCapture({
         source: sourceClient,
         store,

@@ -7,7 +7,7 @@ import { printJson, printReport } from '../../util/output.js';
 import { commandContext } from '../context.js';
 import { Resources, namespaceRules } from '../resources.js';
 
-const idText = (id: unknown) => BSON.EJSON.stringify({ _id: id }, { relaxed: true }).slice(8, -1);
+const idText = (id: unknown) => BSON.EJSON.stringify({ _id: id }, { relaxed: true }).slice('{"_id":'.length, -1);
 
 export function formatVerification(r: VerificationReport): string {
   const lines: string[] = [];
