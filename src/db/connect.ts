@@ -53,7 +53,10 @@ export async function connect(role: Role, e: EndpointConfig, timeoutMs: number):
     throw new MigratorError(
       ExitCode.USAGE,
       `Invalid ${role} connection string ${redactUri(e.uri)}: ${errorMessage(err)}.`,
-      { cause: err },
+      {
+        hint: `Fix --${role === 'state store' ? 'state' : role}-uri: expected mongodb://HOST[:PORT][/?OPTIONS] or mongodb+srv://HOST, with a user name and password percent-encoded.`,
+        cause: err,
+      },
     );
   }
   try {

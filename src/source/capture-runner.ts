@@ -93,7 +93,7 @@ function captureFailure(err: unknown, from: string): MigratorError | undefined {
       `The source no longer has the change-stream history to resume from ${from} (error ${code}: ${errorMessage(err)}).`,
       {
         hint:
-          'Changes made since then are lost to the stream: restart the migration with a new initial load (full-migrate --restart), ' +
+          'Changes made since then are lost to the stream: start over with a new initial load (full-migrate with a new --migration-id and --drop), ' +
           'and keep capture running or raise the oplog / DocumentDB change_stream_log_retention_duration.',
         cause: err,
       },
@@ -111,7 +111,11 @@ function captureFailure(err: unknown, from: string): MigratorError | undefined {
 
 function describeStart(opts: Document): string {
   if (opts.startAfter) return `token ${JSON.stringify(opts.startAfter)}`;
-  if (opts.startAtOperationTime) return `operation time ${String(opts.startAtOperationTime)}`;
+  if (opts.startAtOperationTime) {
+    // As --start-at takes it (SECONDS,INCREMENT), not the Timestamp's 64-bit integer.
+    const ts = opts.startAtOperationTime as Timestamp;
+    return `operation time ${ts.t},${ts.i}`;
+  }
   return 'now';
 }
 

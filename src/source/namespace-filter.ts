@@ -169,10 +169,10 @@ export class NamespaceRules {
     );
     for (const m of this.maps) {
       if (m.kind === 'db') {
-        if (this.dbMap.has(m.from)) throw new NamespaceConfigError(`database '${m.from}' is mapped twice`);
+        if (this.dbMap.has(m.from)) throw new NamespaceConfigError(`database '${m.from}' is mapped twice: give one --map per source database`);
         if (this.dbMapInverse.has(m.to)) {
           throw new NamespaceConfigError(
-            `databases '${this.dbMapInverse.get(m.to)}' and '${m.from}' are both mapped to '${m.to}'`,
+            `databases '${this.dbMapInverse.get(m.to)}' and '${m.from}' are both mapped to '${m.to}': map each to its own target database`,
           );
         }
         this.dbMap.set(m.from, m.to);
@@ -180,10 +180,10 @@ export class NamespaceRules {
       } else {
         const from = nsKey(m.from);
         const to = nsKey(m.to);
-        if (this.collMap.has(from)) throw new NamespaceConfigError(`collection '${from}' is mapped twice`);
+        if (this.collMap.has(from)) throw new NamespaceConfigError(`collection '${from}' is mapped twice: give one --map per source collection`);
         if (this.collMapInverse.has(to)) {
           throw new NamespaceConfigError(
-            `collections '${nsKey(this.collMapInverse.get(to)!)}' and '${from}' are both mapped to '${to}'`,
+            `collections '${nsKey(this.collMapInverse.get(to)!)}' and '${from}' are both mapped to '${to}': map each to its own target collection`,
           );
         }
         this.collMap.set(from, m.to);

@@ -25,11 +25,20 @@ export function registerSecret(value: string | undefined | null): void {
 /** Registers the password of a connection string (if any) as a secret. */
 export function registerUriSecrets(uri: string | undefined): void {
   if (!uri) return;
-  const m = /^[a-z][a-z0-9+.-]*:\/\/([^@/?#]*)@/i.exec(uri);
-  if (!m) return;
-  const userinfo = m[1]!;
-  const colon = userinfo.indexOf(':');
-  if (colon >= 0) registerSecret(userinfo.slice(colon + 1));
+  // A well-formed URI's userinfo ends at its first '@'; a password with an unescaped '@', '/', '?'
+  // or '#' runs to the last '@', and the driver's error about it echoes pieces of it (between '@'s).
+  for (const re of [/^[a-z][a-z0-9+.-]*:\/\/([^@/?#]*)@/i, /^[a-z][a-z0-9+.-]*:\/\/(\S*)@/i]) {
+    const userinfo = re.exec(uri)?.[1];
+    const colon = userinfo?.indexOf(':') ?? -1;
+    if (userinfo === undefined || colon < 0) continue;
+    const password = userinfo.slice(colon + 1);
+    registerSecret(password);
+    // After an unescaped '@' the driver reads the rest as host names, and prints them lowercased.
+    password.split('@').forEach((piece, i) => {
+      registerSecret(piece);
+      if (i > 0) registerSecret(piece.toLowerCase());
+    });
+  }
 }
 
 /** Registers the AWS credentials found in the environment as secrets. */
@@ -39,7 +48,9 @@ export function registerEnvSecrets(env: NodeJS.ProcessEnv = process.env): void {
   }
 }
 
-const URI_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^:@/?#\s"']*):([^@/?#\s"']*)@/gi;
+// The password runs to the LAST '@' of the URI: a password with an unescaped '@', '/', '?' or '#'
+// makes the connection string invalid, and the error that echoes it must not print the password.
+const URI_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^:@/?#\s"']*):([^\s"']*)@/gi;
 
 /** `mongodb://user:pw@host` → `mongodb://user:***@host`. */
 export function redactUri(uri: string): string {

@@ -97,9 +97,12 @@ export const cutoverCommand: CommandModule<object, CutoverArgs> = {
     const json = argv.json === true;
     const wait = argv.wait === true;
     const timeoutMs = durationFlag('timeout', argv.timeout);
-    if (timeoutMs !== undefined && !wait) throw new UsageError('--timeout only applies with --wait.');
+    if (timeoutMs !== undefined && !wait) throw new UsageError('--timeout only applies with --wait.', 'Add --wait, or drop --timeout.');
     if (argv.abort && (wait || argv['writes-stopped'])) {
-      throw new UsageError('--abort cannot be combined with --wait or --writes-stopped.');
+      throw new UsageError(
+        '--abort cannot be combined with --wait or --writes-stopped.',
+        'Run `migrator cutover --abort` alone to withdraw the request; request it again later without --abort.',
+      );
     }
     const res = new Resources();
     try {
