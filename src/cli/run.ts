@@ -54,10 +54,13 @@ function optionNamesOf(cmd: CommandModule<object, never> | undefined): Set<strin
  * container) are set aside for this run, so strict parsing rejects typos in flags, not a shared
  * environment. Returns the names set aside.
  */
-function setAsideForeignEnv(argv: string[], env: NodeJS.ProcessEnv): string[] {
+function commandOf(argv: string[]): CommandModule<object, never> | undefined {
   const name = argv.find((a) => !a.startsWith('-'));
-  const cmd = commands.find((c) => String(c.command).split(' ')[0] === name);
-  const known = new Set([...optionNamesOf(cmd)].map(camel));
+  return commands.find((c) => String(c.command).split(' ')[0] === name);
+}
+
+function setAsideForeignEnv(argv: string[], env: NodeJS.ProcessEnv): string[] {
+  const known = new Set([...optionNamesOf(commandOf(argv))].map(camel));
   const aside: string[] = [];
   for (const key of Object.keys(env)) {
     if (!key.startsWith('MIGRATOR_') || key === 'MIGRATOR_CONFIG') continue;
@@ -80,7 +83,13 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
   const verbose = argv.includes('--verbose');
   try {
     const configPath = configFilePath(argv, env);
-    const fileConfig = configPath ? readConfigFile(configPath) : {};
+    // A config file may hold any command's options (one file can serve every command of a
+    // deployment); keys of other commands are left out of this run, typos are errors.
+    const allKeys = new Set(commands.flatMap((c) => [...optionNamesOf(c)]).filter((k) => k !== 'config' && k !== 'help' && k !== 'version'));
+    const thisCommand = new Set(optionNamesOf(commandOf(argv)));
+    const fileConfig = Object.fromEntries(
+      Object.entries(configPath ? readConfigFile(configPath, allKeys) : {}).filter(([k]) => thisCommand.has(k)),
+    );
     for (const k of ['source-uri', 'target-uri', 'state-uri']) {
       if (typeof fileConfig[k] === 'string') registerUriSecrets(fileConfig[k]);
     }

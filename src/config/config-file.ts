@@ -10,7 +10,7 @@ const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
  * Reads `--config FILE` (JSON or YAML; flat keys named like the flags, kebab- or camelCase).
  * Unknown keys are errors: a typo must not silently fall back to a default.
  */
-export function readConfigFile(path: string): Record<string, unknown> {
+export function readConfigFile(path: string, knownKeys: ReadonlySet<string> = CONFIG_KEYS): Record<string, unknown> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -35,10 +35,10 @@ export function readConfigFile(path: string): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(data as Record<string, unknown>)) {
     const name = kebab(key);
-    if (!CONFIG_KEYS.has(name)) {
+    if (!knownKeys.has(name)) {
       throw new UsageError(
         `Config file ${path}: unknown option "${key}".`,
-        `Valid keys: ${[...CONFIG_KEYS].sort().join(', ')}.`,
+        `Valid keys: ${[...knownKeys].filter((k) => !k.includes('-') || k === k.toLowerCase()).sort().join(', ')}.`,
       );
     }
     out[name] = value;

@@ -2,6 +2,7 @@ import type { ChangeStream, Document, MongoClient, Timestamp } from 'mongodb';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import type { StateStore } from '../state/store.js';
 import { createOrderedProducer, type OrderedProducer } from '../transport/ordered-producer.js';
+import { describeStreamLimits } from '../transport/stream-limits.js';
 import { MigratorError, errorMessage } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
 import type { Logger } from '../util/logger.js';
@@ -109,6 +110,13 @@ function captureFailure(err: unknown, from: string): MigratorError | undefined {
   return undefined;
 }
 
+function streamFailure(streamName: string, err: unknown): MigratorError {
+  return new MigratorError(ExitCode.STREAM_FAILED, `Kinesis refused the change events for stream ${streamName}: ${errorMessage(err)}.`, {
+    hint: 'Check that the stream still exists and is ACTIVE, and the AWS credentials (kinesis:PutRecords); rerun capture to resume from its checkpoint.',
+    cause: err,
+  });
+}
+
 function describeStart(opts: Document): string {
   if (opts.startAfter) return `token ${JSON.stringify(opts.startAfter)}`;
   if (opts.startAtOperationTime) {
@@ -142,14 +150,27 @@ export async function runCapture(o: CaptureOptions): Promise<CaptureProgress> {
   const from = saved ? `the checkpoint (${describeStart(startOpts)})` : describeStart(startOpts);
 
   let producer: OrderedProducer;
+  /** A fatal producer error (e.g. the stream was deleted) stops the read loop at once. */
+  let producerFailure: unknown;
   try {
+    const limits = await describeStreamLimits(o.kinesis, o.streamName);
+    if (limits.streamStatus && limits.streamStatus !== 'ACTIVE' && limits.streamStatus !== 'UPDATING') {
+      throw new MigratorError(ExitCode.STREAM_FAILED, `Kinesis stream '${o.streamName}' is ${limits.streamStatus}, not ACTIVE.`, {
+        hint: 'Wait until the stream is ACTIVE, then rerun.',
+      });
+    }
     producer = await createOrderedProducer({
       client: o.kinesis,
       streamName: o.streamName,
       maxBufferedBytes: o.maxBufferedBytes,
       onRetry: (r) => o.log.debug({ ...r }, 'kinesis retry'),
+      onError: (err) => {
+        producerFailure = err;
+        void stream?.close().catch(() => undefined);
+      },
     });
   } catch (err) {
+    if (err instanceof MigratorError) throw err;
     throw new MigratorError(ExitCode.STREAM_FAILED, `Cannot write to Kinesis stream ${o.streamName}: ${errorMessage(err)}.`, {
       hint: 'Check --kinesis-stream, --region / --kinesis-endpoint, that the stream is ACTIVE, and the AWS credentials.',
       cause: err,
@@ -206,12 +227,14 @@ export async function runCapture(o: CaptureOptions): Promise<CaptureProgress> {
   try {
     stream = open(startOpts);
     while (!o.signal.aborted) {
+      if (producerFailure !== undefined) throw streamFailure(o.streamName, producerFailure);
       let event: Document | null;
       try {
         event = await stream.tryNext();
         failures = 0;
       } catch (err) {
         if (o.signal.aborted) break;
+        if (producerFailure !== undefined) throw streamFailure(o.streamName, producerFailure);
         const fatal = captureFailure(err, from);
         if (fatal || !isTransient(err) || ++failures > 10) throw fatal ?? err;
         // The driver resumes by itself on most errors; when it gives up on a transient one,
@@ -256,8 +279,12 @@ export async function runCapture(o: CaptureOptions): Promise<CaptureProgress> {
         const payload = encodeEnvelope(envelope);
         tag++;
         // Backpressure: resolves once the producer's bounded buffer has room.
-        if (isBroadcast(envelope)) await producer.sendBroadcast(payload, tag);
-        else await producer.send(routingKey(envelope)!, payload, tag);
+        try {
+          if (isBroadcast(envelope)) await producer.sendBroadcast(payload, tag);
+          else await producer.send(routingKey(envelope)!, payload, tag);
+        } catch (err) {
+          throw streamFailure(o.streamName, producerFailure ?? err);
+        }
         progress.events++;
         progress.bytes += payload.length;
         if (envelope.wt) progress.lastEventAt = envelope.wt;

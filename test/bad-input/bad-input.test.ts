@@ -209,13 +209,10 @@ const rows: Row[] = [
   },
   {
     name: 'Kinesis stream not ACTIVE yet (capture; CREATING)',
-    todo:
-      'product bug: capture does not check the stream status; it starts and idles (exit 0 on SIGTERM), and the first ' +
-      'PutRecords fails with ResourceInUseException, surfaced only at the next send or at stop, as exit 1 (INTERNAL)',
     args: (s, db) => ['capture', '--source-uri', s.src.uri, ...stateArgs(s, db), '--kinesis-stream', 'creating', '--kinesis-endpoint', s.klSlow.endpoint],
     exit: ExitCode.STREAM_FAILED,
-    problem: /not ACTIVE|CREATING/,
-    fix: /ACTIVE/,
+    problem: /^error: Kinesis stream 'creating' is CREATING, not ACTIVE\.$/,
+    fix: /^hint: Wait until the stream is ACTIVE, then rerun\.$/m,
     timeoutMs: 10_000,
   },
   {

@@ -59,3 +59,19 @@ test('a malformed connection string is a usage error', async () => {
   assert.equal(r.exitCode, ExitCode.USAGE);
   assert.match(r.stderr, /--source-uri/);
 });
+
+test('one config file serves every command: options of other commands are ignored, typos are errors', async () => {
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'migrator-cfg-'));
+  const shared = join(dir, 'shared.yaml');
+  writeFileSync(shared, 'target-uri: mongodb://127.0.0.1:9/?directConnection=true\nlease-ttl: 10s\ndrop: true\nconnect-timeout: 1s\n');
+  const r = await runMigrator(['check', '--config', shared, '--source-uri', 'mongodb://127.0.0.1:9/?directConnection=true']);
+  assert.equal(r.exitCode, ExitCode.CONNECTION_FAILED, r.all);
+  const typo = join(dir, 'typo.yaml');
+  writeFileSync(typo, 'lease-tll: 10s\n');
+  const t = await runMigrator(['apply', '--config', typo]);
+  assert.equal(t.exitCode, ExitCode.USAGE);
+  assert.match(t.stderr, /unknown option "lease-tll"/);
+});
