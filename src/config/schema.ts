@@ -9,7 +9,7 @@ const mongoUri = z
   .trim()
   .min(1, 'must not be empty')
   .refine((s) => /^mongodb(\+srv)?:\/\/[^/?#]+/.test(s), {
-    message: 'expected a connection string like mongodb://user:pass@host:27017/?replicaSet=rs0 or mongodb+srv://…',
+    message: 'expected a connection string like mongodb://host:27017/?replicaSet=rs0 (credentials as user:password@host) or mongodb+srv://…',
   });
 
 const endpointSchema = z.object({
