@@ -1,4 +1,4 @@
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -43,4 +43,18 @@ export function killStaleTools(workDir: string): number[] {
   }
   clearToolPids(workDir);
   return killed;
+}
+
+/**
+ * The tools' 0600 config files (they hold the connection strings) live in `load-*` folders that a
+ * normal run removes; after a SIGKILL they stay, so a restarted load removes them first.
+ */
+export function removeStaleToolConfigs(workDir: string): number {
+  let n = 0;
+  for (const name of readdirSync(workDir)) {
+    if (!name.startsWith('load-')) continue;
+    rmSync(join(workDir, name), { recursive: true, force: true });
+    n++;
+  }
+  return n;
 }

@@ -5,7 +5,7 @@ import type { NamespaceRules } from '../source/namespace-filter.js';
 import { loadKey, type StateStore, type LoadCollectionProgress } from '../state/store.js';
 import { planPipes, type LoadOptions } from '../initial-load/dump-restore-plan.js';
 import { runDumpRestorePipe } from '../initial-load/dump-restore-pipe.js';
-import { killStaleTools } from '../initial-load/stale-tools.js';
+import { killStaleTools, removeStaleToolConfigs } from '../initial-load/stale-tools.js';
 import type { ToolBinaries } from '../initial-load/tool-binaries.js';
 import type { ToolEvent } from '../initial-load/tool-progress.js';
 import type { Logger } from '../util/logger.js';
@@ -34,6 +34,7 @@ export interface InitialLoadInput {
 export async function runInitialLoad(p: InitialLoadInput): Promise<{ restored: number }> {
   mkdirSync(p.workDir, { recursive: true });
   const stale = killStaleTools(p.workDir);
+  removeStaleToolConfigs(p.workDir);
   if (stale.length) p.log.warn({ pids: stale }, 'killed mongodump/mongorestore left running by an interrupted load');
   const all = new Map<string, string[]>();
   for (const db of new Set(p.namespaces.map((n) => n.db))) {
