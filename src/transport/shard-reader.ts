@@ -2,6 +2,12 @@
  * Reads one shard with GetShardIterator/GetRecords and yields decoded payload batches with a safe
  * checkpoint (see shard-record-assembler.ts for the checkpoint invariant).
  *
+ * Batch size: GetRecords' Limit adapts so that a batch carries about `maxBatchPayloadBytes` of
+ * (decompressed) payloads (default 1 MiB): aggregated, compressed records hold up to ~8 MiB of
+ * payloads each, so a fixed Limit of 10,000 (10 MiB of records) could hand the apply hundreds of
+ * thousands of events at once, and apply's memory would grow with the backlog. The first call asks
+ * for INITIAL_LIMIT records; then Limit = maxBatchPayloadBytes / (payload bytes per record, EWMA),
+ * within [1, limit].
  * Polling: GetRecords with a large Limit (default 10,000). The next call follows immediately
  * (subject to the per-shard rate limit) when the last call returned records or
  * MillisBehindLatest > 0; when a call comes back empty at the tip, the pause grows from
@@ -24,6 +30,11 @@ import { backoffDelay, classifyError, errorName, sleep, type BackoffOptions } fr
 import type { HashKeyRange } from './shard-map.js';
 import { ShardRecordAssembler, type AssemblerStats } from './shard-record-assembler.js';
 import { GET_RECORDS_MAX_LIMIT, GET_RECORDS_MIN_INTERVAL_MS } from './stream-limits.js';
+
+/** Default target of payload bytes per batch (see ShardReaderTuning.maxBatchPayloadBytes). */
+export const DEFAULT_MAX_BATCH_PAYLOAD_BYTES = 1024 * 1024;
+/** Limit of the first GetRecords call, before the size of the records is known. */
+const INITIAL_LIMIT = 25;
 
 /** A position in a shard that is safe to persist. */
 export interface ShardCheckpoint {
@@ -54,8 +65,10 @@ export interface ShardBatch {
 }
 
 export interface ShardReaderTuning {
-  /** GetRecords Limit (default 10,000, the maximum). */
+  /** GetRecords Limit (default 10,000, the maximum): the upper bound of the adaptive Limit. */
   limit?: number;
+  /** Target payload bytes (decompressed) per batch; the Limit adapts to it (default 1 MiB). */
+  maxBatchPayloadBytes?: number;
   /** Minimum spacing of GetRecords calls on this shard (default 200 ms). */
   minCallIntervalMs?: number;
   /** First pause after an empty GetRecords at the tip (default 200 ms). */
@@ -157,6 +170,10 @@ export class ShardReader implements AsyncIterable<ShardBatch> {
       return;
     }
     const limit = Math.min(GET_RECORDS_MAX_LIMIT, Math.max(1, o.limit ?? GET_RECORDS_MAX_LIMIT));
+    const maxBatchBytes = Math.max(1, o.maxBatchPayloadBytes ?? DEFAULT_MAX_BATCH_PAYLOAD_BYTES);
+    /** Payload bytes per record (EWMA); undefined until a call returned records. */
+    let bytesPerRecord: number | undefined;
+    let callLimit = Math.min(limit, INITIAL_LIMIT);
     const minInterval = o.minCallIntervalMs ?? GET_RECORDS_MIN_INTERVAL_MS;
     const idleMin = o.idlePollMinMs ?? 200;
     const idleMax = Math.max(idleMin, o.idlePollMaxMs ?? 1000);
@@ -208,7 +225,7 @@ export class ShardReader implements AsyncIterable<ShardBatch> {
       lastCallAt = performance.now();
       try {
         this.counters.getRecordsCalls++;
-        out = await o.client.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: limit }), { abortSignal: signal });
+        out = await o.client.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: callLimit }), { abortSignal: signal });
         consecutiveErrors = 0;
       } catch (err) {
         const name = errorName(err);
@@ -236,6 +253,15 @@ export class ShardReader implements AsyncIterable<ShardBatch> {
         const arrivalMs = r.ApproximateArrivalTimestamp?.getTime();
         for (const p of this.assembler.push({ sequenceNumber: r.SequenceNumber, data: r.Data, arrivalMs })) payloads.push(p);
         lastRead = r.SequenceNumber;
+      }
+      if (records.length > 0) {
+        // Adapt the next Limit to the payload bytes these records carried (chunks of a payload not
+        // yet complete carry 0: the floor of 1 KiB per record keeps the estimate sane).
+        let bytes = 0;
+        for (const p of payloads) bytes += p.length;
+        const per = Math.max(1024, bytes / records.length);
+        bytesPerRecord = bytesPerRecord === undefined ? per : 0.5 * bytesPerRecord + 0.5 * per;
+        callLimit = Math.min(limit, Math.max(1, Math.floor(maxBatchBytes / bytesPerRecord)));
       }
       this._millisBehindLatest = out.MillisBehindLatest;
       const behind = out.MillisBehindLatest ?? 0;

@@ -1,0 +1,344 @@
+/**
+ * `npm run bench [-- flags]`: the benchmarks of migrator against the seed's pipeline and plain
+ * mongodump | mongorestore. Starts the local stack (source and target MongoDB emulators,
+ * kinesis-local, each its own process), runs the workloads, writes bench/results/<stamp>.{json,md}
+ * (and latest.{json,md}) and prints the markdown. Every workload runs in its own worker process
+ * (bench/workers/*) so that CPU seconds and RSS are the migrator's alone.
+ *
+ * Sections (`--only` a comma list; default all):
+ *   stack    capture / apply / end-to-end throughput on the stack, ours vs the seed's loop
+ *   lag      end-to-end lag under a steady write rate, ours vs the seed's loop
+ *   load     initial load: runDumpRestorePipe vs a shell pipe of the same binaries
+ *   inproc   in-process pipeline (in-memory shard log), 200 B / 1 KiB / 2 KiB documents
+ *   backlog  peak RSS with a large backlog (default 1M events), in-process
+ *   profile  node --cpu-prof of the in-process pipeline, summarised
+ * The capacity model (shards needed on real Kinesis) is computed from what was measured.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { execa } from 'execa';
+import { BSON, MongoClient, type Document } from 'mongodb';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { ensureGoTools, goToolPath } from '../test/support/go-tools.js';
+import { summarizeProfile, type ProfileSummary } from './lib/profile.js';
+import { ROOT, startStack, type Stack } from './lib/stack.js';
+import { DOC_BYTES, MIXES, makeDoc, prng, writeBacklog } from './lib/workload.js';
+import { capacityModel, renderMarkdown, type BenchResults } from './lib/report.js';
+
+const argv = await yargs(hideBin(process.argv))
+  .scriptName('npm run bench --')
+  .option('only', { type: 'string', describe: 'Comma list of sections: stack,lag,load,inproc,backlog,profile' })
+  .option('small', { type: 'number', default: 20_000, describe: 'Stack backlog of 200 B documents (mixed ops)' })
+  .option('medium', { type: 'number', default: 10_000, describe: 'Stack backlog of 2 KiB documents (mixed ops)' })
+  .option('shards', { type: 'number', default: 1, describe: 'Shards of the stack streams (ours)' })
+  .option('seed-events', { type: 'number', default: 500, describe: 'Events the seed loop processes per run (its rate is per event)' })
+  .option('seed-as-written', { type: 'number', default: 30, describe: 'Events for the seed as written (with its sleep(0.1) per event); 0 = skip' })
+  .option('lag-rate', { type: 'number', default: 500, describe: 'Steady write rate of the lag runs (ops/s)' })
+  .option('lag-seconds', { type: 'number', default: 10, describe: 'Duration of the steady writes' })
+  .option('load-small', { type: 'number', default: 100_000, describe: 'Initial load: 200 B documents' })
+  .option('load-medium', { type: 'number', default: 25_000, describe: 'Initial load: 2 KiB documents' })
+  .option('load-reps', { type: 'number', default: 3, describe: 'Runs of each initial-load variant (alternating; best and median reported)' })
+  .option('inproc', { type: 'number', default: 60_000, describe: 'Events per in-process run' })
+  .option('inproc-shards', { type: 'number', default: 4, describe: 'Shards of the in-memory stream' })
+  .option('backlog', { type: 'number', default: 1_000_000, describe: 'Events of the large-backlog (peak RSS) run' })
+  .option('bounded-limit', { type: 'number', default: 25, describe: 'Backlog run: GetRecords Limit of the bounded apply variant' })
+  .option('bounded-heap', { type: 'number', default: 192, describe: 'Backlog run: --max-old-space-size (MiB) of the bounded apply variant' })
+  .option('out', { type: 'string', default: path.join(ROOT, 'bench/results'), describe: 'Results directory' })
+  .strict()
+  .help()
+  .parseAsync();
+
+const sections = new Set((argv.only ?? 'stack,lag,load,inproc,backlog,profile').split(',').map((s) => s.trim()));
+const outDir = path.resolve(argv.out);
+mkdirSync(outDir, { recursive: true });
+const started = Date.now();
+const say = (msg: string) => process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${msg}\n`);
+
+const results: BenchResults = {
+  startedAt: new Date(started).toISOString(),
+  machine: machineInfo(),
+  flags: Object.fromEntries(Object.entries(argv).filter(([k]) => /^[a-z]/.test(k) && !k.includes('-') && k !== '$0')),
+  stack: {},
+  seed: {},
+  lag: {},
+  load: [],
+  inproc: {},
+};
+
+function machineInfo() {
+  const cpus = os.cpus();
+  let nproc = String(cpus.length);
+  try {
+    nproc = execFileSync('nproc').toString().trim();
+  } catch {
+    // keep os.cpus()
+  }
+  return {
+    nproc,
+    cpuModel: cpus[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+    loadAverageAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// workers
+
+interface WorkerOptions {
+  timeoutMs?: number;
+  nodeArgs?: string[];
+}
+
+async function runWorker<T = Record<string, unknown>>(file: string, args: unknown, opts: WorkerOptions = {}): Promise<T> {
+  const child = execa(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', path.join(ROOT, 'bench/workers', file), JSON.stringify(args)], {
+    cwd: ROOT,
+    reject: false,
+    buffer: false,
+    stdin: 'ignore',
+    stdout: 'pipe',
+    stderr: 'pipe',
+    timeout: opts.timeoutMs ?? 10 * 60_000,
+    env: { ...process.env, NODE_NO_WARNINGS: '1' },
+  });
+  let result: T | undefined;
+  let tail = '';
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    if (line.startsWith('RESULT ')) result = JSON.parse(line.slice(7)) as T;
+  });
+  child.stderr!.on('data', (c: Buffer) => (tail = (tail + c.toString()).slice(-6000)));
+  const r = await child;
+  if (!result) throw new Error(`worker ${file} failed (exit ${String(r.exitCode)}${r.timedOut ? ', timed out' : ''}):\n${tail}`);
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// stack helpers
+
+async function resumeTokenNow(client: MongoClient, db: string): Promise<string> {
+  const cs = client.db(db).watch([], { maxAwaitTimeMS: 10 });
+  await cs.tryNext();
+  const rt = cs.resumeToken as Document;
+  await cs.close();
+  return BSON.EJSON.stringify(rt);
+}
+
+async function createStream(stack: Stack, name: string, shards: number): Promise<string> {
+  await stack.kinesis.createStream(name, shards);
+  return name;
+}
+
+let stack: Stack | undefined;
+const cleanup = async () => {
+  await stack?.stop();
+  stack = undefined;
+};
+process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
+process.on('SIGTERM', () => void cleanup().then(() => process.exit(143)));
+
+try {
+  const needStack = ['stack', 'lag', 'load'].some((s) => sections.has(s));
+  if (sections.has('load')) {
+    say('checking the Go-built mongodump/mongorestore (npm run tools; a cold build takes ~2 min)');
+    await ensureGoTools(['mongodump', 'mongorestore']);
+  }
+  if (needStack) {
+    say('starting the stack: source + target emulators, kinesis-local');
+    stack = await startStack({ historyLimit: Math.max(200_000, argv.small + argv.medium + 50_000) });
+    results.stackPids = stack.pids;
+  }
+  const common = () => ({ sourceUri: stack!.source.uri, targetUri: stack!.target.uri, kinesisEndpoint: stack!.kinesis.endpoint, pids: stack!.pids });
+
+  // ------------------------------------------------------------------------------ stack
+  if (sections.has('stack')) {
+    const src = new MongoClient(stack!.source.uri);
+    for (const size of ['small', 'medium'] as const) {
+      const count = size === 'small' ? argv.small : argv.medium;
+      if (count <= 0) continue;
+      const db = `bench_${size}`;
+      const startToken = await resumeTokenNow(src, db);
+      say(`${size}: writing a backlog of ${count} mixed operations (${DOC_BYTES[size]} B documents) to the source`);
+      const t = performance.now();
+      const ops = await writeBacklog(src.db(db).collection<{ _id: number }>('docs'), { count, bytes: DOC_BYTES[size], mix: MIXES.mixed! });
+      const writeSeconds = (performance.now() - t) / 1000;
+      const base = { ...common(), startToken, count, db };
+      const entry: Record<string, unknown> = { count, bytes: DOC_BYTES[size], ops, writeSeconds, shards: argv.shards };
+      results.stack[size] = entry;
+
+      say(`${size}: ours, capture of the backlog`);
+      const capStream = await createStream(stack!, `ours-${size}-cap`, argv.shards);
+      entry.capture = await runWorker('stack-ours.ts', { ...base, mode: 'capture', label: `ours ${size} capture`, stream: capStream, migrationId: `cap-${size}`, targetDb: `${db}_t1` });
+      say(`${size}: ours, apply of that stream`);
+      entry.apply = await runWorker('stack-ours.ts', { ...base, mode: 'apply', label: `ours ${size} apply`, stream: capStream, migrationId: `cap-${size}`, targetDb: `${db}_t1` });
+      say(`${size}: ours, capture + apply together (end to end)`);
+      const e2eStream = await createStream(stack!, `ours-${size}-e2e`, argv.shards);
+      entry.e2e = await runWorker('stack-ours.ts', { ...base, mode: 'e2e', label: `ours ${size} e2e`, stream: e2eStream, migrationId: `e2e-${size}`, targetDb: `${db}_t2` });
+
+      if (size === 'small' && argv['seed-events'] > 0) {
+        const k = Math.min(argv['seed-events'], count);
+        const sbase = { ...base, count: k };
+        const seed: Record<string, unknown> = { count: k };
+        results.seed.small = seed;
+        say(`small: seed loop, capture of ${k} events (PutRecord per event + state write per event)`);
+        const s1 = await createStream(stack!, 'seed-small-cap', 1);
+        seed.capture = await runWorker('stack-seed.ts', { ...sbase, mode: 'capture', label: 'seed capture', stream: s1, maxSeconds: 300 });
+        say(`small: seed loop, apply of ${k} events (GetRecords Limit=1 + state write per event)`);
+        // apply exactly what capture put into the stream (updates whose document was deleted since have no record)
+        const inStream = (seed.capture as { kinesis: { putRecordCalls: number } }).kinesis.putRecordCalls;
+        seed.apply = await runWorker('stack-seed.ts', { ...sbase, count: inStream, mode: 'apply', label: 'seed apply', stream: s1, maxSeconds: 300 });
+        say(`small: seed loop, capture + apply together (end to end)`);
+        const s2 = await createStream(stack!, 'seed-small-e2e', 1);
+        seed.e2e = await runWorker('stack-seed.ts', { ...sbase, mode: 'e2e', label: 'seed e2e', stream: s2, dbSuffix: 'e2e', maxSeconds: 300 });
+        if (argv['seed-as-written'] > 0) {
+          const n = Math.min(argv['seed-as-written'], k);
+          say(`small: seed as written (sleep 0.1 s after each state write), ${n} events end to end`);
+          const s3 = await createStream(stack!, 'seed-small-asis', 1);
+          seed.asWritten = await runWorker('stack-seed.ts', { ...sbase, count: n, mode: 'e2e', label: 'seed as written e2e', stream: s3, asWritten: true, dbSuffix: 'asis', maxSeconds: 120 });
+        }
+      }
+    }
+    await src.close();
+  }
+
+  // ------------------------------------------------------------------------------ lag
+  if (sections.has('lag')) {
+    const rate = argv['lag-rate'];
+    const seconds = argv['lag-seconds'];
+    say(`lag: ours, steady ${rate} ops/s for ${seconds} s`);
+    const ls = await createStream(stack!, 'ours-lag', argv.shards);
+    results.lag.ours = await runWorker('stack-ours.ts', { ...common(), mode: 'lag', label: 'ours lag', stream: ls, count: 0, db: 'lag_ours', migrationId: 'lag', targetDb: 'lag_ours_target', rate, seconds });
+    say(`lag: seed loop, steady ${rate} ops/s for ${seconds} s`);
+    const ss = await createStream(stack!, 'seed-lag', 1);
+    results.lag.seed = await runWorker('stack-seed.ts', { ...common(), mode: 'lag', label: 'seed lag', stream: ss, count: 0, db: 'lag_seed', rate, seconds });
+  }
+
+  // ------------------------------------------------------------------------------ initial load
+  if (sections.has('load')) {
+    const src = new MongoClient(stack!.source.uri);
+    const db = 'loadbench';
+    say(`load: inserting ${argv['load-small']} × 200 B + ${argv['load-medium']} × 2 KiB documents into the source`);
+    const rand = prng(3);
+    const collections: string[] = [];
+    for (const [coll, n, bytes] of [
+      ['small', argv['load-small'], 200],
+      ['medium', argv['load-medium'], 2048],
+    ] as const) {
+      if (n <= 0) continue;
+      collections.push(coll);
+      for (let i = 0; i < n; i += 1000) {
+        const docs = [];
+        for (let j = i; j < Math.min(n, i + 1000); j++) docs.push(makeDoc(j, bytes, rand));
+        await src.db(db).collection(coll).insertMany(docs, { ordered: true });
+      }
+    }
+    await src.close();
+    const bins = { mongodump: goToolPath('mongodump'), mongorestore: goToolPath('mongorestore') };
+    for (let rep = 0; rep < argv['load-reps']; rep++) {
+      for (const mode of rep % 2 === 0 ? (['shell', 'product'] as const) : (['product', 'shell'] as const)) {
+        say(`load: ${mode} (run ${rep + 1}/${argv['load-reps']})`);
+        results.load.push(
+          await runWorker('load.ts', { ...common(), mode, label: `load ${mode} #${rep + 1}`, db, targetDb: `${db}_target`, collections, ...bins }),
+        );
+      }
+    }
+    results.loadDocuments = argv['load-small'] + argv['load-medium'];
+  }
+  await cleanup();
+
+  // ------------------------------------------------------------------------------ in-process
+  if (sections.has('inproc')) {
+    for (const [name, bytes] of [
+      ['small', 200],
+      ['kib', 1024],
+      ['medium', 2048],
+    ] as const) {
+      say(`in-process: ${argv.inproc} mixed events of ${bytes} B documents, ${argv['inproc-shards']} shards`);
+      results.inproc[name] = await runWorker('inprocess.ts', { label: `inproc ${name}`, count: argv.inproc, bytes, mix: 'mixed', shards: argv['inproc-shards'] });
+    }
+  }
+  if (sections.has('backlog') && argv.backlog > 0) {
+    // The shard log runs in its own process here, so that the migrator's RSS is its own; capture
+    // and apply run in separate processes (as `migrator capture` and `migrator apply` would).
+    const server = execa(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench/workers/memory-kinesis-server.ts'), 'bench', String(argv['inproc-shards'])], {
+      cwd: ROOT,
+      stdin: 'pipe',
+      stdout: 'pipe',
+      stderr: 'inherit',
+      buffer: false,
+      reject: false,
+      env: { ...process.env, NODE_NO_WARNINGS: '1' },
+    });
+    try {
+      const endpoint = await new Promise<string>((resolve, reject) => {
+        createInterface({ input: server.stdout! }).once('line', (l) => resolve((JSON.parse(l) as { endpoint: string }).endpoint));
+        void server.then((r) => reject(new Error(`memory-kinesis-server exited ${String(r.exitCode)}`)));
+      });
+      const base = { count: argv.backlog, bytes: 200, mix: 'mixed', shards: argv['inproc-shards'], endpoint };
+      const backlog: Record<string, unknown> = { count: argv.backlog, bytes: 200, shards: argv['inproc-shards'] };
+      results.backlog = backlog;
+      say(`backlog: capture of a ${argv.backlog}-event backlog (200 B docs) into an in-memory shard log (separate process)`);
+      const cap = await runWorker<Record<string, Record<string, unknown>>>('inprocess.ts', { ...base, label: 'backlog capture', phase: 'capture' }, { timeoutMs: 20 * 60_000 });
+      backlog.capture = { ...cap.capture, baseRssBytes: cap.baseRssBytes };
+      say('backlog: apply of the whole log, default settings');
+      backlog.apply = await runWorker<Record<string, unknown>>('inprocess.ts', { ...base, label: 'backlog apply', phase: 'apply' }, { timeoutMs: 20 * 60_000 })
+        .then((r) => r.apply)
+        .catch((err: unknown) => ({ failed: String(err).slice(0, 500) }));
+      say(`backlog: apply of the whole log, GetRecords Limit ${argv['bounded-limit']} and --max-old-space-size=${argv['bounded-heap']}`);
+      backlog.applyBounded = await runWorker<Record<string, unknown>>(
+        'inprocess.ts',
+        { ...base, label: 'backlog apply bounded', phase: 'apply', applyLimit: argv['bounded-limit'] },
+        { timeoutMs: 20 * 60_000, nodeArgs: [`--max-old-space-size=${argv['bounded-heap']}`] },
+      )
+        .then((r) => r.apply)
+        .catch((err: unknown) => ({ failed: String(err).slice(0, 500) }));
+      const heapCapped = await runWorker<Record<string, unknown>>(
+        'inprocess.ts',
+        { ...base, label: 'backlog apply default heap-capped', phase: 'apply' },
+        { timeoutMs: 20 * 60_000, nodeArgs: [`--max-old-space-size=${argv['bounded-heap'] + 64}`] },
+      ).then(
+        (r) => ({ ok: true, peakRssBytes: (r.apply as { peakRssBytes: number }).peakRssBytes }),
+        () => ({ ok: false }),
+      );
+      backlog.applyDefaultHeapCapped = { heapMiB: argv['bounded-heap'] + 64, ...heapCapped };
+    } finally {
+      server.stdin?.end();
+      server.kill();
+      await server;
+    }
+  }
+  if (sections.has('profile')) {
+    const dir = path.join(outDir, 'profiles');
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    const n = Math.max(20_000, Math.round(argv.inproc * 0.6));
+    say(`profile: V8 CPU profile of the in-process pipeline, ${n} events of 1 KiB documents`);
+    const file = path.join(dir, 'inprocess.cpuprofile');
+    const r = await runWorker('inprocess.ts', { label: 'profile', count: n, bytes: 1024, mix: 'mixed', shards: argv['inproc-shards'], profile: file });
+    const summary: ProfileSummary | undefined = existsSync(file) ? summarizeProfile(file, 25) : undefined;
+    results.profile = { run: r, file: path.relative(ROOT, file), summary, otherFiles: [] };
+  }
+
+  results.capacity = capacityModel(results);
+  results.finishedAt = new Date().toISOString();
+  results.totalSeconds = Math.round((Date.now() - started) / 1000);
+  results.machine.loadAverageAtEnd = os.loadavg().map((x) => Math.round(x * 100) / 100);
+  const md = renderMarkdown(results);
+  const stamp = new Date(started).toISOString().replace(/[:.]/g, '-');
+  writeFileSync(path.join(outDir, `${stamp}.json`), JSON.stringify(results, null, 2) + '\n');
+  writeFileSync(path.join(outDir, `${stamp}.md`), md);
+  writeFileSync(path.join(outDir, 'latest.json'), JSON.stringify(results, null, 2) + '\n');
+  writeFileSync(path.join(outDir, 'latest.md'), md);
+  process.stdout.write(md);
+  say(`done in ${results.totalSeconds} s: ${path.relative(ROOT, path.join(outDir, `${stamp}.md`))}`);
+} catch (err) {
+  say(`FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  await cleanup();
+  process.exit(1);
+}
+await cleanup();
+process.exit(0);
