@@ -9,17 +9,9 @@ import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulato
 import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 
-/** Deterministic PRNG (mulberry32). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../support/prng.js';
+
+export { prng };
 
 /** Increasing stream positions (clusterTime, resume token with a sortable _data). */
 export class Clock {
