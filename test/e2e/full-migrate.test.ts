@@ -10,33 +10,13 @@ import { startFerretDB } from '../support/ferretdb.js';
 import { ensureGoTools, goToolPath } from '../support/go-tools.js';
 import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
 import { StateStore } from '../../src/state/store.js';
+import { startWorkload } from '../support/workload.js';
 
 const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
 
 interface Target {
   uri: string;
   stop(): Promise<void>;
-}
-
-/** A steady mixed workload on bar.products / bar.orders until stopped. */
-function startWorkload(client: MongoClient, maxIterations: number) {
-  let running = true;
-  let ops = 0;
-  const done = (async () => {
-    let i = 0;
-    while (running && i < maxIterations) {
-      const p = client.db('bar').collection<AnyDoc>('products');
-      const id = 100_000 + i;
-      await p.insertOne({ _id: id, name: `new ${i}`, price: i % 50, tags: ['a', 'b'] });
-      await p.updateOne({ _id: i % 2000 }, { $set: { price: i, updatedAt: new Date() }, $unset: { legacy: '' } });
-      if (i % 5 === 0) await p.deleteOne({ _id: 1000 + (i % 1000) });
-      if (i % 7 === 0) await p.replaceOne({ _id: id }, { name: `new ${i}`, replaced: true, n: i });
-      if (i % 11 === 0) await client.db('bar').collection<AnyDoc>('orders').insertOne({ _id: `o${i}`, total: i * 1.5 });
-      ops += 4;
-      i++;
-    }
-  })();
-  return { stop: async () => ((running = false), await done, ops) };
 }
 
 async function waitForPhase(store: StateStore, id: string, phases: string[], ms: number, proc?: ResultPromise) {
@@ -87,7 +67,7 @@ for (const kind of ['emulator', 'ferretdb'] as const) {
       ];
       const env = { MIGRATOR_MONGODUMP_PATH: goToolPath('mongodump'), MIGRATOR_MONGORESTORE_PATH: goToolPath('mongorestore'), CI: 'true', MIGRATOR_DATA_DIR: `/tmp/migrator-e2e-${kind}-${process.pid}` };
       // FerretDB (SQLite) writes are ~20 ms each: a smaller workload keeps the test within minutes.
-      const workload = startWorkload(src, kind === 'ferretdb' ? 150 : 5000);
+      const workload = startWorkload(src, { maxIterations: kind === 'ferretdb' ? 150 : 5000 });
       const proc = execa(process.execPath, ['--import', 'tsx', MAIN, 'full-migrate', ...common, '--lease-ttl', '5s', '--log-format', 'json', '--verbose'], {
         cwd: PROJECT_ROOT, env, reject: false, stdin: 'ignore',
       });
@@ -103,7 +83,7 @@ for (const kind of ['emulator', 'ferretdb'] as const) {
       };
       await phase(['CATCHING_UP', 'READY_FOR_CUTOVER'], 120_000);
       await new Promise((r) => setTimeout(r, 1500)); // writes after the copy too
-      const ops = await workload.stop();
+      const { ops } = await workload.stop();
       assert.ok(ops > 0);
       await phase(['READY_FOR_CUTOVER'], 120_000);
 
