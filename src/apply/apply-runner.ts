@@ -38,7 +38,7 @@ import {
   type EventPosition,
 } from '../source/change-envelope.js';
 import type { NamespaceRules } from '../source/namespace-filter.js';
-import type { Counters, StateStore } from '../state/store.js';
+import type { Counters, MigrationDoc, MigrationPhase, StateStore } from '../state/store.js';
 import { classifyError, errorName } from '../transport/kinesis-retry.js';
 import { listAllShards } from '../transport/shard-map.js';
 import type { ShardBatch, ShardCheckpoint, ShardReaderTuning } from '../transport/shard-reader.js';
@@ -277,6 +277,10 @@ export async function runApply(options: ApplyRunnerOptions): Promise<ApplyRunRes
   return runner.run();
 }
 
+/** Phases in which the initial load may still (re)write the target (see waitForInitialLoad). */
+const LOAD_PHASES: readonly MigrationPhase[] = ['CREATED', 'INITIAL_LOAD'];
+const LOAD_GATE_POLL_MS = 1000;
+
 class ApplyRunner {
   private readonly o: ApplyRunnerOptions;
   private readonly log: Logger;
@@ -319,6 +323,10 @@ class ApplyRunner {
     else outer?.addEventListener('abort', onAbort, { once: true });
     let statusTimer: NodeJS.Timeout | undefined;
     let failed = false;
+    if (!(await this.waitForInitialLoad())) {
+      outer?.removeEventListener('abort', onAbort);
+      return { stopReason: 'interrupted', status: this.status() };
+    }
     this.keeper.start();
     try {
       await this.preflight();
@@ -351,6 +359,29 @@ class ApplyRunner {
       else await this.keeper.releaseAll();
       if (failed) this.log.debug({}, 'leases released after a failure');
     }
+  }
+
+  /**
+   * LOAD GATE: apply never writes to the target while the migration's initial load has not
+   * finished. A change applied before mongorestore copied its document would be undone by the
+   * copy (a delete applied, then the dumped document restored: an extra document forever), and a
+   * reload after a crash drops the collections apply had written to while its checkpoints stay
+   * ahead. So an `apply` started next to `full-migrate` (its own container) waits here until the
+   * phase has left CREATED/INITIAL_LOAD. A migration id without a migration document is plain CDC
+   * (`capture` + `apply` only): no load to wait for. Returns false when stopped while waiting.
+   */
+  private async waitForInitialLoad(): Promise<boolean> {
+    const loading = (m: MigrationDoc | null): boolean =>
+      Boolean(m) && (LOAD_PHASES.includes(m!.phase) || (m!.phase === 'FAILED' && LOAD_PHASES.includes(m!.lastError?.phase ?? 'CREATED')));
+    let logged = false;
+    while (!this.shutdown.signal.aborted) {
+      const m = await this.o.store.getMigration(this.o.migrationId);
+      if (!loading(m)) return true;
+      if (!logged) this.log.info({ phase: m!.phase }, 'waiting for the initial load to finish before applying changes');
+      logged = true;
+      await sleep(LOAD_GATE_POLL_MS, this.shutdown.signal).catch(() => undefined);
+    }
+    return false;
   }
 
   // -------------------------------------------------------------------------------------------

@@ -284,4 +284,29 @@ describe('runApply', { timeout: 120_000 }, () => {
     assert.equal(sum(c2, 'upserts') + sum(c2, 'deletes'), sum(c1, 'upserts') + sum(c1, 'deletes'), 'nothing re-written');
     await assertTarget(s, 'dup', ['items']);
   });
+  it('waits while the migration is still in its initial load, then applies (an apply container next to full-migrate)', async () => {
+    const stream = stack.kl.uniqueStreamName('apply-gate');
+    await stack.kl.createStream(stream, 1);
+    const s = new Scenario(3).data({ db: 'gate', coll: 'items' }, 200, 50);
+    await produce(stack.kl.client, stream, s.envelopes);
+    await store.createMigration('gate', { config: { streamName: stream } });
+    await store.setPhase('gate', 'INITIAL_LOAD');
+    const running = runApply(options(stream, 'gate', 'gate', { stopWhenCaughtUp: true }));
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(await stack.client.db('gate_new').collection('items').countDocuments(), 0, 'nothing applied during the load');
+    assert.equal((await store.listShards('gate')).filter((d) => d.lease?.owner).length, 0, 'no shard leased during the load');
+    await store.setPhase('gate', 'CATCHING_UP');
+    const r = await running;
+    assert.equal(r.stopReason, 'caught-up');
+    await assertTarget(s, 'gate', ['items']);
+  });
+
+  it('an apply stopped while waiting for the load exits cleanly without touching the target', async () => {
+    await store.createMigration('gate2', { config: { streamName: 'unused' } });
+    const abort = new AbortController();
+    const running = runApply(options('unused', 'gate2', 'gate2', { signal: abort.signal }));
+    await new Promise((r) => setTimeout(r, 300));
+    abort.abort();
+    assert.equal((await running).stopReason, 'interrupted');
+  });
 });
