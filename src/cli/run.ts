@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import yargs, { type Argv, type CommandModule, type Options } from 'yargs';
 import { readConfigFile } from '../config/config-file.js';
 import { sharedOptions } from '../config/options.js';
+import { isTransientError } from '../db/transient-errors.js';
 import { MigratorError, UsageError, errorMessage } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
 import { printError } from '../util/output.js';
@@ -29,6 +30,14 @@ function reportError(err: unknown, verbose: boolean): number {
     if (err.hint) printError(`hint: ${err.hint}`);
     if (verbose && err.cause instanceof Error && err.cause.stack) printError(err.cause.stack);
     return err.exitCode;
+  }
+  if (isTransientError(err)) {
+    // A database outage that outlasted every retry: not a bug, and nothing is lost (progress is
+    // checkpointed only after it is durable), so say so and let the operator (or a restart policy) rerun.
+    printError(`error: a database stayed unavailable: ${errorMessage(err)}`);
+    printError('hint: check that source, target and state store are reachable, then rerun the same command: it continues from its checkpoints.');
+    if (verbose && err instanceof Error && err.stack) printError(err.stack);
+    return ExitCode.CONNECTION_FAILED;
   }
   printError(`error: ${errorMessage(err)}`);
   if (verbose && err instanceof Error && err.stack) printError(err.stack);

@@ -41,6 +41,7 @@ import { DEFAULT_STATE_DB } from '../source/namespace-filter.js';
 import { redactText } from '../util/redact.js';
 import { MigratorError } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
+import { resilientCollection, retryTransient, type TransientRetryPolicy } from './resilient-collection.js';
 
 export { DEFAULT_STATE_DB };
 
@@ -192,6 +193,8 @@ export interface StateStoreOptions {
   dbName?: string;
   /** Injected in tests. */
   now?: () => Date;
+  /** How transient errors of the store's database are ridden out (see resilient-collection.ts). */
+  retry?: TransientRetryPolicy;
 }
 
 export const DEFAULT_LEASE_GRACE_MS = 1_000;
@@ -225,15 +228,19 @@ export class StateStore {
   readonly shards: Collection<ShardDoc>;
   readonly cutovers: Collection<CutoverDoc>;
   readonly ddlRendezvous: Collection<DdlRendezvousDoc>;
+  private readonly retry: TransientRetryPolicy;
 
   constructor(options: StateStoreOptions) {
     this.db = options.client.db(options.dbName ?? DEFAULT_STATE_DB);
     this.now = options.now ?? (() => new Date());
-    this.migrations = this.db.collection<MigrationDoc>('migrations');
-    this.captureCheckpoints = this.db.collection<CaptureCheckpointDoc>('capture_checkpoints');
-    this.shards = this.db.collection<ShardDoc>('shards');
-    this.cutovers = this.db.collection<CutoverDoc>('cutovers');
-    this.ddlRendezvous = this.db.collection<DdlRendezvousDoc>('ddl_rendezvous');
+    this.retry = options.retry ?? {};
+    // Every collection handle retries transient errors: a store outage pauses callers, not ends them.
+    const coll = <T extends Document>(name: string) => resilientCollection(this.db.collection<T>(name), this.retry);
+    this.migrations = coll<MigrationDoc>('migrations');
+    this.captureCheckpoints = coll<CaptureCheckpointDoc>('capture_checkpoints');
+    this.shards = coll<ShardDoc>('shards');
+    this.cutovers = coll<CutoverDoc>('cutovers');
+    this.ddlRendezvous = coll<DdlRendezvousDoc>('ddl_rendezvous');
   }
 
   /** Opens the store and creates its indexes (idempotent). */
@@ -255,7 +262,7 @@ export class StateStore {
    * migrator is refused rather than misread; an older or new store is stamped with ours.
    */
   private async checkSchemaVersion(): Promise<void> {
-    const meta = this.db.collection<{ _id: string; version: number; updatedAt: Date }>('meta');
+    const meta = resilientCollection(this.db.collection<{ _id: string; version: number; updatedAt: Date }>('meta'), this.retry);
     const doc = await meta.findOne({ _id: 'schema' });
     if (doc && doc.version > STATE_SCHEMA_VERSION) {
       throw new MigratorError(
@@ -290,7 +297,7 @@ export class StateStore {
   }
 
   listMigrations(): Promise<MigrationDoc[]> {
-    return this.migrations.find({}).sort({ createdAt: 1 }).toArray();
+    return retryTransient('migrations.find', () => this.migrations.find({}).sort({ createdAt: 1 }).toArray(), this.retry);
   }
 
   /** Moves to `phase`, only from one of `from` when given. Returns false if the guard failed. */
@@ -490,7 +497,7 @@ export class StateStore {
   }
 
   listShards(migrationId: string): Promise<ShardDoc[]> {
-    return this.shards.find({ migrationId }).sort({ shardId: 1 }).toArray();
+    return retryTransient('shards.find', () => this.shards.find({ migrationId }).sort({ shardId: 1 }).toArray(), this.retry);
   }
 
   // -------------------------------------------------------------------------------------------

@@ -169,6 +169,27 @@ describe('StateStore (emulator)', { timeout: 60_000 }, () => {
     assert.equal(await store.abortCutover('m3', 'too late'), false);
     assert.equal((await store.requestCutover('m3')).state, 'completed', 'a completed cutover stays');
   });
+  it('rides out a database refusing writes for a while (retries transient errors), and gives up on other errors at once', async () => {
+    const fp = (mode: unknown, data: object = {}) => client.db('admin').command({ configureFailPoint: 'failCommand', mode, data });
+    const resilient = await StateStore.open({ client, dbName: 'mstate_retry', now, retry: { retryForMs: 20_000, baseDelayMs: 20 } });
+    await resilient.createMigration('r1');
+    // NotWritablePrimary on the next 4 updates (the driver's own retryable-write retry takes one more).
+    await fp({ times: 4 }, { failCommands: ['update'], errorCode: 10107 });
+    assert.equal(await resilient.setPhase('r1', 'INITIAL_LOAD'), true);
+    assert.equal((await resilient.getMigration('r1'))?.phase, 'INITIAL_LOAD');
+    // A refusal that outlasts the retry budget surfaces (the CLI maps it to exit 3).
+    const brief = await StateStore.open({ client, dbName: 'mstate_retry', now, retry: { retryForMs: 300, baseDelayMs: 20 } });
+    await fp('alwaysOn', { failCommands: ['update'], errorCode: 10107 });
+    try {
+      await assert.rejects(brief.setPhase('r1', 'CATCHING_UP'), (e: Error & { code?: number }) => e.code === 10107);
+    } finally {
+      await fp('off');
+    }
+    // Not transient (a bad value): no retry, the error comes back at once.
+    await fp({ times: 1 }, { failCommands: ['update'], errorCode: 2 });
+    await assert.rejects(resilient.setPhase('r1', 'CATCHING_UP'), (e: Error & { code?: number }) => e.code === 2);
+    assert.equal((await resilient.getMigration('r1'))?.phase, 'INITIAL_LOAD');
+  });
 });
 
 describe('StateStore schema version', () => {
