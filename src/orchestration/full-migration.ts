@@ -291,11 +291,15 @@ export class FullMigration {
       // Writes are stopped: a marker written now is after every application change.
       const barrierId = `cutover-${Date.now()}-${randomUUID().slice(0, 8)}`;
       await s.setCutoverBarrier(id, barrierId);
-      await this.p.source.db(this.p.stateDb).collection(MARKER_COLLECTION).insertOne({ _id: barrierId as never, at: new Date() });
-      this.p.log.info({ barrier: barrierId }, 'cutover marker written to the source');
+      await this.writeMarker(barrierId);
       return false;
     }
     c = (await s.getCutover(id))!;
+    // A process killed between recording the barrier and writing its marker left a barrier no
+    // shard will ever see: the first step of every process (re)writes it. Idempotent: an upsert of
+    // an existing marker changes nothing and emits no change event; a missing one is written now,
+    // still after every application write (writes are stopped while the barrier is out).
+    if (c.barrierId && this.markerWrittenFor !== c.barrierId) await this.writeMarker(c.barrierId);
     const open = (await listAllShards(this.p.kinesis, this.p.streamName)).filter((sh) => !sh.endingSequenceNumber).map((sh) => sh.shardId);
     if (!open.every((sh) => (c.reachedShards ?? []).includes(sh))) return false;
 
@@ -315,6 +319,18 @@ export class FullMigration {
     await s.completeCutover(id);
     await this.setPhase('COMPLETED');
     return true;
+  }
+
+  private markerWrittenFor: string | undefined;
+
+  /** The cutover marker on the source; capture broadcasts it to every shard as the barrier. */
+  private async writeMarker(barrierId: string): Promise<void> {
+    await this.p.source
+      .db(this.p.stateDb)
+      .collection(MARKER_COLLECTION)
+      .updateOne({ _id: barrierId as never }, { $setOnInsert: { at: new Date() } }, { upsert: true });
+    this.markerWrittenFor = barrierId;
+    this.p.log.info({ barrier: barrierId }, 'cutover marker written to the source');
   }
 
   /** Stops capture and apply gracefully (each saves its checkpoint). */
