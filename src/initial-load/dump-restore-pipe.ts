@@ -64,7 +64,9 @@ export async function runDumpRestorePipe(
   try {
     const dumpCfg = writeToolConfig(dir, 'dump', source);
     const restoreCfg = writeToolConfig(dir, 'restore', target);
-    const common = { reject: false, cancelSignal: opts.signal, forceKillAfterDelay: 5000, buffer: false } as const;
+    // On a stop request the tools get 1 s to exit on SIGTERM, then SIGKILL: an interrupted load is
+    // redone from the start (with --drop), so nothing they could still finish is worth waiting for.
+    const common = { reject: false, cancelSignal: opts.signal, forceKillAfterDelay: 1000, buffer: false } as const;
     const dump = execa(bins.mongodump, [`--config=${dumpCfg}`, ...tlsArgs(source), ...job.dumpArgs], {
       ...common,
       stdin: 'ignore',

@@ -64,6 +64,9 @@ export async function runInitialLoad(p: InitialLoadInput): Promise<{ restored: n
   for (const job of jobs) {
     const targetToSource = new Map(job.collections.map((c) => [`${job.targetDb}.${p.rules.target({ db: job.sourceDb, coll: c }).coll}`, `${job.sourceDb}.${c}`]));
     const onEvent = (e: ToolEvent) => {
+      // Tools being stopped report the collections they were on as "finished (0 documents)":
+      // after a stop request nothing they say is progress, and a reload redoes the load anyway.
+      if (p.signal?.aborted) return;
       if (e.kind === 'dump-progress') {
         p.onProgress?.(`${e.ns} ${e.done}/${e.total}`);
         persist(e.ns, { dumped: e.done, total: e.total });

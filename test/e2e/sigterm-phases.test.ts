@@ -1,0 +1,121 @@
+// SIGTERM (`docker stop`) in every phase of full-migrate: each time the process ends with 130, the
+// phase it was in is kept (not FAILED), and rerunning the same command continues from there. Also
+// the one crash window of the cutover: a process killed between recording the barrier and writing
+// its marker on the source.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { MongoClient, type Document } from 'mongodb';
+import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
+import { ensureGoTools, goToolPath } from '../support/go-tools.js';
+import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
+import { startWorkload } from '../support/workload.js';
+import { StateStore, type MigrationPhase } from '../../src/state/store.js';
+
+type AnyDoc = Document & { _id: number | string };
+const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
+const ID = 'sigterm';
+
+describe('SIGTERM in every phase of full-migrate, then rerun', () => {
+  let source: MongoEmulator;
+  let target: MongoEmulator;
+  let kinesis: KinesisLocal;
+  let src: MongoClient;
+  let dst: MongoClient;
+  let store: StateStore;
+  const dataDir = mkdtempSync(join(tmpdir(), 'migrator-sigterm-'));
+
+  before(async () => {
+    await ensureGoTools();
+    [source, target, kinesis] = await Promise.all([startMongoEmulator(), startMongoEmulator(), startKinesisLocal()]);
+    src = new MongoClient(source.uri);
+    dst = new MongoClient(target.uri);
+    store = await StateStore.open({ client: dst });
+  });
+  after(async () => {
+    await Promise.all([src.close(), dst.close()]);
+    await Promise.all([source.stop(), target.stop(), kinesis.stop()]);
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test('load, replication, cutover (waiting and with a lost marker): 130 each time, rerun continues, target equals source', { timeout: 300_000 }, async () => {
+    const pad = 'x'.repeat(1000);
+    for (let b = 0; b < 20; b++) {
+      await src.db('bar').collection<AnyDoc>('products').insertMany(Array.from({ length: 1000 }, (_, i) => ({ _id: b * 1000 + i, price: i, legacy: true, pad })));
+    }
+    const stream = kinesis.uniqueStreamName('sigterm');
+    await kinesis.createStream(stream, 2);
+    const args = [
+      '--source-uri', source.uri, '--target-uri', target.uri, '--kinesis-stream', stream, '--kinesis-endpoint', kinesis.endpoint,
+      '--migration-id', ID, '--lease-ttl', '3s', '--mongodump-path', goToolPath('mongodump'), '--mongorestore-path', goToolPath('mongorestore'),
+      '--data-dir', dataDir, '--log-format', 'json',
+    ];
+    const start = () =>
+      execa(process.execPath, ['--import', 'tsx', MAIN, 'full-migrate', ...args], { cwd: PROJECT_ROOT, reject: false, stdin: 'ignore', env: { CI: 'true' }, forceKillAfterDelay: 10_000 }); // docker stop's grace period: slower than that is a SIGKILL
+    const phase = async () => (await store.getMigration(ID))?.phase;
+    const waitPhase = async (want: MigrationPhase[], proc: ResultPromise, ms = 120_000) => {
+      const end = Date.now() + ms;
+      while (Date.now() < end) {
+        const p = await phase();
+        if (p && want.includes(p)) return p;
+        if (proc.exitCode !== null) throw new Error(`full-migrate exited ${proc.exitCode}: ${String((await proc).stderr).slice(-2000)}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error(`no phase ${want.join('/')} within ${ms} ms`);
+    };
+    const terminate = async (proc: ResultPromise, inPhase: MigrationPhase) => {
+      const t0 = Date.now();
+      proc.kill('SIGTERM');
+      const r = await proc;
+      console.log(`SIGTERM in ${inPhase}: exited after ${Date.now() - t0} ms`);
+      assert.equal(r.exitCode, 130, `SIGTERM in ${inPhase}: exit 130 (got ${r.exitCode}/${r.signal})\n${String(r.stderr).slice(-1500)}`);
+      assert.equal(await phase(), inPhase, `the phase stays ${inPhase}, not FAILED`);
+      assert.equal((await store.getMigration(ID))?.lastError, undefined, 'no error recorded for a requested stop');
+    };
+    const workload = startWorkload(src, { pauseMs: 5 });
+
+    // 1. During the initial load: the tools are stopped and leave no connection-string files.
+    const first = start();
+    await waitPhase(['INITIAL_LOAD'], first);
+    await new Promise((r) => setTimeout(r, 300));
+    await terminate(first, 'INITIAL_LOAD');
+    const loadDir = join(dataDir, 'load');
+    const left = existsSync(loadDir) ? readdirSync(loadDir) : [];
+    assert.deepEqual(left, [], 'no tool config file (connection strings) left behind');
+
+    // 2. During replication.
+    const second = start();
+    await waitPhase(['CATCHING_UP', 'READY_FOR_CUTOVER'], second);
+    await new Promise((r) => setTimeout(r, 1000));
+    const replicating = (await phase())!;
+    await terminate(second, replicating);
+    assert.ok((await store.getCaptureCheckpoint(ID)) !== null, 'capture checkpoint saved');
+    assert.ok((await store.listShards(ID)).some((s) => s.checkpoint), 'apply checkpoints saved');
+    assert.ok((await store.listShards(ID)).every((s) => !s.lease?.owner), 'shard leases released on the way out');
+
+    // 3. During the cutover, while it waits for the operator to confirm that writes stopped.
+    const third = start();
+    await waitPhase(['READY_FOR_CUTOVER'], third);
+    await workload.stop();
+    const request = await runMigrator(['cutover', '--target-uri', target.uri, '--migration-id', ID]);
+    assert.equal(request.exitCode, 0, request.all);
+    await waitPhase(['CUTTING_OVER'], third);
+    await terminate(third, 'CUTTING_OVER');
+
+    // 4. The crash window: barrier recorded, marker never written (as if killed in between).
+    await store.confirmWritesStopped(ID);
+    assert.ok(await store.setCutoverBarrier(ID, 'cutover-marker-never-written'));
+    const fourth = start();
+    await waitPhase(['COMPLETED'], fourth, 120_000);
+    const done = await fourth;
+    assert.equal(done.exitCode, 0, String(done.stderr).slice(-1500));
+    assert.equal((await store.getCutover(ID))?.barrierId, 'cutover-marker-never-written');
+
+    const verify = await runMigrator(['verify', '--source-uri', source.uri, '--target-uri', target.uri]);
+    assert.equal(verify.exitCode, 0, verify.all);
+  });
+});
