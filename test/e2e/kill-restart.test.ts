@@ -6,7 +6,8 @@ import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulato
 import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
 import { ensureGoTools, goToolPath } from '../support/go-tools.js';
 import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
-import { StateStore } from '../../src/state/store.js';
+import { StateStore, type MigrationPhase } from '../../src/state/store.js';
+import { waitForPhase } from '../support/phases.js';
 
 type AnyDoc = Document & { _id: number | string };
 const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
@@ -45,16 +46,7 @@ describe('full-migrate survives SIGKILL during the load and during replication',
       '--data-dir', `/tmp/migrator-kill-${process.pid}`, '--log-format', 'json',
     ];
     const start = () => execa(process.execPath, ['--import', 'tsx', MAIN, 'full-migrate', ...args], { cwd: PROJECT_ROOT, reject: false, stdin: 'ignore', env: { CI: 'true' } });
-    const phaseIs = async (want: string[], proc: ResultPromise, ms = 120_000) => {
-      const end = Date.now() + ms;
-      while (Date.now() < end) {
-        const p = (await store.getMigration(ID))?.phase;
-        if (p && want.includes(p)) return p;
-        if (proc.exitCode !== null) throw new Error(`full-migrate exited ${proc.exitCode}: ${String((await proc).stderr).slice(-2000)}`);
-        await new Promise((r) => setTimeout(r, 25));
-      }
-      throw new Error(`no phase ${want.join('/')} within ${ms} ms`);
-    };
+    const phaseIs = (want: MigrationPhase[], proc: ResultPromise) => waitForPhase(store, ID, want, { proc });
 
     // Writes all along: updates, inserts, deletes.
     let writing = true;

@@ -14,6 +14,7 @@ import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.j
 import { ensureGoTools, goToolPath } from '../support/go-tools.js';
 import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
 import { startWorkload } from '../support/workload.js';
+import { waitForPhase } from '../support/phases.js';
 import { StateStore, type MigrationPhase } from '../../src/state/store.js';
 
 type AnyDoc = Document & { _id: number | string };
@@ -57,16 +58,7 @@ describe('SIGTERM in every phase of full-migrate, then rerun', () => {
     const start = () =>
       execa(process.execPath, ['--import', 'tsx', MAIN, 'full-migrate', ...args], { cwd: PROJECT_ROOT, reject: false, stdin: 'ignore', env: { CI: 'true' }, forceKillAfterDelay: 10_000 }); // docker stop's grace period: slower than that is a SIGKILL
     const phase = async () => (await store.getMigration(ID))?.phase;
-    const waitPhase = async (want: MigrationPhase[], proc: ResultPromise, ms = 120_000) => {
-      const end = Date.now() + ms;
-      while (Date.now() < end) {
-        const p = await phase();
-        if (p && want.includes(p)) return p;
-        if (proc.exitCode !== null) throw new Error(`full-migrate exited ${proc.exitCode}: ${String((await proc).stderr).slice(-2000)}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      throw new Error(`no phase ${want.join('/')} within ${ms} ms`);
-    };
+    const waitPhase = (want: MigrationPhase[], proc: ResultPromise, timeoutMs?: number) => waitForPhase(store, ID, want, { proc, timeoutMs });
     const terminate = async (proc: ResultPromise, inPhase: MigrationPhase) => {
       const t0 = Date.now();
       proc.kill('SIGTERM');

@@ -1,0 +1,26 @@
+import type { ResultPromise } from 'execa';
+import type { MigrationPhase, StateStore } from '../../src/state/store.js';
+
+/**
+ * Waits until the migration's phase (from the state store) is one of `want`; fails at once with
+ * the process's output if `proc` (the full-migrate driving it) exits first.
+ */
+export async function waitForPhase(
+  store: StateStore,
+  migrationId: string,
+  want: readonly MigrationPhase[],
+  opts: { proc?: ResultPromise; timeoutMs?: number; pollMs?: number } = {},
+): Promise<MigrationPhase> {
+  const ms = opts.timeoutMs ?? 120_000;
+  const end = Date.now() + ms;
+  let last: MigrationPhase | undefined;
+  while (Date.now() < end) {
+    last = (await store.getMigration(migrationId))?.phase;
+    if (last && want.includes(last)) return last;
+    if (opts.proc && opts.proc.exitCode !== null) {
+      throw new Error(`full-migrate exited ${opts.proc.exitCode} in phase ${last}: ${String((await opts.proc).stderr).slice(-2000)}`);
+    }
+    await new Promise((r) => setTimeout(r, opts.pollMs ?? 25));
+  }
+  throw new Error(`phase ${last ?? 'none'} after ${ms} ms, expected ${want.join('/')}`);
+}
