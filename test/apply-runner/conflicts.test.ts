@@ -84,6 +84,7 @@ describe('runApply and unique-index conflicts', { timeout: 60_000 }, () => {
   it('fails with APPLY_FAILED naming the namespace and key after the limit, without checkpointing past the conflict', async () => {
     const { stream } = await setup('cfail', 'same@x');
     await store.createMigration('cfail');
+    await store.setPhase('cfail', 'CATCHING_UP'); // past its initial load: apply runs (see the load gate)
     const started = performance.now();
     await assert.rejects(runApply(opts(stream, 'cfail', { conflictRetryLimitMs: 800 })), (err: unknown) => {
       assert.ok(err instanceof MigratorError);
