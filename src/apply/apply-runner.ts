@@ -27,8 +27,6 @@
  * (waits at a DDL rendezvous and conflict retries are cut short, their batch is replayed later),
  * leases are released, and runApply resolves with `stopReason: 'interrupted'`.
  */
-import { hostname } from 'node:os';
-import { randomBytes } from 'node:crypto';
 import { DescribeStreamSummaryCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
 import { BSON, type MongoClient } from 'mongodb';
 import {
@@ -49,7 +47,7 @@ import type { Logger } from '../util/logger.js';
 import { createDdlGate } from './ddl-gate.js';
 import { ApplyWriteError, RetriesExhaustedError, UnmappableDdlError, isTransientError } from './errors.js';
 import { fencedClient } from './fenced-target.js';
-import { LeaseKeeper, LeaseLostError } from './lease-keeper.js';
+import { LeaseKeeper, LeaseLostError } from '../state/lease-keeper.js';
 import { backoffDelay, withRetry, type RetryPolicy } from './retry.js';
 import { ApplyWriter, type ApplyConflict, type ApplyResult, type ApplyStats } from './writer.js';
 import type { KeyFilterMode } from './plan.js';
@@ -191,9 +189,7 @@ export interface ApplyRunnerOptions {
 }
 
 /** hostname:pid:random — unique per process incarnation. */
-export function defaultOwnerId(): string {
-  return `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
-}
+export { defaultOwnerId } from '../state/lease-owner.js';
 
 // ---------------------------------------------------------------------------------------------
 // Internal signals

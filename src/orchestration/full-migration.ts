@@ -146,6 +146,7 @@ export class FullMigration {
       kinesis: this.p.kinesis,
       streamName: this.p.streamName,
       start: rp ? (rp.rt ? { rt: rp.rt } : { ct: rp.ct }) : undefined,
+      leaseTtlMs: this.p.leaseTtlMs,
       signal: abort.signal,
       log: this.p.log.child({ component: 'capture' }),
     });

@@ -19,7 +19,7 @@
  *   load              null | { attempt, startedAt, finishedAt|null, done, collections: count,
  *                     collectionsDone, totalDocuments, restoredDocuments, percent (0-100, 1 decimal),
  *                     namespaces: [{ ns, target, total|null, dumped|null, restored|null, done, percent|null }] }
- *   capture           null | { events, markers, bytes, lastEventAt|null, clusterTime: {t,i}|null, checkpointAt }
+ *   capture           null | { events, markers, bytes, lastEventAt|null, clusterTime: {t,i}|null, checkpointAt, leaseOwner|null, leaseActive }
  *   apply             { events (sum over shards), shards, shardsEnded, lastClusterTime (seconds)|null,
  *                     lastAppliedAt|null (wall time of the newest applied event), maxMillisBehindLatest|null }
  *   lag               { events: max(0, capture.events - apply.events), seconds: number|null,
@@ -65,6 +65,8 @@ export interface StatusInputs {
   capture: CaptureCheckpointDoc | null;
   shards: ShardDoc[];
   cutover: CutoverDoc | null;
+  /** The capture lease (which process is the active capture), when one was ever taken. */
+  captureLease?: ShardDoc | null;
 }
 
 export interface ClusterTimeJson {
@@ -102,6 +104,9 @@ export interface CaptureStatus {
   lastEventAt: string | null;
   clusterTime: ClusterTimeJson | null;
   checkpointAt: string | null;
+  /** The active capture process (lease owner) and whether its lease is current; others stand by. */
+  leaseOwner: string | null;
+  leaseActive: boolean;
 }
 
 export interface ApplyStatusSummary {
@@ -372,6 +377,8 @@ export function buildStatusReport(inputs: StatusInputs, now: Date = new Date()):
         lastEventAt: capLastEventMs !== undefined && capLastEventMs > 0 ? new Date(capLastEventMs).toISOString() : null,
         clusterTime: clusterTime(cap.ct),
         checkpointAt: iso(cap.updatedAt),
+        leaseOwner: inputs.captureLease?.lease.owner ?? null,
+        leaseActive: Boolean(inputs.captureLease?.lease.owner && inputs.captureLease.lease.expiresAt.getTime() > nowMs),
       }
     : null;
   const appliedEvents = shards.reduce((n, s) => n + s.events, 0);
@@ -495,6 +502,7 @@ export function formatStatusReport(r: StatusReport): string {
     lines.push(
       `capture: ${c.events} events captured (${c.markers} cutover markers, ${bytesText(c.bytes)}), last event ${c.lastEventAt ?? 'unknown'}`,
       `  checkpoint ${ctText(c.clusterTime)}, saved ${c.checkpointAt ?? 'unknown'}${ago(c.checkpointAt, now)}`,
+      `  active capture: ${c.leaseOwner && c.leaseActive ? c.leaseOwner : 'none (no current lease)'}`,
     );
   }
   const a = r.apply;
@@ -545,10 +553,11 @@ export async function requireMigration(store: StateStore, id: string): Promise<M
 /** Reads every document the status is computed from; STATE_CONFLICT when the migration is unknown. */
 export async function readStatusInputs(store: StateStore, id: string): Promise<StatusInputs> {
   const migration = await requireMigration(store, id);
-  const [capture, shards, cutover] = await Promise.all([
+  const [capture, shards, cutover, captureLease] = await Promise.all([
     store.getCaptureCheckpoint(id),
     store.listShards(id),
     store.getCutover(id),
+    store.captureLeases.findOne({ migrationId: id }),
   ]);
-  return { migration, capture, shards, cutover };
+  return { migration, capture, shards, cutover, captureLease };
 }

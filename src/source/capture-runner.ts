@@ -1,5 +1,7 @@
 import type { ChangeStream, Document, MongoClient, Timestamp } from 'mongodb';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
+import { LeaseKeeper } from '../state/lease-keeper.js';
+import { defaultOwnerId, isDeadLocalOwner } from '../state/lease-owner.js';
 import type { StateStore } from '../state/store.js';
 import { createOrderedProducer, type OrderedProducer } from '../transport/ordered-producer.js';
 import { describeStreamLimits } from '../transport/stream-limits.js';
@@ -39,8 +41,15 @@ export interface CaptureOptions {
   rules: NamespaceRules;
   kinesis: KinesisClient;
   streamName: string;
-  /** Where to start when the state store has no capture checkpoint (else: now). */
+  /**
+   * Where to start when the state store has no capture checkpoint; else the migration's resume
+   * point when there is a migration (waited for), else now.
+   */
   start?: CaptureStart;
+  /** Capture lease time-to-live (default 30 s): how soon a standby takes over from a killed capture. */
+  leaseTtlMs?: number;
+  /** Lease owner id, unique per process incarnation (default: host, pid and random). */
+  ownerId?: string;
   /** Save the checkpoint after this many events (default 1000)… */
   checkpointEveryEvents?: number;
   /** …or this often (default 1 s), whichever comes first. */
@@ -62,6 +71,9 @@ export interface CaptureProgress {
   checkpoint?: EventPosition;
   lastEventAt?: Date;
 }
+
+const DEFAULT_CAPTURE_LEASE_TTL_MS = 30_000;
+const CAPTURE_LEASE_ID = 'capture';
 
 const HISTORY_LOST_CODES = new Set([286, 136, 280]);
 const INVALID_TOKEN_CODES = new Set([260]);
@@ -137,14 +149,105 @@ function describeStart(opts: Document): string {
  * suffix, which apply de-duplicates by position.
  */
 export async function runCapture(o: CaptureOptions): Promise<CaptureProgress> {
+  const owner = o.ownerId ?? defaultOwnerId();
+  const ttlMs = o.leaseTtlMs ?? DEFAULT_CAPTURE_LEASE_TTL_MS;
+  let last: CaptureProgress = { events: 0, markers: 0, bytes: 0 };
+  let standbyLogged = false;
+  while (!o.signal.aborted) {
+    // ONE ACTIVE CAPTURE per migration: the lease (state store `capture_leases`) decides which
+    // process reads the change stream; the others stand by and take over once it is released or
+    // has expired (killed holder: after ttl + grace). Safety does not depend on it — checkpoints
+    // only record what Kinesis acknowledged and never move back, and apply drops re-sent events —
+    // but two active captures would send everything twice.
+    const lost = new AbortController();
+    const keeper = new LeaseKeeper({
+      store: o.store,
+      migrationId: o.migrationId,
+      owner,
+      ttlMs,
+      scope: 'capture',
+      onLost: (_id, reason) => {
+        o.log.warn({ reason }, 'capture lease lost: stopping this capture (another process takes over)');
+        lost.abort();
+      },
+    });
+    if (!(await keeper.tryAcquire(CAPTURE_LEASE_ID))) {
+      // Held by a dead process of this machine (an earlier run, pid 1 of a restarted container):
+      // free it now rather than after its expiry.
+      if (await freeDeadLocalLease(o.store, o.migrationId)) continue;
+      if (!standbyLogged) o.log.info({ ttlMs }, 'another capture process holds the capture lease: standing by');
+      standbyLogged = true;
+      await sleepUnlessAborted(Math.min(1000, ttlMs / 3), o.signal);
+      continue;
+    }
+    standbyLogged = false;
+    keeper.start();
+    try {
+      last = await captureWhileLeased({ ...o, signal: AbortSignal.any([o.signal, lost.signal]) });
+    } finally {
+      keeper.stop();
+      if (lost.signal.aborted) keeper.abandonAll();
+      else await keeper.releaseAll().catch(() => undefined);
+    }
+    if (!lost.signal.aborted) return last;
+  }
+  return last;
+}
+
+async function freeDeadLocalLease(store: StateStore, migrationId: string): Promise<boolean> {
+  const doc = await store.captureLeases.findOne({ migrationId, shardId: CAPTURE_LEASE_ID });
+  const owner = doc?.lease.owner;
+  if (!owner || !isDeadLocalOwner(owner)) return false;
+  const r = await store.captureLeases.updateOne(
+    { _id: doc._id, 'lease.owner': owner, 'lease.epoch': doc.lease.epoch },
+    { $set: { 'lease.owner': null, 'lease.expiresAt': new Date(0) } },
+  );
+  return r.modifiedCount === 1;
+}
+
+async function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/**
+ * Where a capture without a checkpoint starts: the explicit start, else — in a full migration —
+ * the migration's resume point. A capture container started beside full-migrate before the resume
+ * point is recorded waits for it: starting "now" instead would skip every change made between the
+ * resume point and now (lost for good).
+ */
+async function startPoint(o: CaptureOptions): Promise<CaptureStart | undefined> {
+  if (o.start) return o.start;
+  let logged = false;
+  while (!o.signal.aborted) {
+    const m = await o.store.getMigration(o.migrationId);
+    if (!m) return undefined; // plain CDC: from now
+    if (m.resumePoint) return m.resumePoint.rt ? { rt: m.resumePoint.rt } : { ct: m.resumePoint.ct };
+    if (!logged) o.log.info({ phase: m.phase }, 'waiting for full-migrate to record the resume point');
+    logged = true;
+    await sleepUnlessAborted(500, o.signal);
+  }
+  return undefined;
+}
+
+async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
   const progress: CaptureProgress = { events: 0, markers: 0, bytes: 0 };
   const saved = await o.store.getCaptureCheckpoint(o.migrationId);
+  const start = saved ? undefined : await startPoint(o);
+  if (o.signal.aborted) return progress;
   const startOpts: Document = saved
     ? { startAfter: saved.rt }
-    : o.start?.rt
-      ? { startAfter: o.start.rt }
-      : o.start?.ct
-        ? { startAtOperationTime: o.start.ct }
+    : start?.rt
+      ? { startAfter: start.rt }
+      : start?.ct
+        ? { startAtOperationTime: start.ct }
         : {};
   if (saved) progress.events = saved.counters.events ?? 0;
   const from = saved ? `the checkpoint (${describeStart(startOpts)})` : describeStart(startOpts);

@@ -142,10 +142,14 @@ export interface ShardDoc {
   checkpoint?: ApplyCheckpoint;
 }
 
+/** Apply holds one lease per shard; capture one per migration (shardId 'capture'). */
+export type LeaseScope = 'shard' | 'capture';
+
 /** A lease held by this process (a value; the database is the truth). */
 export interface ShardLease {
   readonly migrationId: string;
   readonly shardId: string;
+  readonly scope?: LeaseScope;
   readonly owner: string;
   readonly epoch: number;
   readonly expiresAt: Date;
@@ -228,6 +232,8 @@ export class StateStore {
   readonly shards: Collection<ShardDoc>;
   readonly cutovers: Collection<CutoverDoc>;
   readonly ddlRendezvous: Collection<DdlRendezvousDoc>;
+  /** Capture's lease per migration (same document shape as `shards`, without checkpoints). */
+  readonly captureLeases: Collection<ShardDoc>;
   private readonly retry: TransientRetryPolicy;
 
   constructor(options: StateStoreOptions) {
@@ -241,6 +247,7 @@ export class StateStore {
     this.shards = coll<ShardDoc>('shards');
     this.cutovers = coll<CutoverDoc>('cutovers');
     this.ddlRendezvous = coll<DdlRendezvousDoc>('ddl_rendezvous');
+    this.captureLeases = coll<ShardDoc>('capture_leases');
   }
 
   /** Opens the store and creates its indexes (idempotent). */
@@ -368,10 +375,15 @@ export class StateStore {
   // -------------------------------------------------------------------------------------------
   // Shard leases and apply checkpoints
 
-  private toLease(doc: ShardDoc, ttlMs: number): ShardLease {
+  private leaseCollection(scope: LeaseScope | undefined): Collection<ShardDoc> {
+    return scope === 'capture' ? this.captureLeases : this.shards;
+  }
+
+  private toLease(doc: ShardDoc, ttlMs: number, scope: LeaseScope | undefined): ShardLease {
     return {
       migrationId: doc.migrationId,
       shardId: doc.shardId,
+      ...(scope === 'capture' ? { scope } : {}),
       owner: doc.lease.owner!,
       epoch: doc.lease.epoch,
       expiresAt: doc.lease.expiresAt,
@@ -389,11 +401,12 @@ export class StateStore {
     migrationId: string,
     shardId: string,
     owner: string,
-    options: { ttlMs: number; graceMs?: number },
+    options: { ttlMs: number; graceMs?: number; scope?: LeaseScope },
   ): Promise<ShardLease | null> {
     const _id = shardDocId(migrationId, shardId);
+    const coll = this.leaseCollection(options.scope);
     try {
-      await this.shards.updateOne(
+      await coll.updateOne(
         { _id },
         { $setOnInsert: { _id, migrationId, shardId, lease: { owner: null, epoch: 0, expiresAt: new Date(0) } } },
         { upsert: true },
@@ -403,7 +416,7 @@ export class StateStore {
     }
     const now = this.now();
     const stealBefore = new Date(now.getTime() - (options.graceMs ?? DEFAULT_LEASE_GRACE_MS));
-    const doc = await this.shards.findOneAndUpdate(
+    const doc = await coll.findOneAndUpdate(
       {
         _id,
         $or: [{ 'lease.owner': null }, { 'lease.owner': owner }, { 'lease.expiresAt': { $lt: stealBefore } }],
@@ -419,7 +432,7 @@ export class StateStore {
       },
       { returnDocument: 'after' },
     );
-    return doc ? this.toLease(doc, options.ttlMs) : null;
+    return doc ? this.toLease(doc, options.ttlMs, options.scope) : null;
   }
 
   /**
@@ -428,7 +441,7 @@ export class StateStore {
    */
   async renewLease(lease: ShardLease): Promise<ShardLease | null> {
     const now = this.now();
-    const doc = await this.shards.findOneAndUpdate(
+    const doc = await this.leaseCollection(lease.scope).findOneAndUpdate(
       {
         _id: shardDocId(lease.migrationId, lease.shardId),
         'lease.owner': lease.owner,
@@ -438,12 +451,12 @@ export class StateStore {
       { $set: { 'lease.expiresAt': new Date(now.getTime() + lease.ttlMs), 'lease.renewedAt': now } },
       { returnDocument: 'after' },
     );
-    return doc ? this.toLease(doc, lease.ttlMs) : null;
+    return doc ? this.toLease(doc, lease.ttlMs, lease.scope) : null;
   }
 
   /** Gives the lease up (if still ours), so another process can take it without waiting. */
   async releaseLease(lease: ShardLease): Promise<boolean> {
-    const r = await this.shards.updateOne(
+    const r = await this.leaseCollection(lease.scope).updateOne(
       { _id: shardDocId(lease.migrationId, lease.shardId), 'lease.owner': lease.owner, 'lease.epoch': lease.epoch },
       { $set: { 'lease.owner': null, 'lease.expiresAt': new Date(0) } },
     );

@@ -37,7 +37,6 @@
 import { createRequire } from 'node:module';
 import { createWriteStream, existsSync, mkdirSync, type WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
-import { hostname } from 'node:os';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
@@ -54,6 +53,7 @@ import { ExitCode } from '../util/exit-codes.js';
 import type { Logger } from '../util/logger.js';
 import { createKinesisClient } from './kinesis-client.js';
 import { listAllShards } from './shard-map.js';
+import { isDeadLocalOwner } from '../state/lease-owner.js';
 
 /** The stream of the embedded engine. */
 export const EMBEDDED_STREAM_NAME = 'migrator';
@@ -359,23 +359,6 @@ export interface RestartFromTargetResult {
   releasedLeases: number;
 }
 
-/** `host:pid:random` (defaultOwnerId) of a process on this machine that no longer runs. */
-function isDeadLocalOwner(owner: string): boolean {
-  const parts = owner.split(':');
-  if (parts.length < 3) return false;
-  const pid = Number(parts[parts.length - 2]);
-  const host = parts.slice(0, -2).join(':');
-  if (host !== hostname() || !Number.isInteger(pid) || pid <= 0) return false;
-  // Our own pid: an earlier incarnation (this process has not started apply yet), e.g. pid 1 in a
-  // restarted container.
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-}
 
 /**
  * Waits until no other live process holds a shard lease of the migration, then frees them all.
@@ -423,6 +406,8 @@ async function freeLeases(o: RestartFromTargetOptions): Promise<number> {
     { migrationId: o.migrationId, 'lease.owner': { $ne: null } },
     { $set: { 'lease.owner': null, 'lease.expiresAt': new Date(0) } },
   );
+  // The capture lease of the dead run too (the data-dir lock says no other process uses it).
+  await o.store.captureLeases.updateMany({ migrationId: o.migrationId }, { $set: { 'lease.owner': null, 'lease.expiresAt': new Date(0) } });
   return r.modifiedCount;
 }
 

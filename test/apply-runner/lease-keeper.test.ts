@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { MongoClient } from 'mongodb';
 import { StateStore } from '../../src/state/store.js';
-import { LeaseKeeper, LeaseLostError } from '../../src/apply/lease-keeper.js';
+import { LeaseKeeper, LeaseLostError } from '../../src/state/lease-keeper.js';
 import { fencedClient } from '../../src/apply/fenced-target.js';
 import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
 

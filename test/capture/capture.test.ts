@@ -157,4 +157,57 @@ describe('capture: change stream → Kinesis', () => {
       await small.stop();
     }
   });
+  test('one active capture per migration: a second one stands by, takes over when the first stops or loses its lease; nothing missing', async () => {
+    const stream = kinesis.uniqueStreamName('cap-lease');
+    await kinesis.createStream(stream, 2);
+    const migrationId = 'cap-lease';
+    const rules = new NamespaceRules({ include: ['lease.*'] });
+    const base = { source: src, store, migrationId, rules, kinesis: kinesis.client, streamName: stream, leaseTtlMs: 1500 };
+    const holder = async () => (await store.captureLeases.findOne({ migrationId }))?.lease.owner ?? null;
+    const items = src.db('lease').collection<AnyDoc>('items');
+    const a = startCapture({ ...base, ownerId: 'cap-a' });
+    await waitUntil(async () => (await store.getCaptureCheckpoint(migrationId)) !== null, 20_000, 'capture A to open its stream');
+    const b = startCapture({ ...base, ownerId: 'cap-b' });
+    for (let i = 0; i < 50; i++) await items.insertOne({ _id: i, v: 0 });
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(await holder(), 'cap-a', 'A is active, B stands by');
+
+    // A stops (docker stop): it releases the lease and B takes over from A's checkpoint.
+    const firstRun = await a.stop();
+    await waitUntil(async () => (await holder()) === 'cap-b', 10_000, 'B to take the lease');
+    for (let i = 0; i < 50; i++) await items.updateOne({ _id: i }, { $set: { v: 1 } });
+
+    // B loses its lease (as if frozen past its expiry and another process took over): it stops
+    // capturing and stands by; C, the new holder, continues.
+    const stolen = await store.captureLeases.findOneAndUpdate(
+      { migrationId },
+      { $set: { 'lease.owner': 'cap-c', 'lease.expiresAt': new Date(Date.now() + 60_000) }, $inc: { 'lease.epoch': 1 } },
+      { returnDocument: 'after' },
+    );
+    assert.equal(stolen?.lease.owner, 'cap-c');
+    await new Promise((r) => setTimeout(r, 1500)); // B's next renewal fails: B stops
+    await store.captureLeases.updateOne({ migrationId }, { $set: { 'lease.owner': null, 'lease.expiresAt': new Date(0) } });
+    await waitUntil(async () => (await holder()) === 'cap-b', 10_000, 'B to take the freed lease again');
+    for (let i = 0; i < 50; i++) await items.deleteOne({ _id: i });
+    const lastOp = (await src.db('lease').command({ insert: 'sentinel', documents: [{ _id: 'last' }] })).operationTime as Timestamp;
+    await waitUntil(async () => {
+      const cp = await store.getCaptureCheckpoint(migrationId);
+      return !!cp && cp.ct.compare(lastOp) >= 0;
+    }, 30_000, 'the checkpoint to reach the last write');
+    await b.stop();
+    assert.ok(firstRun.events >= 50, `A captured the inserts (${firstRun.events})`);
+
+    // Every document's insert, update and delete, in that order (re-sent copies allowed).
+    const perDoc = new Map<string, string[]>();
+    for (const envs of (await readStreamEnvelopes(kinesis.client, stream)).values()) {
+      for (const e of envs.filter((x) => x.ns.coll === 'items')) {
+        const k = keyOf(e);
+        const ops = perDoc.get(k) ?? [];
+        if (ops.at(-1) !== e.op) ops.push(e.op);
+        perDoc.set(k, ops);
+      }
+    }
+    assert.equal(perDoc.size, 50);
+    for (const [k, ops] of perDoc) assert.deepEqual(ops.filter((op, i) => ops.indexOf(op) === i), ['insert', 'update', 'delete'], k);
+  });
 });

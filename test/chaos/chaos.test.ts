@@ -1,7 +1,8 @@
 /**
  * The crash and fault suite: `full-migrate` on the local stack under a continuous write workload,
- * with an extra `apply` container beside it, while a seeded chaos loop SIGKILLs the orchestrator
- * (and with it its capture and apply) and the apply container at random moments, restarts the
+ * with an extra `apply` and an extra `capture` container beside it (apply shares the shards by
+ * lease; one capture is active, the other stands by), while a seeded chaos loop SIGKILLs the
+ * orchestrator (and with it its capture and apply) and the two containers at random moments, restarts the
  * source, fails source commands (network errors, resumable error codes), throttles Kinesis and fails
  * single PutRecords entries, and has the target refuse writes for a while. Then: cutover (with one
  * more kill in the middle of it), `migrator verify`, and an independent document-by-document
@@ -98,6 +99,7 @@ describe(`chaos: full-migrate under kills and faults (seed ${SEED})`, () => {
       '--mongodump-path', goToolPath('mongodump'), '--mongorestore-path', goToolPath('mongorestore'),
     ]);
     const applier = new Supervised('apply', ['apply', ...common, '--lease-ttl', '3s']);
+    const capturer = new Supervised('capture', ['capture', ...common, '--lease-ttl', '3s', '--checkpoint-interval', '300ms']);
     const faults = { sourceCommandFailures: 0, sourceRestarts: 0, kinesisThrottleWindows: 0, kinesisPartialWindows: 0, targetRefusals: 0 };
     const killsDuring = { load: 0, replication: 0, cutover: 0 };
     const phase = async () => (await store.getMigration(ID))?.phase;
@@ -105,6 +107,7 @@ describe(`chaos: full-migrate under kills and faults (seed ${SEED})`, () => {
     const workload = startChaosWorkload(src, DOCS_PER_COLLECTION, prng(SEED + 2));
     orchestrator.start();
     applier.start();
+    capturer.start();
 
     const killOne = async (which: Supervised) => {
       const p = await phase();
@@ -127,7 +130,7 @@ describe(`chaos: full-migrate under kills and faults (seed ${SEED})`, () => {
       client.db('admin').command({ configureFailPoint: 'failCommand', mode, data: { appName: 'migrator', ...data } });
 
     const started = Date.now();
-    const kills = () => orchestrator.kills + applier.kills;
+    const kills = () => orchestrator.kills + applier.kills + capturer.kills;
     for (;;) {
       const p = await phase();
       const elapsed = (Date.now() - started) / 1000;
@@ -136,8 +139,9 @@ describe(`chaos: full-migrate under kills and faults (seed ${SEED})`, () => {
       await sleep(400 + Math.floor(rand() * 1600));
       const r = rand();
       const windowMs = 1000 + Math.floor(rand() * 2500);
-      if (r < 0.3) await killOne(orchestrator);
-      else if (r < 0.55) await killOne(applier);
+      if (r < 0.22) await killOne(orchestrator);
+      else if (r < 0.4) await killOne(applier);
+      else if (r < 0.55) await killOne(capturer);
       else if (r < 0.65) {
         // Change stream / query failures on the source: connection drops or resumable error codes.
         const closeConnection = rand() < 0.5;
@@ -183,8 +187,10 @@ describe(`chaos: full-migrate under kills and faults (seed ${SEED})`, () => {
     assert.equal(cut.exitCode, 0, `cutover: ${cut.all.slice(-2000)}\n${orchestrator.exitTails.slice(-5).join('\n')}`);
     const done = await orchestrator.finished();
     assert.equal(done?.exitCode, 0, `full-migrate ends 0 after COMPLETED: ${String(done?.stderr).slice(-1500)}`);
-    const applyEnd = await applier.stop('SIGTERM');
-    assert.equal(applyEnd?.exitCode, 0, `apply stops cleanly on SIGTERM: ${String(applyEnd?.stderr).slice(-1500)}`);
+    for (const s of [applier, capturer]) {
+      const end = await s.stop('SIGTERM');
+      assert.equal(end?.exitCode, 0, `${s.name} stops cleanly on SIGTERM: ${String(end?.stderr).slice(-1500)}`);
+    }
 
     const verify = await runMigrator(['verify', '--source-uri', source.uri, '--target-uri', target.uri, '--map', 'shop:shop_new']);
     assert.equal(verify.exitCode, 0, `verify: ${verify.all.slice(-3000)}`);
@@ -205,16 +211,16 @@ describe(`chaos: full-migrate under kills and faults (seed ${SEED})`, () => {
 
     let applied = 0;
     for (const s of await store.listShards(ID)) applied += Number((s.checkpoint?.counters as { events?: number } | undefined)?.events ?? 0);
-    const selfExits = [orchestrator, applier].map((s) => `${s.name}: ${JSON.stringify(Object.fromEntries(s.exits))}`).join(', ');
+    const selfExits = [orchestrator, applier, capturer].map((s) => `${s.name}: ${JSON.stringify(Object.fromEntries(s.exits))}`).join(', ');
     console.log(
-      `chaos seed ${SEED}: ${kills()} kills (full-migrate ${orchestrator.kills}, apply ${applier.kills}; during load ${killsDuring.load}, ` +
+      `chaos seed ${SEED}: ${kills()} kills (full-migrate ${orchestrator.kills}, apply ${applier.kills}, capture ${capturer.kills}; during load ${killsDuring.load}, ` +
         `replication ${killsDuring.replication}, cutover ${killsDuring.cutover}); faults ${JSON.stringify(faults)}; ` +
         `Kinesis proxy ${JSON.stringify(proxy.counts)}; workload ops ${JSON.stringify(written)}; ${applied} change events applied; ` +
         `${documents} documents equal; exits by choice ${selfExits}`,
     );
     assert.ok(kills() >= MIN_KILLS, `${kills()} kills`);
     assert.ok(killsDuring.cutover >= 1, 'killed during the cutover');
-    for (const s of [orchestrator, applier]) {
+    for (const s of [orchestrator, applier, capturer]) {
       assert.ok(!s.exits.has(1), `${s.name} never ends with an internal error (exit 1):\n${s.exitTails.filter((t) => t.includes('exited 1')).join('\n')}`);
     }
   });

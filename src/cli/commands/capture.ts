@@ -13,6 +13,7 @@ interface CaptureArgs {
   'start-at'?: string;
   'checkpoint-every'?: number;
   'checkpoint-interval'?: string;
+  'lease-ttl'?: string;
 }
 
 /** `--start-at`: `T,I` (a BSON timestamp) or `T` (seconds since the epoch). */
@@ -45,6 +46,7 @@ export const captureCommand: CommandModule<object, CaptureArgs> = {
       .option('start-at', { type: 'string', describe: 'Start at this operation time (SECONDS[,INCREMENT]) when there is no checkpoint' })
       .option('checkpoint-every', { type: 'number', default: 1000, describe: 'Save the checkpoint every N events…' })
       .option('checkpoint-interval', { type: 'string', default: '1s', describe: '…or this often' })
+      .option('lease-ttl', { type: 'string', default: '30s', describe: 'Capture lease time-to-live: one capture per migration is active, others stand by and take over this long after it dies' })
       .conflicts('resume-token', 'start-at'),
   handler: async (argv) => {
     const { config, log } = commandContext(argv as never);
@@ -55,18 +57,13 @@ export const captureCommand: CommandModule<object, CaptureArgs> = {
     if (argv['start-at']) start.ct = parseStartAt(argv['start-at']);
     const intervalMs = parseDuration(argv['checkpoint-interval'] ?? '1s');
     if (!intervalMs) throw new UsageError(`Invalid --checkpoint-interval "${argv['checkpoint-interval']}".`);
+    const leaseTtlMs = parseDuration(argv['lease-ttl'] ?? '30s');
+    if (!leaseTtlMs || leaseTtlMs < 1000) throw new UsageError(`Invalid --lease-ttl "${argv['lease-ttl']}".`, 'Give a duration of at least 1s, e.g. 30s.');
     const res = new Resources();
     const shutdown = shutdownSignal((name) => log.info({ signal: name }, 'stopping capture: flushing and checkpointing'));
     try {
       const sourceClient = await res.connect('source', config, source);
       const store = await res.stateStore(config);
-      // Without flags, a migration's recorded resume point (initial-load / full-migrate) is where
-      // capture starts when it has no checkpoint yet: never "now" when earlier changes are owed.
-      if (!start.rt && !start.ct) {
-        const rp = (await store.getMigration(config.migrationId))?.resumePoint;
-        if (rp?.rt) start.rt = rp.rt;
-        else if (rp?.ct) start.ct = rp.ct;
-      }
       await runCapture({
         source: sourceClient,
         store,
@@ -74,7 +71,10 @@ export const captureCommand: CommandModule<object, CaptureArgs> = {
         rules: namespaceRules(config),
         kinesis: res.kinesis(config),
         streamName,
-        start,
+        // Without flags: the checkpoint, else the migration's recorded resume point (waited for
+        // when full-migrate has not recorded it yet), else now (plain CDC). See startPoint().
+        start: start.rt || start.ct ? start : undefined,
+        leaseTtlMs,
         checkpointEveryEvents: argv['checkpoint-every'],
         checkpointIntervalMs: intervalMs,
         signal: shutdown.signal,

@@ -1,5 +1,6 @@
 /**
- * Holds this process's shard leases (state store `shards` collection) for `migrator apply`.
+ * Holds this process's leases: apply's shard leases (state store `shards` collection) or capture's
+ * single lease (`capture_leases`, scope 'capture', one active capture per migration).
  *
  * - `tryAcquire(shardId)`: takes the shard's lease if it is free, expired (+ grace) or not yet
  *   ours; a lease already held is kept as is (re-acquiring would bump the epoch and invalidate the
@@ -17,9 +18,9 @@
  * marginMs + grace to complete before a new owner can start; the residual risk (a process frozen
  * between the fence and its write, or a write slower than that) is the one the store documents.
  */
-import type { ShardLease, StateStore } from '../state/store.js';
-import { leaseRemainingMs } from '../state/store.js';
-import { isTransientError } from './errors.js';
+import { isTransientError } from '../db/transient-errors.js';
+import type { LeaseScope, ShardLease, StateStore } from './store.js';
+import { leaseRemainingMs } from './store.js';
 
 export class LeaseLostError extends Error {
   override name = 'LeaseLostError';
@@ -39,6 +40,8 @@ export interface LeaseKeeperOptions {
   migrationId: string;
   /** Unique per process incarnation. */
   owner: string;
+  /** Which leases: apply's per-shard ones (default) or capture's. */
+  scope?: LeaseScope;
   ttlMs: number;
   /** Passed to acquireLease (default: the store's, 1 s). */
   graceMs?: number;
@@ -125,7 +128,7 @@ export class LeaseKeeper {
     const { store, migrationId, owner, ttlMs, graceMs } = this.options;
     let lease: ShardLease | null;
     try {
-      lease = await store.acquireLease(migrationId, shardId, owner, { ttlMs, graceMs });
+      lease = await store.acquireLease(migrationId, shardId, owner, { ttlMs, graceMs, scope: this.options.scope });
     } catch (err) {
       if (!isTransientError(err)) throw err;
       this.options.logger?.warn({ shardId, err: String(err) }, 'could not reach the state store to acquire a lease; will retry');
