@@ -262,6 +262,7 @@ export class StateStore {
     await this.checkSchemaVersion();
     await this.shards.createIndex({ migrationId: 1, shardId: 1 }, { unique: true, name: 'migration_shard' });
     await this.migrations.createIndex({ phase: 1 }, { name: 'phase' });
+    await this.captureLeases.createIndex({ migrationId: 1 }, { unique: true, name: 'migration' });
   }
 
   /**
@@ -456,10 +457,14 @@ export class StateStore {
 
   /** Gives the lease up (if still ours), so another process can take it without waiting. */
   async releaseLease(lease: ShardLease): Promise<boolean> {
-    const r = await this.leaseCollection(lease.scope).updateOne(
-      { _id: shardDocId(lease.migrationId, lease.shardId), 'lease.owner': lease.owner, 'lease.epoch': lease.epoch },
-      { $set: { 'lease.owner': null, 'lease.expiresAt': new Date(0) } },
-    );
+    const filter = { _id: shardDocId(lease.migrationId, lease.shardId), 'lease.owner': lease.owner, 'lease.epoch': lease.epoch };
+    if (lease.scope === 'capture') {
+      // The capture lease document holds nothing but the lease (no checkpoint, and its epoch
+      // fences nothing: capture checkpoints are monotonic on their own), so it goes: a capture that
+      // stopped, or failed on bad input, leaves the store as it found it.
+      return (await this.captureLeases.deleteOne(filter)).deletedCount === 1;
+    }
+    const r = await this.leaseCollection(lease.scope).updateOne(filter, { $set: { 'lease.owner': null, 'lease.expiresAt': new Date(0) } });
     return r.matchedCount === 1;
   }
 
