@@ -6,12 +6,17 @@ import { redactUri } from '../util/redact.js';
 
 export type Role = 'source' | 'target' | 'state store';
 
-export function clientOptions(e: EndpointConfig, timeoutMs: number): MongoClientOptions {
+export function clientOptions(e: EndpointConfig, timeoutMs: number, role?: Role): MongoClientOptions {
   const o: MongoClientOptions = {
     appName: 'migrator',
     serverSelectionTimeoutMS: timeoutMs,
     connectTimeoutMS: timeoutMs,
   };
+  // DURABLE BEFORE CHECKPOINTED: apply saves a checkpoint only after the target acknowledged its
+  // writes, so the acknowledgement must mean "survives a failover": majority (MongoDB < 5.0 and
+  // some services default to w:1, which a rollback can undo after the checkpoint moved past it).
+  // The same for the state store's checkpoints, leases and phase. A `w` in the URI is respected.
+  if ((role === 'target' || role === 'state store') && !uriSetsWriteConcern(e.uri)) o.writeConcern = { w: 'majority' };
   if (e.tls !== undefined) o.tls = e.tls;
   if (e.tlsCAFile) {
     o.tls = true;
@@ -20,6 +25,11 @@ export function clientOptions(e: EndpointConfig, timeoutMs: number): MongoClient
   if (e.tlsAllowInvalidHostnames !== undefined) o.tlsAllowInvalidHostnames = e.tlsAllowInvalidHostnames;
   if (e.retryWrites !== undefined) o.retryWrites = e.retryWrites;
   return o;
+}
+
+function uriSetsWriteConcern(uri: string): boolean {
+  const q = uri.indexOf('?');
+  return q >= 0 && /(^|&)(w|journal|wtimeoutMS)=/i.test(uri.slice(q + 1));
 }
 
 /** Classifies a driver failure to connect into one message a user can act on (no secrets). */
@@ -47,7 +57,7 @@ export function connectionFailure(role: Role, e: EndpointConfig, err: unknown, t
 export async function connect(role: Role, e: EndpointConfig, timeoutMs: number): Promise<MongoClient> {
   let client: MongoClient;
   try {
-    client = new MongoClient(e.uri, clientOptions(e, timeoutMs));
+    client = new MongoClient(e.uri, clientOptions(e, timeoutMs, role));
   } catch (err) {
     // The driver rejects malformed URIs and options synchronously.
     throw new MigratorError(
