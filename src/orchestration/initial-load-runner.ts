@@ -54,12 +54,17 @@ export async function runInitialLoad(p: InitialLoadInput): Promise<{ restored: n
   let restored = 0;
   // Progress writes are throttled: one per collection per second at most.
   const lastWrite = new Map<string, number>();
-  const writes: Promise<void>[] = [];
+  // Only the writes still in flight are held (a long load must not accumulate settled promises).
+  const writes = new Set<Promise<void>>();
   const persist = (ns: string, fields: Partial<LoadCollectionProgress>, force = false) => {
     const now = Date.now();
     if (!force && now - (lastWrite.get(ns) ?? 0) < 1000) return;
     lastWrite.set(ns, now);
-    writes.push(p.store.updateLoadProgress(p.migrationId, ns, fields).catch(() => undefined));
+    const w: Promise<void> = p.store
+      .updateLoadProgress(p.migrationId, ns, fields)
+      .catch(() => undefined)
+      .finally(() => writes.delete(w));
+    writes.add(w);
   };
   for (const job of jobs) {
     const targetToSource = new Map(job.collections.map((c) => [`${job.targetDb}.${p.rules.target({ db: job.sourceDb, coll: c }).coll}`, `${job.sourceDb}.${c}`]));
@@ -86,7 +91,7 @@ export async function runInitialLoad(p: InitialLoadInput): Promise<{ restored: n
     });
     restored += r.restored;
   }
-  await Promise.all(writes);
+  await Promise.all([...writes]);
   await p.store.finishLoad(p.migrationId);
   return { restored };
 }
