@@ -51,6 +51,7 @@ import { LeaseKeeper, LeaseLostError } from '../state/lease-keeper.js';
 import { backoffDelay, withRetry, type RetryPolicy } from './retry.js';
 import { ApplyWriter, type ApplyConflict, type ApplyResult, type ApplyStats } from './writer.js';
 import type { KeyFilterMode } from './plan.js';
+import { streamParams } from '../transport/stream-ref.js';
 
 export { LeaseLostError };
 
@@ -410,7 +411,7 @@ class ApplyRunner {
   private async preflight(): Promise<void> {
     const name = this.o.streamName;
     try {
-      const out = await this.o.kinesis.send(new DescribeStreamSummaryCommand({ StreamName: name }), { abortSignal: this.shutdown.signal });
+      const out = await this.o.kinesis.send(new DescribeStreamSummaryCommand(streamParams(name)), { abortSignal: this.shutdown.signal });
       const status = out.StreamDescriptionSummary?.StreamStatus;
       if (status !== 'ACTIVE' && status !== 'UPDATING') {
         throw new MigratorError(ExitCode.STREAM_FAILED, `Kinesis stream '${name}' is ${String(status)}, not ACTIVE.`, {

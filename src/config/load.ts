@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { UsageError } from '../util/errors.js';
 import { registerEnvSecrets, registerUriSecrets } from '../util/redact.js';
 import { FIELD_FLAGS, configSchema, type EndpointConfig, type MigratorConfig } from './schema.js';
+import { isStreamArn, parseStreamArn } from '../transport/stream-ref.js';
 
 export type { MigratorConfig, EndpointConfig };
 
@@ -40,6 +41,7 @@ export function resolveConfig(args: RawArgs): MigratorConfig {
     if (typeof uri === 'string') registerUriSecrets(uri);
   }
   registerEnvSecrets();
+  const arnRegion = (stream: unknown) => (typeof stream === 'string' ? parseStreamArn(stream)?.region : undefined);
 
   const raw = {
     source: endpoint(args, 'source'),
@@ -50,7 +52,8 @@ export function resolveConfig(args: RawArgs): MigratorConfig {
     kinesis: {
       stream: args['kinesis-stream'] || undefined,
       endpoint: args['kinesis-endpoint'] || undefined,
-      region: args.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || 'us-east-1',
+      // A stream ARN names its region: it is the default, and an explicit --region must agree.
+      region: args.region || arnRegion(args['kinesis-stream']) || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || 'us-east-1',
       http: args['kinesis-http'] ?? 'auto',
     },
     namespaces: { include: list(args.include), exclude: list(args.exclude), map: list(args.map) },
@@ -68,6 +71,19 @@ export function resolveConfig(args: RawArgs): MigratorConfig {
     throw new UsageError(`Invalid --${flag} (${env}): ${issue.message}.`);
   }
   const config = parsed.data;
+  const arn = config.kinesis.stream && isStreamArn(config.kinesis.stream) ? parseStreamArn(config.kinesis.stream) : undefined;
+  if (config.kinesis.stream && isStreamArn(config.kinesis.stream) && !arn) {
+    throw new UsageError(
+      `Invalid --kinesis-stream (MIGRATOR_KINESIS_STREAM): "${config.kinesis.stream}" is not a Kinesis stream ARN.`,
+      'Give a stream name, or an ARN like arn:aws:kinesis:eu-west-1:123456789012:stream/NAME.',
+    );
+  }
+  if (arn && config.kinesis.region !== arn.region) {
+    throw new UsageError(
+      `--region ${config.kinesis.region} does not match the region of the stream ARN (${arn.region}).`,
+      'Drop --region (the ARN names it) or give the ARN of a stream in that region.',
+    );
+  }
   for (const role of ['source', 'target', 'state'] as const) {
     const ca = config[role]?.tlsCAFile;
     if (ca && !existsSync(ca)) {

@@ -54,7 +54,7 @@ export const sharedOptions: Record<string, Options> = {
     default: 'default',
     describe: 'Names this migration in the state store; several can share one store',
   },
-  'kinesis-stream': { type: 'string', group: GROUPS.kinesis, describe: 'Kinesis data stream name; without it, full-migrate runs an embedded kinesis-local under --data-dir' },
+  'kinesis-stream': { type: 'string', group: GROUPS.kinesis, describe: 'Kinesis data stream name or ARN (another account); without it, full-migrate runs an embedded kinesis-local under --data-dir' },
   'kinesis-endpoint': {
     type: 'string',
     group: GROUPS.kinesis,

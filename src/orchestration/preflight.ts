@@ -6,6 +6,7 @@ import type { NamespaceRules } from '../source/namespace-filter.js';
 import { toolVersions, type ToolBinaries, type ToolVersions } from '../initial-load/tool-binaries.js';
 import { MigratorError, errorMessage } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
+import { streamParams } from '../transport/stream-ref.js';
 
 export interface PreflightProblem {
   check: string;
@@ -82,7 +83,7 @@ export async function runPreflight(p: PreflightInput): Promise<PreflightReport> 
 
   if (p.kinesis) {
     try {
-      const out = await p.kinesis.client.send(new DescribeStreamSummaryCommand({ StreamName: p.kinesis.streamName }));
+      const out = await p.kinesis.client.send(new DescribeStreamSummaryCommand(streamParams(p.kinesis.streamName)));
       const s = out.StreamDescriptionSummary;
       report.stream = { status: s?.StreamStatus, retentionHours: s?.RetentionPeriodHours, openShards: s?.OpenShardCount };
       if (s?.StreamStatus !== 'ACTIVE' && s?.StreamStatus !== 'UPDATING') {

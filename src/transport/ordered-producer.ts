@@ -73,6 +73,7 @@ import {
   type ShardMap,
 } from './shard-map.js';
 import { PUT_RECORDS_MAX_BYTES, PUT_RECORDS_MAX_RECORDS, describeStreamLimits } from './stream-limits.js';
+import { streamParams } from './stream-ref.js';
 
 export interface OrderedProducerOptions {
   client: KinesisClient;
@@ -772,7 +773,7 @@ export class OrderedProducer {
     let response;
     let callError: unknown;
     try {
-      response = await this.client.send(new PutRecordsCommand({ StreamName: this.streamName, Records: plans.map((p) => p.entry) }));
+      response = await this.client.send(new PutRecordsCommand({ ...streamParams(this.streamName), Records: plans.map((p) => p.entry) }));
       if ((response.Records?.length ?? 0) !== plans.length) {
         callError = new Error(`PutRecords returned ${response.Records?.length ?? 0} results for ${plans.length} records`);
       }
@@ -1019,8 +1020,8 @@ export class OrderedProducer {
         await this.client.send(
           new GetShardIteratorCommand(
             after !== undefined
-              ? { StreamName: this.streamName, ShardId: shardId, ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: after.toString() }
-              : { StreamName: this.streamName, ShardId: shardId, ShardIteratorType: 'TRIM_HORIZON' },
+              ? { ...streamParams(this.streamName), ShardId: shardId, ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: after.toString() }
+              : { ...streamParams(this.streamName), ShardId: shardId, ShardIteratorType: 'TRIM_HORIZON' },
           ),
         )
       ).ShardIterator;

@@ -15,6 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ListShardsCommand, type KinesisClient, type ListShardsCommandInput, type Shard } from '@aws-sdk/client-kinesis';
+import { streamParams } from './stream-ref.js';
 
 /** Largest hash key: 2^128 - 1. */
 export const MAX_HASH_KEY = (1n << 128n) - 1n;
@@ -90,7 +91,7 @@ export async function listAllShards(
   do {
     const input: ListShardsCommandInput = nextToken
       ? { NextToken: nextToken, MaxResults: options.pageSize }
-      : { StreamName: streamName, MaxResults: options.pageSize };
+      : { ...streamParams(streamName), MaxResults: options.pageSize };
     const out = await client.send(new ListShardsCommand(input), { abortSignal: options.signal });
     for (const s of out.Shards ?? []) shards.push(shardInfoFromSdk(s));
     nextToken = out.NextToken ?? undefined;

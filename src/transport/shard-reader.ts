@@ -30,6 +30,7 @@ import { backoffDelay, classifyError, errorName, sleep, type BackoffOptions } fr
 import type { HashKeyRange } from './shard-map.js';
 import { ShardRecordAssembler, type AssemblerStats } from './shard-record-assembler.js';
 import { GET_RECORDS_MAX_LIMIT, GET_RECORDS_MIN_INTERVAL_MS } from './stream-limits.js';
+import { streamParams } from './stream-ref.js';
 
 /** Default target of payload bytes per batch (see ShardReaderTuning.maxBatchPayloadBytes). */
 export const DEFAULT_MAX_BATCH_PAYLOAD_BYTES = 1024 * 1024;
@@ -199,8 +200,8 @@ export class ShardReader implements AsyncIterable<ShardBatch> {
       if (iterator === undefined) {
         const input: GetShardIteratorCommandInput =
           lastRead !== undefined
-            ? { StreamName: o.streamName, ShardId: o.shardId, ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: lastRead }
-            : { StreamName: o.streamName, ShardId: o.shardId, ShardIteratorType: 'TRIM_HORIZON' };
+            ? { ...streamParams(o.streamName), ShardId: o.shardId, ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: lastRead }
+            : { ...streamParams(o.streamName), ShardId: o.shardId, ShardIteratorType: 'TRIM_HORIZON' };
         try {
           const out = await o.client.send(new GetShardIteratorCommand(input), { abortSignal: signal });
           iterator = out.ShardIterator ?? undefined;

@@ -2,6 +2,7 @@
  * Kinesis Data Streams service limits the transport respects, and the per-stream max record size.
  */
 import { DescribeStreamSummaryCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
+import { streamParams } from './stream-ref.js';
 
 /** PutRecords: at most 500 records per call. */
 export const PUT_RECORDS_MAX_RECORDS = 500;
@@ -36,7 +37,7 @@ export async function describeStreamLimits(
   streamName: string,
   options: { signal?: AbortSignal } = {},
 ): Promise<StreamLimits> {
-  const out = await client.send(new DescribeStreamSummaryCommand({ StreamName: streamName }), {
+  const out = await client.send(new DescribeStreamSummaryCommand(streamParams(streamName)), {
     abortSignal: options.signal,
   });
   const summary = out.StreamDescriptionSummary;

@@ -245,6 +245,20 @@ const rows: Row[] = [
     problem: /^error: Invalid --region \(MIGRATOR_REGION\): expected an AWS region like us-east-1\.$/,
     fix: /like us-east-1/,
   },
+  {
+    name: 'stream ARN that is not one (arn: prefix, no stream/NAME)',
+    args: (s, db) => ['capture', '--source-uri', s.src.uri, ...stateArgs(s, db), '--kinesis-stream', 'arn:aws:kinesis:us-east-1:123456789012:ok'],
+    exit: ExitCode.USAGE,
+    problem: /^error: Invalid --kinesis-stream \(MIGRATOR_KINESIS_STREAM\): "arn:aws:kinesis:us-east-1:123456789012:ok" is not a Kinesis stream ARN\.$/,
+    fix: /arn:aws:kinesis:eu-west-1:123456789012:stream\/NAME/,
+  },
+  {
+    name: 'stream ARN of another region than --region',
+    args: (s, db) => ['apply', '--target-uri', s.tgt.uri, ...stateArgs(s, db), '--kinesis-stream', 'arn:aws:kinesis:eu-west-1:123456789012:stream/ok', '--region', 'us-east-1'],
+    exit: ExitCode.USAGE,
+    problem: /^error: --region us-east-1 does not match the region of the stream ARN \(eu-west-1\)\.$/,
+    fix: /Drop --region/,
+  },
   // ---- namespaces ------------------------------------------------------------------------------
   {
     name: 'include pattern with a $ in the collection name',

@@ -25,12 +25,6 @@ function duration(flag: string, value: string | undefined, fallbackMs: number, m
   return ms;
 }
 
-/** A stream ARN (arn:aws:kinesis:REGION:ACCOUNT:stream/NAME) → NAME; the transport reads by name. */
-export function streamNameOf(stream: string): string {
-  const m = /^arn:aws[a-z-]*:kinesis:[^:]*:\d*:stream\/(.+)$/.exec(stream);
-  return m ? m[1]! : stream;
-}
-
 function formatStatus(s: ApplyStatus, stopReason: string): string {
   const t = s.totals;
   const lines = [
@@ -71,7 +65,7 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
   handler: async (argv) => {
     const { config, log } = commandContext(argv as never);
     const targetEndpoint = requireEndpoint(config, 'target');
-    const stream = streamNameOf(requireStream(config));
+    const stream = requireStream(config);
     const leaseTtlMs = duration('lease-ttl', argv['lease-ttl'], 30_000, 1_000);
     const conflictRetryLimitMs = duration('conflict-retry-limit', argv['conflict-retry-limit'], 60_000, 0);
     const statusIntervalMs = duration('progress-interval', argv['progress-interval'], 10_000, 100);
