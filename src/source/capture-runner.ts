@@ -50,6 +50,8 @@ export interface CaptureOptions {
   leaseTtlMs?: number;
   /** Lease owner id, unique per process incarnation (default: host, pid and random). */
   ownerId?: string;
+  /** How long a stop flushes what was handed to Kinesis before giving up on the rest (default 5 s). */
+  stopFlushMs?: number;
   /** Save the checkpoint after this many events (default 1000)… */
   checkpointEveryEvents?: number;
   /** …or this often (default 1 s), whichever comes first. */
@@ -73,6 +75,8 @@ export interface CaptureProgress {
 }
 
 const DEFAULT_CAPTURE_LEASE_TTL_MS = 30_000;
+/** How long a stopping capture flushes to Kinesis (docker stop's default grace is 10 s). */
+const STOP_FLUSH_MS = 5_000;
 const CAPTURE_LEASE_ID = 'capture';
 
 const HISTORY_LOST_CODES = new Set([286, 136, 280]);
@@ -253,6 +257,7 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
   const from = saved ? `the checkpoint (${describeStart(startOpts)})` : describeStart(startOpts);
 
   let producer: OrderedProducer;
+  let stopping = false;
   /** A fatal producer error (e.g. the stream was deleted) stops the read loop at once. */
   let producerFailure: unknown;
   try {
@@ -268,6 +273,7 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
       maxBufferedBytes: o.maxBufferedBytes,
       onRetry: (r) => o.log.debug({ ...r }, 'kinesis retry'),
       onError: (err) => {
+        if (stopping) return; // our own abort of a slow flush
         producerFailure = err;
         void stream?.close().catch(() => undefined);
       },
@@ -398,8 +404,18 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
         void save();
       }
     }
-    // Graceful stop: everything handed over becomes durable, then the final checkpoint.
-    await producer.close();
+    // Graceful stop: what was handed over is flushed, for at most STOP_FLUSH_MS (a stop must end
+    // within a container's grace period even with a large backlog or a throttled stream); what is
+    // not durable by then is not checkpointed and is read again from the source on restart.
+    stopping = true;
+    const flushed = await Promise.race([
+      producer.close().then(() => true, () => false),
+      new Promise<boolean>((r) => setTimeout(() => r(false), o.stopFlushMs ?? STOP_FLUSH_MS).unref()),
+    ]);
+    if (!flushed) {
+      producer.abort('capture stopping');
+      o.log.warn({ flushMs: o.stopFlushMs ?? STOP_FLUSH_MS }, 'stopping without flushing everything: the rest is re-read from the source on restart');
+    }
     await save();
     o.log.info({ events: progress.events }, 'capture stopped');
     return progress;

@@ -454,6 +454,15 @@ export class OrderedProducer {
     }
   }
 
+  /**
+   * Gives up on everything not yet durable: pending and future sends and flushes reject, timers
+   * stop; a PutRecords call already in flight completes on its own. For a bounded stop, after
+   * `close()` took too long: the caller checkpoints only what became durable.
+   */
+  abort(reason = 'producer aborted'): void {
+    this.fail(new ProducerClosedError(reason));
+  }
+
   /** Reloads the shard map now (e.g. after an external reshard), with the same barrier as automatic refreshes. */
   refreshShardMap(): void {
     this.needsRefresh = true;

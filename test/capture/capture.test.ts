@@ -4,6 +4,9 @@ import { Binary, BSON, Decimal128, Double, Int32, Long, MaxKey, MinKey, MongoCli
 import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
 import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
 import { readStreamEnvelopes } from '../support/stream-contents.js';
+import { startKinesisFaultProxy } from '../support/kinesis-fault-proxy.js';
+import { KINESIS_LOCAL_REGION } from '../support/kinesis-local.js';
+import { createKinesisClient } from '../../src/transport/kinesis-client.js';
 import { runCapture } from '../../src/source/capture-runner.js';
 import { NamespaceRules } from '../../src/source/namespace-filter.js';
 import { StateStore } from '../../src/state/store.js';
@@ -209,5 +212,44 @@ describe('capture: change stream → Kinesis', () => {
     }
     assert.equal(perDoc.size, 50);
     for (const [k, ops] of perDoc) assert.deepEqual(ops.filter((op, i) => ops.indexOf(op) === i), ['insert', 'update', 'delete'], k);
+  });
+  test('a stop with a throttled stream ends after the flush deadline, checkpoints only what Kinesis took; a rerun delivers the rest', async () => {
+    const stream = kinesis.uniqueStreamName('cap-stop');
+    await kinesis.createStream(stream, 1);
+    const proxy = await startKinesisFaultProxy(kinesis.endpoint, () => 0); // rand 0: every fault fires
+    const client = createKinesisClient({ endpoint: proxy.endpoint, region: KINESIS_LOCAL_REGION, httpHandler: 'http1' });
+    const migrationId = 'cap-stop';
+    const rules = new NamespaceRules({ include: ['stop.*'] });
+    try {
+      const cap = startCapture({ source: src, store, migrationId, rules, kinesis: client, streamName: stream, stopFlushMs: 1000 });
+      await waitUntil(async () => (await store.getCaptureCheckpoint(migrationId)) !== null, 20_000, 'the change stream to open');
+      const before = (await store.getCaptureCheckpoint(migrationId))!.ct;
+      proxy.set({ throttleRate: 1, throttleOps: ['PutRecords'] });
+      for (let i = 0; i < 20; i++) await src.db('stop').collection<AnyDoc>('items').insertOne({ _id: i });
+      await new Promise((r) => setTimeout(r, 500));
+      const t0 = performance.now();
+      const stopped = await cap.stop();
+      const ms = performance.now() - t0;
+      assert.ok(ms < 8000, `stopped after ${Math.round(ms)} ms (flush deadline 1 s, well inside a 10 s grace period)`);
+      assert.equal(stopped.events, 20, 'the events were handed to the producer');
+      const after = (await store.getCaptureCheckpoint(migrationId))!.ct;
+      const firstWrite = (await src.db('stop').collection<AnyDoc>('items').find().toArray()).length;
+      assert.equal(firstWrite, 20);
+      assert.ok(after.compare(before) >= 0);
+      const inStream = [...(await readStreamEnvelopes(kinesis.client, stream)).values()].flat().filter((e) => e.ns.coll === 'items');
+      assert.equal(inStream.length, 0, 'nothing reached the stream while every PutRecords was throttled');
+
+      // The checkpoint did not cover the unsent events: a rerun (stream healthy) sends them all.
+      proxy.set({});
+      const again = startCapture({ source: src, store, migrationId, rules, kinesis: client, streamName: stream });
+      const lastOp = (await src.db('stop').command({ insert: 'sentinel', documents: [{ _id: 'last' }] })).operationTime as Timestamp;
+      await waitUntil(async () => (await store.getCaptureCheckpoint(migrationId))!.ct.compare(lastOp) >= 0, 30_000, 'the rerun to catch up');
+      await again.stop();
+      const ids = [...(await readStreamEnvelopes(kinesis.client, stream)).values()].flat().filter((e) => e.ns.coll === 'items').map((e) => Number(e.key?._id));
+      assert.deepEqual([...new Set(ids)].sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i), 'all 20 inserts delivered after the rerun');
+    } finally {
+      client.destroy();
+      await proxy.stop();
+    }
   });
 });
