@@ -33,6 +33,7 @@ export class Supervised {
           reject: false,
           stdin: 'ignore',
           env: { CI: 'true' },
+          forceKillAfterDelay: 10_000, // docker stop's grace period
         });
         const r = await this.proc;
         this.lastResult = r;
