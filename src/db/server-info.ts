@@ -1,5 +1,6 @@
 import type { MongoClient } from 'mongodb';
 import { errorMessage } from '../util/errors.js';
+import { isTransientError } from './transient-errors.js';
 
 export type Topology = 'replicaSet' | 'sharded' | 'standalone';
 
@@ -47,6 +48,8 @@ async function probeChangeStream(client: MongoClient, topology: Topology): Promi
     await stream.tryNext();
     return { usable: true };
   } catch (err) {
+    // A failover or a dropped connection says nothing about change streams: the caller retries.
+    if (isTransientError(err)) throw err;
     const msg = errorMessage(err);
     const reason = /modifyChangeStreams|not enabled/i.test(msg)
       ? 'change streams are not enabled (DocumentDB: run modifyChangeStreams, or pass --enable-change-streams)'

@@ -7,6 +7,7 @@ import { toolVersions, type ToolBinaries, type ToolVersions } from '../initial-l
 import { MigratorError, errorMessage } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
 import { streamParams } from '../transport/stream-ref.js';
+import { retryTransient } from '../db/transient-retry.js';
 
 export interface PreflightProblem {
   check: string;
@@ -45,15 +46,18 @@ export interface PreflightInput {
  * Preflight: every check runs, and all problems are reported together with their remedy, so an
  * operator fixes them in one round instead of one failed start at a time.
  */
+/** A database failing over during preflight is waited out (briefly), not reported as a problem to fix. */
+const PREFLIGHT_RETRY = { retryForMs: 20_000 };
+
 export async function runPreflight(p: PreflightInput): Promise<PreflightReport> {
   const report: PreflightReport = { namespaces: [], problems: [] };
   const problem = (check: string, text: string, remedy: string) => report.problems.push({ check, problem: text, remedy });
 
   try {
-    report.source = await describeServer(p.source, p.sourceUri);
+    report.source = await retryTransient('source', () => describeServer(p.source, p.sourceUri), PREFLIGHT_RETRY);
     if (!report.source.changeStreams.usable && report.source.flavor === 'documentdb' && p.enableChangeStreams) {
       await p.source.db('admin').command({ modifyChangeStreams: 1, database: '', collection: '', enable: true });
-      report.source = await describeServer(p.source, p.sourceUri);
+      report.source = await retryTransient('source', () => describeServer(p.source, p.sourceUri), PREFLIGHT_RETRY);
     }
     if (!report.source.changeStreams.usable) {
       problem(
@@ -68,7 +72,7 @@ export async function runPreflight(p: PreflightInput): Promise<PreflightReport> 
     problem('source', errorMessage(err), 'Check the source user has clusterMonitor (buildInfo, hello) and read privileges.');
   }
   try {
-    report.target = await describeServer(p.target, p.targetUri);
+    report.target = await retryTransient('target', () => describeServer(p.target, p.targetUri), PREFLIGHT_RETRY);
   } catch (err) {
     problem('target', errorMessage(err), 'Check the target user can run buildInfo and hello.');
   }
@@ -106,7 +110,7 @@ export async function runPreflight(p: PreflightInput): Promise<PreflightReport> 
   }
 
   try {
-    report.namespaces = await listSourceNamespaces(p.source, p.rules, new Set([p.stateDb]));
+    report.namespaces = await retryTransient('namespaces', () => listSourceNamespaces(p.source, p.rules, new Set([p.stateDb])), PREFLIGHT_RETRY);
     if (report.namespaces.length === 0) {
       problem(
         'namespaces',

@@ -10,15 +10,7 @@
  * Cursor reads go through {@link retryTransient} at their call sites.
  */
 import type { Collection, Document } from 'mongodb';
-import { isTransientError } from '../db/transient-errors.js';
-
-export interface TransientRetryPolicy {
-  /** Give up (rethrow the last error) after this long; default 60 s. */
-  retryForMs?: number;
-  /** First delay; doubles up to 2 s. Default 100 ms. */
-  baseDelayMs?: number;
-  onRetry?: (what: string, attempt: number, err: unknown) => void;
-}
+import { retryTransient, type TransientRetryPolicy } from '../db/transient-retry.js';
 
 const RETRIED_METHODS = new Set([
   'findOne',
@@ -33,21 +25,6 @@ const RETRIED_METHODS = new Set([
   'countDocuments',
   'createIndex',
 ]);
-
-export async function retryTransient<T>(what: string, fn: () => Promise<T>, policy: TransientRetryPolicy = {}): Promise<T> {
-  const deadline = Date.now() + (policy.retryForMs ?? 60_000);
-  let delay = policy.baseDelayMs ?? 100;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (!isTransientError(err) || Date.now() + delay > deadline) throw err;
-      policy.onRetry?.(what, attempt, err);
-      await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random() / 2)));
-      delay = Math.min(delay * 2, 2_000);
-    }
-  }
-}
 
 /** `coll` with its single-shot operations retried on transient errors (see the module comment). */
 export function resilientCollection<T extends Document>(coll: Collection<T>, policy: TransientRetryPolicy = {}): Collection<T> {

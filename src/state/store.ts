@@ -41,7 +41,8 @@ import { DEFAULT_STATE_DB } from '../source/namespace-filter.js';
 import { redactText } from '../util/redact.js';
 import { MigratorError } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
-import { resilientCollection, retryTransient, type TransientRetryPolicy } from './resilient-collection.js';
+import { retryTransient, type TransientRetryPolicy } from '../db/transient-retry.js';
+import { resilientCollection } from './resilient-collection.js';
 
 export { DEFAULT_STATE_DB };
 

@@ -1,0 +1,54 @@
+// Preflight against emulators: a source failing over while it is checked is waited out, not
+// reported as a problem for the operator to fix; a real problem still is.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MongoClient } from 'mongodb';
+import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { runPreflight } from '../../src/orchestration/preflight.js';
+import { NamespaceRules } from '../../src/source/namespace-filter.js';
+
+describe('preflight', () => {
+  let source: MongoEmulator;
+  let target: MongoEmulator;
+  let src: MongoClient;
+  let dst: MongoClient;
+  before(async () => {
+    [source, target] = await Promise.all([startMongoEmulator(), startMongoEmulator()]);
+    src = new MongoClient(source.uri, { appName: 'migrator' });
+    dst = new MongoClient(target.uri, { appName: 'migrator' });
+    await src.db('shop').collection('items').insertOne({ x: 1 });
+  });
+  after(async () => {
+    await Promise.all([src.close(), dst.close()]);
+    await Promise.all([source.stop(), target.stop()]);
+  });
+
+  const run = () =>
+    runPreflight({
+      source: src,
+      sourceUri: source.uri,
+      target: dst,
+      targetUri: target.uri,
+      rules: new NamespaceRules({}),
+      stateDb: 'migrator_state',
+      requireEmptyTarget: true,
+      enableChangeStreams: false,
+    });
+  const failPoint = (mode: unknown, data: object) => src.db('admin').command({ configureFailPoint: 'failCommand', mode, data: { appName: 'migrator', ...data } });
+
+  test('transient errors during the checks (change-stream probe, listing) are retried, not reported', async () => {
+    await failPoint({ times: 3 }, { failCommands: ['aggregate', 'listDatabases'], errorCode: 91 });
+    const report = await run();
+    assert.deepEqual(report.problems, []);
+    assert.equal(report.source?.changeStreams.usable, true);
+    assert.deepEqual(report.namespaces.map((n) => `${n.db}.${n.coll}`), ['shop.items']);
+  });
+
+  test('a non-transient failure of the change-stream probe is a problem with its remedy', async () => {
+    await failPoint({ times: 1 }, { failCommands: ['aggregate'], errorCode: 13, errmsg: 'not authorized' });
+    const report = await run();
+    assert.equal(report.problems.length, 1, JSON.stringify(report.problems));
+    assert.equal(report.problems[0]!.check, 'source change streams');
+    assert.match(report.problems[0]!.remedy, /changeStream and find privileges/);
+  });
+});
