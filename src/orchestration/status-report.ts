@@ -48,6 +48,7 @@ import type {
   MigrationDoc,
   MigrationPhase,
   ShardDoc,
+  ShardLease,
   StateStore,
 } from '../state/store.js';
 import { loadNs } from '../state/store.js';
@@ -66,7 +67,7 @@ export interface StatusInputs {
   shards: ShardDoc[];
   cutover: CutoverDoc | null;
   /** The capture lease (which process is the active capture), when one was ever taken. */
-  captureLease?: ShardDoc | null;
+  captureLease?: ShardLease | null;
 }
 
 export interface ClusterTimeJson {
@@ -377,8 +378,8 @@ export function buildStatusReport(inputs: StatusInputs, now: Date = new Date()):
         lastEventAt: capLastEventMs !== undefined && capLastEventMs > 0 ? new Date(capLastEventMs).toISOString() : null,
         clusterTime: clusterTime(cap.ct),
         checkpointAt: iso(cap.updatedAt),
-        leaseOwner: inputs.captureLease?.lease.owner ?? null,
-        leaseActive: Boolean(inputs.captureLease?.lease.owner && inputs.captureLease.lease.expiresAt.getTime() > nowMs),
+        leaseOwner: inputs.captureLease?.owner ?? null,
+        leaseActive: Boolean(inputs.captureLease && inputs.captureLease.expiresAt.getTime() > nowMs),
       }
     : null;
   const appliedEvents = shards.reduce((n, s) => n + s.events, 0);
@@ -557,7 +558,7 @@ export async function readStatusInputs(store: StateStore, id: string): Promise<S
     store.getCaptureCheckpoint(id),
     store.listShards(id),
     store.getCutover(id),
-    store.captureLeases.findOne({ migrationId: id }),
+    store.getCaptureLease(id),
   ]);
   return { migration, capture, shards, cutover, captureLease };
 }

@@ -4,6 +4,7 @@ import { LeaseKeeper } from '../state/lease-keeper.js';
 import { defaultOwnerId, isDeadLocalOwner } from '../state/lease-owner.js';
 import type { StateStore } from '../state/store.js';
 import { createOrderedProducer, type OrderedProducer } from '../transport/ordered-producer.js';
+import { sleep } from '../transport/kinesis-retry.js';
 import { describeStreamLimits } from '../transport/stream-limits.js';
 import { MigratorError, errorMessage } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
@@ -181,7 +182,7 @@ export async function runCapture(o: CaptureOptions): Promise<CaptureProgress> {
       if (await freeDeadLocalLease(o.store, o.migrationId)) continue;
       if (!standbyLogged) o.log.info({ ttlMs }, 'another capture process holds the capture lease: standing by');
       standbyLogged = true;
-      await sleepUnlessAborted(Math.min(1000, ttlMs / 3), o.signal);
+      await sleep(Math.min(1000, ttlMs / 3), o.signal);
       continue;
     }
     standbyLogged = false;
@@ -199,26 +200,8 @@ export async function runCapture(o: CaptureOptions): Promise<CaptureProgress> {
 }
 
 async function freeDeadLocalLease(store: StateStore, migrationId: string): Promise<boolean> {
-  const doc = await store.captureLeases.findOne({ migrationId, shardId: CAPTURE_LEASE_ID });
-  const owner = doc?.lease.owner;
-  if (!owner || !isDeadLocalOwner(owner)) return false;
-  const r = await store.captureLeases.updateOne(
-    { _id: doc._id, 'lease.owner': owner, 'lease.epoch': doc.lease.epoch },
-    { $set: { 'lease.owner': null, 'lease.expiresAt': new Date(0) } },
-  );
-  return r.modifiedCount === 1;
-}
-
-async function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
-  await new Promise<void>((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
+  const lease = await store.getCaptureLease(migrationId);
+  return Boolean(lease && isDeadLocalOwner(lease.owner) && (await store.releaseLease(lease)));
 }
 
 /**
@@ -236,7 +219,7 @@ async function startPoint(o: CaptureOptions): Promise<CaptureStart | undefined> 
     if (m.resumePoint) return m.resumePoint.rt ? { rt: m.resumePoint.rt } : { ct: m.resumePoint.ct };
     if (!logged) o.log.info({ phase: m.phase }, 'waiting for full-migrate to record the resume point');
     logged = true;
-    await sleepUnlessAborted(500, o.signal);
+    await sleep(500, o.signal);
   }
   return undefined;
 }

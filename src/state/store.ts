@@ -456,6 +456,12 @@ export class StateStore {
     return doc ? this.toLease(doc, lease.ttlMs, lease.scope) : null;
   }
 
+  /** The capture lease currently recorded for the migration (held or not), or null. */
+  async getCaptureLease(migrationId: string): Promise<ShardLease | null> {
+    const doc = await this.captureLeases.findOne({ migrationId });
+    return doc?.lease.owner ? this.toLease(doc, 0, 'capture') : null; // a view to release or report, not to renew
+  }
+
   /** Gives the lease up (if still ours), so another process can take it without waiting. */
   async releaseLease(lease: ShardLease): Promise<boolean> {
     const filter = { _id: shardDocId(lease.migrationId, lease.shardId), 'lease.owner': lease.owner, 'lease.epoch': lease.epoch };

@@ -407,7 +407,7 @@ async function freeLeases(o: RestartFromTargetOptions): Promise<number> {
     { $set: { 'lease.owner': null, 'lease.expiresAt': new Date(0) } },
   );
   // The capture lease of the dead run too (the data-dir lock says no other process uses it).
-  await o.store.captureLeases.updateMany({ migrationId: o.migrationId }, { $set: { 'lease.owner': null, 'lease.expiresAt': new Date(0) } });
+  await o.store.captureLeases.deleteMany({ migrationId: o.migrationId });
   return r.modifiedCount;
 }
 
