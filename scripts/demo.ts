@@ -39,6 +39,7 @@ import { startFerretDB } from '../test/support/ferretdb.js';
 import { ensureGoTools, goToolPath, type GoTool } from '../test/support/go-tools.js';
 import { startKinesisLocal } from '../test/support/kinesis-local.js';
 import { startMongoEmulator } from '../test/support/mongo-emulator/index.js';
+import { prng } from '../test/support/prng.js';
 
 // The AWS SDK (kinesis-local's client runs in this process) warns under Node 20 that its releases
 // of 2027 will need Node 22: noise in a demo. Every other warning is still printed.
@@ -212,18 +213,6 @@ const CATALOG: Record<string, string[]> = {
 const STYLES = ['Classic', 'Compact', 'Deluxe', 'Eco', 'Nordic', 'Pro', 'Smart', 'Vintage'];
 const MATERIALS = ['steel', 'oak', 'bamboo', 'ceramic', 'cotton', 'glass', 'recycled'];
 const REVIEWS = ['Does the job.', 'Great value.', 'Arrived quickly.', 'Smaller than expected.', 'Would buy again!'];
-
-/** Deterministic random numbers (mulberry32): every run writes the same kind of data. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type WriteKind = 'insert' | 'price' | 'review' | 'delete' | 'order';
 /** The workload's mix of writes, by weight. */
