@@ -7,7 +7,7 @@ import type { ServerInfo } from '../db/server-info.js';
 import { runApply, defaultOwnerId, type ApplyStatus } from '../apply/apply-runner.js';
 import { MARKER_COLLECTION, runCapture, type CaptureProgress } from '../source/capture-runner.js';
 import type { NamespaceRules } from '../source/namespace-filter.js';
-import type { MigrationDoc, MigrationPhase, StateStore } from '../state/store.js';
+import { LOAD_PHASES, phaseBeforeFailure, type MigrationDoc, type MigrationPhase, type StateStore } from '../state/store.js';
 import { listAllShards } from '../transport/shard-map.js';
 import type { LoadOptions } from '../initial-load/dump-restore-plan.js';
 import type { ToolBinaries } from '../initial-load/tool-binaries.js';
@@ -45,7 +45,6 @@ export interface FullMigrationInput {
   leaseTtlMs?: number;
 }
 
-const LOAD_PHASES: MigrationPhase[] = ['CREATED', 'INITIAL_LOAD'];
 /** How far behind the stream's tip apply may be and still count as caught up. */
 const READY_LAG_MS = 2_000;
 
@@ -91,7 +90,7 @@ export class FullMigration {
           hint: 'Start over with a new --migration-id (and --drop): the changes since the resume point cannot be recovered.',
         });
       }
-      const resumeAt = m.lastError?.phase && m.lastError.phase !== 'FAILED' ? m.lastError.phase : 'CREATED';
+      const resumeAt = phaseBeforeFailure(m);
       await s.setPhase(this.p.migrationId, resumeAt);
       await s.clearError(this.p.migrationId);
       m = (await s.getMigration(this.p.migrationId))!;

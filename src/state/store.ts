@@ -96,6 +96,24 @@ export interface LoadState {
   collections: Record<string, LoadCollectionProgress>;
 }
 
+/** Phases in which the initial load may still (re)write the target. */
+export const LOAD_PHASES: readonly MigrationPhase[] = ['CREATED', 'INITIAL_LOAD'];
+
+/**
+ * The phase a migration was in before it FAILED (its own phase otherwise): where a rerun resumes
+ * and what apply's load gate judges. Taken from `lastError.phase`; a missing or meaningless one
+ * (older documents, or an error recorded while already FAILED) is inferred from the recorded
+ * progress — never a bare CREATED for a migration that has loaded, which would reload it.
+ */
+export function phaseBeforeFailure(m: Pick<MigrationDoc, 'phase' | 'lastError' | 'load' | 'resumePoint'>): MigrationPhase {
+  if (m.phase !== 'FAILED') return m.phase;
+  const p = m.lastError?.phase;
+  if (p && p !== 'FAILED') return p;
+  if (m.load?.finishedAt) return 'CATCHING_UP';
+  if (m.load || m.resumePoint) return 'INITIAL_LOAD';
+  return 'CREATED';
+}
+
 /** Field-name-safe key for a namespace inside `load.collections`. */
 export const loadKey = (ns: string) => ns.replace(/\./g, '\u2024');
 export const loadNs = (key: string) => key.replace(/\u2024/g, '.');
@@ -337,7 +355,10 @@ export class StateStore {
     // Status output shows this text: it must hold no secret.
     const message = redactText(error instanceof Error ? error.message : String(error));
     const exitCode = (error as { exitCode?: unknown })?.exitCode;
-    const lastError: MigrationDoc['lastError'] = { message, at: this.now(), phase: m?.phase ?? 'CREATED' };
+    // INVARIANT: lastError.phase is never FAILED — an error recorded while the migration is
+    // already FAILED (apply failing beside a failed orchestrator) keeps the phase it failed in;
+    // a rerun resumes there, and apply's load gate reads it.
+    const lastError: MigrationDoc['lastError'] = { message, at: this.now(), phase: m ? phaseBeforeFailure(m) : 'CREATED' };
     if (typeof exitCode === 'number') lastError.exitCode = exitCode;
     await this.migrations.updateOne({ _id: id }, { $set: { lastError, updatedAt: this.now() } });
   }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { MongoClient, Timestamp } from 'mongodb';
 import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
-import { STATE_SCHEMA_VERSION, StateStore, leaseRemainingMs, sequenceKey } from '../../src/state/store.js';
+import { STATE_SCHEMA_VERSION, StateStore, leaseRemainingMs, phaseBeforeFailure, sequenceKey } from '../../src/state/store.js';
 
 const pos = (t: number, i = 1) => ({ ct: new Timestamp({ t, i }), rt: { _data: `82${t.toString(16).toUpperCase().padStart(8, '0')}${i.toString(16).toUpperCase().padStart(8, '0')}04` } });
 
@@ -131,6 +131,18 @@ describe('StateStore (emulator)', { timeout: 60_000 }, () => {
     assert.equal(after!.epoch, 2);
     assert.equal(after!.shardEnded, true);
     assert.equal(await store.getApplyCheckpoint('m2', 'no-such-shard'), null);
+  });
+
+  it('a FAILED migration resumes where it failed; with no usable record of that, where its progress says — never a reload after the load', () => {
+    const at = new Date();
+    const failed = (extra: object) => phaseBeforeFailure({ phase: 'FAILED', ...extra });
+    assert.equal(phaseBeforeFailure({ phase: 'CATCHING_UP' }), 'CATCHING_UP');
+    assert.equal(failed({ lastError: { message: 'x', at, phase: 'READY_FOR_CUTOVER' } }), 'READY_FOR_CUTOVER');
+    const loaded = { load: { attempt: 1, startedAt: at, finishedAt: at, collections: {} } };
+    assert.equal(failed({ lastError: { message: 'x', at, phase: 'FAILED' }, ...loaded }), 'CATCHING_UP');
+    assert.equal(failed({ load: { attempt: 1, startedAt: at, collections: {} } }), 'INITIAL_LOAD');
+    assert.equal(failed({ resumePoint: { ct: new Timestamp({ t: 1, i: 1 }), takenAt: at } }), 'INITIAL_LOAD');
+    assert.equal(failed({}), 'CREATED');
   });
 
   it('orders Kinesis sequence numbers numerically', () => {
