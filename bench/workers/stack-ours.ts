@@ -70,6 +70,7 @@ const startCapture = () => {
     kinesis,
     streamName: a.stream,
     start: a.startToken ? { rt: BSON.EJSON.parse(a.startToken) as Document } : undefined,
+    cdcOnly: true,
     signal: captureAbort.signal,
     log,
   });
@@ -83,6 +84,7 @@ const startApply = () => {
     kinesis,
     streamName: a.stream,
     ownerId: `bench-${process.pid}`,
+    cdcOnly: true,
     logger: log,
     signal: applyAbort.signal,
     statusIntervalMs: 50,

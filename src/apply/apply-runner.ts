@@ -36,7 +36,7 @@ import {
   type EventPosition,
 } from '../source/change-envelope.js';
 import type { NamespaceRules } from '../source/namespace-filter.js';
-import type { Counters, MigrationDoc, MigrationPhase, StateStore } from '../state/store.js';
+import { LOAD_PHASES, phaseBeforeFailure, type Counters, type MigrationDoc, type StateStore } from '../state/store.js';
 import { classifyError, errorName } from '../transport/kinesis-retry.js';
 import { listAllShards } from '../transport/shard-map.js';
 import type { ShardBatch, ShardCheckpoint, ShardReaderTuning } from '../transport/shard-reader.js';
@@ -177,6 +177,8 @@ export interface ApplyRunnerOptions {
    * read has been applied by THIS process (shards held by others keep it waiting).
    */
   stopWhenCaughtUp?: boolean;
+  /** Plain CDC: no full migration behind this id, so no migration document to wait for (see waitForInitialLoad). */
+  cdcOnly?: boolean;
   /** How long a batch with unresolved duplicate-key conflicts is retried (default 60 s). */
   conflictRetryLimitMs?: number;
   /** Backoff between conflict retries (default 100 ms doubling up to 5 s, jittered). */
@@ -274,8 +276,6 @@ export async function runApply(options: ApplyRunnerOptions): Promise<ApplyRunRes
   return runner.run();
 }
 
-/** Phases in which the initial load may still (re)write the target (see waitForInitialLoad). */
-const LOAD_PHASES: readonly MigrationPhase[] = ['CREATED', 'INITIAL_LOAD'];
 const LOAD_GATE_POLL_MS = 1000;
 
 class ApplyRunner {
@@ -320,13 +320,21 @@ class ApplyRunner {
     else outer?.addEventListener('abort', onAbort, { once: true });
     let statusTimer: NodeJS.Timeout | undefined;
     let failed = false;
+    try {
+      // The stream is checked first: a wrong stream is reported at once, not after the load.
+      await this.preflight();
+    } catch (err) {
+      outer?.removeEventListener('abort', onAbort);
+      const e = this.toMigratorError(err);
+      await this.o.store.recordError(this.o.migrationId, e).catch(() => undefined);
+      throw e;
+    }
     if (!(await this.waitForInitialLoad())) {
       outer?.removeEventListener('abort', onAbort);
       return { stopReason: 'interrupted', status: this.status() };
     }
     this.keeper.start();
     try {
-      await this.preflight();
       statusTimer = setInterval(() => this.reportStatus(), this.o.statusIntervalMs ?? DEFAULT_STATUS_INTERVAL_MS);
       statusTimer.unref?.();
       while (!this.shutdown.signal.aborted && this.stopReason === undefined) {
@@ -363,18 +371,28 @@ class ApplyRunner {
    * finished. A change applied before mongorestore copied its document would be undone by the
    * copy (a delete applied, then the dumped document restored: an extra document forever), and a
    * reload after a crash drops the collections apply had written to while its checkpoints stay
-   * ahead. So an `apply` started next to `full-migrate` (its own container) waits here until the
-   * phase has left CREATED/INITIAL_LOAD. A migration id without a migration document is plain CDC
-   * (`capture` + `apply` only): no load to wait for. Returns false when stopped while waiting.
+   * ahead; it would also make full-migrate's preflight find a non-empty target. So an `apply`
+   * started next to `full-migrate` (its own container) waits here until the phase has left
+   * CREATED/INITIAL_LOAD — and, when it starts first, until full-migrate has created the
+   * migration at all. Only `cdcOnly` (plain CDC: `capture` + `apply`, no load) applies without a
+   * migration document. Returns false when stopped while waiting.
    */
   private async waitForInitialLoad(): Promise<boolean> {
-    const loading = (m: MigrationDoc | null): boolean =>
-      Boolean(m) && (LOAD_PHASES.includes(m!.phase) || (m!.phase === 'FAILED' && LOAD_PHASES.includes(m!.lastError?.phase ?? 'CREATED')));
+    const loading = (m: MigrationDoc | null): boolean => (m ? LOAD_PHASES.includes(phaseBeforeFailure(m)) : !this.o.cdcOnly);
     let logged = false;
     while (!this.shutdown.signal.aborted) {
       const m = await this.o.store.getMigration(this.o.migrationId);
       if (!loading(m)) return true;
-      if (!logged) this.log.info({ phase: m!.phase }, 'waiting for the initial load to finish before applying changes');
+      if (!logged) {
+        if (m) this.log.info({ phase: m.phase }, 'waiting for the initial load to finish before applying changes');
+        else {
+          this.log.info(
+            { migrationId: this.o.migrationId },
+            'waiting for full-migrate or initial-load to create the migration and finish its initial load ' +
+              '(for a change stream without a full migration pass --cdc-only)',
+          );
+        }
+      }
       logged = true;
       await sleep(LOAD_GATE_POLL_MS, this.shutdown.signal).catch(() => undefined);
     }

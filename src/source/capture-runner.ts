@@ -44,9 +44,14 @@ export interface CaptureOptions {
   streamName: string;
   /**
    * Where to start when the state store has no capture checkpoint; else the migration's resume
-   * point when there is a migration (waited for), else now.
+   * point (waited for while full-migrate / initial-load has not recorded it); see `cdcOnly`.
    */
   start?: CaptureStart;
+  /**
+   * Plain CDC (no full migration behind this id): without a checkpoint, `start` or a migration
+   * document, start now instead of waiting for full-migrate to create the migration.
+   */
+  cdcOnly?: boolean;
   /** Capture lease time-to-live (default 30 s): how soon a standby takes over from a killed capture. */
   leaseTtlMs?: number;
   /** Lease owner id, unique per process incarnation (default: host, pid and random). */
@@ -205,19 +210,32 @@ async function freeDeadLocalLease(store: StateStore, migrationId: string): Promi
 }
 
 /**
- * Where a capture without a checkpoint starts: the explicit start, else — in a full migration —
- * the migration's resume point. A capture container started beside full-migrate before the resume
- * point is recorded waits for it: starting "now" instead would skip every change made between the
- * resume point and now (lost for good).
+ * Where a capture without a checkpoint starts: the explicit start, else the migration's resume
+ * point, else — plain CDC only (`cdcOnly`) — now.
+ *
+ * INVARIANT: a capture that may belong to a full migration never starts "now" on its own. A
+ * capture container started beside full-migrate before the resume point (or even the migration
+ * document) exists waits for it: starting now would skip every change made between the resume
+ * point and now, lost for good. Only an explicit start or `--cdc-only` says there is no full
+ * migration to wait for.
  */
 async function startPoint(o: CaptureOptions): Promise<CaptureStart | undefined> {
   if (o.start) return o.start;
   let logged = false;
   while (!o.signal.aborted) {
     const m = await o.store.getMigration(o.migrationId);
-    if (!m) return undefined; // plain CDC: from now
-    if (m.resumePoint) return m.resumePoint.rt ? { rt: m.resumePoint.rt } : { ct: m.resumePoint.ct };
-    if (!logged) o.log.info({ phase: m.phase }, 'waiting for full-migrate to record the resume point');
+    if (!m && o.cdcOnly) return undefined; // plain CDC: from now
+    if (m?.resumePoint) return m.resumePoint.rt ? { rt: m.resumePoint.rt } : { ct: m.resumePoint.ct };
+    if (!logged) {
+      if (m) o.log.info({ phase: m.phase }, 'waiting for full-migrate to record the resume point');
+      else {
+        o.log.info(
+          { migrationId: o.migrationId },
+          'waiting for full-migrate or initial-load to create the migration and record its resume point ' +
+            '(for a change stream without a full migration pass --cdc-only, --start-at or --resume-token)',
+        );
+      }
+    }
     logged = true;
     await sleep(500, o.signal);
   }

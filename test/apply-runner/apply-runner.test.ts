@@ -34,6 +34,7 @@ describe('runApply', { timeout: 120_000 }, () => {
     logger: testLogger(),
     leaseTtlMs: 5_000,
     consumer: FAST_CONSUMER,
+    cdcOnly: true, // streams written by the test: no full migration behind them
     ddlPollMs: 50,
     ...extra,
   });
@@ -301,10 +302,37 @@ describe('runApply', { timeout: 120_000 }, () => {
     await assertTarget(s, 'gate', ['items']);
   });
 
+  it('started before full-migrate created the migration, waits for the migration and its load; a failure recorded while FAILED keeps the gate shut', async () => {
+    const stream = stack.kl.uniqueStreamName('apply-early');
+    await stack.kl.createStream(stream, 1);
+    const s = new Scenario(4).data({ db: 'early', coll: 'items' }, 100, 30);
+    await produce(stack.kl.client, stream, s.envelopes);
+    const running = runApply(options(stream, 'early', 'early', { stopWhenCaughtUp: true, cdcOnly: false }));
+    const nothingYet = async (when: string) => {
+      await new Promise((r) => setTimeout(r, 1200));
+      assert.equal(await stack.client.db('early_new').collection('items').countDocuments(), 0, `nothing applied ${when}`);
+    };
+    await nothingYet('before the migration exists');
+    await store.createMigration('early', { config: { streamName: stream } });
+    await store.setPhase('early', 'INITIAL_LOAD');
+    await store.recordError('early', new Error('mongorestore failed'));
+    await store.setPhase('early', 'FAILED');
+    // A second error recorded while FAILED (another container failing) must not erase where it failed.
+    await store.recordError('early', new Error('apply gave up'));
+    assert.equal((await store.getMigration('early'))?.lastError?.phase, 'INITIAL_LOAD');
+    await nothingYet('while the load failed');
+    await store.setPhase('early', 'CATCHING_UP');
+    const r = await running;
+    assert.equal(r.stopReason, 'caught-up');
+    await assertTarget(s, 'early', ['items']);
+  });
+
   it('an apply stopped while waiting for the load exits cleanly without touching the target', async () => {
-    await store.createMigration('gate2', { config: { streamName: 'unused' } });
+    const stream = stack.kl.uniqueStreamName('apply-gate2');
+    await stack.kl.createStream(stream, 1);
+    await store.createMigration('gate2', { config: { streamName: stream } });
     const abort = new AbortController();
-    const running = runApply(options('unused', 'gate2', 'gate2', { signal: abort.signal }));
+    const running = runApply(options(stream, 'gate2', 'gate2', { signal: abort.signal }));
     await new Promise((r) => setTimeout(r, 300));
     abort.abort();
     assert.equal((await running).stopReason, 'interrupted');

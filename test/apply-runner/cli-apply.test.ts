@@ -27,7 +27,7 @@ describe('migrator apply', { timeout: 120_000 }, () => {
     await stack.kl.createStream(stream, 2);
     const s = new Scenario(21).data({ db: 'cli', coll: 'items' }, 800, 150).drop({ db: 'cli', coll: 'gone' }).data({ db: 'cli', coll: 'other' }, 200, 40);
     const { copies } = await produce(stack.kl.client, stream, s.envelopes);
-    const r = await runMigrator(['apply', ...common(), '--kinesis-stream', stream, '--map', 'cli:cli_copy', '--migration-id', 'cli1', '--until-caught-up', '--json']);
+    const r = await runMigrator(['apply', ...common(), '--kinesis-stream', stream, '--map', 'cli:cli_copy', '--migration-id', 'cli1', '--cdc-only', '--until-caught-up', '--json']);
     assert.equal(r.exitCode, 0, r.all);
     for (const c of ['items', 'other']) {
       assert.deepEqual(await targetDocs(stack.client, `cli_copy.${c}`), s.expected(`cli.${c}`), c);
@@ -52,7 +52,7 @@ describe('migrator apply', { timeout: 120_000 }, () => {
     await produce(stack.kl.client, stream, s.envelopes);
     const env: Record<string, string> = { CI: 'true' };
     for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('MIGRATOR_') && v !== undefined) env[k] = v;
-    const child = execa(process.execPath, ['--import', 'tsx', MAIN, 'apply', ...common(), '--kinesis-stream', stream, '--migration-id', 'sig1'], {
+    const child = execa(process.execPath, ['--import', 'tsx', MAIN, 'apply', ...common(), '--kinesis-stream', stream, '--migration-id', 'sig1', '--cdc-only'], {
       cwd: PROJECT_ROOT,
       env,
       extendEnv: false,

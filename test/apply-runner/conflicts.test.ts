@@ -32,6 +32,7 @@ describe('runApply and unique-index conflicts', { timeout: 60_000 }, () => {
     logger: testLogger(),
     leaseTtlMs: 5_000,
     consumer: FAST_CONSUMER,
+    cdcOnly: true, // streams written by the test: no full migration behind them
     stopWhenCaughtUp: true,
     conflictRetryPolicy: { initialDelayMs: 20, maxDelayMs: 100 },
     ...extra,

@@ -38,6 +38,7 @@ describe('runApply instances sharing a stream', { timeout: 120_000 }, () => {
       logger: testLogger(),
       leaseTtlMs: ttl,
       consumer: FAST_CONSUMER,
+      cdcOnly: true, // streams written by the test: no full migration behind them
       ddlPollMs: 50,
       ...extra,
     });
@@ -108,6 +109,7 @@ describe('runApply instances sharing a stream', { timeout: 120_000 }, () => {
       signal: abort.signal,
       statusIntervalMs: 50,
       onStatus: (st) => (status = st),
+      cdcOnly: true,
     });
     const matches = async (sc: Scenario) => JSON.stringify(await targetDocs(stack.client, 'st_new.items')) === JSON.stringify(sc.expected('st.items'));
     try {

@@ -19,10 +19,10 @@ type AnyDoc = { _id: number | string | ObjectId; [k: string]: unknown };
 
 const log = createLogger({ format: 'json', verbose: false, out: { write: () => true } as unknown as NodeJS.WritableStream });
 
-/** Runs capture in the background until `stop()`; resolves with its result. */
+/** Runs capture in the background until `stop()` (plain CDC unless `cdcOnly: false`); resolves with its result. */
 function startCapture(opts: Omit<Parameters<typeof runCapture>[0], 'signal' | 'log'>) {
   const controller = new AbortController();
-  const done = runCapture({ ...opts, signal: controller.signal, log, checkpointIntervalMs: 100, maxAwaitTimeMs: 100 });
+  const done = runCapture({ cdcOnly: true, ...opts, signal: controller.signal, log, checkpointIntervalMs: 100, maxAwaitTimeMs: 100 });
   return { done, stop: async () => (controller.abort(), done) };
 }
 
@@ -160,6 +160,30 @@ describe('capture: change stream → Kinesis', () => {
       await small.stop();
     }
   });
+  test('a capture container started before full-migrate created its migration waits for the resume point, then captures from it (not from when it started)', async () => {
+    const stream = kinesis.uniqueStreamName('cap-early');
+    await kinesis.createStream(stream, 1);
+    const migrationId = 'cap-early';
+    const rules = new NamespaceRules({ include: ['early.*'] });
+    const items = src.db('early').collection<AnyDoc>('items');
+    const cap = startCapture({ source: src, store, migrationId, rules, kinesis: kinesis.client, streamName: stream, cdcOnly: false });
+    try {
+      await items.insertOne({ _id: 'before the resume point' });
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.equal(await store.getCaptureCheckpoint(migrationId), null, 'no migration yet: capture has not started');
+      await store.createMigration(migrationId);
+      // full-migrate records the resume point, then the source changes while capture has still not opened its stream.
+      const resumeAt = (await src.db('early').command({ insert: 'items', documents: [{ _id: 'at the resume point' }] })).operationTime as Timestamp;
+      await items.insertOne({ _id: 'after the resume point' });
+      await store.setResumePoint(migrationId, { ct: resumeAt });
+      await waitUntil(async () => (await store.getCaptureCheckpoint(migrationId))?.counters.events === 2, 20_000, 'capture to take both changes from the resume point');
+    } finally {
+      await cap.stop();
+    }
+    const ids = [...(await readStreamEnvelopes(kinesis.client, stream)).values()].flat().filter((e) => e.ns.db === 'early').map((e) => e.key?._id);
+    assert.deepEqual(ids, ['at the resume point', 'after the resume point']);
+  });
+
   test('one active capture per migration: a second one stands by, takes over when the first stops or loses its lease; nothing missing', async () => {
     const stream = kinesis.uniqueStreamName('cap-lease');
     await kinesis.createStream(stream, 2);

@@ -54,7 +54,7 @@ describe('capture and apply processes under kill -9', () => {
     const captureArgs = ['--start-at', `${start.t},${start.i}`, '--checkpoint-interval', '200ms'];
     const procs: Record<'capture' | 'apply', ResultPromise | undefined> = {
       capture: spawn('capture', captureArgs),
-      apply: spawn('apply', ['--lease-ttl', '3s']),
+      apply: spawn('apply', ['--lease-ttl', '3s', '--cdc-only']),
     };
     let kills = 0;
 
@@ -101,7 +101,7 @@ describe('capture and apply processes under kill -9', () => {
         procs[which]!.kill('SIGKILL');
         await procs[which];
         kills++;
-        procs[which] = which === 'capture' ? spawn('capture', captureArgs) : spawn('apply', ['--lease-ttl', '3s']);
+        procs[which] = which === 'capture' ? spawn('capture', captureArgs) : spawn('apply', ['--lease-ttl', '3s', '--cdc-only']);
       }
     }
     assert.ok(kills >= 3, `seed ${seed} killed ${kills} times`);

@@ -191,7 +191,7 @@ describe('no secret in any output, status document or state document, for every 
     }
 
     // apply: the source URI (unused) with a password, as a flag.
-    await run('apply --until-caught-up', ['apply', '--target-uri', tgt.uri, '--source-uri', pw('flag'), ...kinesis('sec-cap'), '--migration-id', 'sec-cap', '--until-caught-up', '--verbose', '--log-format', 'json', '--json']);
+    await run('apply --until-caught-up', ['apply', '--target-uri', tgt.uri, '--source-uri', pw('flag'), ...kinesis('sec-cap'), '--migration-id', 'sec-cap', '--cdc-only', '--until-caught-up', '--verbose', '--log-format', 'json', '--json']);
     assert.equal(await tgtClient.db('sec2').collection('c').countDocuments(), 2);
 
     // A tool failure whose output carries the AWS keys: the error, the state and status --json are redacted.

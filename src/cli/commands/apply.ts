@@ -11,6 +11,7 @@ interface ApplyArgs {
   'lease-ttl'?: string;
   'max-shards'?: number;
   'until-caught-up'?: boolean;
+  'cdc-only'?: boolean;
   'conflict-retry-limit'?: string;
   'progress-interval'?: string;
   json?: boolean;
@@ -60,6 +61,11 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
         default: '60s',
         describe: 'How long a batch with duplicate-key conflicts is retried before apply fails',
       })
+      .option('cdc-only', {
+        type: 'boolean',
+        default: false,
+        describe: 'No full migration behind this --migration-id (plain CDC): apply at once instead of waiting for full-migrate to create the migration and finish its load',
+      })
       .option('progress-interval', { type: 'string', default: '10s', describe: 'How often progress is logged' })
       .option('json', { type: 'boolean', default: false, describe: 'Print the final report as JSON' }),
   handler: async (argv) => {
@@ -104,6 +110,7 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
         statusIntervalMs,
         progressLogIntervalMs: statusIntervalMs,
         stopWhenCaughtUp: argv['until-caught-up'],
+        cdcOnly: argv['cdc-only'],
         conflictRetryLimitMs,
       });
       if (argv.json) printJson({ stopReason: result.stopReason, ...result.status });

@@ -11,6 +11,7 @@ import { shutdownSignal } from '../shutdown.js';
 interface CaptureArgs {
   'resume-token'?: string;
   'start-at'?: string;
+  'cdc-only'?: boolean;
   'checkpoint-every'?: number;
   'checkpoint-interval'?: string;
   'lease-ttl'?: string;
@@ -44,6 +45,11 @@ export const captureCommand: CommandModule<object, CaptureArgs> = {
     y
       .option('resume-token', { type: 'string', describe: 'Start after this resume token (JSON) when there is no checkpoint' })
       .option('start-at', { type: 'string', describe: 'Start at this operation time (SECONDS[,INCREMENT]) when there is no checkpoint' })
+      .option('cdc-only', {
+        type: 'boolean',
+        default: false,
+        describe: 'No full migration behind this --migration-id (plain CDC): without a checkpoint, start now instead of waiting for full-migrate to record the resume point',
+      })
       .option('checkpoint-every', { type: 'number', default: 1000, describe: 'Save the checkpoint every N events…' })
       .option('checkpoint-interval', { type: 'string', default: '1s', describe: '…or this often' })
       .option('lease-ttl', { type: 'string', default: '30s', describe: 'Capture lease time-to-live: one capture per migration is active, others stand by and take over this long after it dies' })
@@ -72,8 +78,9 @@ export const captureCommand: CommandModule<object, CaptureArgs> = {
         kinesis: res.kinesis(config),
         streamName,
         // Without flags: the checkpoint, else the migration's recorded resume point (waited for
-        // when full-migrate has not recorded it yet), else now (plain CDC). See startPoint().
+        // while full-migrate has not recorded it), else — with --cdc-only — now. See startPoint().
         start: start.rt || start.ct ? start : undefined,
+        cdcOnly: argv['cdc-only'],
         leaseTtlMs,
         checkpointEveryEvents: argv['checkpoint-every'],
         checkpointIntervalMs: intervalMs,
