@@ -105,123 +105,132 @@ describe(`chaos: full-migrate under kills and faults (seed ${SEED})`, () => {
     const phase = async () => (await store.getMigration(ID))?.phase;
 
     const workload = startChaosWorkload(src, DOCS_PER_COLLECTION, prng(SEED + 2));
-    orchestrator.start();
-    applier.start();
-    capturer.start();
+    // A failing assertion must not leave the supervised processes restarting forever (the test file
+    // would never exit): whatever happens, stop them and the workload.
+    try {
+      // The extra containers come up first, as they may under an orchestrator: before full-migrate
+      // has created the migration, they must wait for it (not apply to the target, not capture "now").
+      applier.start();
+      capturer.start();
+      await sleep(2500);
+      orchestrator.start();
 
-    const killOne = async (which: Supervised) => {
-      const p = await phase();
-      if (!(await which.kill())) return;
-      if (p === 'CUTTING_OVER') killsDuring.cutover++;
-      else if (p && REPLICATING.includes(p)) killsDuring.replication++;
-      else killsDuring.load++;
-    };
+      const killOne = async (which: Supervised) => {
+        const p = await phase();
+        if (!(await which.kill())) return;
+        if (p === 'CUTTING_OVER') killsDuring.cutover++;
+        else if (p && REPLICATING.includes(p)) killsDuring.replication++;
+        else killsDuring.load++;
+      };
 
-    // The first kill lands in the middle of the initial load.
-    const loadDeadline = Date.now() + 120_000;
-    while ((await phase()) !== 'INITIAL_LOAD') {
-      assert.ok(Date.now() < loadDeadline, `no INITIAL_LOAD within 120 s: ${orchestrator.exitTails.join('\n')}`);
-      await sleep(20);
-    }
-    await sleep(Math.floor(rand() * 800));
-    await killOne(orchestrator);
-
-    const failPoint = (client: MongoClient, mode: unknown, data: Document) =>
-      client.db('admin').command({ configureFailPoint: 'failCommand', mode, data: { appName: 'migrator', ...data } });
-
-    const started = Date.now();
-    const kills = () => orchestrator.kills + applier.kills + capturer.kills;
-    for (;;) {
-      const p = await phase();
-      const elapsed = (Date.now() - started) / 1000;
-      if (kills() >= MIN_KILLS && killsDuring.replication >= MIN_KILLS / 2 && elapsed >= MIN_SECONDS && p && REPLICATING.includes(p)) break;
-      assert.ok(elapsed < MAX_SECONDS, `chaos phase over ${MAX_SECONDS} s (phase ${p}, ${kills()} kills):\n${orchestrator.exitTails.slice(-5).join('\n')}`);
-      await sleep(400 + Math.floor(rand() * 1600));
-      const r = rand();
-      const windowMs = 1000 + Math.floor(rand() * 2500);
-      if (r < 0.22) await killOne(orchestrator);
-      else if (r < 0.4) await killOne(applier);
-      else if (r < 0.55) await killOne(capturer);
-      else if (r < 0.65) {
-        // Change stream / query failures on the source: connection drops or resumable error codes.
-        const closeConnection = rand() < 0.5;
-        const errorCode = [91, 11600, 10107, 189][Math.floor(rand() * 4)];
-        await failPoint(src, { times: 1 + Math.floor(rand() * 3) }, { failCommands: ['getMore', 'aggregate', 'find'], ...(closeConnection ? { closeConnection } : { errorCode }) });
-        faults.sourceCommandFailures++;
-      } else if (r < 0.72) {
-        // The source goes away and comes back (same port, same data, same change history).
-        await source.stop();
-        await sleep(300 + Math.floor(rand() * 1200));
-        source = await startMongoEmulator({ port: source.port, dbpath });
-        faults.sourceRestarts++;
-      } else if (r < 0.8) {
-        proxy.set({ throttleRate: 0.4, throttleOps: ['PutRecords', 'GetRecords', 'ListShards', 'GetShardIterator'] });
-        await sleep(windowMs);
-        proxy.set({});
-        faults.kinesisThrottleWindows++;
-      } else if (r < 0.9) {
-        proxy.set({ partialRate: 0.6, recordFailRate: 0.5, lostResponseRate: 0.15 });
-        await sleep(windowMs);
-        proxy.set({});
-        faults.kinesisPartialWindows++;
-      } else {
-        // The target (and the state store on it) refuses the migrator's writes for a while.
-        await failPoint(dst, 'alwaysOn', { failCommands: ['insert', 'update', 'delete', 'findAndModify'], errorCode: 10107, errorLabels: ['RetryableWriteError'] });
-        await sleep(windowMs);
-        await failPoint(dst, 'off', {});
-        faults.targetRefusals++;
+      // The first kill lands in the middle of the initial load.
+      const loadDeadline = Date.now() + 120_000;
+      while ((await phase()) !== 'INITIAL_LOAD') {
+        assert.ok(Date.now() < loadDeadline, `no INITIAL_LOAD within 120 s: ${orchestrator.exitTails.join('\n')}`);
+        await sleep(20);
       }
-    }
+      await sleep(Math.floor(rand() * 800));
+      await killOne(orchestrator);
 
-    // Calm: faults off, writes stop, then the staged cutover, with one more kill in the middle of it.
-    proxy.set({});
-    await failPoint(src, 'off', {});
-    await failPoint(dst, 'off', {});
-    const written = await workload.stop();
-    while ((await phase()) !== 'READY_FOR_CUTOVER') await sleep(100);
-    const cutover = runMigrator(['cutover', ...common.slice(0, 10), '--writes-stopped', '--wait', '--timeout', '240s'], { timeoutMs: 300_000 });
-    const cutDeadline = Date.now() + 60_000;
-    while ((await phase()) !== 'CUTTING_OVER' && Date.now() < cutDeadline) await sleep(10);
-    await killOne(orchestrator);
-    const cut = await cutover;
-    assert.equal(cut.exitCode, 0, `cutover: ${cut.all.slice(-2000)}\n${orchestrator.exitTails.slice(-5).join('\n')}`);
-    const done = await orchestrator.finished();
-    assert.equal(done?.exitCode, 0, `full-migrate ends 0 after COMPLETED: ${String(done?.stderr).slice(-1500)}`);
-    for (const s of [applier, capturer]) {
-      const end = await s.stop('SIGTERM');
-      assert.equal(end?.exitCode, 0, `${s.name} stops cleanly on SIGTERM: ${String(end?.stderr).slice(-1500)}`);
-    }
+      const failPoint = (client: MongoClient, mode: unknown, data: Document) =>
+        client.db('admin').command({ configureFailPoint: 'failCommand', mode, data: { appName: 'migrator', ...data } });
 
-    const verify = await runMigrator(['verify', '--source-uri', source.uri, '--target-uri', target.uri, '--map', 'shop:shop_new']);
-    assert.equal(verify.exitCode, 0, `verify: ${verify.all.slice(-3000)}`);
+      const started = Date.now();
+      const kills = () => orchestrator.kills + applier.kills + capturer.kills;
+      for (;;) {
+        const p = await phase();
+        const elapsed = (Date.now() - started) / 1000;
+        if (kills() >= MIN_KILLS && killsDuring.replication >= MIN_KILLS / 2 && elapsed >= MIN_SECONDS && p && REPLICATING.includes(p)) break;
+        assert.ok(elapsed < MAX_SECONDS, `chaos phase over ${MAX_SECONDS} s (phase ${p}, ${kills()} kills):\n${orchestrator.exitTails.slice(-5).join('\n')}`);
+        await sleep(400 + Math.floor(rand() * 1600));
+        const r = rand();
+        const windowMs = 1000 + Math.floor(rand() * 2500);
+        if (r < 0.22) await killOne(orchestrator);
+        else if (r < 0.4) await killOne(applier);
+        else if (r < 0.55) await killOne(capturer);
+        else if (r < 0.65) {
+          // Change stream / query failures on the source: connection drops or resumable error codes.
+          const closeConnection = rand() < 0.5;
+          const errorCode = [91, 11600, 10107, 189][Math.floor(rand() * 4)];
+          await failPoint(src, { times: 1 + Math.floor(rand() * 3) }, { failCommands: ['getMore', 'aggregate', 'find'], ...(closeConnection ? { closeConnection } : { errorCode }) });
+          faults.sourceCommandFailures++;
+        } else if (r < 0.72) {
+          // The source goes away and comes back (same port, same data, same change history).
+          await source.stop();
+          await sleep(300 + Math.floor(rand() * 1200));
+          source = await startMongoEmulator({ port: source.port, dbpath });
+          faults.sourceRestarts++;
+        } else if (r < 0.8) {
+          proxy.set({ throttleRate: 0.4, throttleOps: ['PutRecords', 'GetRecords', 'ListShards', 'GetShardIterator'] });
+          await sleep(windowMs);
+          proxy.set({});
+          faults.kinesisThrottleWindows++;
+        } else if (r < 0.9) {
+          proxy.set({ partialRate: 0.6, recordFailRate: 0.5, lostResponseRate: 0.15 });
+          await sleep(windowMs);
+          proxy.set({});
+          faults.kinesisPartialWindows++;
+        } else {
+          // The target (and the state store on it) refuses the migrator's writes for a while.
+          await failPoint(dst, 'alwaysOn', { failCommands: ['insert', 'update', 'delete', 'findAndModify'], errorCode: 10107, errorLabels: ['RetryableWriteError'] });
+          await sleep(windowMs);
+          await failPoint(dst, 'off', {});
+          faults.targetRefusals++;
+        }
+      }
 
-    // Independently of the product's verify: every document equal, none missing, none extra.
-    let documents = 0;
-    for (const ns of COLLECTIONS) {
-      const want = await snapshot(src, ns);
-      const got = await snapshot(dst, ns.replace(/^shop\./, 'shop_new.'));
-      const missing = [...want.keys()].filter((k) => !got.has(k));
-      const extra = [...got.keys()].filter((k) => !want.has(k));
-      const differ = [...want.keys()].filter((k) => got.has(k) && got.get(k) !== want.get(k));
-      assert.deepEqual({ missing: missing.slice(0, 5), extra: extra.slice(0, 5), differ: differ.slice(0, 5) }, { missing: [], extra: [], differ: [] }, `${ns}: ${missing.length} missing, ${extra.length} extra, ${differ.length} differ`);
-      documents += want.size;
-    }
-    const targetDbs = (await dst.db('admin').admin().listDatabases()).databases.map((d) => d.name).sort();
-    assert.deepEqual(targetDbs.filter((d) => !['admin', 'local', 'config', 'migrator_state'].includes(d)), ['crm', 'shop_new'], 'no extra database on the target');
+      // Calm: faults off, writes stop, then the staged cutover, with one more kill in the middle of it.
+      proxy.set({});
+      await failPoint(src, 'off', {});
+      await failPoint(dst, 'off', {});
+      const written = await workload.stop();
+      while ((await phase()) !== 'READY_FOR_CUTOVER') await sleep(100);
+      const cutover = runMigrator(['cutover', ...common.slice(0, 10), '--writes-stopped', '--wait', '--timeout', '240s'], { timeoutMs: 300_000 });
+      const cutDeadline = Date.now() + 60_000;
+      while ((await phase()) !== 'CUTTING_OVER' && Date.now() < cutDeadline) await sleep(10);
+      await killOne(orchestrator);
+      const cut = await cutover;
+      assert.equal(cut.exitCode, 0, `cutover: ${cut.all.slice(-2000)}\n${orchestrator.exitTails.slice(-5).join('\n')}`);
+      const done = await orchestrator.finished();
+      assert.equal(done?.exitCode, 0, `full-migrate ends 0 after COMPLETED: ${String(done?.stderr).slice(-1500)}`);
+      for (const s of [applier, capturer]) {
+        const end = await s.stop('SIGTERM');
+        assert.equal(end?.exitCode, 0, `${s.name} stops cleanly on SIGTERM: ${String(end?.stderr).slice(-1500)}`);
+      }
 
-    let applied = 0;
-    for (const s of await store.listShards(ID)) applied += Number((s.checkpoint?.counters as { events?: number } | undefined)?.events ?? 0);
-    const selfExits = [orchestrator, applier, capturer].map((s) => `${s.name}: ${JSON.stringify(Object.fromEntries(s.exits))}`).join(', ');
-    console.log(
-      `chaos seed ${SEED}: ${kills()} kills (full-migrate ${orchestrator.kills}, apply ${applier.kills}, capture ${capturer.kills}; during load ${killsDuring.load}, ` +
-        `replication ${killsDuring.replication}, cutover ${killsDuring.cutover}); faults ${JSON.stringify(faults)}; ` +
-        `Kinesis proxy ${JSON.stringify(proxy.counts)}; workload ops ${JSON.stringify(written)}; ${applied} change events applied; ` +
-        `${documents} documents equal; exits by choice ${selfExits}`,
-    );
-    assert.ok(kills() >= MIN_KILLS, `${kills()} kills`);
-    assert.ok(killsDuring.cutover >= 1, 'killed during the cutover');
-    for (const s of [orchestrator, applier, capturer]) {
-      assert.ok(!s.exits.has(1), `${s.name} never ends with an internal error (exit 1):\n${s.exitTails.filter((t) => t.includes('exited 1')).join('\n')}`);
+      const verify = await runMigrator(['verify', '--source-uri', source.uri, '--target-uri', target.uri, '--map', 'shop:shop_new']);
+      assert.equal(verify.exitCode, 0, `verify: ${verify.all.slice(-3000)}`);
+
+      // Independently of the product's verify: every document equal, none missing, none extra.
+      let documents = 0;
+      for (const ns of COLLECTIONS) {
+        const want = await snapshot(src, ns);
+        const got = await snapshot(dst, ns.replace(/^shop\./, 'shop_new.'));
+        const missing = [...want.keys()].filter((k) => !got.has(k));
+        const extra = [...got.keys()].filter((k) => !want.has(k));
+        const differ = [...want.keys()].filter((k) => got.has(k) && got.get(k) !== want.get(k));
+        assert.deepEqual({ missing: missing.slice(0, 5), extra: extra.slice(0, 5), differ: differ.slice(0, 5) }, { missing: [], extra: [], differ: [] }, `${ns}: ${missing.length} missing, ${extra.length} extra, ${differ.length} differ`);
+        documents += want.size;
+      }
+      const targetDbs = (await dst.db('admin').admin().listDatabases()).databases.map((d) => d.name).sort();
+      assert.deepEqual(targetDbs.filter((d) => !['admin', 'local', 'config', 'migrator_state'].includes(d)), ['crm', 'shop_new'], 'no extra database on the target');
+
+      let applied = 0;
+      for (const s of await store.listShards(ID)) applied += Number((s.checkpoint?.counters as { events?: number } | undefined)?.events ?? 0);
+      const selfExits = [orchestrator, applier, capturer].map((s) => `${s.name}: ${JSON.stringify(Object.fromEntries(s.exits))}`).join(', ');
+      console.log(
+        `chaos seed ${SEED}: ${kills()} kills (full-migrate ${orchestrator.kills}, apply ${applier.kills}, capture ${capturer.kills}; during load ${killsDuring.load}, ` +
+          `replication ${killsDuring.replication}, cutover ${killsDuring.cutover}); faults ${JSON.stringify(faults)}; ` +
+          `Kinesis proxy ${JSON.stringify(proxy.counts)}; workload ops ${JSON.stringify(written)}; ${applied} change events applied; ` +
+          `${documents} documents equal; exits by choice ${selfExits}`,
+      );
+      assert.ok(kills() >= MIN_KILLS, `${kills()} kills`);
+      assert.ok(killsDuring.cutover >= 1, 'killed during the cutover');
+      for (const s of [orchestrator, applier, capturer]) {
+        assert.ok(!s.exits.has(1), `${s.name} never ends with an internal error (exit 1):\n${s.exitTails.filter((t) => t.includes('exited 1')).join('\n')}`);
+      }
+    } finally {
+      await Promise.all([workload.stop(), ...[orchestrator, applier, capturer].map((x) => x.stop('SIGKILL'))]);
     }
   });
 });
