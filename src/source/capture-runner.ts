@@ -149,6 +149,24 @@ function describeStart(opts: Document): string {
   return 'now';
 }
 
+/** The stream exists and is ACTIVE (exit 5 otherwise): checked before anything waits, so a wrong stream fails at once. */
+async function checkStream(o: CaptureOptions): Promise<void> {
+  try {
+    const limits = await describeStreamLimits(o.kinesis, o.streamName);
+    if (limits.streamStatus && limits.streamStatus !== 'ACTIVE' && limits.streamStatus !== 'UPDATING') {
+      throw new MigratorError(ExitCode.STREAM_FAILED, `Kinesis stream '${o.streamName}' is ${limits.streamStatus}, not ACTIVE.`, {
+        hint: 'Wait until the stream is ACTIVE, then rerun.',
+      });
+    }
+  } catch (err) {
+    if (err instanceof MigratorError) throw err;
+    throw new MigratorError(ExitCode.STREAM_FAILED, `Cannot write to Kinesis stream ${o.streamName}: ${errorMessage(err)}.`, {
+      hint: 'Check --kinesis-stream, --region / --kinesis-endpoint, that the stream is ACTIVE, and the AWS credentials.',
+      cause: err,
+    });
+  }
+}
+
 /**
  * Capture: the source's change stream → BSON envelopes → Kinesis, until `signal` aborts.
  *
@@ -163,6 +181,7 @@ export async function runCapture(o: CaptureOptions): Promise<CaptureProgress> {
   const ttlMs = o.leaseTtlMs ?? DEFAULT_CAPTURE_LEASE_TTL_MS;
   let last: CaptureProgress = { events: 0, markers: 0, bytes: 0 };
   let standbyLogged = false;
+  await checkStream(o);
   while (!o.signal.aborted) {
     // ONE ACTIVE CAPTURE per migration: the lease (state store `capture_leases`) decides which
     // process reads the change stream; the others stand by and take over once it is released or
@@ -261,13 +280,8 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
   let stopping = false;
   /** A fatal producer error (e.g. the stream was deleted) stops the read loop at once. */
   let producerFailure: unknown;
+  await checkStream(o);
   try {
-    const limits = await describeStreamLimits(o.kinesis, o.streamName);
-    if (limits.streamStatus && limits.streamStatus !== 'ACTIVE' && limits.streamStatus !== 'UPDATING') {
-      throw new MigratorError(ExitCode.STREAM_FAILED, `Kinesis stream '${o.streamName}' is ${limits.streamStatus}, not ACTIVE.`, {
-        hint: 'Wait until the stream is ACTIVE, then rerun.',
-      });
-    }
     producer = await createOrderedProducer({
       client: o.kinesis,
       streamName: o.streamName,
