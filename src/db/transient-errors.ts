@@ -45,9 +45,15 @@ const TRANSIENT_ERROR_NAMES = new Set([
 const TRANSIENT_MESSAGE =
   /throttl|too many requests|request rate is large|ECONNRESET|ECONNREFUSED|EPIPE|socket hang up|connection .*closed|server selection timed out|not (writable )?primary|node is recovering/i;
 
+/**
+ * The server error code. It can arrive as an Int32 wrapper (a change stream read with
+ * promoteValues: false, needed to keep every BSON type exact), so wrappers compare by value.
+ */
 export function errorCode(err: unknown): number | undefined {
   const code = (err as { code?: unknown })?.code;
-  return typeof code === 'number' ? code : undefined;
+  if (typeof code === 'number') return code;
+  if (code !== null && typeof code === 'object' && (code as { _bsontype?: unknown })._bsontype === 'Int32') return Number(code);
+  return undefined;
 }
 
 /** True when retrying the same (idempotent) operation later may succeed. */

@@ -8,6 +8,7 @@ import { sleep } from '../transport/kinesis-retry.js';
 import { describeStreamLimits } from '../transport/stream-limits.js';
 import { MigratorError, errorMessage } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
+import { errorCode, isTransientError } from '../db/transient-errors.js';
 import type { Logger } from '../util/logger.js';
 import {
   EXACT_BSON_OPTIONS,
@@ -89,23 +90,23 @@ const HISTORY_LOST_CODES = new Set([286, 136, 280]);
 const INVALID_TOKEN_CODES = new Set([260]);
 
 /**
- * Server error codes arrive as Int32 wrappers when the stream is read with promoteValues: false
- * (needed to keep every BSON type exact), so compare numerically.
+ * Errors after which reopening the stream from the last seen token is safe and useful: every
+ * transient error (src/db/transient-errors.ts), plus what is specific to change streams — the
+ * server's ResumableChangeStreamError label, a cursor the server forgot, stale routing on a
+ * sharded source.
  */
-function errorCode(err: unknown): number | undefined {
-  const c = (err as { code?: unknown })?.code;
-  return c === undefined || c === null ? undefined : Number(c);
-}
-
-/** Errors after which reopening the stream from the last seen token is safe and useful. */
-const TRANSIENT_CODES = new Set([6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, 63, 150, 13388, 234, 133, 43]);
+const CHANGE_STREAM_RETRY_CODES = new Set([
+  43, // CursorNotFound
+  63, // StaleShardVersion
+  150, // StaleEpoch
+  234, // RetryChangeStream
+  13388, // StaleConfig
+]);
 function isTransient(err: unknown): boolean {
-  const name = (err as { name?: string })?.name ?? '';
-  if (/MongoNetwork|MongoServerSelection|PoolClosed|MongoNetworkTimeout/.test(name)) return true;
-  const labels = (err as { errorLabelSet?: Set<string> }).errorLabelSet;
-  if (labels?.has('ResumableChangeStreamError') || labels?.has('RetryableWriteError')) return true;
+  if (isTransientError(err)) return true;
+  if ((err as { hasErrorLabel?: (l: string) => boolean })?.hasErrorLabel?.('ResumableChangeStreamError')) return true;
   const code = errorCode(err);
-  return code !== undefined && TRANSIENT_CODES.has(code);
+  return code !== undefined && CHANGE_STREAM_RETRY_CODES.has(code);
 }
 
 function captureFailure(err: unknown, from: string): MigratorError | undefined {

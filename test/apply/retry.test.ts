@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MongoBulkWriteError, MongoNetworkError, MongoServerError } from 'mongodb';
+import { Int32, MongoBulkWriteError, MongoNetworkError, MongoServerError } from 'mongodb';
 import { RetriesExhaustedError, bulkWriteErrors, isNamespaceNotFound, isTransientError } from '../../src/apply/errors.js';
 import { backoffDelay, withRetry } from '../../src/apply/retry.js';
 
@@ -16,6 +16,9 @@ describe('error classification', () => {
     assert.ok(isTransientError(serverError(2, 'x', ['RetryableWriteError'])));
     assert.ok(isTransientError(serverError(1, 'Request throttled, try again')));
     assert.ok(isTransientError({ name: 'MongoBulkWriteError', message: 'connection 4 to x closed', writeErrors: [] }));
+    // A change stream read with promoteValues: false reports its code as an Int32 wrapper.
+    assert.ok(isTransientError(Object.assign(new Error('interrupted'), { code: new Int32(11602) })));
+    assert.equal(isTransientError(Object.assign(new Error('bad'), { code: new Int32(2) })), false);
   });
 
   it('does not retry validation, duplicate keys or unknown errors', () => {
