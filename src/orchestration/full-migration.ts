@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
-import type { MongoClient } from 'mongodb';
+import type { MongoClient, Timestamp } from 'mongodb';
 import type { EndpointConfig } from '../config/schema.js';
 import type { ServerInfo } from '../db/server-info.js';
 import { runApply, defaultOwnerId, type ApplyStatus } from '../apply/apply-runner.js';
@@ -202,6 +202,26 @@ export class FullMigration {
   }
 
   /** Rejects as soon as capture or apply fails, so a background failure stops the orchestration. */
+  /**
+   * For `initial-load`'s hand-over: waits (at most `maxMs`) until the capture checkpoint has
+   * reached the source's operation time as of now, so the stream holds every change made during
+   * the load when capture stops. Returns false when it did not get there in time (capture far
+   * behind, or a source that reports no operation time): nothing is lost then either — the next
+   * capture reads the rest from the checkpoint — but the stream is not complete yet.
+   */
+  async waitForCaptureToReachNow(maxMs = 60_000): Promise<boolean> {
+    const reply = await this.p.source.db('admin').command({ ping: 1 });
+    const now = reply.operationTime as Timestamp | undefined;
+    if (!now) return false;
+    const deadline = Date.now() + maxMs;
+    while (!this.p.signal.aborted && Date.now() < deadline) {
+      const cp = await this.p.store.getCaptureCheckpoint(this.p.migrationId);
+      if (cp && cp.ct.compare(now) >= 0) return true;
+      await this.sleep(200);
+    }
+    return false;
+  }
+
   private async raceWithCapture<T>(work: Promise<T>): Promise<T> {
     const failures = [this.capture?.done, this.apply?.done].filter(Boolean).map((d) =>
       d!.then(

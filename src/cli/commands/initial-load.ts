@@ -15,6 +15,7 @@ export const initialLoadCommand: CommandModule<object, LoadArgs> = {
   handler: (argv) =>
     runMigrationCommand(argv, true, async ({ config, migration: m }, signal) => {
       const opened = await m.open();
+      let complete = false;
       if (!['CREATED', 'INITIAL_LOAD'].includes(opened.phase)) {
         printReport(`migration ${config.migrationId} is past the initial load (phase ${opened.phase})`);
         return;
@@ -25,13 +26,23 @@ export const initialLoadCommand: CommandModule<object, LoadArgs> = {
           { title: 'Record the resume point', task: () => m.recordResumePoint() },
           { title: 'Start capture (source change stream → Kinesis)', task: () => m.startCapture() },
           { title: 'Initial load (mongodump | mongorestore)', task: (_c, task) => m.runLoad((text) => (task.output = text)) },
+          {
+            title: 'Let capture reach the end of the load',
+            task: async (_c, task) => {
+              complete = await m.waitForCaptureToReachNow();
+              if (!complete) task.output = 'capture is still behind: the next capture continues from its checkpoint';
+            },
+          },
           { title: 'Stop capture at a checkpoint', task: () => m.stopPipelines() },
         ],
         { logFormat: config.logFormat },
       ).run();
       if (signal.aborted) return;
       printReport(
-        `initial load of ${config.migrationId} done; changes since the resume point are in the stream.\n` +
+        (complete
+          ? `initial load of ${config.migrationId} done; the changes since the resume point are in the stream.\n`
+          : `initial load of ${config.migrationId} done; capture stopped before it had read every change made since then (nothing is lost: ` +
+            'the next capture continues from its checkpoint).\n') +
           'Continue with `migrator full-migrate` (same options), or run `migrator capture` and `migrator apply`.',
       );
     }),
