@@ -8,6 +8,7 @@ import { runDumpRestorePipe } from '../initial-load/dump-restore-pipe.js';
 import { killStaleTools, removeStaleToolConfigs } from '../initial-load/stale-tools.js';
 import type { ToolBinaries } from '../initial-load/tool-binaries.js';
 import type { ToolEvent } from '../initial-load/tool-progress.js';
+import { createLoadProgressWriter } from './load-progress-writer.js';
 import type { Logger } from '../util/logger.js';
 
 export interface InitialLoadInput {
@@ -52,20 +53,7 @@ export async function runInitialLoad(p: InitialLoadInput): Promise<{ restored: n
   );
   const jobs = planPipes(p.namespaces, all, (db) => p.rules.targetDb(db), p.options);
   let restored = 0;
-  // Progress writes are throttled: one per collection per second at most.
-  const lastWrite = new Map<string, number>();
-  // Only the writes still in flight are held (a long load must not accumulate settled promises).
-  const writes = new Set<Promise<void>>();
-  const persist = (ns: string, fields: Partial<LoadCollectionProgress>, force = false) => {
-    const now = Date.now();
-    if (!force && now - (lastWrite.get(ns) ?? 0) < 1000) return;
-    lastWrite.set(ns, now);
-    const w: Promise<void> = p.store
-      .updateLoadProgress(p.migrationId, ns, fields)
-      .catch(() => undefined)
-      .finally(() => writes.delete(w));
-    writes.add(w);
-  };
+  const progressWriter = createLoadProgressWriter((ns, fields) => p.store.updateLoadProgress(p.migrationId, ns, fields));
   for (const job of jobs) {
     const targetToSource = new Map(job.collections.map((c) => [`${job.targetDb}.${p.rules.target({ db: job.sourceDb, coll: c }).coll}`, `${job.sourceDb}.${c}`]));
     const onEvent = (e: ToolEvent) => {
@@ -74,12 +62,12 @@ export async function runInitialLoad(p: InitialLoadInput): Promise<{ restored: n
       if (p.signal?.aborted) return;
       if (e.kind === 'dump-progress') {
         p.onProgress?.(`${e.ns} ${e.done}/${e.total}`);
-        persist(e.ns, { dumped: e.done, total: e.total });
+        progressWriter.write(e.ns, { dumped: e.done, total: e.total });
       } else if (e.kind === 'dump-finished') {
-        persist(e.ns, { dumped: e.documents, total: e.documents }, true);
+        progressWriter.write(e.ns, { dumped: e.documents, total: e.documents }, true);
       } else if (e.kind === 'restore-finished') {
         const src = targetToSource.get(e.ns) ?? e.ns;
-        persist(src, { restored: e.documents, done: true }, true);
+        progressWriter.write(src, { restored: e.documents, done: true }, true);
         p.log.info({ ns: src, target: e.ns, documents: e.documents }, 'collection loaded');
       }
     };
@@ -91,7 +79,7 @@ export async function runInitialLoad(p: InitialLoadInput): Promise<{ restored: n
     });
     restored += r.restored;
   }
-  await Promise.all([...writes]);
+  await progressWriter.flush();
   await p.store.finishLoad(p.migrationId);
   return { restored };
 }
