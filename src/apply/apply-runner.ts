@@ -379,11 +379,13 @@ class ApplyRunner {
    */
   private async waitForInitialLoad(): Promise<boolean> {
     const loading = (m: MigrationDoc | null): boolean => (m ? LOAD_PHASES.includes(phaseBeforeFailure(m)) : !this.o.cdcOnly);
-    let logged = false;
+    // The reason is logged at once, then every minute while it lasts (an operator reading recent logs sees why nothing happens).
+    let nextLogAt = 0;
     while (!this.shutdown.signal.aborted) {
       const m = await this.o.store.getMigration(this.o.migrationId);
       if (!loading(m)) return true;
-      if (!logged) {
+      if (Date.now() >= nextLogAt) {
+        nextLogAt = Date.now() + 60_000;
         if (m) this.log.info({ phase: m.phase }, 'waiting for the initial load to finish before applying changes');
         else {
           this.log.info(
@@ -393,7 +395,6 @@ class ApplyRunner {
           );
         }
       }
-      logged = true;
       await sleep(LOAD_GATE_POLL_MS, this.shutdown.signal).catch(() => undefined);
     }
     return false;

@@ -241,12 +241,13 @@ async function freeDeadLocalLease(store: StateStore, migrationId: string): Promi
  */
 async function startPoint(o: CaptureOptions): Promise<CaptureStart | undefined> {
   if (o.start) return o.start;
-  let logged = false;
+  let nextLogAt = 0; // the reason is logged at once, then every minute while it lasts
   while (!o.signal.aborted) {
     const m = await o.store.getMigration(o.migrationId);
     if (!m && o.cdcOnly) return undefined; // plain CDC: from now
     if (m?.resumePoint) return m.resumePoint.rt ? { rt: m.resumePoint.rt } : { ct: m.resumePoint.ct };
-    if (!logged) {
+    if (Date.now() >= nextLogAt) {
+      nextLogAt = Date.now() + 60_000;
       if (m) o.log.info({ phase: m.phase }, 'waiting for full-migrate to record the resume point');
       else {
         o.log.info(
@@ -256,7 +257,6 @@ async function startPoint(o: CaptureOptions): Promise<CaptureStart | undefined> 
         );
       }
     }
-    logged = true;
     await sleep(500, o.signal);
   }
   return undefined;
