@@ -4,6 +4,7 @@ import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import type { MongoClient, Timestamp } from 'mongodb';
 import type { EndpointConfig } from '../config/schema.js';
 import type { ServerInfo } from '../db/server-info.js';
+import { retryTransient } from '../db/transient-retry.js';
 import { runApply, defaultOwnerId, type ApplyStatus } from '../apply/apply-runner.js';
 import { MARKER_COLLECTION, runCapture, type CaptureProgress } from '../source/capture-runner.js';
 import type { NamespaceRules } from '../source/namespace-filter.js';
@@ -201,7 +202,6 @@ export class FullMigration {
     this.apply = entry;
   }
 
-  /** Rejects as soon as capture or apply fails, so a background failure stops the orchestration. */
   /**
    * For `initial-load`'s hand-over: waits (at most `maxMs`) until the capture checkpoint has
    * reached the source's operation time as of now, so the stream holds every change made during
@@ -210,8 +210,11 @@ export class FullMigration {
    * capture reads the rest from the checkpoint — but the stream is not complete yet.
    */
   async waitForCaptureToReachNow(maxMs = 60_000): Promise<boolean> {
-    const reply = await this.p.source.db('admin').command({ ping: 1 });
-    const now = reply.operationTime as Timestamp | undefined;
+    // Best effort: a source failing over right now must not fail a load that is already done.
+    const now = await retryTransient('source operation time', () => this.p.source.db('admin').command({ ping: 1 }), { retryForMs: 20_000 }).then(
+      (reply) => reply.operationTime as Timestamp | undefined,
+      () => undefined,
+    );
     if (!now) return false;
     const deadline = Date.now() + maxMs;
     while (!this.p.signal.aborted && Date.now() < deadline) {
@@ -222,6 +225,7 @@ export class FullMigration {
     return false;
   }
 
+  /** Rejects as soon as capture or apply fails, so a background failure stops the orchestration. */
   private async raceWithCapture<T>(work: Promise<T>): Promise<T> {
     const failures = [this.capture?.done, this.apply?.done].filter(Boolean).map((d) =>
       d!.then(

@@ -42,12 +42,13 @@ export interface PreflightInput {
   minRetentionHours?: number;
 }
 
+/** A database failing over during preflight is waited out (briefly), not reported as a problem to fix. */
+const PREFLIGHT_RETRY = { retryForMs: 20_000 };
+
 /**
  * Preflight: every check runs, and all problems are reported together with their remedy, so an
  * operator fixes them in one round instead of one failed start at a time.
  */
-/** A database failing over during preflight is waited out (briefly), not reported as a problem to fix. */
-const PREFLIGHT_RETRY = { retryForMs: 20_000 };
 
 export async function runPreflight(p: PreflightInput): Promise<PreflightReport> {
   const report: PreflightReport = { namespaces: [], problems: [] };
