@@ -407,7 +407,8 @@ async function freeLeases(o: RestartFromTargetOptions): Promise<number> {
     { $set: { 'lease.owner': null, 'lease.expiresAt': new Date(0) } },
   );
   // The capture lease of the dead run too (the data-dir lock says no other process uses it).
-  await o.store.captureLeases.deleteMany({ migrationId: o.migrationId });
+  const captureLease = await o.store.getCaptureLease(o.migrationId);
+  if (captureLease) await o.store.releaseLease(captureLease);
   return r.modifiedCount;
 }
 
