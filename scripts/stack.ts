@@ -9,7 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { startMongoEmulator } from '../test/support/mongo-emulator/index.js';
+import { PROFILE_NAMES, startMongoEmulator } from '../test/support/mongo-emulator/index.js';
 import { startKinesisLocal } from '../test/support/kinesis-local.js';
 import { startFerretDB } from '../test/support/ferretdb.js';
 import { ensureGoTools } from '../test/support/go-tools.js';
@@ -22,6 +22,8 @@ interface Stoppable {
 const args = await yargs(hideBin(process.argv))
   .scriptName('npm run stack --')
   .option('target', { choices: ['emulator', 'ferretdb'] as const, default: 'emulator' as const, describe: 'Target engine' })
+  .option('source-profile', { choices: PROFILE_NAMES, default: 'mongodb-7.0' as const, describe: 'Server the source emulator presents' })
+  .option('target-profile', { choices: PROFILE_NAMES, default: 'mongodb-7.0' as const, describe: 'Server the target emulator presents (emulator target only)' })
   .option('source-port', { type: 'number', default: 0, describe: 'Source port (0 = a free one)' })
   .option('target-port', { type: 'number', default: 0, describe: 'Target port (0 = a free one)' })
   .option('kinesis-port', { type: 'number', default: 0, describe: 'kinesis-local port (0 = a free one)' })
@@ -55,7 +57,7 @@ try {
     mkdirSync(d, { recursive: true });
     return d;
   };
-  const source = await startMongoEmulator({ port: args['source-port'], dbpath: sub('source') });
+  const source = await startMongoEmulator({ port: args['source-port'], dbpath: sub('source'), profile: args['source-profile'] });
   started.push({ name: 'source emulator', stop: () => source.stop() });
 
   let targetUri: string;
@@ -65,7 +67,7 @@ try {
     started.push({ name: 'FerretDB', stop: () => target.stop() });
     targetUri = target.uri;
   } else {
-    const target = await startMongoEmulator({ port: args['target-port'], dbpath: sub('target') });
+    const target = await startMongoEmulator({ port: args['target-port'], dbpath: sub('target'), profile: args['target-profile'] });
     started.push({ name: 'target emulator', stop: () => target.stop() });
     targetUri = target.uri;
   }
@@ -80,7 +82,7 @@ try {
   }
 
   process.stdout.write(
-    JSON.stringify({ sourceUri: source.uri, targetUri, kinesisEndpoint: kinesis.endpoint, target: args.target, streams, pid: process.pid }) +
+    JSON.stringify({ sourceUri: source.uri, targetUri, kinesisEndpoint: kinesis.endpoint, target: args.target, sourceProfile: args['source-profile'], targetProfile: args.target === 'emulator' ? args['target-profile'] : null, streams, pid: process.pid }) +
       '\n',
   );
 } catch (err) {

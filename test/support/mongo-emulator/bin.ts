@@ -1,8 +1,8 @@
 // Standalone emulator process:
-//   npx tsx test/support/mongo-emulator/bin.ts --port 0 --dbpath DIR --history-limit N --repl-set rs0
+//   npx tsx test/support/mongo-emulator/bin.ts --port 0 --dbpath DIR --history-limit N --repl-set rs0 [--profile mongodb-7.0]
 // Prints one JSON line {"uri": "...", "port": N} when ready; exits 0 on SIGINT/SIGTERM.
 import { parseArgs } from 'node:util';
-import { startMongoEmulator } from './index.js';
+import { startMongoEmulator, type ProfileName } from './index.js';
 
 const { values } = parseArgs({
   options: {
@@ -10,6 +10,7 @@ const { values } = parseArgs({
     dbpath: { type: 'string' },
     'history-limit': { type: 'string' },
     'repl-set': { type: 'string', default: 'rs0' },
+    profile: { type: 'string', default: 'mongodb-7.0' },
   },
 });
 
@@ -18,6 +19,7 @@ const emu = await startMongoEmulator({
   dbpath: values.dbpath,
   historyLimit: values['history-limit'] ? Number(values['history-limit']) : undefined,
   replSetName: values['repl-set'],
+  profile: values.profile as ProfileName,
 });
 process.stdout.write(JSON.stringify({ uri: emu.uri, directUri: emu.directUri, port: emu.port }) + '\n');
 

@@ -6,6 +6,7 @@ import type { CursorRegistry } from './cursors.js';
 import { DEFAULT_FIRST_BATCH, takeBatch, type QueryCursor } from './cursors.js';
 import { ErrorCodes, fail } from './errors.js';
 import type { FailPoints } from './failpoints.js';
+import type { EmulatorProfile } from './profiles.js';
 import type { StorageEngine, Collection } from './storage-engine.js';
 import { runViewPipeline } from './query.js';
 import { Aggregator } from 'mingo';
@@ -15,6 +16,8 @@ export interface ServerState {
   readonly engine: StorageEngine;
   readonly cursors: CursorRegistry;
   readonly failpoints: FailPoints;
+  /** The documented server this emulator presents (profiles.ts). */
+  readonly profile: EmulatorProfile;
   readonly host: string;
   readonly port: number;
   readonly replSetName: string;

@@ -1,13 +1,10 @@
 // Handshake, server-information and session commands, presenting a single-node replica set
-// primary running MongoDB 7.0 (wire version 21).
+// primary of the profile's server (profiles.ts; MongoDB 7.0, wire version 21, by default).
 import { hostname, cpus, totalmem, platform, release, arch } from 'node:os';
 import { Long, UUID } from 'bson';
 import { isPlainObject, type Doc } from './bson-values.js';
 import type { CommandContext, Handler } from './command-context.js';
 import { ErrorCodes, fail } from './errors.js';
-
-export const SERVER_VERSION = '7.0.14';
-export const MAX_WIRE_VERSION = 21;
 
 function lastWrite(ctx: CommandContext): Doc {
   const ts = ctx.server.engine.clock.current();
@@ -41,21 +38,21 @@ function helloReply(ctx: CommandContext, legacy: boolean): Doc {
     logicalSessionTimeoutMinutes: 30,
     connectionId: ctx.conn.id,
     minWireVersion: 0,
-    maxWireVersion: MAX_WIRE_VERSION,
+    maxWireVersion: server.profile.maxWireVersion,
     readOnly: false,
     ok: 1,
   });
   return reply;
 }
 
-const buildInfo: Handler = () => ({
-  version: SERVER_VERSION,
+const buildInfo: Handler = (ctx) => ({
+  version: ctx.server.profile.version,
   gitVersion: '0000000000000000000000000000000000000000',
   modules: [],
   allocator: 'system',
   javascriptEngine: 'none',
   sysInfo: 'deprecated',
-  versionArray: SERVER_VERSION.split('.').map(Number).concat(0),
+  versionArray: ctx.server.profile.version.split('.').map(Number).concat(0),
   openssl: { running: 'disabled', compiled: 'disabled' },
   buildEnvironment: {},
   bits: 64,
@@ -66,7 +63,6 @@ const buildInfo: Handler = () => ({
 });
 
 const PARAMETERS: Record<string, unknown> = {
-  featureCompatibilityVersion: { version: '7.0' },
   authenticationMechanisms: ['SCRAM-SHA-1', 'SCRAM-SHA-256'],
   internalQueryMaxBlockingSortMemoryUsageBytes: 104857600,
   maxBSONDepth: 200,
@@ -77,8 +73,10 @@ const PARAMETERS: Record<string, unknown> = {
 const getParameter: Handler = (ctx) => {
   const all = ctx.cmd.getParameter === '*' || (isPlainObject(ctx.cmd.getParameter) && ctx.cmd.getParameter.allParameters === true);
   const reply: Doc = {};
-  for (const [k, v] of Object.entries(PARAMETERS)) if (all || k in ctx.cmd) reply[k] = v;
-  const unknown = Object.keys(ctx.cmd).filter((k) => k !== 'getParameter' && !k.startsWith('$') && k !== 'lsid' && !(k in PARAMETERS));
+  const params: Record<string, unknown> = { ...PARAMETERS };
+  if (ctx.server.profile.fcv) params.featureCompatibilityVersion = { version: ctx.server.profile.fcv };
+  for (const [k, v] of Object.entries(params)) if (all || k in ctx.cmd) reply[k] = v;
+  const unknown = Object.keys(ctx.cmd).filter((k) => k !== 'getParameter' && !k.startsWith('$') && k !== 'lsid' && !(k in params));
   if (!all && unknown.length && Object.keys(reply).length === 0) fail(ErrorCodes.InvalidOptions, 'no option found to get');
   reply.ok = 1;
   return reply;
@@ -86,7 +84,7 @@ const getParameter: Handler = (ctx) => {
 
 const serverStatus: Handler = (ctx) => ({
   host: ctx.server.host,
-  version: SERVER_VERSION,
+  version: ctx.server.profile.version,
   process: 'mongod',
   pid: Long.fromNumber(process.pid),
   uptime: (Date.now() - ctx.server.startedAt.getTime()) / 1000,

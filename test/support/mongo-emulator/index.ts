@@ -4,6 +4,7 @@
 //   await emu.stop();
 import { EmulatorServer } from './server.js';
 import type { StorageEngine } from './storage-engine.js';
+import { profileByName, type EmulatorProfile, type ProfileName } from './profiles.js';
 
 export interface MongoEmulatorOptions {
   /** TCP port on 127.0.0.1; 0 (default) picks a free port. */
@@ -14,6 +15,8 @@ export interface MongoEmulatorOptions {
   historyLimit?: number;
   /** Replica set name reported by hello. Default "rs0". */
   replSetName?: string;
+  /** The server presented (profiles.ts). Default mongodb-7.0. */
+  profile?: ProfileName;
 }
 
 export interface MongoEmulator {
@@ -24,6 +27,7 @@ export interface MongoEmulator {
   readonly host: string;
   readonly port: number;
   readonly replSetName: string;
+  readonly profile: EmulatorProfile;
   /** Internal state, for white-box assertions in tests. */
   readonly engine: StorageEngine;
   stop(): Promise<void>;
@@ -33,12 +37,14 @@ export const DEFAULT_HISTORY_LIMIT = 100_000;
 
 export async function startMongoEmulator(options: MongoEmulatorOptions = {}): Promise<MongoEmulator> {
   const replSetName = options.replSetName ?? 'rs0';
+  const profile = profileByName(options.profile);
   const server = new EmulatorServer({
     port: options.port ?? 0,
     host: '127.0.0.1',
     dbpath: options.dbpath,
     historyLimit: options.historyLimit ?? DEFAULT_HISTORY_LIMIT,
     replSetName,
+    profile,
   });
   await server.start();
   const port = server.port;
@@ -49,6 +55,7 @@ export async function startMongoEmulator(options: MongoEmulatorOptions = {}): Pr
     host: `127.0.0.1:${port}`,
     port,
     replSetName,
+    profile,
     engine: server.engine,
     stop: () => (stopped ??= server.stop()),
   };
@@ -56,3 +63,4 @@ export async function startMongoEmulator(options: MongoEmulatorOptions = {}): Pr
 
 export { SUPPORTED_COMMANDS } from './command-dispatch.js';
 export { ErrorCodes } from './errors.js';
+export { PROFILE_NAMES, PROFILES, type ProfileName, type EmulatorProfile } from './profiles.js';

@@ -8,6 +8,7 @@ import type { ConnectionInfo, ServerState } from './command-context.js';
 import { CursorRegistry } from './cursors.js';
 import { FailPoints } from './failpoints.js';
 import { StorageEngine } from './storage-engine.js';
+import type { EmulatorProfile } from './profiles.js';
 import {
   MessageReader,
   OP_MSG,
@@ -25,6 +26,7 @@ export interface EmulatorServerOptions {
   dbpath?: string;
   historyLimit: number;
   replSetName: string;
+  profile: EmulatorProfile;
 }
 
 export class EmulatorServer {
@@ -56,6 +58,7 @@ export class EmulatorServer {
       engine,
       cursors: new CursorRegistry(),
       failpoints: new FailPoints(),
+      profile: this.options.profile,
       host: `${this.options.host}:${this.port}`,
       port: this.port,
       replSetName: this.options.replSetName,
