@@ -2,11 +2,25 @@
 // MONGODB_URI is set (then every test uses unique database names and emulator-only tests skip).
 import { randomBytes } from 'node:crypto';
 import { MongoClient, type ObjectId, type ChangeStream, type ChangeStreamDocument, type Document } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator, type MongoEmulatorOptions } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator, type MongoEmulatorOptions, type ProfileName } from '../support/mongo-emulator/index.js';
 
 export const REAL_SERVER_URI = process.env.MONGODB_URI;
 /** Tests that need their own server (history limit, restarts, the bin) only run on the emulator. */
 export const emulatorOnly = REAL_SERVER_URI ? 'needs the emulator (MONGODB_URI is set)' : false;
+/**
+ * The profile a real server under test is (`MONGODB_PROFILE=documentdb-5.0 MONGODB_URI=…`):
+ * profile conformance tests run against it when it is theirs. Default mongodb-7.0.
+ */
+export const REAL_SERVER_PROFILE = (process.env.MONGODB_PROFILE ?? 'mongodb-7.0') as ProfileName;
+
+/**
+ * `skip` option for a conformance test of one profile's documented behaviour: runs on the
+ * emulator (started with that profile by `openTarget({ profile })`) and on a real server whose
+ * MONGODB_PROFILE is that profile; says why otherwise.
+ */
+export function onProfile(profile: ProfileName): string | false {
+  return REAL_SERVER_URI && REAL_SERVER_PROFILE !== profile ? `needs a ${profile} server (MONGODB_PROFILE is ${REAL_SERVER_PROFILE})` : false;
+}
 
 export interface Target {
   uri: string;
