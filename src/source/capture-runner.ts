@@ -1,5 +1,6 @@
 import type { ChangeStream, Document, MongoClient, Timestamp } from 'mongodb';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
+import { tryNextCachingToken } from '../db/change-stream-compat.js';
 import { LeaseKeeper } from '../state/lease-keeper.js';
 import { defaultOwnerId, isDeadLocalOwner } from '../state/lease-owner.js';
 import type { StateStore } from '../state/store.js';
@@ -355,7 +356,7 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
       if (producerFailure !== undefined) throw streamFailure(o.streamName, producerFailure);
       let event: Document | null;
       try {
-        event = await stream.tryNext();
+        event = await tryNextCachingToken(stream);
         failures = 0;
       } catch (err) {
         if (o.signal.aborted) break;

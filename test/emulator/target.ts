@@ -4,6 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { MongoClient, type ObjectId, type ChangeStream, type ChangeStreamDocument, type Document } from 'mongodb';
 import { startMongoEmulator, type MongoEmulator, type MongoEmulatorOptions, type ProfileName } from '../support/mongo-emulator/index.js';
 
+import { tryNextCachingToken } from '../../src/db/change-stream-compat.js';
+
 export const REAL_SERVER_URI = process.env.MONGODB_URI;
 /** Tests that need their own server (history limit, restarts, the bin) only run on the emulator. */
 export const emulatorOnly = REAL_SERVER_URI ? 'needs the emulator (MONGODB_URI is set)' : false;
@@ -65,7 +67,8 @@ export async function nextEvents<T extends Document = Document>(
   const deadline = Date.now() + timeoutMs;
   while (out.length < n) {
     if (Date.now() > deadline) throw new Error(`timed out after ${out.length}/${n} events: ${JSON.stringify(out.map((e) => e.operationType))}`);
-    const ev = await stream.tryNext();
+    // As capture reads (caching each event's resume token; see src/db/change-stream-compat.ts).
+    const ev = await tryNextCachingToken(stream);
     if (ev) out.push(ev);
     if (stream.closed) break;
   }
