@@ -36,7 +36,7 @@ import {
   type EventPosition,
 } from '../source/change-envelope.js';
 import type { NamespaceRules } from '../source/namespace-filter.js';
-import { LOAD_PHASES, phaseBeforeFailure, type Counters, type MigrationDoc, type StateStore } from '../state/store.js';
+import { LOAD_PHASES, phaseBeforeFailure, type Counters, type MigrationDoc, type ApplyStateStore } from '../state/store.js';
 import { classifyError, errorName } from '../transport/kinesis-retry.js';
 import { listAllShards } from '../transport/shard-map.js';
 import type { ShardBatch, ShardCheckpoint, ShardReaderTuning } from '../transport/shard-reader.js';
@@ -151,7 +151,7 @@ export interface ApplyConsumerTuning extends ShardReaderTuning {
 
 export interface ApplyRunnerOptions {
   target: MongoClient;
-  store: StateStore;
+  store: ApplyStateStore;
   migrationId: string;
   rules: NamespaceRules;
   kinesis: KinesisClient;

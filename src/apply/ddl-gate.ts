@@ -18,10 +18,10 @@
  * DDL is pending is not handled here (the caller must pass the shards that received the copy).
  */
 import { positionKey, type ChangeEnvelope } from '../source/change-envelope.js';
-import type { StateStore } from '../state/store.js';
+import type { DdlStateStore } from '../state/store.js';
 
 export interface DdlGateOptions {
-  store: StateStore;
+  store: DdlStateStore;
   migrationId: string;
   shardId: string;
   /** Shards that receive a copy of every DDL (the stream's open shards). */
