@@ -201,7 +201,7 @@ export interface DdlRendezvousDoc {
   /** `${migrationId}/${positionKey of the DDL event}`. */
   _id: string;
   migrationId: string;
-  /** Shards expected to reach the DDL (fixed by the first arrival). */
+  /** The open shards when the first shard arrived (a record only: see src/apply/ddl-gate.ts). */
   shards: string[];
   arrived: string[];
   /** Set once the DDL ran on the target. */
