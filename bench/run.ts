@@ -175,7 +175,7 @@ process.on('SIGTERM', () => void cleanup().then(() => process.exit(143)));
 try {
   // The stack sections (stack, lag, load) share one local stack; the in-process ones (inproc,
   // backlog, profile) need none. A full run measures them one after the other, so that they do
-  // not compete for the cores; --smoke runs the two groups at once (its figures mean nothing).
+  // not compete for the cores; --smoke runs them all at once (its figures mean nothing).
   const onStack = async () => {
     const needStack = ['stack', 'lag', 'load'].some((s) => sections.has(s));
     if (sections.has('load')) {
@@ -189,99 +189,113 @@ try {
     }
     const common = () => ({ sourceUri: stack!.source.uri, targetUri: stack!.target.uri, kinesisEndpoint: stack!.kinesis.endpoint, pids: stack!.pids });
 
-    // ------------------------------------------------------------------------------ stack
-    if (sections.has('stack')) {
-      const src = new MongoClient(stack!.source.uri);
-      for (const size of ['small', 'medium'] as const) {
-        const count = size === 'small' ? sizes.small : sizes.medium;
-        if (count <= 0) continue;
-        const db = `bench_${size}`;
-        const startToken = await resumeTokenNow(src, db);
-        say(`${size}: writing a backlog of ${count} mixed operations (${DOC_BYTES[size]} B documents) to the source`);
-        const t = performance.now();
-        const ops = await writeBacklog(src.db(db).collection<{ _id: number }>('docs'), { count, bytes: DOC_BYTES[size], mix: MIXES.mixed! });
-        const writeSeconds = (performance.now() - t) / 1000;
-        const base = { ...common(), startToken, count, db };
-        const entry: Record<string, unknown> = { count, bytes: DOC_BYTES[size], ops, writeSeconds, shards: sizes.shards };
-        results.stack[size] = entry;
+    const stackSection = async () => {
+      // ------------------------------------------------------------------------------ stack
+      if (sections.has('stack')) {
+        const src = new MongoClient(stack!.source.uri);
+        for (const size of ['small', 'medium'] as const) {
+          const count = size === 'small' ? sizes.small : sizes.medium;
+          if (count <= 0) continue;
+          const db = `bench_${size}`;
+          const startToken = await resumeTokenNow(src, db);
+          say(`${size}: writing a backlog of ${count} mixed operations (${DOC_BYTES[size]} B documents) to the source`);
+          const t = performance.now();
+          const ops = await writeBacklog(src.db(db).collection<{ _id: number }>('docs'), { count, bytes: DOC_BYTES[size], mix: MIXES.mixed! });
+          const writeSeconds = (performance.now() - t) / 1000;
+          const base = { ...common(), startToken, count, db };
+          const entry: Record<string, unknown> = { count, bytes: DOC_BYTES[size], ops, writeSeconds, shards: sizes.shards };
+          results.stack[size] = entry;
 
-        say(`${size}: ours, capture of the backlog`);
-        const capStream = await createStream(stack!, `ours-${size}-cap`, sizes.shards);
-        entry.capture = await runWorker('stack-ours.ts', { ...base, mode: 'capture', label: `ours ${size} capture`, stream: capStream, migrationId: `cap-${size}`, targetDb: `${db}_t1` });
-        say(`${size}: ours, apply of that stream`);
-        entry.apply = await runWorker('stack-ours.ts', { ...base, mode: 'apply', label: `ours ${size} apply`, stream: capStream, migrationId: `cap-${size}`, targetDb: `${db}_t1` });
-        say(`${size}: ours, capture + apply together (end to end)`);
-        const e2eStream = await createStream(stack!, `ours-${size}-e2e`, sizes.shards);
-        entry.e2e = await runWorker('stack-ours.ts', { ...base, mode: 'e2e', label: `ours ${size} e2e`, stream: e2eStream, migrationId: `e2e-${size}`, targetDb: `${db}_t2` });
+          say(`${size}: ours, capture of the backlog`);
+          const capStream = await createStream(stack!, `ours-${size}-cap`, sizes.shards);
+          entry.capture = await runWorker('stack-ours.ts', { ...base, mode: 'capture', label: `ours ${size} capture`, stream: capStream, migrationId: `cap-${size}`, targetDb: `${db}_t1` });
+          say(`${size}: ours, apply of that stream`);
+          entry.apply = await runWorker('stack-ours.ts', { ...base, mode: 'apply', label: `ours ${size} apply`, stream: capStream, migrationId: `cap-${size}`, targetDb: `${db}_t1` });
+          say(`${size}: ours, capture + apply together (end to end)`);
+          const e2eStream = await createStream(stack!, `ours-${size}-e2e`, sizes.shards);
+          entry.e2e = await runWorker('stack-ours.ts', { ...base, mode: 'e2e', label: `ours ${size} e2e`, stream: e2eStream, migrationId: `e2e-${size}`, targetDb: `${db}_t2` });
 
-        if (size === 'small' && sizes['seed-events'] > 0) {
-          const k = Math.min(sizes['seed-events'], count);
-          const sbase = { ...base, count: k };
-          const seed: Record<string, unknown> = { count: k };
-          results.seed.small = seed;
-          say(`small: seed loop, capture of ${k} events (PutRecord per event + state write per event)`);
-          const s1 = await createStream(stack!, 'seed-small-cap', 1);
-          seed.capture = await runWorker('stack-seed.ts', { ...sbase, mode: 'capture', label: 'seed capture', stream: s1, maxSeconds: 300 });
-          say(`small: seed loop, apply of ${k} events (GetRecords Limit=1 + state write per event)`);
-          // apply exactly what capture put into the stream (updates whose document was deleted since have no record)
-          const inStream = (seed.capture as { kinesis: { putRecordCalls: number } }).kinesis.putRecordCalls;
-          seed.apply = await runWorker('stack-seed.ts', { ...sbase, count: inStream, mode: 'apply', label: 'seed apply', stream: s1, maxSeconds: 300 });
-          say(`small: seed loop, capture + apply together (end to end)`);
-          const s2 = await createStream(stack!, 'seed-small-e2e', 1);
-          seed.e2e = await runWorker('stack-seed.ts', { ...sbase, mode: 'e2e', label: 'seed e2e', stream: s2, dbSuffix: 'e2e', maxSeconds: 300 });
-          if (sizes['seed-as-written'] > 0) {
-            const n = Math.min(sizes['seed-as-written'], k);
-            say(`small: seed as written (sleep 0.1 s after each state write), ${n} events end to end`);
-            const s3 = await createStream(stack!, 'seed-small-asis', 1);
-            seed.asWritten = await runWorker('stack-seed.ts', { ...sbase, count: n, mode: 'e2e', label: 'seed as written e2e', stream: s3, asWritten: true, dbSuffix: 'asis', maxSeconds: 120 });
+          if (size === 'small' && sizes['seed-events'] > 0) {
+            const k = Math.min(sizes['seed-events'], count);
+            const sbase = { ...base, count: k };
+            const seed: Record<string, unknown> = { count: k };
+            results.seed.small = seed;
+            say(`small: seed loop, capture of ${k} events (PutRecord per event + state write per event)`);
+            const s1 = await createStream(stack!, 'seed-small-cap', 1);
+            seed.capture = await runWorker('stack-seed.ts', { ...sbase, mode: 'capture', label: 'seed capture', stream: s1, maxSeconds: 300 });
+            say(`small: seed loop, apply of ${k} events (GetRecords Limit=1 + state write per event)`);
+            // apply exactly what capture put into the stream (updates whose document was deleted since have no record)
+            const inStream = (seed.capture as { kinesis: { putRecordCalls: number } }).kinesis.putRecordCalls;
+            seed.apply = await runWorker('stack-seed.ts', { ...sbase, count: inStream, mode: 'apply', label: 'seed apply', stream: s1, maxSeconds: 300 });
+            say(`small: seed loop, capture + apply together (end to end)`);
+            const s2 = await createStream(stack!, 'seed-small-e2e', 1);
+            seed.e2e = await runWorker('stack-seed.ts', { ...sbase, mode: 'e2e', label: 'seed e2e', stream: s2, dbSuffix: 'e2e', maxSeconds: 300 });
+            if (sizes['seed-as-written'] > 0) {
+              const n = Math.min(sizes['seed-as-written'], k);
+              say(`small: seed as written (sleep 0.1 s after each state write), ${n} events end to end`);
+              const s3 = await createStream(stack!, 'seed-small-asis', 1);
+              seed.asWritten = await runWorker('stack-seed.ts', { ...sbase, count: n, mode: 'e2e', label: 'seed as written e2e', stream: s3, asWritten: true, dbSuffix: 'asis', maxSeconds: 120 });
+            }
           }
         }
+        await src.close();
       }
-      await src.close();
-    }
+    };
 
-    // ------------------------------------------------------------------------------ lag
-    if (sections.has('lag')) {
-      const rate = sizes['lag-rate'];
-      const seconds = sizes['lag-seconds'];
-      say(`lag: ours, steady ${rate} ops/s for ${seconds} s`);
-      const ls = await createStream(stack!, 'ours-lag', sizes.shards);
-      results.lag.ours = await runWorker('stack-ours.ts', { ...common(), mode: 'lag', label: 'ours lag', stream: ls, count: 0, db: 'lag_ours', migrationId: 'lag', targetDb: 'lag_ours_target', rate, seconds });
-      say(`lag: seed loop, steady ${rate} ops/s for ${seconds} s`);
-      const ss = await createStream(stack!, 'seed-lag', 1);
-      results.lag.seed = await runWorker('stack-seed.ts', { ...common(), mode: 'lag', label: 'seed lag', stream: ss, count: 0, db: 'lag_seed', rate, seconds });
-    }
+    const lagSection = async () => {
+      // ------------------------------------------------------------------------------ lag
+      if (sections.has('lag')) {
+        const rate = sizes['lag-rate'];
+        const seconds = sizes['lag-seconds'];
+        say(`lag: ours, steady ${rate} ops/s for ${seconds} s`);
+        const ls = await createStream(stack!, 'ours-lag', sizes.shards);
+        results.lag.ours = await runWorker('stack-ours.ts', { ...common(), mode: 'lag', label: 'ours lag', stream: ls, count: 0, db: 'lag_ours', migrationId: 'lag', targetDb: 'lag_ours_target', rate, seconds });
+        say(`lag: seed loop, steady ${rate} ops/s for ${seconds} s`);
+        const ss = await createStream(stack!, 'seed-lag', 1);
+        results.lag.seed = await runWorker('stack-seed.ts', { ...common(), mode: 'lag', label: 'seed lag', stream: ss, count: 0, db: 'lag_seed', rate, seconds });
+      }
+    };
 
-    // ------------------------------------------------------------------------------ initial load
-    if (sections.has('load')) {
-      const src = new MongoClient(stack!.source.uri);
-      const db = 'loadbench';
-      say(`load: inserting ${sizes['load-small']} × 200 B + ${sizes['load-medium']} × 2 KiB documents into the source`);
-      const rand = prng(3);
-      const collections: string[] = [];
-      for (const [coll, n, bytes] of [
-        ['small', sizes['load-small'], 200],
-        ['medium', sizes['load-medium'], 2048],
-      ] as const) {
-        if (n <= 0) continue;
-        collections.push(coll);
-        for (let i = 0; i < n; i += 1000) {
-          const docs = [];
-          for (let j = i; j < Math.min(n, i + 1000); j++) docs.push(makeDoc(j, bytes, rand));
-          await src.db(db).collection(coll).insertMany(docs, { ordered: true });
+    const loadSection = async () => {
+      // ------------------------------------------------------------------------------ initial load
+      if (sections.has('load')) {
+        const src = new MongoClient(stack!.source.uri);
+        const db = 'loadbench';
+        say(`load: inserting ${sizes['load-small']} × 200 B + ${sizes['load-medium']} × 2 KiB documents into the source`);
+        const rand = prng(3);
+        const collections: string[] = [];
+        for (const [coll, n, bytes] of [
+          ['small', sizes['load-small'], 200],
+          ['medium', sizes['load-medium'], 2048],
+        ] as const) {
+          if (n <= 0) continue;
+          collections.push(coll);
+          for (let i = 0; i < n; i += 1000) {
+            const docs = [];
+            for (let j = i; j < Math.min(n, i + 1000); j++) docs.push(makeDoc(j, bytes, rand));
+            await src.db(db).collection(coll).insertMany(docs, { ordered: true });
+          }
         }
-      }
-      await src.close();
-      const bins = { mongodump: goToolPath('mongodump'), mongorestore: goToolPath('mongorestore') };
-      for (let rep = 0; rep < sizes['load-reps']; rep++) {
-        for (const mode of rep % 2 === 0 ? (['shell', 'product'] as const) : (['product', 'shell'] as const)) {
-          say(`load: ${mode} (run ${rep + 1}/${sizes['load-reps']})`);
-          results.load.push(
-            await runWorker('load.ts', { ...common(), mode, label: `load ${mode} #${rep + 1}`, db, targetDb: `${db}_target`, collections, ...bins }),
-          );
+        await src.close();
+        const bins = { mongodump: goToolPath('mongodump'), mongorestore: goToolPath('mongorestore') };
+        for (let rep = 0; rep < sizes['load-reps']; rep++) {
+          for (const mode of rep % 2 === 0 ? (['shell', 'product'] as const) : (['product', 'shell'] as const)) {
+            say(`load: ${mode} (run ${rep + 1}/${sizes['load-reps']})`);
+            results.load.push(
+              await runWorker('load.ts', { ...common(), mode, label: `load ${mode} #${rep + 1}`, db, targetDb: `${db}_target`, collections, ...bins }),
+            );
+          }
         }
+        results.loadDocuments = sizes['load-small'] + sizes['load-medium'];
       }
-      results.loadDocuments = sizes['load-small'] + sizes['load-medium'];
+    };
+
+    // --smoke: the three at once on the one stack (separate databases and streams)
+    if (argv.smoke) await Promise.all([stackSection(), lagSection(), loadSection()]);
+    else {
+      await stackSection();
+      await lagSection();
+      await loadSection();
     }
     await cleanup();
   };
