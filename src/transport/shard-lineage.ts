@@ -5,12 +5,13 @@
  *
  * Capture puts one copy of a broadcast on every shard open when the copy is written
  * (ordered-producer.ts). Resharding afterwards closes the shards that hold the copies and creates
- * children that hold none: their records all come after the broadcast. Kinesis lists a child's
- * parent(s) (`ParentShardId`, and `AdjacentParentShardId` for a merge) and keeps listing a closed
- * shard for the stream's retention period:
- * https://docs.aws.amazon.com/kinesis/latest/APIReference/API_Shard.html
- * https://docs.aws.amazon.com/streams/latest/dev/kinesis-using-sdk-java-after-resharding.html
- * ("the parent shards … remain … you need to read from the parent before the child" for order).
+ * children that hold none: their records all come after the broadcast. After a reshard, records
+ * are routed to the children while the records already in a parent stay there, and the parent
+ * stays readable (for the retention period), "Consider data routing, data persistence, and shard
+ * state after a reshard" in
+ * https://docs.aws.amazon.com/streams/latest/dev/kinesis-using-sdk-java-after-resharding.html ;
+ * ListShards gives each child its parent (`ParentShardId`, plus `AdjacentParentShardId` for a
+ * merge): https://docs.aws.amazon.com/kinesis/latest/APIReference/API_Shard.html
  *
  * INVARIANT (what "every shard passed the broadcast" means): a shard has passed it when it
  * reached the broadcast itself, or when it has parents and all of them passed it. A shard that
