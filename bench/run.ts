@@ -13,9 +13,13 @@
  *   backlog  peak RSS with a large backlog (default 1M events), in-process
  *   profile  node --cpu-prof of the in-process pipeline, summarised
  * The capacity model (shards needed on real Kinesis) is computed from what was measured.
+ *
+ * `--smoke`: every section at tiny sizes (a check that the benchmark still runs, part of `npm test`
+ * through test/bench/bench-smoke.test.ts; its figures mean nothing). It writes only smoke.{json,md}
+ * into `--out` (default: a new temporary directory), never bench/results/latest.*.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -47,13 +51,35 @@ const argv = await yargs(hideBin(process.argv))
   .option('backlog', { type: 'number', default: 1_000_000, describe: 'Events of the large-backlog (peak RSS) run' })
   .option('bounded-limit', { type: 'number', default: 25, describe: 'Backlog run: GetRecords Limit of the bounded apply variant' })
   .option('bounded-heap', { type: 'number', default: 192, describe: 'Backlog run: --max-old-space-size (MiB) of the bounded apply variant' })
-  .option('out', { type: 'string', default: path.join(ROOT, 'bench/results'), describe: 'Results directory' })
+  .option('out', { type: 'string', describe: 'Results directory (default bench/results; with --smoke a new temporary directory)' })
+  .option('smoke', { type: 'boolean', default: false, describe: 'Every section at tiny sizes (overrides the size flags); writes only smoke.{json,md} to --out' })
   .strict()
   .help()
   .parseAsync();
 
+/** Sizes of `--smoke`: each section runs its whole code path once, in seconds. */
+const SMOKE = {
+  small: 300,
+  medium: 100,
+  'seed-events': 20,
+  'seed-as-written': 3,
+  'lag-rate': 20,
+  'lag-seconds': 2,
+  'load-small': 300,
+  'load-medium': 50,
+  'load-reps': 1,
+  inproc: 500,
+  backlog: 2_000,
+  'profile-events': 500,
+} as const;
+const sizes = argv.smoke ? { ...argv, ...SMOKE } : { ...argv, 'profile-events': Math.max(20_000, Math.round(argv.inproc * 0.6)) };
+
 const sections = new Set((argv.only ?? 'stack,lag,load,inproc,backlog,profile').split(',').map((s) => s.trim()));
-const outDir = path.resolve(argv.out);
+const outDir = argv.out
+  ? path.resolve(argv.out)
+  : argv.smoke
+    ? mkdtempSync(path.join(os.tmpdir(), 'migrator-bench-smoke-'))
+    : path.join(ROOT, 'bench/results');
 mkdirSync(outDir, { recursive: true });
 const started = Date.now();
 const say = (msg: string) => process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${msg}\n`);
@@ -61,7 +87,12 @@ const say = (msg: string) => process.stderr.write(`[bench ${((Date.now() - start
 const results: BenchResults = {
   startedAt: new Date(started).toISOString(),
   machine: machineInfo(),
-  flags: Object.fromEntries(Object.entries(argv).filter(([k]) => /^[a-z]/.test(k) && !k.includes('-') && k !== '$0')),
+  // the flags as used (with --smoke, its sizes), camelCase as before
+  flags: Object.fromEntries(
+    Object.entries(sizes)
+      .filter(([k]) => /^[a-z][a-z-]*$/.test(k))
+      .map(([k, v]) => [k.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()), v]),
+  ),
   stack: {},
   seed: {},
   lag: {},
@@ -142,185 +173,210 @@ process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
 process.on('SIGTERM', () => void cleanup().then(() => process.exit(143)));
 
 try {
-  const needStack = ['stack', 'lag', 'load'].some((s) => sections.has(s));
-  if (sections.has('load')) {
-    say('checking the Go-built mongodump/mongorestore (npm run tools; a cold build takes ~2 min)');
-    await ensureGoTools(['mongodump', 'mongorestore']);
-  }
-  if (needStack) {
-    say('starting the stack: source + target emulators, kinesis-local');
-    stack = await startStack({ historyLimit: Math.max(200_000, argv.small + argv.medium + 50_000) });
-    results.stackPids = stack.pids;
-  }
-  const common = () => ({ sourceUri: stack!.source.uri, targetUri: stack!.target.uri, kinesisEndpoint: stack!.kinesis.endpoint, pids: stack!.pids });
+  // The stack sections (stack, lag, load) share one local stack; the in-process ones (inproc,
+  // backlog, profile) need none. A full run measures them one after the other, so that they do
+  // not compete for the cores; --smoke runs them all at once (its figures mean nothing).
+  const onStack = async () => {
+    const needStack = ['stack', 'lag', 'load'].some((s) => sections.has(s));
+    if (sections.has('load')) {
+      say('checking the Go-built mongodump/mongorestore (npm run tools; a cold build takes ~2 min)');
+      await ensureGoTools(['mongodump', 'mongorestore']);
+    }
+    if (needStack) {
+      say('starting the stack: source + target emulators, kinesis-local');
+      stack = await startStack({ historyLimit: Math.max(200_000, sizes.small + sizes.medium + 50_000) });
+      results.stackPids = stack.pids;
+    }
+    const common = () => ({ sourceUri: stack!.source.uri, targetUri: stack!.target.uri, kinesisEndpoint: stack!.kinesis.endpoint, pids: stack!.pids });
 
-  // ------------------------------------------------------------------------------ stack
-  if (sections.has('stack')) {
-    const src = new MongoClient(stack!.source.uri);
-    for (const size of ['small', 'medium'] as const) {
-      const count = size === 'small' ? argv.small : argv.medium;
-      if (count <= 0) continue;
-      const db = `bench_${size}`;
-      const startToken = await resumeTokenNow(src, db);
-      say(`${size}: writing a backlog of ${count} mixed operations (${DOC_BYTES[size]} B documents) to the source`);
-      const t = performance.now();
-      const ops = await writeBacklog(src.db(db).collection<{ _id: number }>('docs'), { count, bytes: DOC_BYTES[size], mix: MIXES.mixed! });
-      const writeSeconds = (performance.now() - t) / 1000;
-      const base = { ...common(), startToken, count, db };
-      const entry: Record<string, unknown> = { count, bytes: DOC_BYTES[size], ops, writeSeconds, shards: argv.shards };
-      results.stack[size] = entry;
+    const stackSection = async () => {
+      // ------------------------------------------------------------------------------ stack
+      if (sections.has('stack')) {
+        const src = new MongoClient(stack!.source.uri);
+        for (const size of ['small', 'medium'] as const) {
+          const count = size === 'small' ? sizes.small : sizes.medium;
+          if (count <= 0) continue;
+          const db = `bench_${size}`;
+          const startToken = await resumeTokenNow(src, db);
+          say(`${size}: writing a backlog of ${count} mixed operations (${DOC_BYTES[size]} B documents) to the source`);
+          const t = performance.now();
+          const ops = await writeBacklog(src.db(db).collection<{ _id: number }>('docs'), { count, bytes: DOC_BYTES[size], mix: MIXES.mixed! });
+          const writeSeconds = (performance.now() - t) / 1000;
+          const base = { ...common(), startToken, count, db };
+          const entry: Record<string, unknown> = { count, bytes: DOC_BYTES[size], ops, writeSeconds, shards: sizes.shards };
+          results.stack[size] = entry;
 
-      say(`${size}: ours, capture of the backlog`);
-      const capStream = await createStream(stack!, `ours-${size}-cap`, argv.shards);
-      entry.capture = await runWorker('stack-ours.ts', { ...base, mode: 'capture', label: `ours ${size} capture`, stream: capStream, migrationId: `cap-${size}`, targetDb: `${db}_t1` });
-      say(`${size}: ours, apply of that stream`);
-      entry.apply = await runWorker('stack-ours.ts', { ...base, mode: 'apply', label: `ours ${size} apply`, stream: capStream, migrationId: `cap-${size}`, targetDb: `${db}_t1` });
-      say(`${size}: ours, capture + apply together (end to end)`);
-      const e2eStream = await createStream(stack!, `ours-${size}-e2e`, argv.shards);
-      entry.e2e = await runWorker('stack-ours.ts', { ...base, mode: 'e2e', label: `ours ${size} e2e`, stream: e2eStream, migrationId: `e2e-${size}`, targetDb: `${db}_t2` });
+          say(`${size}: ours, capture of the backlog`);
+          const capStream = await createStream(stack!, `ours-${size}-cap`, sizes.shards);
+          entry.capture = await runWorker('stack-ours.ts', { ...base, mode: 'capture', label: `ours ${size} capture`, stream: capStream, migrationId: `cap-${size}`, targetDb: `${db}_t1` });
+          say(`${size}: ours, apply of that stream`);
+          entry.apply = await runWorker('stack-ours.ts', { ...base, mode: 'apply', label: `ours ${size} apply`, stream: capStream, migrationId: `cap-${size}`, targetDb: `${db}_t1` });
+          say(`${size}: ours, capture + apply together (end to end)`);
+          const e2eStream = await createStream(stack!, `ours-${size}-e2e`, sizes.shards);
+          entry.e2e = await runWorker('stack-ours.ts', { ...base, mode: 'e2e', label: `ours ${size} e2e`, stream: e2eStream, migrationId: `e2e-${size}`, targetDb: `${db}_t2` });
 
-      if (size === 'small' && argv['seed-events'] > 0) {
-        const k = Math.min(argv['seed-events'], count);
-        const sbase = { ...base, count: k };
-        const seed: Record<string, unknown> = { count: k };
-        results.seed.small = seed;
-        say(`small: seed loop, capture of ${k} events (PutRecord per event + state write per event)`);
-        const s1 = await createStream(stack!, 'seed-small-cap', 1);
-        seed.capture = await runWorker('stack-seed.ts', { ...sbase, mode: 'capture', label: 'seed capture', stream: s1, maxSeconds: 300 });
-        say(`small: seed loop, apply of ${k} events (GetRecords Limit=1 + state write per event)`);
-        // apply exactly what capture put into the stream (updates whose document was deleted since have no record)
-        const inStream = (seed.capture as { kinesis: { putRecordCalls: number } }).kinesis.putRecordCalls;
-        seed.apply = await runWorker('stack-seed.ts', { ...sbase, count: inStream, mode: 'apply', label: 'seed apply', stream: s1, maxSeconds: 300 });
-        say(`small: seed loop, capture + apply together (end to end)`);
-        const s2 = await createStream(stack!, 'seed-small-e2e', 1);
-        seed.e2e = await runWorker('stack-seed.ts', { ...sbase, mode: 'e2e', label: 'seed e2e', stream: s2, dbSuffix: 'e2e', maxSeconds: 300 });
-        if (argv['seed-as-written'] > 0) {
-          const n = Math.min(argv['seed-as-written'], k);
-          say(`small: seed as written (sleep 0.1 s after each state write), ${n} events end to end`);
-          const s3 = await createStream(stack!, 'seed-small-asis', 1);
-          seed.asWritten = await runWorker('stack-seed.ts', { ...sbase, count: n, mode: 'e2e', label: 'seed as written e2e', stream: s3, asWritten: true, dbSuffix: 'asis', maxSeconds: 120 });
+          if (size === 'small' && sizes['seed-events'] > 0) {
+            const k = Math.min(sizes['seed-events'], count);
+            const sbase = { ...base, count: k };
+            const seed: Record<string, unknown> = { count: k };
+            results.seed.small = seed;
+            say(`small: seed loop, capture of ${k} events (PutRecord per event + state write per event)`);
+            const s1 = await createStream(stack!, 'seed-small-cap', 1);
+            seed.capture = await runWorker('stack-seed.ts', { ...sbase, mode: 'capture', label: 'seed capture', stream: s1, maxSeconds: 300 });
+            say(`small: seed loop, apply of ${k} events (GetRecords Limit=1 + state write per event)`);
+            // apply exactly what capture put into the stream (updates whose document was deleted since have no record)
+            const inStream = (seed.capture as { kinesis: { putRecordCalls: number } }).kinesis.putRecordCalls;
+            seed.apply = await runWorker('stack-seed.ts', { ...sbase, count: inStream, mode: 'apply', label: 'seed apply', stream: s1, maxSeconds: 300 });
+            say(`small: seed loop, capture + apply together (end to end)`);
+            const s2 = await createStream(stack!, 'seed-small-e2e', 1);
+            seed.e2e = await runWorker('stack-seed.ts', { ...sbase, mode: 'e2e', label: 'seed e2e', stream: s2, dbSuffix: 'e2e', maxSeconds: 300 });
+            if (sizes['seed-as-written'] > 0) {
+              const n = Math.min(sizes['seed-as-written'], k);
+              say(`small: seed as written (sleep 0.1 s after each state write), ${n} events end to end`);
+              const s3 = await createStream(stack!, 'seed-small-asis', 1);
+              seed.asWritten = await runWorker('stack-seed.ts', { ...sbase, count: n, mode: 'e2e', label: 'seed as written e2e', stream: s3, asWritten: true, dbSuffix: 'asis', maxSeconds: 120 });
+            }
+          }
         }
+        await src.close();
+      }
+    };
+
+    const lagSection = async () => {
+      // ------------------------------------------------------------------------------ lag
+      if (sections.has('lag')) {
+        const rate = sizes['lag-rate'];
+        const seconds = sizes['lag-seconds'];
+        say(`lag: ours, steady ${rate} ops/s for ${seconds} s`);
+        const ls = await createStream(stack!, 'ours-lag', sizes.shards);
+        results.lag.ours = await runWorker('stack-ours.ts', { ...common(), mode: 'lag', label: 'ours lag', stream: ls, count: 0, db: 'lag_ours', migrationId: 'lag', targetDb: 'lag_ours_target', rate, seconds });
+        say(`lag: seed loop, steady ${rate} ops/s for ${seconds} s`);
+        const ss = await createStream(stack!, 'seed-lag', 1);
+        results.lag.seed = await runWorker('stack-seed.ts', { ...common(), mode: 'lag', label: 'seed lag', stream: ss, count: 0, db: 'lag_seed', rate, seconds });
+      }
+    };
+
+    const loadSection = async () => {
+      // ------------------------------------------------------------------------------ initial load
+      if (sections.has('load')) {
+        const src = new MongoClient(stack!.source.uri);
+        const db = 'loadbench';
+        say(`load: inserting ${sizes['load-small']} × 200 B + ${sizes['load-medium']} × 2 KiB documents into the source`);
+        const rand = prng(3);
+        const collections: string[] = [];
+        for (const [coll, n, bytes] of [
+          ['small', sizes['load-small'], 200],
+          ['medium', sizes['load-medium'], 2048],
+        ] as const) {
+          if (n <= 0) continue;
+          collections.push(coll);
+          for (let i = 0; i < n; i += 1000) {
+            const docs = [];
+            for (let j = i; j < Math.min(n, i + 1000); j++) docs.push(makeDoc(j, bytes, rand));
+            await src.db(db).collection(coll).insertMany(docs, { ordered: true });
+          }
+        }
+        await src.close();
+        const bins = { mongodump: goToolPath('mongodump'), mongorestore: goToolPath('mongorestore') };
+        for (let rep = 0; rep < sizes['load-reps']; rep++) {
+          for (const mode of rep % 2 === 0 ? (['shell', 'product'] as const) : (['product', 'shell'] as const)) {
+            say(`load: ${mode} (run ${rep + 1}/${sizes['load-reps']})`);
+            results.load.push(
+              await runWorker('load.ts', { ...common(), mode, label: `load ${mode} #${rep + 1}`, db, targetDb: `${db}_target`, collections, ...bins }),
+            );
+          }
+        }
+        results.loadDocuments = sizes['load-small'] + sizes['load-medium'];
+      }
+    };
+
+    // --smoke: the three at once on the one stack (separate databases and streams)
+    if (argv.smoke) await Promise.all([stackSection(), lagSection(), loadSection()]);
+    else {
+      await stackSection();
+      await lagSection();
+      await loadSection();
+    }
+    await cleanup();
+  };
+  const inProcess = async () => {
+    // ------------------------------------------------------------------------------ in-process
+    if (sections.has('inproc')) {
+      for (const [name, bytes] of [
+        ['small', 200],
+        ['kib', 1024],
+        ['medium', 2048],
+      ] as const) {
+        say(`in-process: ${sizes.inproc} mixed events of ${bytes} B documents, ${sizes['inproc-shards']} shards`);
+        results.inproc[name] = await runWorker('inprocess.ts', { label: `inproc ${name}`, count: sizes.inproc, bytes, mix: 'mixed', shards: sizes['inproc-shards'] });
       }
     }
-    await src.close();
-  }
-
-  // ------------------------------------------------------------------------------ lag
-  if (sections.has('lag')) {
-    const rate = argv['lag-rate'];
-    const seconds = argv['lag-seconds'];
-    say(`lag: ours, steady ${rate} ops/s for ${seconds} s`);
-    const ls = await createStream(stack!, 'ours-lag', argv.shards);
-    results.lag.ours = await runWorker('stack-ours.ts', { ...common(), mode: 'lag', label: 'ours lag', stream: ls, count: 0, db: 'lag_ours', migrationId: 'lag', targetDb: 'lag_ours_target', rate, seconds });
-    say(`lag: seed loop, steady ${rate} ops/s for ${seconds} s`);
-    const ss = await createStream(stack!, 'seed-lag', 1);
-    results.lag.seed = await runWorker('stack-seed.ts', { ...common(), mode: 'lag', label: 'seed lag', stream: ss, count: 0, db: 'lag_seed', rate, seconds });
-  }
-
-  // ------------------------------------------------------------------------------ initial load
-  if (sections.has('load')) {
-    const src = new MongoClient(stack!.source.uri);
-    const db = 'loadbench';
-    say(`load: inserting ${argv['load-small']} × 200 B + ${argv['load-medium']} × 2 KiB documents into the source`);
-    const rand = prng(3);
-    const collections: string[] = [];
-    for (const [coll, n, bytes] of [
-      ['small', argv['load-small'], 200],
-      ['medium', argv['load-medium'], 2048],
-    ] as const) {
-      if (n <= 0) continue;
-      collections.push(coll);
-      for (let i = 0; i < n; i += 1000) {
-        const docs = [];
-        for (let j = i; j < Math.min(n, i + 1000); j++) docs.push(makeDoc(j, bytes, rand));
-        await src.db(db).collection(coll).insertMany(docs, { ordered: true });
-      }
-    }
-    await src.close();
-    const bins = { mongodump: goToolPath('mongodump'), mongorestore: goToolPath('mongorestore') };
-    for (let rep = 0; rep < argv['load-reps']; rep++) {
-      for (const mode of rep % 2 === 0 ? (['shell', 'product'] as const) : (['product', 'shell'] as const)) {
-        say(`load: ${mode} (run ${rep + 1}/${argv['load-reps']})`);
-        results.load.push(
-          await runWorker('load.ts', { ...common(), mode, label: `load ${mode} #${rep + 1}`, db, targetDb: `${db}_target`, collections, ...bins }),
-        );
-      }
-    }
-    results.loadDocuments = argv['load-small'] + argv['load-medium'];
-  }
-  await cleanup();
-
-  // ------------------------------------------------------------------------------ in-process
-  if (sections.has('inproc')) {
-    for (const [name, bytes] of [
-      ['small', 200],
-      ['kib', 1024],
-      ['medium', 2048],
-    ] as const) {
-      say(`in-process: ${argv.inproc} mixed events of ${bytes} B documents, ${argv['inproc-shards']} shards`);
-      results.inproc[name] = await runWorker('inprocess.ts', { label: `inproc ${name}`, count: argv.inproc, bytes, mix: 'mixed', shards: argv['inproc-shards'] });
-    }
-  }
-  if (sections.has('backlog') && argv.backlog > 0) {
-    // The shard log runs in its own process here, so that the migrator's RSS is its own; capture
-    // and apply run in separate processes (as `migrator capture` and `migrator apply` would).
-    const server = execa(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench/workers/memory-kinesis-server.ts'), 'bench', String(argv['inproc-shards'])], {
-      cwd: ROOT,
-      stdin: 'pipe',
-      stdout: 'pipe',
-      stderr: 'inherit',
-      buffer: false,
-      reject: false,
-      env: { ...process.env, NODE_NO_WARNINGS: '1' },
-    });
-    try {
-      const endpoint = await new Promise<string>((resolve, reject) => {
-        createInterface({ input: server.stdout! }).once('line', (l) => resolve((JSON.parse(l) as { endpoint: string }).endpoint));
-        void server.then((r) => reject(new Error(`memory-kinesis-server exited ${String(r.exitCode)}`)));
+    if (sections.has('backlog') && sizes.backlog > 0) {
+      // The shard log runs in its own process here, so that the migrator's RSS is its own; capture
+      // and apply run in separate processes (as `migrator capture` and `migrator apply` would).
+      const server = execa(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench/workers/memory-kinesis-server.ts'), 'bench', String(sizes['inproc-shards'])], {
+        cwd: ROOT,
+        stdin: 'pipe',
+        stdout: 'pipe',
+        stderr: 'inherit',
+        buffer: false,
+        reject: false,
+        env: { ...process.env, NODE_NO_WARNINGS: '1' },
       });
-      const base = { count: argv.backlog, bytes: 200, mix: 'mixed', shards: argv['inproc-shards'], endpoint };
-      const backlog: Record<string, unknown> = { count: argv.backlog, bytes: 200, shards: argv['inproc-shards'] };
-      results.backlog = backlog;
-      say(`backlog: capture of a ${argv.backlog}-event backlog (200 B docs) into an in-memory shard log (separate process)`);
-      const cap = await runWorker<Record<string, Record<string, unknown>>>('inprocess.ts', { ...base, label: 'backlog capture', phase: 'capture' }, { timeoutMs: 20 * 60_000 });
-      backlog.capture = { ...cap.capture, baseRssBytes: cap.baseRssBytes };
-      say('backlog: apply of the whole log, default settings');
-      backlog.apply = await runWorker<Record<string, unknown>>('inprocess.ts', { ...base, label: 'backlog apply', phase: 'apply' }, { timeoutMs: 20 * 60_000 })
-        .then((r) => r.apply)
-        .catch((err: unknown) => ({ failed: String(err).slice(0, 500) }));
-      say(`backlog: apply of the whole log, GetRecords Limit ${argv['bounded-limit']} and --max-old-space-size=${argv['bounded-heap']}`);
-      backlog.applyBounded = await runWorker<Record<string, unknown>>(
-        'inprocess.ts',
-        { ...base, label: 'backlog apply bounded', phase: 'apply', applyLimit: argv['bounded-limit'] },
-        { timeoutMs: 20 * 60_000, nodeArgs: [`--max-old-space-size=${argv['bounded-heap']}`] },
-      )
-        .then((r) => r.apply)
-        .catch((err: unknown) => ({ failed: String(err).slice(0, 500) }));
-      const heapCapped = await runWorker<Record<string, unknown>>(
-        'inprocess.ts',
-        { ...base, label: 'backlog apply default heap-capped', phase: 'apply' },
-        { timeoutMs: 20 * 60_000, nodeArgs: [`--max-old-space-size=${argv['bounded-heap'] + 64}`] },
-      ).then(
-        (r) => ({ ok: true, peakRssBytes: (r.apply as { peakRssBytes: number }).peakRssBytes }),
-        () => ({ ok: false }),
-      );
-      backlog.applyDefaultHeapCapped = { heapMiB: argv['bounded-heap'] + 64, ...heapCapped };
-    } finally {
-      server.stdin?.end();
-      server.kill();
-      await server;
+      try {
+        const endpoint = await new Promise<string>((resolve, reject) => {
+          createInterface({ input: server.stdout! }).once('line', (l) => resolve((JSON.parse(l) as { endpoint: string }).endpoint));
+          void server.then((r) => reject(new Error(`memory-kinesis-server exited ${String(r.exitCode)}`)));
+        });
+        const base = { count: sizes.backlog, bytes: 200, mix: 'mixed', shards: sizes['inproc-shards'], endpoint };
+        const backlog: Record<string, unknown> = { count: sizes.backlog, bytes: 200, shards: sizes['inproc-shards'] };
+        results.backlog = backlog;
+        say(`backlog: capture of a ${sizes.backlog}-event backlog (200 B docs) into an in-memory shard log (separate process)`);
+        const cap = await runWorker<Record<string, Record<string, unknown>>>('inprocess.ts', { ...base, label: 'backlog capture', phase: 'capture' }, { timeoutMs: 20 * 60_000 });
+        backlog.capture = { ...cap.capture, baseRssBytes: cap.baseRssBytes };
+        say('backlog: apply of the whole log, default settings');
+        backlog.apply = await runWorker<Record<string, unknown>>('inprocess.ts', { ...base, label: 'backlog apply', phase: 'apply' }, { timeoutMs: 20 * 60_000 })
+          .then((r) => r.apply)
+          .catch((err: unknown) => ({ failed: String(err).slice(0, 500) }));
+        say(`backlog: apply of the whole log, GetRecords Limit ${sizes['bounded-limit']} and --max-old-space-size=${sizes['bounded-heap']}`);
+        backlog.applyBounded = await runWorker<Record<string, unknown>>(
+          'inprocess.ts',
+          { ...base, label: 'backlog apply bounded', phase: 'apply', applyLimit: sizes['bounded-limit'] },
+          { timeoutMs: 20 * 60_000, nodeArgs: [`--max-old-space-size=${sizes['bounded-heap']}`] },
+        )
+          .then((r) => r.apply)
+          .catch((err: unknown) => ({ failed: String(err).slice(0, 500) }));
+        const heapCapped = await runWorker<Record<string, unknown>>(
+          'inprocess.ts',
+          { ...base, label: 'backlog apply default heap-capped', phase: 'apply' },
+          { timeoutMs: 20 * 60_000, nodeArgs: [`--max-old-space-size=${sizes['bounded-heap'] + 64}`] },
+        ).then(
+          (r) => ({ ok: true, peakRssBytes: (r.apply as { peakRssBytes: number }).peakRssBytes }),
+          () => ({ ok: false }),
+        );
+        backlog.applyDefaultHeapCapped = { heapMiB: sizes['bounded-heap'] + 64, ...heapCapped };
+      } finally {
+        server.stdin?.end();
+        server.kill();
+        await server;
+      }
     }
-  }
-  if (sections.has('profile')) {
-    const dir = path.join(outDir, 'profiles');
-    rmSync(dir, { recursive: true, force: true });
-    mkdirSync(dir, { recursive: true });
-    const n = Math.max(20_000, Math.round(argv.inproc * 0.6));
-    say(`profile: V8 CPU profile of the in-process pipeline, ${n} events of 1 KiB documents`);
-    const file = path.join(dir, 'inprocess.cpuprofile');
-    const r = await runWorker('inprocess.ts', { label: 'profile', count: n, bytes: 1024, mix: 'mixed', shards: argv['inproc-shards'], profile: file });
-    const summary: ProfileSummary | undefined = existsSync(file) ? summarizeProfile(file, 25) : undefined;
-    results.profile = { run: r, file: path.relative(ROOT, file), summary, otherFiles: [] };
+    if (sections.has('profile')) {
+      const dir = path.join(outDir, 'profiles');
+      rmSync(dir, { recursive: true, force: true });
+      mkdirSync(dir, { recursive: true });
+      const n = sizes['profile-events'];
+      say(`profile: V8 CPU profile of the in-process pipeline, ${n} events of 1 KiB documents`);
+      const file = path.join(dir, 'inprocess.cpuprofile');
+      const r = await runWorker('inprocess.ts', { label: 'profile', count: n, bytes: 1024, mix: 'mixed', shards: sizes['inproc-shards'], profile: file });
+      const summary: ProfileSummary | undefined = existsSync(file) ? summarizeProfile(file, 25) : undefined;
+      results.profile = { run: r, file: path.relative(ROOT, file), summary, otherFiles: [] };
+    }
+  };
+  if (argv.smoke) await Promise.all([onStack(), inProcess()]);
+  else {
+    await onStack();
+    await inProcess();
   }
 
   results.capacity = capacityModel(results);
@@ -328,13 +384,16 @@ try {
   results.totalSeconds = Math.round((Date.now() - started) / 1000);
   results.machine.loadAverageAtEnd = os.loadavg().map((x) => Math.round(x * 100) / 100);
   const md = renderMarkdown(results);
-  const stamp = new Date(started).toISOString().replace(/[:.]/g, '-');
+  // A smoke run's figures are meaningless: never a stamped result nor latest.*
+  const stamp = argv.smoke ? 'smoke' : new Date(started).toISOString().replace(/[:.]/g, '-');
   writeFileSync(path.join(outDir, `${stamp}.json`), JSON.stringify(results, null, 2) + '\n');
   writeFileSync(path.join(outDir, `${stamp}.md`), md);
-  writeFileSync(path.join(outDir, 'latest.json'), JSON.stringify(results, null, 2) + '\n');
-  writeFileSync(path.join(outDir, 'latest.md'), md);
+  if (!argv.smoke) {
+    writeFileSync(path.join(outDir, 'latest.json'), JSON.stringify(results, null, 2) + '\n');
+    writeFileSync(path.join(outDir, 'latest.md'), md);
+  }
   process.stdout.write(md);
-  say(`done in ${results.totalSeconds} s: ${path.relative(ROOT, path.join(outDir, `${stamp}.md`))}`);
+  say(`done in ${results.totalSeconds} s: ${path.join(outDir, `${stamp}.md`)}`);
 } catch (err) {
   say(`FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   await cleanup();

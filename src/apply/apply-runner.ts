@@ -36,9 +36,9 @@ import {
   type EventPosition,
 } from '../source/change-envelope.js';
 import type { NamespaceRules } from '../source/namespace-filter.js';
-import { LOAD_PHASES, phaseBeforeFailure, type Counters, type MigrationDoc, type StateStore } from '../state/store.js';
+import { LOAD_PHASES, phaseBeforeFailure, type Counters, type MigrationDoc, type ApplyStateStore } from '../state/store.js';
 import { classifyError, errorName } from '../transport/kinesis-retry.js';
-import { listAllShards } from '../transport/shard-map.js';
+import { listAllShards, type ShardInfo } from '../transport/shard-map.js';
 import type { ShardBatch, ShardCheckpoint, ShardReaderTuning } from '../transport/shard-reader.js';
 import { StreamConsumer, type ShardState } from '../transport/stream-consumer.js';
 import { MigratorError, errorMessage } from '../util/errors.js';
@@ -151,7 +151,7 @@ export interface ApplyConsumerTuning extends ShardReaderTuning {
 
 export interface ApplyRunnerOptions {
   target: MongoClient;
-  store: StateStore;
+  store: ApplyStateStore;
   migrationId: string;
   rules: NamespaceRules;
   kinesis: KinesisClient;
@@ -292,7 +292,7 @@ class ApplyRunner {
   /** The first fatal shard failure: ends the run. */
   private fatal: ShardFailure | undefined;
   private sessionEvents = 0;
-  private openShardsCache: { at: number; ids: string[] } | undefined;
+  private shardsCache: { at: number; shards: ShardInfo[] } | undefined;
   /** Counters of shards that ended here, for the status totals. */
   private readonly ended = new Map<string, ApplyCounters>();
 
@@ -554,10 +554,10 @@ class ApplyRunner {
       store: this.o.store,
       migrationId: this.o.migrationId,
       shardId,
-      shards: () => this.openShardIds(),
+      shards: () => this.streamShards(),
       pollMs: this.o.ddlPollMs,
       signal: abort.signal,
-      onWait: throttle((info) => log.info({ ddl: info.ddlKey, arrived: info.arrived, shards: info.shards }, 'waiting for every shard to reach the DDL'), 10_000),
+      onWait: throttle((info) => log.info({ ddl: info.ddlKey, arrived: info.arrived, waitingFor: info.waitingFor }, 'waiting for every shard to reach the DDL'), 10_000),
     });
     const writer = new ApplyWriter({
       client: fencedClient(this.o.target, () => this.keeper.waitWritable(shardId, abort.signal)),
@@ -718,16 +718,15 @@ class ApplyRunner {
     });
   }
 
-  /** Open shards of the stream (the ones that receive a copy of each DDL), cached 2 s. */
-  private async openShardIds(): Promise<string[]> {
+  /** The stream's shards with their lineage (for the DDL gate), cached 2 s. */
+  private async streamShards(): Promise<ShardInfo[]> {
     const now = performance.now();
-    if (this.openShardsCache && now - this.openShardsCache.at < 2_000) return this.openShardsCache.ids;
+    if (this.shardsCache && now - this.shardsCache.at < 2_000) return this.shardsCache.shards;
     for (let attempt = 0; ; attempt++) {
       try {
         const shards = await listAllShards(this.o.kinesis, this.o.streamName, { signal: this.shutdown.signal });
-        const ids = shards.filter((s) => s.open).map((s) => s.shardId);
-        this.openShardsCache = { at: performance.now(), ids };
-        return ids;
+        this.shardsCache = { at: performance.now(), shards };
+        return shards;
       } catch (err) {
         const kind = classifyError(err);
         if (kind === 'fatal' || attempt >= 8 || this.shutdown.signal.aborted) throw err;

@@ -8,29 +8,36 @@
  * Protocol (state in `ddl_rendezvous`, keyed by the DDL's stream position):
  *  1. A shard reaching the DDL has applied and checkpointed everything before it (the writer
  *     calls `onProgress` before `beforeDdl`), then records its arrival.
- *  2. It waits until every expected shard has arrived (or the DDL is already marked applied).
- *  3. The executor (the smallest shard id) runs the DDL, then marks it applied (`afterDdl`);
- *     every other shard waits for that mark and skips its copy.
+ *  2. It waits until every shard of the stream has passed the DDL by lineage (or the DDL is
+ *     already marked applied): every open shard arrived, or descends only from shards that did
+ *     (shardsNotPassed, src/transport/shard-lineage.ts). A DDL copied before a split exists only
+ *     in the parent: its children, created after it, hold nothing before it and never arrive.
+ *  3. The executor (the smallest id among the shards that arrived) runs the DDL, then marks it
+ *     applied (`afterDdl`); every other shard waits for that mark and skips its copy. Once every
+ *     shard passed the DDL no other shard can arrive (no shard created since holds a copy), so
+ *     every process picks the same executor.
  *  4. No shard goes past the DDL before it is applied, so nothing written after it can be
  *     undone by it. A crash of the executor between running and marking replays the DDL on
  *     restart (its checkpoint is before it), which is idempotent because nobody moved on.
- * Expected shards are the open shards given by the caller; a resharding that happens while a
- * DDL is pending is not handled here (the caller must pass the shards that received the copy).
+ * Not handled: a merge completing while capture is writing the DDL's copies can leave one copy in
+ * a parent and another in the merged child, which is read only after that parent, so the two wait
+ * for each other (the wait then lasts until the lease is lost or the process stops).
  */
 import { positionKey, type ChangeEnvelope } from '../source/change-envelope.js';
-import type { StateStore } from '../state/store.js';
+import type { DdlStateStore } from '../state/store.js';
+import { shardsNotPassed, type ShardLineage } from '../transport/shard-lineage.js';
 
 export interface DdlGateOptions {
-  store: StateStore;
+  store: DdlStateStore;
   migrationId: string;
   shardId: string;
-  /** Shards that receive a copy of every DDL (the stream's open shards). */
-  shards: () => readonly string[] | Promise<readonly string[]>;
+  /** The stream's shards, open and closed, with their lineage (ListShards). */
+  shards: () => readonly ShardLineage[] | Promise<readonly ShardLineage[]>;
   pollMs?: number;
   /** Abort the wait (e.g. the lease was lost or the process stops). */
   signal?: AbortSignal;
   /** Called while waiting, at most every `pollMs` (for progress/logging). */
-  onWait?: (info: { ddlKey: string; arrived: readonly string[]; shards: readonly string[] }) => void;
+  onWait?: (info: { ddlKey: string; arrived: readonly string[]; waitingFor: readonly string[] }) => void;
 }
 
 export interface DdlGate {
@@ -58,17 +65,24 @@ export function createDdlGate(options: DdlGateOptions): DdlGate {
   return {
     async beforeDdl(envelope) {
       const ddlKey = positionKey(envelope);
-      const shards = await options.shards();
-      if (!shards.includes(shardId)) throw new Error(`shard ${shardId} is not among the DDL's expected shards (${shards.join(', ')})`);
-      let doc = await store.arriveAtDdl(migrationId, ddlKey, shardId, shards);
-      const executor = [...doc.shards].sort()[0];
+      let shards = await options.shards();
+      // `shards` of the rendezvous: the open shards at the first arrival, for the record only
+      let doc = await store.arriveAtDdl(
+        migrationId,
+        ddlKey,
+        shardId,
+        shards.filter((s) => s.open).map((s) => s.shardId),
+      );
       for (;;) {
         if (doc.appliedAt) return 'skip';
-        const everyone = doc.shards.every((s) => doc.arrived.includes(s));
-        if (everyone && executor === shardId) return 'apply';
-        options.onWait?.({ ddlKey, arrived: doc.arrived, shards: doc.shards });
+        // INVARIANT: the DDL runs only once every shard passed it by lineage, i.e. everything
+        // before it on every hash key lineage is applied (arrivals come after their checkpoint).
+        const waitingFor = shardsNotPassed(shards, doc.arrived);
+        if (waitingFor.length === 0 && [...doc.arrived].sort()[0] === shardId) return 'apply';
+        options.onWait?.({ ddlKey, arrived: doc.arrived, waitingFor });
         await sleep(pollMs, options.signal);
         doc = (await store.getDdlRendezvous(migrationId, ddlKey))!;
+        shards = await options.shards();
       }
     },
     async afterDdl(envelope) {

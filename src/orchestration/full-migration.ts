@@ -10,6 +10,7 @@ import { MARKER_COLLECTION, runCapture, type CaptureProgress } from '../source/c
 import type { NamespaceRules } from '../source/namespace-filter.js';
 import { LOAD_PHASES, phaseBeforeFailure, type MigrationDoc, type MigrationPhase, type StateStore } from '../state/store.js';
 import { listAllShards } from '../transport/shard-map.js';
+import { shardsNotPassed } from '../transport/shard-lineage.js';
 import type { LoadOptions } from '../initial-load/dump-restore-plan.js';
 import type { ToolBinaries } from '../initial-load/tool-binaries.js';
 import { verifyMigration, type VerificationReport } from '../verify/verify-migration.js';
@@ -324,8 +325,11 @@ export class FullMigration {
     // an existing marker changes nothing and emits no change event; a missing one is written now,
     // still after every application write (writes are stopped while the barrier is out).
     if (c.barrierId && this.markerWrittenFor !== c.barrierId) await this.writeMarker(c.barrierId);
-    const open = (await listAllShards(this.p.kinesis, this.p.streamName)).filter((sh) => !sh.endingSequenceNumber).map((sh) => sh.shardId);
-    if (!open.every((sh) => (c.reachedShards ?? []).includes(sh))) return false;
+    // INVARIANT: complete only once every shard passed the marker by lineage (shard-lineage.ts):
+    // each open shard applied its copy, or descends only from shards that did. A split after the
+    // marker leaves the copy in the closed parent; its children, created after it, never see one.
+    const shards = await listAllShards(this.p.kinesis, this.p.streamName);
+    if (shardsNotPassed(shards, c.reachedShards ?? []).length > 0) return false;
 
     // Every shard applied the marker: every change made before the writes stopped is on the target.
     this.p.log.info('all shards applied the cutover marker; verifying');

@@ -3,7 +3,7 @@ import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { tryNextCachingToken } from '../db/change-stream-compat.js';
 import { LeaseKeeper } from '../state/lease-keeper.js';
 import { defaultOwnerId, isDeadLocalOwner } from '../state/lease-owner.js';
-import type { StateStore } from '../state/store.js';
+import type { CaptureStateStore } from '../state/store.js';
 import { createOrderedProducer, type OrderedProducer } from '../transport/ordered-producer.js';
 import { sleep } from '../transport/kinesis-retry.js';
 import { describeStreamLimits } from '../transport/stream-limits.js';
@@ -39,7 +39,7 @@ export interface CaptureStart {
 
 export interface CaptureOptions {
   source: MongoClient;
-  store: StateStore;
+  store: CaptureStateStore;
   migrationId: string;
   rules: NamespaceRules;
   kinesis: KinesisClient;
@@ -225,7 +225,7 @@ export async function runCapture(o: CaptureOptions): Promise<CaptureProgress> {
   return last;
 }
 
-async function freeDeadLocalLease(store: StateStore, migrationId: string): Promise<boolean> {
+async function freeDeadLocalLease(store: CaptureStateStore, migrationId: string): Promise<boolean> {
   const lease = await store.getCaptureLease(migrationId);
   return Boolean(lease && isDeadLocalOwner(lease.owner) && (await store.releaseLease(lease)));
 }

@@ -19,7 +19,7 @@
  * between the fence and its write, or a write slower than that) is the one the store documents.
  */
 import { isTransientError } from '../db/transient-errors.js';
-import type { LeaseScope, ShardLease, StateStore } from './store.js';
+import type { LeaseScope, LeaseStateStore, ShardLease } from './store.js';
 import { leaseRemainingMs } from './store.js';
 
 export class LeaseLostError extends Error {
@@ -36,7 +36,7 @@ export interface LeaseKeeperLogger {
 }
 
 export interface LeaseKeeperOptions {
-  store: StateStore;
+  store: LeaseStateStore;
   migrationId: string;
   /** Unique per process incarnation. */
   owner: string;

@@ -201,7 +201,7 @@ export interface DdlRendezvousDoc {
   /** `${migrationId}/${positionKey of the DDL event}`. */
   _id: string;
   migrationId: string;
-  /** Shards expected to reach the DDL (fixed by the first arrival). */
+  /** The open shards when the first shard arrived (a record only: see src/apply/ddl-gate.ts). */
   shards: string[];
   arrived: string[];
   /** Set once the DDL ran on the target. */
@@ -242,6 +242,22 @@ export function leaseRemainingMs(lease: ShardLease, now: Date = new Date()): num
 }
 
 const shardDocId = (migrationId: string, shardId: string) => `${migrationId}/${shardId}`;
+
+/*
+ * The parts of the store each long-running role uses, as types: the runners take these instead of
+ * the whole class, so a stand-in (the benchmark's in-memory store) is type-checked against exactly
+ * what the product calls and cannot silently miss a method the product gains later.
+ */
+/** What a LeaseKeeper calls. */
+export type LeaseStateStore = Pick<StateStore, 'acquireLease' | 'renewLease' | 'releaseLease'>;
+/** What the DDL gate calls (src/apply/ddl-gate.ts). */
+export type DdlStateStore = Pick<StateStore, 'arriveAtDdl' | 'getDdlRendezvous' | 'markDdlApplied'>;
+/** What runCapture calls. */
+export type CaptureStateStore = LeaseStateStore & Pick<StateStore, 'getMigration' | 'getCaptureCheckpoint' | 'saveCaptureCheckpoint' | 'getCaptureLease'>;
+/** What runApply calls (itself, its lease keeper and its DDL gate). */
+export type ApplyStateStore = LeaseStateStore &
+  DdlStateStore &
+  Pick<StateStore, 'getMigration' | 'getApplyCheckpoint' | 'saveApplyCheckpoint' | 'recordBarrierReached' | 'recordError'>;
 
 export class StateStore {
   readonly db: Db;

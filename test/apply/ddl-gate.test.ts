@@ -9,6 +9,9 @@ import { StateStore } from '../../src/state/store.js';
 import { Clock, ins, rename } from './helpers.js';
 import { TARGETS, type TestTarget } from './targets.js';
 
+/** A stream whose shards are all open, never resharded. */
+const openShards = (ids: string[]) => ids.map((shardId) => ({ shardId, open: true }));
+
 describe('DDL gate across shards (emulator)', { timeout: 60_000 }, () => {
   let target: TestTarget;
   before(async () => {
@@ -24,7 +27,7 @@ describe('DDL gate across shards (emulator)', { timeout: 60_000 }, () => {
     const shards = ['shard-0', 'shard-1'];
     const waits: string[] = [];
     const writerFor = (shardId: string) => {
-      const gate = createDdlGate({ store, migrationId: 'm', shardId, shards: () => shards, pollMs: 20, onWait: () => void waits.push(shardId) });
+      const gate = createDdlGate({ store, migrationId: 'm', shardId, shards: () => openShards(shards), pollMs: 20, onWait: () => void waits.push(shardId) });
       return new ApplyWriter({ client: target.client, rules, beforeDdl: gate.beforeDdl, afterDdl: gate.afterDdl });
     };
     const c = new Clock();
@@ -56,10 +59,45 @@ describe('DDL gate across shards (emulator)', { timeout: 60_000 }, () => {
     assert.equal(again.stats.ddl, 0);
   });
 
+  it('a DDL copied before a split exists only in the parent: the parent runs it without waiting for the children', async () => {
+    const store = await StateStore.open({ client: target.client, dbName: 'gate_state3' });
+    // shard-0 held the DDL, then split into shard-1 and shard-2 (which hold only later records)
+    const shards = [
+      { shardId: 'shard-0', open: false },
+      { shardId: 'shard-1', parentShardId: 'shard-0', open: true },
+      { shardId: 'shard-2', parentShardId: 'shard-0', open: true },
+    ];
+    const gate = createDdlGate({ store, migrationId: 'm', shardId: 'shard-0', shards: () => shards, pollMs: 10 });
+    const ddl = rename(new Clock(), { db: 'g3', coll: 'a' }, { db: 'g3', coll: 'b' });
+    assert.equal(await gate.beforeDdl(ddl), 'apply');
+  });
+
+  it('one of two shards split after the DDL: the other waits for the closed parent, not for its children', async () => {
+    const store = await StateStore.open({ client: target.client, dbName: 'gate_state4' });
+    const shards = [
+      { shardId: 'shard-a', open: false },
+      { shardId: 'shard-b', open: true },
+      { shardId: 'shard-a1', parentShardId: 'shard-a', open: true },
+      { shardId: 'shard-a2', parentShardId: 'shard-a', open: true },
+    ];
+    const gateFor = (shardId: string) => createDdlGate({ store, migrationId: 'm', shardId, shards: () => shards, pollMs: 10 });
+    const ddl = rename(new Clock(), { db: 'g4', coll: 'a' }, { db: 'g4', coll: 'b' });
+    let bDone = false;
+    const b = gateFor('shard-b')
+      .beforeDdl(ddl)
+      .then((r) => ((bDone = true), r));
+    await sleep(150);
+    assert.equal(bDone, false, 'shard-b waits for the parent that holds the other copy');
+    const gateA = gateFor('shard-a');
+    assert.equal(await gateA.beforeDdl(ddl), 'apply', 'the parent (smallest arrived id) runs it');
+    await gateA.afterDdl(ddl);
+    assert.equal(await b, 'skip');
+  });
+
   it('stops waiting when aborted', async () => {
     const store = await StateStore.open({ client: target.client, dbName: 'gate_state2' });
     const ac = new AbortController();
-    const gate = createDdlGate({ store, migrationId: 'm', shardId: 'shard-1', shards: () => ['shard-0', 'shard-1'], pollMs: 10, signal: ac.signal });
+    const gate = createDdlGate({ store, migrationId: 'm', shardId: 'shard-1', shards: () => openShards(['shard-0', 'shard-1']), pollMs: 10, signal: ac.signal });
     const c = new Clock();
     const waiting = gate.beforeDdl(rename(c, { db: 'g', coll: 'a' }, { db: 'g', coll: 'b' }));
     setTimeout(() => ac.abort(new Error('lease lost')), 50);
