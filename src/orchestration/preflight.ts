@@ -78,6 +78,19 @@ export async function runPreflight(p: PreflightInput): Promise<PreflightReport> 
     problem('target', errorMessage(err), 'Check the target user can run buildInfo and hello.');
   }
 
+  // Retryable writes: Amazon DocumentDB before 8.0.2 refuses them, so every write (state, marker,
+  // apply, mongorestore) would fail; the driver's effective setting is checked, whatever set it.
+  // https://docs.aws.amazon.com/documentdb/latest/developerguide/retryable-writes.html
+  for (const [role, info, client] of [['source', report.source, p.source], ['target', report.target, p.target]] as const) {
+    if (info?.flavor === 'documentdb' && Number.parseInt(info.version, 10) < 8 && client.options.retryWrites) {
+      problem(
+        `${role} retryable writes`,
+        `the ${role} is Amazon DocumentDB ${info.version}${info.engineVersion ? ` (engine ${info.engineVersion})` : ''}, which refuses retryable writes`,
+        `Pass --no-${role}-retry-writes${role === 'target' ? ' (and --no-state-retry-writes for a separate state store on DocumentDB)' : ''}, or put retryWrites=false in the ${role} connection string.`,
+      );
+    }
+  }
+
   if (p.bins) {
     try {
       report.tools = await toolVersions(p.bins);

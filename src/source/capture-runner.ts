@@ -30,7 +30,7 @@ import type { NamespaceRules } from './namespace-filter.js';
 export const MARKER_COLLECTION = 'cutover_markers';
 
 export interface CaptureStart {
-  /** Resume token: the stream starts after it (`startAfter`). */
+  /** Resume token: the stream starts after it (`resumeAfter`). */
   rt?: Document;
   /** Operation time: the stream starts at it (`startAtOperationTime`). */
   ct?: Timestamp;
@@ -86,8 +86,21 @@ const DEFAULT_CAPTURE_LEASE_TTL_MS = 30_000;
 const STOP_FLUSH_MS = 5_000;
 const CAPTURE_LEASE_ID = 'capture';
 
-const HISTORY_LOST_CODES = new Set([286, 136, 280]);
-const INVALID_TOKEN_CODES = new Set([260]);
+/**
+ * The resume point left the source's change history: MongoDB ChangeStreamHistoryLost (286,
+ * https://www.mongodb.com/docs/manual/reference/error-codes/), Amazon DocumentDB 136 (its change
+ * stream log, kept change_stream_log_retention_duration, 3 h by default:
+ * https://docs.aws.amazon.com/documentdb/latest/developerguide/change_streams.html).
+ */
+const HISTORY_LOST_CODES = new Set([286, 136]);
+/**
+ * The source cannot use the resume token: MongoDB InvalidResumeToken (260) and
+ * ChangeStreamFatalError (280: e.g. "the resume token was not found" — the token's event is not in
+ * this deployment's history; not a history loss); Amazon DocumentDB answers an unreadable token
+ * with FailedToParse (9), which counts only when the stream was opened with a token.
+ */
+const INVALID_TOKEN_CODES = new Set([260, 280]);
+const DOCDB_INVALID_TOKEN = 9;
 
 /**
  * Errors after which reopening the stream from the last seen token is safe and useful: every
@@ -109,7 +122,7 @@ function isTransient(err: unknown): boolean {
   return code !== undefined && CHANGE_STREAM_RETRY_CODES.has(code);
 }
 
-function captureFailure(err: unknown, from: string): MigratorError | undefined {
+function captureFailure(err: unknown, from: string, withToken: boolean): MigratorError | undefined {
   const code = errorCode(err);
   if (code !== undefined && HISTORY_LOST_CODES.has(code)) {
     return new MigratorError(
@@ -123,7 +136,7 @@ function captureFailure(err: unknown, from: string): MigratorError | undefined {
       },
     );
   }
-  if (code !== undefined && INVALID_TOKEN_CODES.has(code)) {
+  if (code !== undefined && (INVALID_TOKEN_CODES.has(code) || (withToken && code === DOCDB_INVALID_TOKEN))) {
     return new MigratorError(
       ExitCode.STATE_CONFLICT,
       `The source rejected the resume point ${from} (error ${code}: ${errorMessage(err)}). Is it from another deployment?`,
@@ -141,7 +154,7 @@ function streamFailure(streamName: string, err: unknown): MigratorError {
 }
 
 function describeStart(opts: Document): string {
-  if (opts.startAfter) return `token ${JSON.stringify(opts.startAfter)}`;
+  if (opts.resumeAfter) return `token ${JSON.stringify(opts.resumeAfter)}`;
   if (opts.startAtOperationTime) {
     // As --start-at takes it (SECONDS,INCREMENT), not the Timestamp's 64-bit integer.
     const ts = opts.startAtOperationTime as Timestamp;
@@ -267,10 +280,13 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
   const saved = await o.store.getCaptureCheckpoint(o.migrationId);
   const start = saved ? undefined : await startPoint(o);
   if (o.signal.aborted) return progress;
+  // resumeAfter, not startAfter: Amazon DocumentDB documents resuming "from a resume token" and
+  // with startAtOperationTime only (change_streams.html, Supported operations); startAfter only
+  // differs after an invalidate, which a deployment-wide stream never emits.
   const startOpts: Document = saved
-    ? { startAfter: saved.rt }
+    ? { resumeAfter: saved.rt }
     : start?.rt
-      ? { startAfter: start.rt }
+      ? { resumeAfter: start.rt }
       : start?.ct
         ? { startAtOperationTime: start.ct }
         : {};
@@ -346,6 +362,9 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
       fullDocument: 'updateLookup',
       maxAwaitTimeMS: o.maxAwaitTimeMs ?? 500,
       batchSize: 2000,
+      // Whatever the URI says: Amazon DocumentDB 4.0 opens change streams with primary read
+      // preference only (https://docs.aws.amazon.com/documentdb/latest/developerguide/change_streams.html, Limitations).
+      readPreference: 'primary',
       ...EXACT_BSON_OPTIONS,
       ...resumeOpts,
     });
@@ -360,7 +379,7 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
       } catch (err) {
         if (o.signal.aborted) break;
         if (producerFailure !== undefined) throw streamFailure(o.streamName, producerFailure);
-        const fatal = captureFailure(err, from);
+        const fatal = captureFailure(err, from, Boolean(lastSeen ?? startOpts.resumeAfter));
         if (fatal || !isTransient(err) || ++failures > 10) throw fatal ?? err;
         // The driver resumes by itself on most errors; when it gives up on a transient one,
         // reopen after the last token read (all events up to it are already in the producer).
@@ -368,7 +387,7 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
         o.log.warn({ err: errorMessage(err), attempt: failures, delayMs: delay }, 'change stream error; reopening');
         await stream.close().catch(() => undefined);
         await new Promise((r) => setTimeout(r, delay));
-        stream = open(lastSeen ? { startAfter: lastSeen } : startOpts);
+        stream = open(lastSeen ? { resumeAfter: lastSeen } : startOpts);
         continue;
       }
       if (event === null) {
