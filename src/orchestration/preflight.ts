@@ -1,6 +1,7 @@
 import { DescribeStreamSummaryCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
 import type { MongoClient } from 'mongodb';
 import { describeServer, type ServerInfo } from '../db/server-info.js';
+import { documentDbIncompatibilities } from '../db/documentdb-compat.js';
 import { listSourceNamespaces } from '../verify/verify-migration.js';
 import type { NamespaceRules } from '../source/namespace-filter.js';
 import { toolVersions, type ToolBinaries, type ToolVersions } from '../initial-load/tool-binaries.js';
@@ -143,6 +144,19 @@ export async function runPreflight(p: PreflightInput): Promise<PreflightReport> 
       }
       if (busy.length) {
         problem('target namespaces', `target collections already hold data: ${busy.slice(0, 5).join(', ')}${busy.length > 5 ? ', …' : ''}`, 'Pass --drop to replace them, or map to other databases with --map.');
+      }
+    }
+    if (report.target?.flavor === 'documentdb' && report.namespaces.length) {
+      const refused = await retryTransient('namespaces', () => documentDbIncompatibilities(p.source, report.namespaces, report.target!.version), PREFLIGHT_RETRY);
+      if (refused.length) {
+        problem(
+          'DocumentDB target',
+          `Amazon DocumentDB ${report.target.version} cannot create what these source collections have: ${refused
+            .slice(0, 5)
+            .map((r) => `${r.ns} (${r.what.join(', ')})`)
+            .join('; ')}${refused.length > 5 ? '; …' : ''}`,
+          'Leave them out with --exclude, or change them on the source (an uncapped copy; drop or replace the unsupported indexes), then rerun.',
+        );
       }
     }
   } catch (err) {

@@ -150,3 +150,33 @@ describe('the Database Tools get the connection settings the driver gets', () =>
     assert.equal(toolUri({ uri: 'mongodb+srv://c.example.com/?w=majority', retryWrites: true }), 'mongodb+srv://c.example.com/?w=majority&retryWrites=true');
   });
 });
+
+describe('DocumentDB target (documentdb-5.0 profile) from MongoDB 6.0', () => {
+  test('preflight names the source collections whose options or indexes DocumentDB would refuse, before anything is loaded', async () => {
+    const [source, target] = await Promise.all([startMongoEmulator({ profile: 'mongodb-6.0' }), startMongoEmulator({ profile: 'documentdb-5.0' })]);
+    const src = new MongoClient(source.uri);
+    const dst = new MongoClient(target.uri, { retryWrites: false });
+    try {
+      const shop = src.db('shop');
+      await shop.createCollection('log', { capped: true, size: 65536 });
+      await shop.collection('places').createIndex({ loc: '2d' });
+      await shop.collection('plain').createIndex({ name: 1 }, { unique: true });
+      await shop.collection('plain').createIndex({ body: 'text' }); // text: 5.0 has it
+      await shop.collection('plain').insertOne({ name: 'a' });
+      const check = (rules: NamespaceRules) =>
+        runPreflight({ source: src, sourceUri: source.uri, target: dst, targetUri: target.uri, rules, stateDb: 'migrator_state', requireEmptyTarget: true, enableChangeStreams: false });
+      const report = await check(new NamespaceRules({ include: ['shop.*'] }));
+      const p = report.problems.find((x) => x.check === 'DocumentDB target');
+      assert.ok(p, JSON.stringify(report.problems));
+      assert.match(p.problem, /shop\.log \(a capped collection\)/);
+      assert.match(p.problem, /shop\.places \(2d index loc_2d\)/);
+      assert.doesNotMatch(p.problem, /shop\.plain/);
+      assert.match(p.remedy, /--exclude/);
+      const without = await check(new NamespaceRules({ include: ['shop.*'], exclude: ['shop.log', 'shop.places'] }));
+      assert.equal(without.problems.find((x) => x.check === 'DocumentDB target'), undefined, JSON.stringify(without.problems));
+    } finally {
+      await Promise.all([src.close(), dst.close()]);
+      await Promise.all([source.stop(), target.stop()]);
+    }
+  });
+});
