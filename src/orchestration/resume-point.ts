@@ -1,10 +1,11 @@
 import type { Document, MongoClient, Timestamp } from 'mongodb';
 import { EXACT_BSON_OPTIONS, clusterTimeFromResumeToken } from '../source/change-envelope.js';
+import { POSITION_MARKER_COLLECTION } from '../source/capture-runner.js';
 import { MigratorError, errorMessage } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
 
 /** The source collection (inside the state db) whose inserts give a stream its resume point where the server gives none. */
-export const RESUME_MARKER_COLLECTION = 'resume_markers';
+export const RESUME_MARKER_COLLECTION = POSITION_MARKER_COLLECTION;
 const MARKER_WAIT_MS = 30_000;
 
 /**

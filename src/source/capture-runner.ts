@@ -28,6 +28,13 @@ import type { NamespaceRules } from './namespace-filter.js';
 
 /** The source collection whose inserts become cutover barriers (inside the state db's name). */
 export const MARKER_COLLECTION = 'cutover_markers';
+/**
+ * The source collection (inside the state db) whose writes only move the stream's position: the
+ * resume point's marker where the server gives no token (src/orchestration/resume-point.ts) and
+ * capture's idle heartbeat. Never sent to Kinesis.
+ */
+export const POSITION_MARKER_COLLECTION = 'resume_markers';
+const DEFAULT_IDLE_HEARTBEAT_MS = 5 * 60_000;
 
 export interface CaptureStart {
   /** Resume token: the stream starts after it (`resumeAfter`). */
@@ -67,6 +74,11 @@ export interface CaptureOptions {
   maxBufferedBytes?: number;
   /** getMore wait on an idle source (default 500 ms): also the latency of a graceful stop. */
   maxAwaitTimeMs?: number;
+  /**
+   * Idle heartbeat (default 5 min), only where idle batches give no position (DocumentDB): a write
+   * to `<stateDb>.resume_markers` whose event moves the checkpoint forward.
+   */
+  idleHeartbeatMs?: number;
   signal: AbortSignal;
   log: Logger;
   /** Called after every checkpoint save, for progress output. */
@@ -344,11 +356,36 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
   const pipeline = [
     {
       $match: {
-        $or: [o.rules.changeStreamMatch().$match, { 'ns.db': o.rules.stateDb, 'ns.coll': MARKER_COLLECTION, operationType: 'insert' }],
+        $or: [
+          o.rules.changeStreamMatch().$match,
+          { 'ns.db': o.rules.stateDb, 'ns.coll': MARKER_COLLECTION, operationType: 'insert' },
+          { 'ns.db': o.rules.stateDb, 'ns.coll': POSITION_MARKER_COLLECTION },
+        ],
       },
     },
   ];
   const markerNs = (e: Document) => e.ns?.db === o.rules.stateDb && e.ns?.coll === MARKER_COLLECTION;
+  const positionMarkerNs = (e: Document) => e.ns?.db === o.rules.stateDb && e.ns?.coll === POSITION_MARKER_COLLECTION;
+  // IDLE HEARTBEAT: where idle batches carry no usable position (Amazon DocumentDB documents no
+  // postBatchResumeToken, and its tokens hold no readable cluster time), an idle capture's
+  // checkpoint would stay at its last event while the change stream log expires behind it
+  // (change_stream_log_retention_duration, 3 h by default:
+  // https://docs.aws.amazon.com/documentdb/latest/developerguide/change_streams.html), and a
+  // restart after a quiet period would fail with history lost. A write to the position-marker
+  // collection now and then gives the stream an event to checkpoint.
+  const heartbeatMs = o.idleHeartbeatMs ?? DEFAULT_IDLE_HEARTBEAT_MS;
+  let lastProgressAt = Date.now();
+  let heartbeat: Promise<unknown> | undefined;
+  const beat = () => {
+    if (heartbeat || Date.now() - lastProgressAt < heartbeatMs) return;
+    lastProgressAt = Date.now();
+    heartbeat = o.source
+      .db(o.rules.stateDb)
+      .collection<{ _id: string; at: Date }>(POSITION_MARKER_COLLECTION)
+      .updateOne({ _id: `heartbeat-${o.migrationId}` }, { $set: { at: new Date() } }, { upsert: true })
+      .catch((err: unknown) => o.log.warn({ err: errorMessage(err) }, `idle heartbeat write to ${o.rules.stateDb}.${POSITION_MARKER_COLLECTION} failed`))
+      .finally(() => (heartbeat = undefined));
+  };
   let stream: ChangeStream | undefined;
   const onAbort = () => void stream?.close().catch(() => undefined);
   o.signal.addEventListener('abort', onAbort, { once: true });
@@ -394,15 +431,21 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
         // Idle: the postBatchResumeToken is a position after everything seen; checkpointing it
         // keeps an idle capture from falling behind the source's bounded history.
         const rt = stream.resumeToken as Document | undefined;
-        const ct = clusterTimeFromResumeToken(rt) ?? lastCt;
+        const decoded = clusterTimeFromResumeToken(rt);
+        const ct = decoded ?? lastCt;
         if (rt && ct) {
           tracker.record(tag, { ct, rt });
           lastSeen = rt;
         }
+        if (decoded) lastProgressAt = Date.now();
+        else beat();
         continue;
       }
+      lastProgressAt = Date.now();
       let envelope: ChangeEnvelope | undefined;
-      if (markerNs(event)) {
+      if (positionMarkerNs(event)) {
+        envelope = undefined; // position only
+      } else if (markerNs(event)) {
         const id = String((event.documentKey as Document | undefined)?._id ?? '');
         envelope = barrierEnvelope(id, positionOf({ ct: event.clusterTime as Timestamp, rt: event._id as Document }));
         progress.markers++;

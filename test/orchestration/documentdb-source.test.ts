@@ -116,6 +116,34 @@ describe('DocumentDB source (documentdb-4.0 profile)', () => {
     assert.ok(envelopes.some((e) => e.op === 'update' && Number(e.key?._id) === 3));
   });
 
+  test('an idle capture keeps its checkpoint moving with heartbeats (no postBatchResumeToken to do it), sending nothing to Kinesis', async () => {
+    await src.db('admin').command(enableAll);
+    const stream = kinesis.uniqueStreamName('docdb-idle');
+    await kinesis.createStream(stream, 1);
+    const migrationId = 'docdb-idle';
+    const point = await takeResumePoint(src, 'migrator_state');
+    const controller = new AbortController();
+    const done = runCapture({
+      source: src, store, migrationId, rules: new NamespaceRules({ include: ['shop.*'] }), kinesis: kinesis.client, streamName: stream,
+      start: { rt: point.rt, ct: point.ct }, signal: controller.signal, log, checkpointIntervalMs: 100, maxAwaitTimeMs: 100, idleHeartbeatMs: 300,
+    });
+    try {
+      const after = (t: { t: number; i: number }, than: { t: number; i: number }) => t.t > than.t || (t.t === than.t && t.i > than.i);
+      let first: { t: number; i: number } | undefined;
+      await waitUntil(async () => {
+        const ct = (await store.getCaptureCheckpoint(migrationId))?.ct;
+        first ??= ct;
+        return Boolean(ct && first && after(ct, first) && after(ct, point.ct));
+      }, 20_000, 'the idle checkpoint to move past the resume point');
+    } finally {
+      controller.abort();
+      await done;
+    }
+    assert.equal((await store.getCaptureCheckpoint(migrationId))?.counters.events ?? 0, 0, 'heartbeats are not events');
+    const envelopes = [...(await readStreamEnvelopes(kinesis.client, stream, 3000)).values()].flat();
+    assert.equal(envelopes.length, 0);
+  });
+
   test('an unreadable resume token (DocumentDB: code 9) exits STATE_CONFLICT, a lost history (136) HISTORY_LOST', async () => {
     await src.db('admin').command(enableAll);
     const stream = kinesis.uniqueStreamName('docdb-err');
