@@ -374,7 +374,8 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
   // restart after a quiet period would fail with history lost. A write to the position-marker
   // collection now and then gives the stream an event to checkpoint.
   const heartbeatMs = o.idleHeartbeatMs ?? DEFAULT_IDLE_HEARTBEAT_MS;
-  let lastProgressAt = Date.now();
+  // Started "now" (plain CDC, no checkpoint): beat at once, so the start gets a checkpoint soon.
+  let lastProgressAt = saved || start?.rt || start?.ct ? Date.now() : 0;
   let heartbeat: Promise<unknown> | undefined;
   const beat = () => {
     if (heartbeat || Date.now() - lastProgressAt < heartbeatMs) return;

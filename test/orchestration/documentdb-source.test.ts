@@ -144,6 +144,24 @@ describe('DocumentDB source (documentdb-4.0 profile)', () => {
     assert.equal(envelopes.length, 0);
   });
 
+  test('plain CDC from "now" gets a checkpoint at once (a heartbeat), not only after the first event', async () => {
+    await src.db('admin').command(enableAll);
+    const stream = kinesis.uniqueStreamName('docdb-now');
+    await kinesis.createStream(stream, 1);
+    const migrationId = 'docdb-now';
+    const controller = new AbortController();
+    const done = runCapture({
+      source: src, store, migrationId, rules: new NamespaceRules({ include: ['shop.*'] }), kinesis: kinesis.client, streamName: stream,
+      cdcOnly: true, signal: controller.signal, log, checkpointIntervalMs: 100, maxAwaitTimeMs: 100,
+    });
+    try {
+      await waitUntil(async () => (await store.getCaptureCheckpoint(migrationId)) !== null, 20_000, 'a first checkpoint');
+    } finally {
+      controller.abort();
+      await done;
+    }
+  });
+
   test('an unreadable resume token (DocumentDB: code 9) exits STATE_CONFLICT, a lost history (136) HISTORY_LOST', async () => {
     await src.db('admin').command(enableAll);
     const stream = kinesis.uniqueStreamName('docdb-err');
