@@ -34,7 +34,9 @@ describe('full migration on DocumentDB profiles', () => {
   after(async () => kinesis.stop());
 
   for (const [sourceProfile, targetProfile] of PAIRS) {
-    test(`${sourceProfile} → ${targetProfile}: writes during and after the copy, kill -9 while replicating, rerun, cutover --writes-stopped, verify`, { timeout: 180_000 }, async () => {
+    test(`${sourceProfile} → ${targetProfile}: writes during and after the copy, kill -9 while replicating, rerun, cutover --writes-stopped, verify`, { timeout: 180_000 }, async (t) => {
+      const t0 = Date.now();
+      const mark = (what: string) => t.diagnostic(`${what} at ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       const id = `docdb-${sourceProfile}-${targetProfile}`.replace(/\./g, '');
       let source: MongoEmulator | undefined;
       let target: MongoEmulator | undefined;
@@ -80,25 +82,31 @@ describe('full migration on DocumentDB profiles', () => {
           }
         })();
 
+        mark('seeded');
         const first = start();
         await waitForPhase(store, id, ['CATCHING_UP', 'READY_FOR_CUTOVER'], { proc: first });
+        mark('replicating');
         const writesAtKill = n;
         await new Promise((r) => setTimeout(r, 1500));
         first.kill('SIGKILL');
         await first;
         assert.ok(n > writesAtKill, 'writes went on while replicating');
 
+        mark('killed');
         const second = start();
         await waitForPhase(store, id, ['READY_FOR_CUTOVER'], { proc: second });
+        mark('ready again');
         await new Promise((r) => setTimeout(r, 1000));
         writing = false;
         await workload;
         const cut = await runMigrator(['cutover', ...connArgs, '--writes-stopped', '--wait', '--timeout', '120s']);
         assert.equal(cut.exitCode, 0, cut.all);
+        mark('cut over');
         const done = await second;
         assert.equal(done.exitCode, 0, String(done.stderr).slice(-3000));
         const verify = await runMigrator(['verify', ...connArgs.slice(0, connArgs.indexOf('--kinesis-stream')), '--include', 'shop.*']);
         assert.equal(verify.exitCode, 0, verify.all);
+        mark('verified');
         assert.equal(await dst.db('shop').collection('items').countDocuments(), await items.countDocuments());
         assert.ok(n > 20, `workload ran (${n} rounds)`);
       } finally {
