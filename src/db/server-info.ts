@@ -31,6 +31,16 @@ export function detectFlavor(uri: string, buildInfo: Record<string, unknown>, en
   return 'mongodb';
 }
 
+/**
+ * A server refusing retryable writes: Amazon DocumentDB before engine 8.0.2 ("Retryable writes are
+ * not supported", https://docs.aws.amazon.com/documentdb/latest/developerguide/retryable-writes.html),
+ * also MongoDB's "Transaction numbers are only allowed on …" (code 20) for servers without sessions.
+ */
+export function isRetryableWritesRefusal(err: unknown): boolean {
+  const msg = err instanceof Error ? err.message : '';
+  return /Retryable writes are not supported|Transaction numbers are only allowed/i.test(msg);
+}
+
 /** DocumentDB's engine version (`getEngineVersion`), undefined on servers without the command. */
 export async function documentDbEngineVersion(client: MongoClient): Promise<string | undefined> {
   try {

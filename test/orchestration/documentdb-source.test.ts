@@ -226,3 +226,20 @@ describe('DocumentDB target (documentdb-5.0 profile) from MongoDB 6.0', () => {
     }
   });
 });
+
+describe('commands against a DocumentDB state store', () => {
+  test('without --no-state-retry-writes: one message naming the flags (exit 2), not an internal error; with it the command works', async () => {
+    const { runMigrator } = await import('../support/cli.js');
+    const state = await startMongoEmulator({ profile: 'documentdb-5.0' });
+    try {
+      const refused = await runMigrator(['status', '--state-uri', state.uri, '--migration-id', 'none']);
+      assert.equal(refused.exitCode, ExitCode.USAGE, refused.all);
+      assert.match(refused.all, /^error: a database refused retryable writes: Retryable writes are not supported\.$/m);
+      assert.match(refused.all, /^hint: .*--no-state-retry-writes/m);
+      const ok = await runMigrator(['status', '--state-uri', state.uri, '--no-state-retry-writes', '--migration-id', 'none']);
+      assert.equal(ok.exitCode, ExitCode.STATE_CONFLICT, ok.all);
+    } finally {
+      await state.stop();
+    }
+  });
+});
