@@ -8,7 +8,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MongoClient, MongoServerError, Timestamp, type Db, type Document } from 'mongodb';
 import { emulatorOnly, onProfile, openTarget, type Target } from './target.js';
-import type { ProfileName } from '../support/mongo-emulator/index.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startMongoEmulator, type ProfileName } from '../support/mongo-emulator/index.js';
 
 /** `{code}` of a refused command, for assert.rejects. */
 const code = (c: number) => (err: unknown) => err instanceof MongoServerError && err.code === c;
@@ -181,6 +184,28 @@ function suite(profile: ProfileName): void {
 
 suite('documentdb-5.0');
 suite('documentdb-4.0');
+
+describe('documentdb-5.0 restart', { skip: emulatorOnly }, () => {
+  test('the modifyChangeStreams switch is a cluster setting: it survives a restart (with --dbpath)', async () => {
+    const dbpath = mkdtempSync(join(tmpdir(), 'emu-docdb-'));
+    try {
+      for (const round of [1, 2]) {
+        const emu = await startMongoEmulator({ profile: 'documentdb-5.0', dbpath });
+        const client = new MongoClient(emu.uri, { retryWrites: false });
+        try {
+          if (round === 1) await client.db('admin').command(enableCluster);
+          const r = await client.db('admin').command({ aggregate: 1, pipeline: [{ $changeStream: { allChangesForCluster: true } }], cursor: {} });
+          assert.ok(r.cursor, `round ${round}`);
+        } finally {
+          await client.close();
+          await emu.stop();
+        }
+      }
+    } finally {
+      rmSync(dbpath, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('mongodb-7.0 is unchanged', { skip: onProfile('mongodb-7.0') }, () => {
   test('change streams need no modifyChangeStreams; the DocumentDB-only commands are unknown', async () => {

@@ -7,6 +7,8 @@
 // - Supported APIs: https://docs.aws.amazon.com/documentdb/latest/developerguide/mongo-apis.html
 // - Functional differences: https://docs.aws.amazon.com/documentdb/latest/developerguide/functional-differences.html
 // - Retryable writes (8.0.2+ only): https://docs.aws.amazon.com/documentdb/latest/developerguide/retryable-writes.html
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { isPlainObject, type Doc } from './bson-values.js';
 import type { CommandContext, Handler } from './command-context.js';
 import { CommandError, ErrorCodes, fail } from './errors.js';
@@ -54,16 +56,25 @@ export function checkRetryableWrite(profile: EmulatorProfile, cmd: Doc): void {
 // (collection "") or the whole cluster (database "" and collection "") — change_streams.html,
 // "Enabling change streams".
 
+// The switches are cluster settings: they survive a restart (kept beside the data with --dbpath).
 const enabledByEngine = new WeakMap<StorageEngine, Set<string>>();
-const enabledSet = (engine: StorageEngine): Set<string> => {
-  let s = enabledByEngine.get(engine);
-  if (!s) enabledByEngine.set(engine, (s = new Set()));
+const SWITCHES_FILE = 'documentdb-change-streams.json';
+const enabledSet = (server: { engine: StorageEngine; dbpath: string | undefined }): Set<string> => {
+  let s = enabledByEngine.get(server.engine);
+  if (!s) {
+    const file = server.dbpath ? join(server.dbpath, SWITCHES_FILE) : undefined;
+    s = new Set(file && existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as string[]) : []);
+    enabledByEngine.set(server.engine, s);
+  }
   return s;
+};
+const saveSwitches = (server: { engine: StorageEngine; dbpath: string | undefined }): void => {
+  if (server.dbpath) writeFileSync(join(server.dbpath, SWITCHES_FILE), JSON.stringify([...enabledSet(server)]));
 };
 const nsKey = (db: string, coll: string): string => `${db}\u0000${coll}`;
 
-export function changeStreamsEnabled(engine: StorageEngine, db: string, coll: string): boolean {
-  const s = enabledSet(engine);
+export function changeStreamsEnabled(server: { engine: StorageEngine; dbpath: string | undefined }, db: string, coll: string): boolean {
+  const s = enabledSet(server);
   return s.has(nsKey('', '')) || s.has(nsKey(db, '')) || (coll !== '' && s.has(nsKey(db, coll)));
 }
 
@@ -75,9 +86,10 @@ export const modifyChangeStreams: Handler = (ctx) => {
     fail(ErrorCodes.BadValue, "modifyChangeStreams needs 'database' (string), 'collection' (string) and 'enable' (boolean)");
   }
   if (database === '' && collection !== '') fail(ErrorCodes.BadValue, 'a collection needs its database');
-  const s = enabledSet(ctx.server.engine);
+  const s = enabledSet(ctx.server);
   if (enable) s.add(nsKey(database, collection));
   else s.delete(nsKey(database, collection));
+  saveSwitches(ctx.server);
   return { ok: 1 };
 };
 
@@ -109,7 +121,7 @@ const DOCDB_STAGES = new Set(['$match', '$project', '$redact', '$addFields', '$r
 const DOCDB_OPTIONS = new Set(['resumeAfter', 'startAtOperationTime', 'fullDocument', 'allChangesForCluster']);
 
 export function checkChangeStream(ctx: CommandContext, spec: Doc, stages: Doc[], target: unknown): void {
-  const { profile, engine } = ctx.server;
+  const { profile } = ctx.server;
   if (!isDocumentDB(profile)) return;
   for (const k of Object.keys(spec)) {
     if (!DOCDB_OPTIONS.has(k)) fail(ErrorCodes.FailedToParse, `BSON field '$changeStream.${k}' is an unknown field.`);
@@ -133,7 +145,7 @@ export function checkChangeStream(ctx: CommandContext, spec: Doc, stages: Doc[],
   }
   const db = spec.allChangesForCluster === true ? '' : ctx.db;
   const coll = typeof target === 'string' ? target : '';
-  if (!changeStreamsEnabled(engine, db, coll)) {
+  if (!changeStreamsEnabled(ctx.server, db, coll)) {
     // The text users report from DocumentDB; the code is undocumented.
     fail(ErrorCodes.OperationFailed, 'modifyChangeStreams has not been run for this collection/database/cluster');
   }
