@@ -3,6 +3,7 @@ import yargs, { type Argv, type CommandModule, type Options } from 'yargs';
 import { readConfigFile } from '../config/config-file.js';
 import { sharedOptions } from '../config/options.js';
 import { isTransientError } from '../db/transient-errors.js';
+import { isRetryableWritesRefusal } from '../db/server-info.js';
 import { MigratorError, UsageError, errorMessage } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
 import { printError } from '../util/output.js';
@@ -38,6 +39,16 @@ function reportError(err: unknown, verbose: boolean): number {
     printError('hint: check that source, target and state store are reachable, then rerun the same command: it continues from its checkpoints.');
     if (verbose && err instanceof Error && err.stack) printError(err.stack);
     return ExitCode.CONNECTION_FAILED;
+  }
+  if (isRetryableWritesRefusal(err)) {
+    // Amazon DocumentDB before 8.0.2: the connection settings, not a bug.
+    printError(`error: a database refused retryable writes: ${errorMessage(err)}.`);
+    printError(
+      'hint: Amazon DocumentDB (before engine 8.0.2) needs retryWrites=false: pass --no-source-retry-writes, --no-target-retry-writes ' +
+        'and --no-state-retry-writes for each DocumentDB endpoint (or put retryWrites=false in its connection string), then rerun.',
+    );
+    if (verbose && err instanceof Error && err.stack) printError(err.stack);
+    return ExitCode.USAGE;
   }
   printError(`error: ${errorMessage(err)}`);
   if (verbose && err instanceof Error && err.stack) printError(err.stack);

@@ -8,17 +8,48 @@ export interface ServerInfo {
   /** Version the server reports (DocumentDB reports the MongoDB API version it emulates). */
   version: string;
   flavor: 'mongodb' | 'documentdb' | 'ferretdb';
+  /** DocumentDB's engine (patch) version, from getEngineVersion. */
+  engineVersion?: string;
   topology: Topology;
   replicaSetName?: string;
   changeStreams: { usable: boolean; reason?: string };
 }
 
-function detectFlavor(uri: string, buildInfo: Record<string, unknown>): ServerInfo['flavor'] {
+/**
+ * What the server is, from what it answers rather than its host name (SSH tunnels, PrivateLink
+ * and custom DNS hide `docdb.amazonaws.com`): Amazon DocumentDB answers `getEngineVersion`
+ * (`db.runCommand({getEngineVersion: 1})`, how AWS tells users to read the engine version:
+ * https://docs.aws.amazon.com/documentdb/latest/developerguide/release-notes.html); MongoDB has
+ * no such command. The host name remains a hint for a user not allowed to run it.
+ */
+export function detectFlavor(uri: string, buildInfo: Record<string, unknown>, engineVersion?: string): ServerInfo['flavor'] {
   if (buildInfo.ferretdb || buildInfo.ferretdbFeatures) return 'ferretdb';
+  if (engineVersion !== undefined) return 'documentdb';
   if (/docdb(-elastic)?\.amazonaws\.com/i.test(uri) || /docdb/i.test(String(buildInfo.gitVersion ?? ''))) {
     return 'documentdb';
   }
   return 'mongodb';
+}
+
+/**
+ * A server refusing retryable writes: Amazon DocumentDB before engine 8.0.2 ("Retryable writes are
+ * not supported", https://docs.aws.amazon.com/documentdb/latest/developerguide/retryable-writes.html),
+ * also MongoDB's "Transaction numbers are only allowed on …" (code 20) for servers without sessions.
+ */
+export function isRetryableWritesRefusal(err: unknown): boolean {
+  const msg = err instanceof Error ? err.message : '';
+  return /Retryable writes are not supported|Transaction numbers are only allowed/i.test(msg);
+}
+
+/** DocumentDB's engine version (`getEngineVersion`), undefined on servers without the command. */
+export async function documentDbEngineVersion(client: MongoClient): Promise<string | undefined> {
+  try {
+    const r = await client.db('admin').command({ getEngineVersion: 1 });
+    return typeof r.engineVersion === 'string' ? r.engineVersion : undefined;
+  } catch (err) {
+    if (isTransientError(err)) throw err;
+    return undefined;
+  }
 }
 
 /** Reads what a server is: version, flavor, topology and whether a change stream can be opened. */
@@ -27,9 +58,11 @@ export async function describeServer(client: MongoClient, uri: string): Promise<
   const buildInfo = await admin.command({ buildInfo: 1 });
   const hello = await admin.command({ hello: 1 }).catch(() => admin.command({ isMaster: 1 }));
   const topology: Topology = hello.msg === 'isdbgrid' ? 'sharded' : hello.setName ? 'replicaSet' : 'standalone';
+  const engineVersion = buildInfo.ferretdb || buildInfo.ferretdbFeatures ? undefined : await documentDbEngineVersion(client);
   const info: ServerInfo = {
     version: String(buildInfo.version ?? 'unknown'),
-    flavor: detectFlavor(uri, buildInfo),
+    flavor: detectFlavor(uri, buildInfo, engineVersion),
+    ...(engineVersion !== undefined ? { engineVersion } : {}),
     topology,
     replicaSetName: hello.setName,
     changeStreams: { usable: false },
@@ -43,7 +76,9 @@ async function probeChangeStream(client: MongoClient, topology: Topology): Promi
   if (topology === 'standalone') {
     return { usable: false, reason: 'a standalone server has no change streams; it must be a replica set' };
   }
-  const stream = client.watch([], { maxAwaitTimeMS: 1, batchSize: 1 });
+  // Primary read preference: DocumentDB 4.0 opens change streams on the primary only
+  // (https://docs.aws.amazon.com/documentdb/latest/developerguide/change_streams.html, Limitations).
+  const stream = client.watch([], { maxAwaitTimeMS: 1, batchSize: 1, readPreference: 'primary' });
   try {
     await stream.tryNext();
     return { usable: true };

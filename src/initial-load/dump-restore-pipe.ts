@@ -8,7 +8,7 @@ import { MigratorError } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
 import { redactText } from '../util/redact.js';
 import type { PipeJob } from './dump-restore-plan.js';
-import { tlsArgs } from './dump-restore-plan.js';
+import { tlsArgs, toolUri } from './dump-restore-plan.js';
 import type { ToolBinaries } from './tool-binaries.js';
 import { clearToolPids, recordToolPids } from './stale-tools.js';
 import { LineTail, parseToolLine, type ToolEvent } from './tool-progress.js';
@@ -25,7 +25,7 @@ export interface PipeResult {
  */
 function writeToolConfig(dir: string, name: string, e: EndpointConfig): string {
   const path = join(dir, `${name}.yaml`);
-  writeFileSync(path, `uri: ${JSON.stringify(e.uri)}\n`, { mode: 0o600 });
+  writeFileSync(path, `uri: ${JSON.stringify(toolUri(e))}\n`, { mode: 0o600 });
   return path;
 }
 

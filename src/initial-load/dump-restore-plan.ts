@@ -38,6 +38,32 @@ export function tlsArgs(e: EndpointConfig): string[] {
 }
 
 /**
+ * The connection string the Database Tools get: the user's URI with the same connection settings
+ * the driver gets from the flags (src/db/connect.ts clientOptions). `--no-target-retry-writes`
+ * must reach mongorestore too: Amazon DocumentDB before 8.0.2 refuses retryable writes
+ * (https://docs.aws.amazon.com/documentdb/latest/developerguide/retryable-writes.html), and the
+ * tools' Go driver retries writes by default. TLS goes as flags (tlsArgs).
+ */
+export function toolUri(e: EndpointConfig): string {
+  if (e.retryWrites === undefined) return e.uri;
+  return setUriOption(e.uri, 'retryWrites', String(e.retryWrites));
+}
+
+/** Sets one query option of a mongodb:// URI (replacing it, case-insensitively, if present). */
+export function setUriOption(uri: string, name: string, value: string): string {
+  const hash = uri.indexOf('#');
+  const base = hash >= 0 ? uri.slice(0, hash) : uri;
+  const q = base.indexOf('?');
+  const head = q >= 0 ? base.slice(0, q) : base;
+  const params = q >= 0 ? base.slice(q + 1).split('&').filter((kv) => kv !== '' && kv.split('=')[0].toLowerCase() !== name.toLowerCase()) : [];
+  params.push(`${name}=${encodeURIComponent(value)}`);
+  // A URI without a path needs one before the options: mongodb://host/?opt (the tools' parser insists).
+  const rest = head.replace(/^mongodb(\+srv)?:\/\//, '');
+  const withSlash = rest.includes('/') ? head : `${head}/`;
+  return `${withSlash}?${params.join('&')}`;
+}
+
+/**
  * Builds one pipe per source database. mongodump selects with --db and --excludeCollection (it has
  * no namespace patterns), so the selection is resolved against the actual collections first;
  * mongorestore renames with --nsFrom/--nsTo and restricts with --nsInclude.

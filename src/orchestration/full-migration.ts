@@ -126,7 +126,7 @@ export class FullMigration {
   /** Records the resume point once; later runs keep the original. */
   async recordResumePoint(): Promise<void> {
     if (this.migration.resumePoint) return;
-    const point = await takeResumePoint(this.p.source);
+    const point = await takeResumePoint(this.p.source, this.p.stateDb);
     await this.p.store.setResumePoint(this.p.migrationId, point);
     this.migration = (await this.p.store.getMigration(this.p.migrationId))!;
     this.p.log.info({ operationTime: `${point.ct.t},${point.ct.i}` }, 'resume point recorded');

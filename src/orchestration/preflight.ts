@@ -1,6 +1,7 @@
 import { DescribeStreamSummaryCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
 import type { MongoClient } from 'mongodb';
 import { describeServer, type ServerInfo } from '../db/server-info.js';
+import { documentDbIncompatibilities } from '../db/documentdb-compat.js';
 import { listSourceNamespaces } from '../verify/verify-migration.js';
 import type { NamespaceRules } from '../source/namespace-filter.js';
 import { toolVersions, type ToolBinaries, type ToolVersions } from '../initial-load/tool-binaries.js';
@@ -78,6 +79,19 @@ export async function runPreflight(p: PreflightInput): Promise<PreflightReport> 
     problem('target', errorMessage(err), 'Check the target user can run buildInfo and hello.');
   }
 
+  // Retryable writes: Amazon DocumentDB before 8.0.2 refuses them, so every write (state, marker,
+  // apply, mongorestore) would fail; the driver's effective setting is checked, whatever set it.
+  // https://docs.aws.amazon.com/documentdb/latest/developerguide/retryable-writes.html
+  for (const [role, info, client] of [['source', report.source, p.source], ['target', report.target, p.target]] as const) {
+    if (info?.flavor === 'documentdb' && Number.parseInt(info.version, 10) < 8 && client.options.retryWrites) {
+      problem(
+        `${role} retryable writes`,
+        `the ${role} is Amazon DocumentDB ${info.version}${info.engineVersion ? ` (engine ${info.engineVersion})` : ''}, which refuses retryable writes`,
+        `Pass --no-${role}-retry-writes${role === 'target' ? ' (and --no-state-retry-writes for a separate state store on DocumentDB)' : ''}, or put retryWrites=false in the ${role} connection string.`,
+      );
+    }
+  }
+
   if (p.bins) {
     try {
       report.tools = await toolVersions(p.bins);
@@ -130,6 +144,19 @@ export async function runPreflight(p: PreflightInput): Promise<PreflightReport> 
       }
       if (busy.length) {
         problem('target namespaces', `target collections already hold data: ${busy.slice(0, 5).join(', ')}${busy.length > 5 ? ', …' : ''}`, 'Pass --drop to replace them, or map to other databases with --map.');
+      }
+    }
+    if (report.target?.flavor === 'documentdb' && report.namespaces.length) {
+      const refused = await retryTransient('namespaces', () => documentDbIncompatibilities(p.source, report.namespaces, report.target!.version), PREFLIGHT_RETRY);
+      if (refused.length) {
+        problem(
+          'DocumentDB target',
+          `Amazon DocumentDB ${report.target.version} cannot create what these source collections have: ${refused
+            .slice(0, 5)
+            .map((r) => `${r.ns} (${r.what.join(', ')})`)
+            .join('; ')}${refused.length > 5 ? '; …' : ''}`,
+          'Leave them out with --exclude, or change them on the source (an uncapped copy; drop or replace the unsupported indexes), then rerun.',
+        );
       }
     }
   } catch (err) {

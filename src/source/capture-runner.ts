@@ -29,9 +29,16 @@ import type { NamespaceRules } from './namespace-filter.js';
 
 /** The source collection whose inserts become cutover barriers (inside the state db's name). */
 export const MARKER_COLLECTION = 'cutover_markers';
+/**
+ * The source collection (inside the state db) whose writes only move the stream's position: the
+ * resume point's marker where the server gives no token (src/orchestration/resume-point.ts) and
+ * capture's idle heartbeat. Never sent to Kinesis.
+ */
+export const POSITION_MARKER_COLLECTION = 'resume_markers';
+const DEFAULT_IDLE_HEARTBEAT_MS = 5 * 60_000;
 
 export interface CaptureStart {
-  /** Resume token: the stream starts after it (`startAfter`). */
+  /** Resume token: the stream starts after it (`resumeAfter`). */
   rt?: Document;
   /** Operation time: the stream starts at it (`startAtOperationTime`). */
   ct?: Timestamp;
@@ -68,6 +75,11 @@ export interface CaptureOptions {
   maxBufferedBytes?: number;
   /** getMore wait on an idle source (default 500 ms): also the latency of a graceful stop. */
   maxAwaitTimeMs?: number;
+  /**
+   * Idle heartbeat (default 5 min), only where idle batches give no position (DocumentDB): a write
+   * to `<stateDb>.resume_markers` whose event moves the checkpoint forward.
+   */
+  idleHeartbeatMs?: number;
   signal: AbortSignal;
   log: Logger;
   /** Called after every checkpoint save, for progress output. */
@@ -87,8 +99,21 @@ const DEFAULT_CAPTURE_LEASE_TTL_MS = 30_000;
 const STOP_FLUSH_MS = 5_000;
 const CAPTURE_LEASE_ID = 'capture';
 
-const HISTORY_LOST_CODES = new Set([286, 136, 280]);
-const INVALID_TOKEN_CODES = new Set([260]);
+/**
+ * The resume point left the source's change history: MongoDB ChangeStreamHistoryLost (286,
+ * https://www.mongodb.com/docs/manual/reference/error-codes/), Amazon DocumentDB 136 (its change
+ * stream log, kept change_stream_log_retention_duration, 3 h by default:
+ * https://docs.aws.amazon.com/documentdb/latest/developerguide/change_streams.html).
+ */
+const HISTORY_LOST_CODES = new Set([286, 136]);
+/**
+ * The source cannot use the resume token: MongoDB InvalidResumeToken (260) and
+ * ChangeStreamFatalError (280: e.g. "the resume token was not found" — the token's event is not in
+ * this deployment's history; not a history loss); Amazon DocumentDB answers an unreadable token
+ * with FailedToParse (9), which counts only when the stream was opened with a token.
+ */
+const INVALID_TOKEN_CODES = new Set([260, 280]);
+const DOCDB_INVALID_TOKEN = 9;
 
 /**
  * Errors after which reopening the stream from the last seen token is safe and useful: every
@@ -110,7 +135,7 @@ function isTransient(err: unknown): boolean {
   return code !== undefined && CHANGE_STREAM_RETRY_CODES.has(code);
 }
 
-function captureFailure(err: unknown, from: string): MigratorError | undefined {
+function captureFailure(err: unknown, from: string, withToken: boolean): MigratorError | undefined {
   const code = errorCode(err);
   if (code !== undefined && HISTORY_LOST_CODES.has(code)) {
     return new MigratorError(
@@ -124,7 +149,7 @@ function captureFailure(err: unknown, from: string): MigratorError | undefined {
       },
     );
   }
-  if (code !== undefined && INVALID_TOKEN_CODES.has(code)) {
+  if (code !== undefined && (INVALID_TOKEN_CODES.has(code) || (withToken && code === DOCDB_INVALID_TOKEN))) {
     return new MigratorError(
       ExitCode.STATE_CONFLICT,
       `The source rejected the resume point ${from} (error ${code}: ${errorMessage(err)}). Is it from another deployment?`,
@@ -142,7 +167,7 @@ function streamFailure(streamName: string, err: unknown): MigratorError {
 }
 
 function describeStart(opts: Document): string {
-  if (opts.startAfter) return `token ${JSON.stringify(opts.startAfter)}`;
+  if (opts.resumeAfter) return `token ${JSON.stringify(opts.resumeAfter)}`;
   if (opts.startAtOperationTime) {
     // As --start-at takes it (SECONDS,INCREMENT), not the Timestamp's 64-bit integer.
     const ts = opts.startAtOperationTime as Timestamp;
@@ -268,10 +293,13 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
   const saved = await o.store.getCaptureCheckpoint(o.migrationId);
   const start = saved ? undefined : await startPoint(o);
   if (o.signal.aborted) return progress;
+  // resumeAfter, not startAfter: Amazon DocumentDB documents resuming "from a resume token" and
+  // with startAtOperationTime only (change_streams.html, Supported operations); startAfter only
+  // differs after an invalidate, which a deployment-wide stream never emits.
   const startOpts: Document = saved
-    ? { startAfter: saved.rt }
+    ? { resumeAfter: saved.rt }
     : start?.rt
-      ? { startAfter: start.rt }
+      ? { resumeAfter: start.rt }
       : start?.ct
         ? { startAtOperationTime: start.ct }
         : {};
@@ -329,11 +357,37 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
   const pipeline = [
     {
       $match: {
-        $or: [o.rules.changeStreamMatch().$match, { 'ns.db': o.rules.stateDb, 'ns.coll': MARKER_COLLECTION, operationType: 'insert' }],
+        $or: [
+          o.rules.changeStreamMatch().$match,
+          { 'ns.db': o.rules.stateDb, 'ns.coll': MARKER_COLLECTION, operationType: 'insert' },
+          { 'ns.db': o.rules.stateDb, 'ns.coll': POSITION_MARKER_COLLECTION },
+        ],
       },
     },
   ];
   const markerNs = (e: Document) => e.ns?.db === o.rules.stateDb && e.ns?.coll === MARKER_COLLECTION;
+  const positionMarkerNs = (e: Document) => e.ns?.db === o.rules.stateDb && e.ns?.coll === POSITION_MARKER_COLLECTION;
+  // IDLE HEARTBEAT: where idle batches carry no usable position (Amazon DocumentDB documents no
+  // postBatchResumeToken, and its tokens hold no readable cluster time), an idle capture's
+  // checkpoint would stay at its last event while the change stream log expires behind it
+  // (change_stream_log_retention_duration, 3 h by default:
+  // https://docs.aws.amazon.com/documentdb/latest/developerguide/change_streams.html), and a
+  // restart after a quiet period would fail with history lost. A write to the position-marker
+  // collection now and then gives the stream an event to checkpoint.
+  const heartbeatMs = o.idleHeartbeatMs ?? DEFAULT_IDLE_HEARTBEAT_MS;
+  // Started "now" (plain CDC, no checkpoint): beat at once, so the start gets a checkpoint soon.
+  let lastProgressAt = saved || start?.rt || start?.ct ? Date.now() : 0;
+  let heartbeat: Promise<unknown> | undefined;
+  const beat = () => {
+    if (heartbeat || Date.now() - lastProgressAt < heartbeatMs) return;
+    lastProgressAt = Date.now();
+    heartbeat = o.source
+      .db(o.rules.stateDb)
+      .collection<{ _id: string; at: Date }>(POSITION_MARKER_COLLECTION)
+      .updateOne({ _id: `heartbeat-${o.migrationId}` }, { $set: { at: new Date() } }, { upsert: true })
+      .catch((err: unknown) => o.log.warn({ err: errorMessage(err) }, `idle heartbeat write to ${o.rules.stateDb}.${POSITION_MARKER_COLLECTION} failed`))
+      .finally(() => (heartbeat = undefined));
+  };
   let stream: ChangeStream | undefined;
   const onAbort = () => void stream?.close().catch(() => undefined);
   o.signal.addEventListener('abort', onAbort, { once: true });
@@ -347,6 +401,9 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
       fullDocument: 'updateLookup',
       maxAwaitTimeMS: o.maxAwaitTimeMs ?? 500,
       batchSize: 2000,
+      // Whatever the URI says: Amazon DocumentDB 4.0 opens change streams with primary read
+      // preference only (https://docs.aws.amazon.com/documentdb/latest/developerguide/change_streams.html, Limitations).
+      readPreference: 'primary',
       ...EXACT_BSON_OPTIONS,
       ...resumeOpts,
     });
@@ -361,7 +418,7 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
       } catch (err) {
         if (o.signal.aborted) break;
         if (producerFailure !== undefined) throw streamFailure(o.streamName, producerFailure);
-        const fatal = captureFailure(err, from);
+        const fatal = captureFailure(err, from, Boolean(lastSeen ?? startOpts.resumeAfter));
         if (fatal || !isTransient(err) || ++failures > 10) throw fatal ?? err;
         // The driver resumes by itself on most errors; when it gives up on a transient one,
         // reopen after the last token read (all events up to it are already in the producer).
@@ -369,22 +426,28 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
         o.log.warn({ err: errorMessage(err), attempt: failures, delayMs: delay }, 'change stream error; reopening');
         await stream.close().catch(() => undefined);
         await new Promise((r) => setTimeout(r, delay));
-        stream = open(lastSeen ? { startAfter: lastSeen } : startOpts);
+        stream = open(lastSeen ? { resumeAfter: lastSeen } : startOpts);
         continue;
       }
       if (event === null) {
         // Idle: the postBatchResumeToken is a position after everything seen; checkpointing it
         // keeps an idle capture from falling behind the source's bounded history.
         const rt = stream.resumeToken as Document | undefined;
-        const ct = clusterTimeFromResumeToken(rt) ?? lastCt;
+        const decoded = clusterTimeFromResumeToken(rt);
+        const ct = decoded ?? lastCt;
         if (rt && ct) {
           tracker.record(tag, { ct, rt });
           lastSeen = rt;
         }
+        if (decoded) lastProgressAt = Date.now();
+        else beat();
         continue;
       }
+      lastProgressAt = Date.now();
       let envelope: ChangeEnvelope | undefined;
-      if (markerNs(event)) {
+      if (positionMarkerNs(event)) {
+        envelope = undefined; // position only
+      } else if (markerNs(event)) {
         const id = String((event.documentKey as Document | undefined)?._id ?? '');
         envelope = barrierEnvelope(id, positionOf({ ct: event.clusterTime as Timestamp, rt: event._id as Document }));
         progress.markers++;

@@ -25,7 +25,7 @@ function formatSide(r: SideReport): string {
   const s = r.server;
   const topo = s.topology === 'replicaSet' ? `replica set ${s.replicaSetName}` : s.topology;
   const cs = s.changeStreams.usable ? 'usable' : `not usable: ${s.changeStreams.reason}`;
-  const lines = [`${r.role}: ${r.uri}`, `  server: ${s.flavor} ${s.version}, ${topo}`, `  change streams: ${cs}`];
+  const lines = [`${r.role}: ${r.uri}`, `  server: ${s.flavor} ${s.version}${s.engineVersion ? ` (engine ${s.engineVersion})` : ''}, ${topo}`, `  change streams: ${cs}`];
   if (r.databases.length === 0) lines.push('  databases: none');
   for (const db of r.databases) {
     const docs = db.collections.reduce((n, c) => n + c.documents, 0);

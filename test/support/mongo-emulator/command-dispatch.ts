@@ -10,8 +10,9 @@ import { catalogCommands } from './commands-catalog.js';
 import { crudCommands, RETRYABLE_WRITES } from './commands-crud.js';
 import type { CommandContext, ConnectionInfo, Handler, ServerState } from './command-context.js';
 import { CommandError, ErrorCodes } from './errors.js';
+import { checkCommandSupported, checkRetryableWrite, getEngineVersion, isDocumentDB, modifyChangeStreams } from './documentdb.js';
 
-const HANDLERS: Record<string, Handler> = { ...adminCommands, ...catalogCommands, ...crudCommands };
+const HANDLERS: Record<string, Handler> = { ...adminCommands, ...catalogCommands, ...crudCommands, modifyChangeStreams, getEngineVersion };
 
 /** Every command name the emulator answers (for reports and listCommands). */
 export const SUPPORTED_COMMANDS = Object.keys(HANDLERS).sort();
@@ -51,6 +52,7 @@ export class Dispatcher {
     if ('$legacyQueryOn' in cmd) throw new CommandError(ErrorCodes.IllegalOperation, 'legacy OP_QUERY queries are not supported; use OP_MSG');
     const handler = Object.prototype.hasOwnProperty.call(HANDLERS, name) ? HANDLERS[name] : undefined;
     if (!handler) throw new CommandError(ErrorCodes.CommandNotFound, `no such command: '${name}'`);
+    checkCommandSupported({ name, server: this.server });
     const isChangeStream =
       name === 'getMore' ? this.server.cursors.get(cmd.getMore)?.kind === 'changeStream' : name === 'aggregate' && Array.isArray(cmd.pipeline) && isPlainObject(cmd.pipeline[0]) && '$changeStream' in cmd.pipeline[0];
     const action = this.server.failpoints.check(name, conn.appName, isChangeStream);
@@ -65,6 +67,7 @@ export class Dispatcher {
     if (cmd.startTransaction === true || cmd.autocommit === false) {
       throw new CommandError(ErrorCodes.IllegalOperation, 'Transactions are not supported by the mongo emulator');
     }
+    checkRetryableWrite(this.server.profile, cmd);
     const key = this.retryKey(cmd, name);
     const cached = key ? this.retryCache.get(key) : undefined;
     if (cached) return { ...cached };
@@ -82,6 +85,9 @@ export class Dispatcher {
     const ts = this.server.engine.clock.current();
     const ok = reply.ok === undefined || (typeof reply.ok === 'number' ? reply.ok : 1);
     reply.ok = new Double(ok ? 1 : 0);
+    // DocumentDB: whether replies carry operationTime / $clusterTime is undocumented, so the
+    // documentdb profiles leave them out (the less convenient answer: no resume point from a ping).
+    if (isDocumentDB(this.server.profile)) return reply;
     reply.$clusterTime = { clusterTime: ts, signature: DUMMY_SIGNATURE };
     reply.operationTime = ts;
     return reply;

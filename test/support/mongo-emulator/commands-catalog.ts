@@ -6,6 +6,7 @@ import { cursorBatchSize, cursorReply, targetName, type Handler } from './comman
 import { ErrorCodes, fail } from './errors.js';
 import { ID_INDEX_NAME, normalizeIndexSpec, type IndexSpec } from './indexes.js';
 import { compileFilter } from './query.js';
+import { checkCreateCollection, checkIndexSpec } from './documentdb.js';
 import { StorageEngine, type Collection } from './storage-engine.js';
 
 /** Generic command fields that are not part of a command's own options. */
@@ -42,6 +43,7 @@ const create: Handler = (ctx) => {
     fail(ErrorCodes.NamespaceExists, `Collection ${ctx.db}.${name} already exists.`);
   }
   if (options.viewOn !== undefined && typeof options.viewOn !== 'string') fail(ErrorCodes.TypeMismatch, "'viewOn' must be a string");
+  checkCreateCollection(ctx.server.profile, options);
   ctx.server.engine.createCollection(ctx.db, name, options);
   return { ok: 1 };
 };
@@ -131,6 +133,8 @@ const createIndexes: Handler = (ctx) => {
   const name = targetName(ctx);
   const engine = ctx.server.engine;
   if (!Array.isArray(ctx.cmd.indexes) || ctx.cmd.indexes.length === 0) fail(ErrorCodes.BadValue, 'Must specify at least one index to create');
+  // Refused before anything is created (DocumentDB's unsupported index types and options).
+  for (const raw of ctx.cmd.indexes) checkIndexSpec(ctx.server.profile, normalizeIndexSpec(raw));
   const createdCollectionAutomatically = !engine.collection(ctx.db, name);
   const coll = engine.writableCollection(ctx.db, name);
   const numIndexesBefore = coll.indexes.size;

@@ -14,6 +14,7 @@ import {
   type Doc,
 } from './bson-values.js';
 import { openChangeStream } from './change-streams.js';
+import { checkChangeStream, docdbStreamError, externalEvents, internalSpec, isDocumentDB } from './documentdb.js';
 import {
   cursorBatchSize,
   cursorReply,
@@ -105,10 +106,26 @@ const getMore: Handler = async (ctx) => {
   return streamGetMore(ctx, cursor, batchSize || Infinity);
 };
 
+/**
+ * `postBatchResumeToken` of a change stream batch. DocumentDB: undocumented whether (and in what
+ * form) it returns one, so the documentdb profiles never do — the less convenient answer: a
+ * client has a resume point only once an event arrived.
+ */
+function streamResumeToken(ctx: CommandContext, token: Doc): { postBatchResumeToken?: Doc } {
+  return isDocumentDB(ctx.server.profile) ? {} : { postBatchResumeToken: token };
+}
+
 async function streamGetMore(ctx: CommandContext, cursor: StreamCursor, max: number): Promise<Doc> {
   const { server, cmd } = ctx;
   const deadline = Date.now() + (optionalNumber(cmd.maxTimeMS, 'maxTimeMS') ?? DEFAULT_AWAIT_MS);
-  let batch = cursor.stream.read(max, 'getMore');
+  const read = () => {
+    try {
+      return cursor.stream.read(max, 'getMore');
+    } catch (err) {
+      throw docdbStreamError(server.profile, err);
+    }
+  };
+  let batch = read();
   while (batch.events.length === 0 && !batch.finished && !cursor.killed) {
     const remaining = deadline - Date.now();
     if (remaining <= 0) break;
@@ -116,12 +133,12 @@ async function streamGetMore(ctx: CommandContext, cursor: StreamCursor, max: num
     await server.engine.history.waitForAppend(remaining, cursor.cancelWait);
     cursor.cancelWait = undefined;
     if (cursor.killed) break;
-    batch = cursor.stream.read(max, 'getMore');
+    batch = read();
   }
   const closed = batch.finished || cursor.killed;
   if (closed) server.cursors.close(cursor.id);
   return {
-    cursor: { nextBatch: batch.events, postBatchResumeToken: batch.postBatchResumeToken, id: closed ? Long.ZERO : cursor.id, ns: cursor.ns },
+    cursor: { nextBatch: externalEvents(server.profile, batch.events), ...streamResumeToken(ctx, batch.postBatchResumeToken), id: closed ? Long.ZERO : cursor.id, ns: cursor.ns },
     ok: 1,
   };
 }
@@ -177,11 +194,22 @@ const aggregate: Handler = (ctx) => {
   }
   const batchSize = cursorBatchSize(ctx);
   if (pipeline.length && isPlainObject(pipeline[0]) && '$changeStream' in pipeline[0]) {
-    const stream = openChangeStream(server.engine, db, typeof target === 'string' ? target : 1, pipeline);
+    let spec = pipeline[0].$changeStream;
+    if (isPlainObject(spec) && isDocumentDB(server.profile)) {
+      checkChangeStream(ctx, spec, pipeline.slice(1) as Doc[], target);
+      spec = internalSpec(server.profile, spec);
+    }
     const ns = typeof target === 'string' ? `${db}.${target}` : `${db}.$cmd.aggregate`;
-    const batch = stream.read(batchSize ?? DEFAULT_FIRST_BATCH, 'aggregate');
+    let stream: ReturnType<typeof openChangeStream>;
+    let batch: ReturnType<ReturnType<typeof openChangeStream>['read']>;
+    try {
+      stream = openChangeStream(server.engine, db, typeof target === 'string' ? target : 1, [{ $changeStream: spec }, ...pipeline.slice(1)]);
+      batch = stream.read(batchSize ?? DEFAULT_FIRST_BATCH, 'aggregate');
+    } catch (err) {
+      throw docdbStreamError(server.profile, err);
+    }
     const id = batch.finished ? Long.ZERO : server.cursors.openStream(ns, stream).id;
-    return { cursor: { firstBatch: batch.events, postBatchResumeToken: batch.postBatchResumeToken, id, ns }, ok: 1 };
+    return { cursor: { firstBatch: externalEvents(server.profile, batch.events), ...streamResumeToken(ctx, batch.postBatchResumeToken), id, ns }, ok: 1 };
   }
   const last = pipeline[pipeline.length - 1];
   const outTarget = last && isPlainObject(last) ? (last.$out ?? last.$merge) : undefined;
