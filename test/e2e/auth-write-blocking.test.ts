@@ -127,7 +127,7 @@ describe('mongodb-7.0 → mongodb-7.0 with auth and write blocking (no --writes-
     }
   };
 
-  test('copy with writes, kill -9, rerun, SIGTERM inside the cutover, cutover with write blocking, verify', { timeout: 240_000 }, async () => {
+  test('copy with writes, kill -9, rerun, SIGTERM inside the cutover, cutover with write blocking, verify', { timeout: 240_000 }, async (t) => {
     const ID = 'auth-e2e';
     for (let b = 0; b < 3; b++) {
       await srcRoot.db('shop').collection<AnyDoc>('items').insertMany(Array.from({ length: 1000 }, (_, i) => ({ _id: b * 1000 + i, v: 0, pad: 'x'.repeat(500) })));
@@ -137,6 +137,7 @@ describe('mongodb-7.0 → mongodb-7.0 with auth and write blocking (no --writes-
     const args = argsFor(ID, stream);
     const phaseIs = (want: MigrationPhase[], proc: ResultPromise) => waitForPhase(store, ID, want, { proc });
     const workload = appWorkload(app);
+    t.after(() => workload.stop().catch(() => undefined));
 
     // 1. Copy with writes, then kill -9 while replicating.
     const first = start(args);
