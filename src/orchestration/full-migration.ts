@@ -313,10 +313,11 @@ export class FullMigration {
   private blockedWrites = false;
   private lastWriteBlockReason: string | undefined;
 
-  /** A block left by an earlier run whose cutover is no longer active (aborted): undo it first. */
+  /** A block left by an earlier run whose cutover was aborted: undo it first. (An active cutover
+   *  keeps its block; the loop continues it.) */
   private async releaseStaleWriteBlock(): Promise<void> {
     const c = await this.p.store.getCutover(this.p.migrationId);
-    if (c?.writesBlockedByMigrator && (c.state === 'aborted' || this.migration.phase !== 'CUTTING_OVER') && c.state !== 'completed') {
+    if (c?.writesBlockedByMigrator && c.state === 'aborted') {
       this.p.log.info('writes on the source are still blocked by an earlier run whose cutover is not active: unblocking them');
       await this.unblockWrites();
     }
@@ -369,8 +370,12 @@ export class FullMigration {
       });
     }
     this.blockedWrites = false;
-    await this.p.store.setWritesBlocked(this.p.migrationId, false);
     this.p.log.info('source writes unblocked');
+    // A stale "blocked" record is harmless: a later run unblocks again (idempotent), and a run
+    // that finds a barrier under a block it did not set itself starts the cutover over.
+    await this.p.store.setWritesBlocked(this.p.migrationId, false).catch((err: unknown) => {
+      this.p.log.warn({ err: errorMessage(err) }, 'source writes unblocked, but the state store could not record it');
+    });
   }
 
   /**
@@ -417,7 +422,14 @@ export class FullMigration {
       return false;
     }
     c = (await s.getCutover(id))!;
-    if (c.writesBlockedByMigrator) this.blockedWrites = true;
+    if (c.writesBlockedByMigrator && !c.writesStopped && !this.blockedWrites) {
+      // A barrier sent under a block this process did not set: it cannot know the block held
+      // ever since (an earlier run may have unblocked and failed to record it), so a write may
+      // follow the marker. Start over: block again (idempotent) and send a new barrier.
+      this.p.log.info('a barrier was sent under a write block set by an earlier run: blocking again and sending a new barrier');
+      await s.restartCutover(id);
+      return false;
+    }
     // A process killed between recording the barrier and writing its marker left a barrier no
     // shard will ever see: the first step of every process (re)writes it. Idempotent: an upsert of
     // an existing marker changes nothing and emits no change event; a missing one is written now,

@@ -3,7 +3,8 @@
 // writes itself (setUserWriteBlockMode) and writes its marker through the block
 // (bypassWriteBlockingMode). Writes during the copy and after (by an application user with
 // readWrite only), kill -9 during replication, SIGTERM inside the cutover (writes unblocked, the
-// cutover starts over on the rerun), cutover, verify; then the documented end state.
+// cutover starts over on the rerun), kill -9 inside the cutover (the block stays until the rerun,
+// which blocks again and sends a new barrier), cutover, verify; then the documented end state.
 //
 // Then issue #11 defect 1 and the failure paths after blocking writes: a user that can block but
 // not bypass the block is stopped by preflight (exit 4, naming the role); a marker the source
@@ -127,7 +128,7 @@ describe('mongodb-7.0 → mongodb-7.0 with auth and write blocking (no --writes-
     }
   };
 
-  test('copy with writes, kill -9, rerun, SIGTERM inside the cutover, cutover with write blocking, verify', { timeout: 240_000 }, async (t) => {
+  test('copy with writes, kill -9, rerun, SIGTERM and kill -9 inside the cutover, cutover with write blocking, verify', { timeout: 240_000 }, async (t) => {
     const ID = 'auth-e2e';
     for (let b = 0; b < 3; b++) {
       await srcRoot.db('shop').collection<AnyDoc>('items').insertMany(Array.from({ length: 1000 }, (_, i) => ({ _id: b * 1000 + i, v: 0, pad: 'x'.repeat(500) })));
@@ -164,13 +165,27 @@ describe('mongodb-7.0 → mongodb-7.0 with auth and write blocking (no --writes-
     assert.equal(afterStop?.state, 'requested', 'the cutover starts over on the rerun');
     assert.equal((await store.getMigration(ID))?.phase, 'CUTTING_OVER');
 
-    // 3. Rerun: it blocks again, sends a new barrier, verifies and completes — no --writes-stopped.
-    proxy.set({});
+    // 3. Rerun, still held back: it blocks again and sends a new barrier; kill -9 there. A killed
+    //    process cannot unblock: the source stays blocked until the next run continues.
     const third = start(args);
+    await untilTrue('a new barrier under a new block', async () => {
+      const c = await store.getCutover(ID);
+      return c?.state === 'barrier-sent' && c.writesBlockedByMigrator === true && !(await appCanWrite());
+    });
+    const killedBarrier = (await store.getCutover(ID))?.barrierId;
+    third.kill('SIGKILL');
+    await third;
+    assert.equal(await appCanWrite(), false, 'after kill -9 the block stays (documented) until the next run');
+
+    // 4. Rerun: it cannot know the block held since that barrier, so it blocks again and sends
+    //    another one; then verifies and completes — no --writes-stopped.
+    proxy.set({});
+    const fourth = start(args);
     const wait = await runMigrator([...cutoverArgs(ID), '--wait', '--timeout', '120s'], { timeoutMs: 150_000 });
     assert.equal(wait.exitCode, 0, wait.all);
-    const done = await third;
+    const done = await fourth;
     assert.equal(done.exitCode, 0, String(done.stderr).slice(-2000));
+    assert.notEqual((await store.getCutover(ID))?.barrierId, killedBarrier, 'a new barrier after the kill');
     const { rounds, blocked } = await workload.stop();
     assert.ok(rounds > 50 && blocked > 0, `the application wrote (${rounds} rounds) and was blocked (${blocked} refused writes)`);
 
