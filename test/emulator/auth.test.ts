@@ -128,6 +128,10 @@ describe('access control (SCRAM-SHA-256, built-in roles)', { skip: authSkip('mon
     assert.ok(onDb, 'a privilege on the database');
     for (const a of ['find', 'changeStream', 'listCollections', 'listIndexes']) assert.ok(onDb.actions.includes(a), a);
     assert.ok(!onDb.actions.includes('insert'));
+    // A user may always read its own user document; others need viewUser.
+    const own = await c.db('admin').command({ usersInfo: `emu_reader_${run}` });
+    assert.deepEqual(own.users.map((u: { user: string; roles: unknown }) => [u.user, u.roles]), [[`emu_reader_${run}`, [{ role: 'read', db }]]]);
+    await assert.rejects(c.db('admin').command({ usersInfo: 'someone-else' }), code(13));
     // listDatabases without the action lists only the databases the user has privileges on.
     const { databases } = await c.db('admin').command({ listDatabases: 1, nameOnly: true });
     assert.deepEqual((databases as { name: string }[]).map((d) => d.name), [db]);

@@ -602,8 +602,11 @@ export const authCommands: Record<string, Handler> = {
       typeof want === 'string' ? [{ user: want, db: ctx.db }] : isPlainObject(want) ? [{ user: String(want.user), db: String(want.db) }] : [];
     const self = ctx.conn.auth.users;
     const mayView = isAuthorized(auth.privileges(self), { resource: { db: ctx.db, collection: '' }, actions: ['viewUser'] });
+    // Users may always view themselves; anyone else needs viewUser (13 otherwise).
+    if (!mayView && names.some((n) => !self.some((x) => x.user === n.user && x.db === n.db))) {
+      fail(UNAUTHORIZED, `not authorized on ${ctx.db} to execute command { usersInfo: ${JSON.stringify(want)} }`);
+    }
     const users = names
-      .filter((n) => mayView || self.some((s) => s.user === n.user && s.db === n.db))
       .map((n) => auth.getUser(n.user, n.db))
       .filter((u) => u !== undefined)
       .map((u) => ({ _id: `${u.db}.${u.user}`, user: u.user, db: u.db, roles: u.roles, mechanisms: ['SCRAM-SHA-256'] }));
