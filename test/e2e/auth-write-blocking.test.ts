@@ -199,6 +199,8 @@ describe('mongodb-7.0 → mongodb-7.0 with auth and write blocking (no --writes-
     };
     assert.equal(status.phase, 'COMPLETED');
     assert.equal(status.cutover.writesBlockedByMigrator, true);
+    const text = await runMigrator(['status', '--target-uri', targetUri, '--migration-id', ID]);
+    assert.match(text.stdout, /writes to the source: still blocked by the migrator \(undo on the source: db\.adminCommand\(\{setUserWriteBlockMode: 1, global: false\}\)\)/);
     assert.equal(await appCanWrite(), false, 'the source stays write-blocked after COMPLETED, as README says');
     await srcRoot.db('admin').command({ setUserWriteBlockMode: 1, global: false });
     assert.ok(await appCanWrite());
