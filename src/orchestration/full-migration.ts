@@ -266,8 +266,9 @@ export class FullMigration {
    * are recorded as blocked (state store) *before* setUserWriteBlockMode runs, so every later path
    * knows to undo it: a failure aborts (verification, marker) or restarts the cutover and unblocks;
    * SIGINT/SIGTERM unblocks and puts the cutover back to `requested` (the rerun blocks again and
-   * sends a new barrier); a rerun after a kill -9 either finishes the cutover or, when it was
-   * aborted, unblocks first. When unblocking itself fails the error says so, and how to undo it.
+   * sends a new barrier); a rerun after a kill -9 blocks again and sends a new barrier (it cannot
+   * know the old block held throughout) or, when the cutover was aborted, unblocks first. When
+   * unblocking itself fails the error says so, and how to undo it.
    */
   async replicateUntilCutover(onStatus?: (text: string) => void): Promise<void> {
     try {
