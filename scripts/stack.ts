@@ -4,6 +4,11 @@
  * FerretDB with `--target ferretdb`), and kinesis-local. Prints ONE JSON line
  * `{"sourceUri", "targetUri", "kinesisEndpoint", ...}` when everything is ready, runs until
  * SIGINT/SIGTERM, then stops everything it started and exits 0.
+ *
+ * `--auth`: the emulators run with access control; `sourceUri` / `targetUri` are then the
+ * least-privilege migrator user with exactly the roles README "Privileges" lists
+ * (test/support/migrator-users.ts), and `sourceAdminUri` / `targetAdminUri` a root user for test
+ * workloads. (A FerretDB target keeps no users: its URIs stay as they are.)
  */
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -13,6 +18,7 @@ import { PROFILE_NAMES, startMongoEmulator } from '../test/support/mongo-emulato
 import { startKinesisLocal } from '../test/support/kinesis-local.js';
 import { startFerretDB } from '../test/support/ferretdb.js';
 import { ensureGoTools } from '../test/support/go-tools.js';
+import { ROOT_ONLY, ROOT_USER, createMigratorUser, uriAs } from '../test/support/migrator-users.js';
 
 interface Stoppable {
   name: string;
@@ -28,6 +34,8 @@ const args = await yargs(hideBin(process.argv))
   .option('target-port', { type: 'number', default: 0, describe: 'Target port (0 = a free one)' })
   .option('kinesis-port', { type: 'number', default: 0, describe: 'kinesis-local port (0 = a free one)' })
   .option('data-dir', { type: 'string', describe: 'Persist source, target and Kinesis data under this directory' })
+  .option('auth', { type: 'boolean', default: false, describe: 'Access control: least-privilege migrator URIs, plus root URIs for workloads' })
+  .option('state-db', { type: 'string', default: 'migrator_state', describe: 'With --auth: the state database the source user may write (the cutover marker)' })
   .option('stream', { type: 'string', array: true, describe: 'Create a stream, NAME or NAME:SHARDS (repeatable)' })
   .strict()
   .help()
@@ -57,8 +65,14 @@ try {
     mkdirSync(d, { recursive: true });
     return d;
   };
-  const source = await startMongoEmulator({ port: args['source-port'], dbpath: sub('source'), profile: args['source-profile'] });
+  const auth = args.auth ? ROOT_ONLY : undefined;
+  const source = await startMongoEmulator({ port: args['source-port'], dbpath: sub('source'), profile: args['source-profile'], auth });
   started.push({ name: 'source emulator', stop: () => source.stop() });
+  const uris: Record<string, string> = {};
+  if (args.auth) {
+    uris.sourceAdminUri = uriAs(source, ROOT_USER);
+    uris.sourceUri = await createMigratorUser(source, 'source', { stateDb: args['state-db'] });
+  }
 
   let targetUri: string;
   if (args.target === 'ferretdb') {
@@ -67,9 +81,13 @@ try {
     started.push({ name: 'FerretDB', stop: () => target.stop() });
     targetUri = target.uri;
   } else {
-    const target = await startMongoEmulator({ port: args['target-port'], dbpath: sub('target'), profile: args['target-profile'] });
+    const target = await startMongoEmulator({ port: args['target-port'], dbpath: sub('target'), profile: args['target-profile'], auth });
     started.push({ name: 'target emulator', stop: () => target.stop() });
     targetUri = target.uri;
+    if (args.auth) {
+      uris.targetAdminUri = uriAs(target, ROOT_USER);
+      targetUri = await createMigratorUser(target, 'target');
+    }
   }
 
   const kinesis = await startKinesisLocal({ port: args['kinesis-port'] || undefined, persistDir: sub('kinesis') });
@@ -82,7 +100,7 @@ try {
   }
 
   process.stdout.write(
-    JSON.stringify({ sourceUri: source.uri, targetUri, kinesisEndpoint: kinesis.endpoint, target: args.target, sourceProfile: args['source-profile'], targetProfile: args.target === 'emulator' ? args['target-profile'] : null, streams, pid: process.pid }) +
+    JSON.stringify({ sourceUri: uris.sourceUri ?? source.uri, targetUri, ...(args.auth ? { sourceAdminUri: uris.sourceAdminUri, targetAdminUri: uris.targetAdminUri ?? targetUri } : {}), kinesisEndpoint: kinesis.endpoint, target: args.target, sourceProfile: args['source-profile'], targetProfile: args.target === 'emulator' ? args['target-profile'] : null, streams, pid: process.pid }) +
       '\n',
   );
 } catch (err) {

@@ -20,7 +20,7 @@ import type { Logger } from '../util/logger.js';
 import { runInitialLoad } from './initial-load-runner.js';
 import { preflightError, runPreflight, type PreflightReport } from './preflight.js';
 import { takeResumePoint } from './resume-point.js';
-import { setSourceWriteBlock } from './write-block.js';
+import { setSourceWriteBlock, writeBlockCapability } from './write-block.js';
 
 export interface FullMigrationInput {
   migrationId: string;
@@ -119,6 +119,7 @@ export class FullMigration {
     });
     this.preflight = report;
     this.sourceInfo = report.source;
+    for (const w of report.warnings) this.p.log.warn({ preflight: true }, w);
     if (report.problems.length) throw preflightError(report);
     return report;
   }
@@ -261,8 +262,30 @@ export class FullMigration {
   /**
    * Replicates until a cutover request (from `migrator cutover`, any process) arrives and completes.
    * Returns when COMPLETED; throws on failure; resolves early when `signal` aborts.
+   *
+   * Invariant: the source is never left write-blocked by a run that ends before COMPLETED. Writes
+   * are recorded as blocked (state store) *before* setUserWriteBlockMode runs, so every later path
+   * knows to undo it: a failure aborts (verification, marker) or restarts the cutover and unblocks;
+   * SIGINT/SIGTERM unblocks and puts the cutover back to `requested` (the rerun blocks again and
+   * sends a new barrier); a rerun after a kill -9 blocks again and sends a new barrier (it cannot
+   * know the old block held throughout) or, when the cutover was aborted, unblocks first. When
+   * unblocking itself fails the error says so, and how to undo it.
    */
   async replicateUntilCutover(onStatus?: (text: string) => void): Promise<void> {
+    try {
+      await this.releaseStaleWriteBlock();
+      await this.replicateLoop(onStatus);
+    } catch (err) {
+      if (this.p.signal.aborted) {
+        await this.afterCutoverStop();
+        throw err;
+      }
+      throw await this.afterCutoverFailure(err);
+    }
+    if (this.p.signal.aborted) await this.afterCutoverStop();
+  }
+
+  private async replicateLoop(onStatus?: (text: string) => void): Promise<void> {
     const poll = this.p.pollMs ?? 500;
     let lastText = '';
     while (!this.p.signal.aborted) {
@@ -288,13 +311,103 @@ export class FullMigration {
     }
   }
 
-  private async unblockWrites(): Promise<void> {
+  /** This process ran setUserWriteBlockMode {global: true} and has not undone it. */
+  private blockedWrites = false;
+  private lastWriteBlockReason: string | undefined;
+
+  /** A block left by an earlier run whose cutover was aborted: undo it first. (An active cutover
+   *  keeps its block; the loop continues it.) */
+  private async releaseStaleWriteBlock(): Promise<void> {
     const c = await this.p.store.getCutover(this.p.migrationId);
-    if (c?.writesBlockedByMigrator) {
-      await setSourceWriteBlock(this.p.source, this.sourceInfo, false);
-      await this.p.store.setWritesBlocked(this.p.migrationId, false);
-      this.p.log.info('source writes unblocked');
+    if (c?.writesBlockedByMigrator && c.state === 'aborted') {
+      this.p.log.info('writes on the source are still blocked by an earlier run whose cutover is not active: unblocking them');
+      await this.unblockWrites();
     }
+  }
+
+  /** After a failure before COMPLETED: unblock writes we blocked; the cutover restarts on a rerun unless it was aborted. */
+  private async afterCutoverFailure(err: unknown): Promise<unknown> {
+    if (this.migration.phase === 'COMPLETED') return err;
+    const c = await this.p.store.getCutover(this.p.migrationId).catch(() => null);
+    if (!this.blockedWrites && !c?.writesBlockedByMigrator) return err;
+    try {
+      await this.unblockWrites(true);
+      await this.p.store.restartCutover(this.p.migrationId).catch(() => undefined);
+      this.p.log.warn({ err: errorMessage(err) }, 'the cutover failed after blocking writes: writes on the source are unblocked');
+      return err;
+    } catch (unblockErr) {
+      const code = err instanceof MigratorError ? err.exitCode : ExitCode.INTERNAL;
+      return new MigratorError(code, `${errorMessage(err)} — and ${errorMessage(unblockErr)}`, { hint: (unblockErr as MigratorError).hint, cause: err });
+    }
+  }
+
+  /** SIGINT/SIGTERM inside the cutover: unblock writes we blocked and put the cutover back to `requested`. */
+  private async afterCutoverStop(): Promise<void> {
+    if (this.migration.phase === 'COMPLETED') return;
+    const c = await this.p.store.getCutover(this.p.migrationId).catch(() => null);
+    if (!this.blockedWrites && !c?.writesBlockedByMigrator) return;
+    try {
+      await this.unblockWrites(true);
+      await this.p.store.restartCutover(this.p.migrationId);
+      this.p.log.info('stopped inside the cutover: writes on the source are unblocked; the cutover starts over when full-migrate runs again');
+    } catch (err) {
+      this.p.log.error({ err: errorMessage(err) }, 'stopped inside the cutover and could not unblock writes on the source');
+    }
+  }
+
+  /**
+   * Gives the source's user writes back if the migrator blocked them (state store or this
+   * process says so). Throws, saying the source is still blocked and how to undo it, on failure.
+   */
+  private async unblockWrites(force = false): Promise<void> {
+    const c = await this.p.store.getCutover(this.p.migrationId).catch((err: unknown) => {
+      if (!force && !this.blockedWrites) throw err;
+      return null;
+    });
+    if (!c?.writesBlockedByMigrator && !this.blockedWrites) return;
+    const r = await setSourceWriteBlock(this.p.source, this.sourceInfo, false);
+    if (!r.ok) {
+      throw new MigratorError(ExitCode.CONNECTION_FAILED, `user writes on the source are STILL BLOCKED by the migrator: unblocking failed (${r.reason})`, {
+        hint: 'Unblock them on the source: db.adminCommand({setUserWriteBlockMode: 1, global: false}) as a user with the setUserWriteBlockMode privilege, or rerun full-migrate (it unblocks them before anything else).',
+      });
+    }
+    this.blockedWrites = false;
+    this.p.log.info('source writes unblocked');
+    // A stale "blocked" record is harmless: a later run unblocks again (idempotent), and a run
+    // that finds a barrier under a block it did not set itself starts the cutover over.
+    await this.p.store.setWritesBlocked(this.p.migrationId, false).catch((err: unknown) => {
+      this.p.log.warn({ err: errorMessage(err) }, 'source writes unblocked, but the state store could not record it');
+    });
+  }
+
+  /**
+   * Blocks user writes on the source when it can do so safely (writeBlockCapability); false: the
+   * cutover waits for `migrator cutover --writes-stopped` (the reason is logged once). Idempotent:
+   * a rerun whose state says "blocked" blocks again, since the earlier process may have died
+   * between recording the block and running it.
+   */
+  private async blockWrites(): Promise<boolean> {
+    const id = this.p.migrationId;
+    const can = await writeBlockCapability(this.p.source, this.sourceInfo);
+    if (can.ok) {
+      // Recorded before the command: a process killed right after blocking leaves the record a
+      // rerun (or this process's failure path) uses to unblock.
+      await this.p.store.setWritesBlocked(id, true);
+      this.blockedWrites = true;
+      const blocked = await setSourceWriteBlock(this.p.source, this.sourceInfo, true);
+      if (blocked.ok) {
+        this.p.log.info('user writes blocked on the source (setUserWriteBlockMode)');
+        return true;
+      }
+      can.reason = `setUserWriteBlockMode failed: ${blocked.reason}`;
+    }
+    // It may have taken effect before failing (a lost reply), or an earlier run blocked: undo it.
+    await this.unblockWrites();
+    if (can.reason !== this.lastWriteBlockReason) {
+      this.lastWriteBlockReason = can.reason;
+      this.p.log.warn({ reason: can.reason }, 'the cutover does not block writes on the source: stop the applications, then run `migrator cutover --writes-stopped`');
+    }
+    return false;
   }
 
   /** One step of the cutover protocol; true once COMPLETED. */
@@ -303,16 +416,7 @@ export class FullMigration {
     const id = this.p.migrationId;
     let c = (await s.getCutover(id))!;
     if (c.state === 'requested') {
-      if (!c.writesStopped && !c.writesBlockedByMigrator) {
-        const blocked = await setSourceWriteBlock(this.p.source, this.sourceInfo, true);
-        if (blocked.ok) {
-          await s.setWritesBlocked(id, true);
-          this.p.log.info('user writes blocked on the source (setUserWriteBlockMode)');
-        } else {
-          this.p.log.info({ reason: blocked.reason }, 'cannot block writes on the source: waiting for `migrator cutover --writes-stopped`');
-          return false;
-        }
-      }
+      if (!c.writesStopped && !(await this.blockWrites())) return false;
       // Writes are stopped: a marker written now is after every application change.
       const barrierId = `cutover-${Date.now()}-${randomUUID().slice(0, 8)}`;
       await s.setCutoverBarrier(id, barrierId);
@@ -320,6 +424,14 @@ export class FullMigration {
       return false;
     }
     c = (await s.getCutover(id))!;
+    if (c.writesBlockedByMigrator && !c.writesStopped && !this.blockedWrites) {
+      // A barrier sent under a block this process did not set: it cannot know the block held
+      // ever since (an earlier run may have unblocked and failed to record it), so a write may
+      // follow the marker. Start over: block again (idempotent) and send a new barrier.
+      this.p.log.info('a barrier was sent under a write block set by an earlier run: blocking again and sending a new barrier');
+      await s.restartCutover(id);
+      return false;
+    }
     // A process killed between recording the barrier and writing its marker left a barrier no
     // shard will ever see: the first step of every process (re)writes it. Idempotent: an upsert of
     // an existing marker changes nothing and emits no change event; a missing one is written now,
@@ -341,8 +453,7 @@ export class FullMigration {
         hint: 'Run `migrator verify` for the differing ids; rerun full-migrate to continue replicating and retry the cutover.',
       });
       await s.abortCutover(id, err.message);
-      await this.unblockWrites();
-      throw err;
+      throw err; // replicateUntilCutover unblocks the writes
     }
     await s.completeCutover(id);
     await this.setPhase('COMPLETED');
@@ -353,10 +464,32 @@ export class FullMigration {
 
   /** The cutover marker on the source; capture broadcasts it to every shard as the barrier. */
   private async writeMarker(barrierId: string): Promise<void> {
-    await this.p.source
-      .db(this.p.stateDb)
-      .collection(MARKER_COLLECTION)
-      .updateOne({ _id: barrierId as never }, { $setOnInsert: { at: new Date() } }, { upsert: true });
+    try {
+      await retryTransient('cutover marker', () =>
+        this.p.source
+          .db(this.p.stateDb)
+          .collection(MARKER_COLLECTION)
+          .updateOne({ _id: barrierId as never }, { $setOnInsert: { at: new Date() } }, { upsert: true }),
+      );
+    } catch (err) {
+      // Not transient: it fails the same way on every attempt (e.g. 371 UserWritesBlocked without
+      // bypassWriteBlockingMode, 13 without readWrite on the state database). Abort the cutover
+      // (replicateUntilCutover unblocks the writes) instead of leaving a barrier nobody can send.
+      const code = (err as { code?: number }).code;
+      const privileges = code === 371 || code === 13;
+      const e = new MigratorError(
+        privileges ? ExitCode.PREFLIGHT_FAILED : err instanceof MigratorError ? err.exitCode : ExitCode.INTERNAL,
+        `The cutover marker could not be written to the source (${this.p.stateDb}.${MARKER_COLLECTION}): ${errorMessage(err)}`,
+        {
+          hint: privileges
+            ? `The source user needs readWrite on ${this.p.stateDb} and, to write through the write block, bypassWriteBlockingMode (role migratorWriteBlock, README "Privileges"). The cutover was aborted; request it again after granting them.`
+            : 'The cutover was aborted; rerun full-migrate and request it again.',
+          cause: err,
+        },
+      );
+      await this.p.store.abortCutover(this.p.migrationId, e.message).catch(() => undefined);
+      throw e;
+    }
     this.markerWrittenFor = barrierId;
     this.p.log.info({ barrier: barrierId }, 'cutover marker written to the source');
   }

@@ -9,6 +9,8 @@ import { MigratorError, errorMessage } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
 import { streamParams } from '../transport/stream-ref.js';
 import { retryTransient } from '../db/transient-retry.js';
+import { describeShortfalls, missingActions, readAccess, shortfalls, sourceNeeds, targetNeeds, writeBlockNeed, WRITE_BLOCK_ACTIONS, WRITE_BLOCK_ROLE, type Shortfall } from '../db/privileges.js';
+import { MARKER_COLLECTION } from '../source/capture-runner.js';
 
 export interface PreflightProblem {
   check: string;
@@ -23,6 +25,8 @@ export interface PreflightReport {
   stream?: { status?: string; retentionHours?: number; openShards?: number };
   namespaces: { db: string; coll: string }[];
   problems: PreflightProblem[];
+  /** Things that do not stop the migration but change how it runs (logged). */
+  warnings: string[];
 }
 
 export interface PreflightInput {
@@ -52,7 +56,7 @@ const PREFLIGHT_RETRY = { retryForMs: 20_000 };
  */
 
 export async function runPreflight(p: PreflightInput): Promise<PreflightReport> {
-  const report: PreflightReport = { namespaces: [], problems: [] };
+  const report: PreflightReport = { namespaces: [], problems: [], warnings: [] };
   const problem = (check: string, text: string, remedy: string) => report.problems.push({ check, problem: text, remedy });
 
   try {
@@ -162,7 +166,62 @@ export async function runPreflight(p: PreflightInput): Promise<PreflightReport> 
   } catch (err) {
     problem('namespaces', errorMessage(err), 'Check the source user can listDatabases and listCollections.');
   }
+  await checkPrivileges(p, report, problem);
   return report;
+}
+
+/**
+ * The users' privileges against what the migration needs (README "Privileges"), read with
+ * connectionStatus {showPrivileges: true}: each shortfall names the role that grants it. Only
+ * MongoDB is checked (DocumentDB and FerretDB have other role models), and only with access
+ * control on (no authenticated user: nothing is enforced).
+ *
+ * Write blocking (MongoDB ≥ 6): the cutover blocks user writes with setUserWriteBlockMode and
+ * then writes its marker, which the block refuses (371) unless the user also has
+ * bypassWriteBlockingMode. Holding one action without the other is a problem (the cutover could
+ * block the source and then not finish); holding neither means the cutover will not block and
+ * waits for `migrator cutover --writes-stopped` (a warning).
+ */
+async function checkPrivileges(p: PreflightInput, report: PreflightReport, problem: (check: string, text: string, remedy: string) => void): Promise<void> {
+  const dbs = [...new Set(report.namespaces.map((n) => n.db))].sort();
+  if (report.source?.flavor === 'mongodb') {
+    try {
+      const access = await retryTransient('source privileges', () => readAccess(p.source), PREFLIGHT_RETRY);
+      if (access.authenticated && access.privileges) {
+        const list: Shortfall[] = shortfalls(access.privileges, sourceNeeds({ databases: dbs, stateDb: p.stateDb, markerCollection: MARKER_COLLECTION }));
+        if (Number(report.source.version.split('.')[0]) >= 6) {
+          const missing = missingActions(access.privileges, { cluster: true }, WRITE_BLOCK_ACTIONS);
+          if (missing.length === WRITE_BLOCK_ACTIONS.length) {
+            report.warnings.push(
+              `the source user cannot block writes (no ${WRITE_BLOCK_ACTIONS.join(', ')}; role ${WRITE_BLOCK_ROLE}): at the cutover, stop the applications and run \`migrator cutover --writes-stopped\``,
+            );
+          } else if (missing.length) {
+            list.push({ ...writeBlockNeed(), missing });
+          }
+        }
+        if (list.length) {
+          const d = describeShortfalls('source', list);
+          problem('source privileges', d.problem, d.remedy);
+        }
+      }
+    } catch (err) {
+      report.warnings.push(`could not read the source user's privileges (connectionStatus): ${errorMessage(err)}`);
+    }
+  }
+  if (report.target?.flavor === 'mongodb') {
+    try {
+      const access = await retryTransient('target privileges', () => readAccess(p.target), PREFLIGHT_RETRY);
+      if (access.authenticated && access.privileges) {
+        const list = shortfalls(access.privileges, targetNeeds([...new Set(report.namespaces.map((n) => p.rules.target(n).db))].sort()));
+        if (list.length) {
+          const d = describeShortfalls('target', list);
+          problem('target privileges', d.problem, d.remedy);
+        }
+      }
+    } catch (err) {
+      report.warnings.push(`could not read the target user's privileges (connectionStatus): ${errorMessage(err)}`);
+    }
+  }
 }
 
 export function preflightError(report: PreflightReport): MigratorError {

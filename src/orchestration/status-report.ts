@@ -459,6 +459,13 @@ function cutoverLines(r: StatusReport, now: number): string[] {
       lines.push(`cutover: aborted at ${c.abortedAt ?? 'unknown'}${c.abortReason ? `: ${c.abortReason}` : ''}`);
       break;
   }
+  if ((c.state === 'completed' || c.state === 'aborted') && c.writesBlockedByMigrator) {
+    lines.push(
+      c.state === 'completed'
+        ? '  writes to the source: still blocked by the migrator (undo on the source: db.adminCommand({setUserWriteBlockMode: 1, global: false}))'
+        : '  writes to the source: still blocked by the migrator; full-migrate unblocks them when it runs (or, on the source: db.adminCommand({setUserWriteBlockMode: 1, global: false}))',
+    );
+  }
   if (c.state === 'requested' || c.state === 'barrier-sent') {
     if (c.writesBlockedByMigrator) lines.push('  writes to the source: blocked by the migrator');
     else if (c.writesStopped) lines.push('  writes to the source: stopped (confirmed by the operator)');

@@ -632,6 +632,20 @@ export class StateStore {
     return r.matchedCount === 1;
   }
 
+  /**
+   * Puts an active cutover back to `requested` (barrier and reached shards cleared) after the
+   * migrator gave the source's writes back: a barrier sent while writes were blocked no longer
+   * follows every application write, so the next run blocks again and sends a new one. Markers
+   * of the old barrier that still arrive match no barrier id and change nothing.
+   */
+  async restartCutover(id: string): Promise<boolean> {
+    const r = await this.cutovers.updateOne(
+      { _id: id, state: { $in: ['requested', 'barrier-sent'] } },
+      { $set: { state: 'requested', reachedShards: [], updatedAt: this.now() }, $unset: { barrierId: '', barrierSentAt: '' } },
+    );
+    return r.matchedCount === 1;
+  }
+
   async setWritesBlocked(id: string, blocked: boolean): Promise<void> {
     await this.cutovers.updateOne({ _id: id }, { $set: { writesBlockedByMigrator: blocked, updatedAt: this.now() } });
   }

@@ -40,6 +40,9 @@ function requestText(id: string, action: Action, r: StatusReport, writesStopped:
   const lines: string[] = [];
   if (action === 'aborted') {
     lines.push(`cutover of migration ${id} aborted; the migration keeps catching up (phase ${r.phase}).`);
+    if (c?.writesBlockedByMigrator) {
+      lines.push('  writes to the source are blocked by the migrator until full-migrate takes the abort in (its next step; start it if it is not running).');
+    }
     return lines.join('\n');
   }
   lines.push(

@@ -1,8 +1,9 @@
 // Standalone emulator process:
 //   npx tsx test/support/mongo-emulator/bin.ts --port 0 --dbpath DIR --history-limit N --repl-set rs0 [--profile mongodb-7.0]
+//     [--auth [--auth-config '{"users": [...], "roles": [...]}']]   (access control; default user root:root with role root)
 // Prints one JSON line {"uri": "...", "port": N} when ready; exits 0 on SIGINT/SIGTERM.
 import { parseArgs } from 'node:util';
-import { startMongoEmulator, type ProfileName } from './index.js';
+import { startMongoEmulator, type AuthOptions, type ProfileName } from './index.js';
 
 const { values } = parseArgs({
   options: {
@@ -11,8 +12,13 @@ const { values } = parseArgs({
     'history-limit': { type: 'string' },
     'repl-set': { type: 'string', default: 'rs0' },
     profile: { type: 'string', default: 'mongodb-7.0' },
+    auth: { type: 'boolean', default: false },
+    'auth-config': { type: 'string' },
   },
 });
+
+const DEFAULT_AUTH: AuthOptions = { users: [{ user: 'root', pwd: 'root', roles: ['root'] }] };
+const auth = values['auth-config'] ? (JSON.parse(values['auth-config']) as AuthOptions) : values.auth ? DEFAULT_AUTH : undefined;
 
 const emu = await startMongoEmulator({
   port: Number(values.port),
@@ -20,6 +26,7 @@ const emu = await startMongoEmulator({
   historyLimit: values['history-limit'] ? Number(values['history-limit']) : undefined,
   replSetName: values['repl-set'],
   profile: values.profile as ProfileName,
+  auth,
 });
 process.stdout.write(JSON.stringify({ uri: emu.uri, directUri: emu.directUri, port: emu.port }) + '\n');
 

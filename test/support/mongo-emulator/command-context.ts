@@ -7,6 +7,7 @@ import { DEFAULT_FIRST_BATCH, takeBatch, type QueryCursor } from './cursors.js';
 import { ErrorCodes, fail } from './errors.js';
 import type { FailPoints } from './failpoints.js';
 import type { EmulatorProfile } from './profiles.js';
+import type { AuthState, ConnectionAuth } from './auth.js';
 import type { StorageEngine, Collection } from './storage-engine.js';
 import { runViewPipeline } from './query.js';
 import { Aggregator } from 'mingo';
@@ -25,11 +26,17 @@ export interface ServerState {
   readonly startedAt: Date;
   readonly electionId: unknown;
   openConnections: number;
+  /** Access control (auth.ts); undefined when disabled. */
+  readonly auth?: AuthState;
+  /** setUserWriteBlockMode {global: true} is in force. */
+  userWritesBlocked: boolean;
 }
 
 export interface ConnectionInfo {
   readonly id: number;
   appName?: string;
+  /** Users authenticated on this connection (auth.ts). */
+  auth: ConnectionAuth;
   close(): void;
 }
 

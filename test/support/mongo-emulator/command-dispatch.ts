@@ -11,8 +11,9 @@ import { crudCommands, RETRYABLE_WRITES } from './commands-crud.js';
 import type { CommandContext, ConnectionInfo, Handler, ServerState } from './command-context.js';
 import { CommandError, ErrorCodes } from './errors.js';
 import { checkCommandSupported, checkRetryableWrite, getEngineVersion, isDocumentDB, modifyChangeStreams } from './documentdb.js';
+import { authCommands, authorize, checkUserWriteBlock, filterReply } from './auth.js';
 
-const HANDLERS: Record<string, Handler> = { ...adminCommands, ...catalogCommands, ...crudCommands, modifyChangeStreams, getEngineVersion };
+const HANDLERS: Record<string, Handler> = { ...adminCommands, ...catalogCommands, ...crudCommands, ...authCommands, modifyChangeStreams, getEngineVersion };
 
 /** Every command name the emulator answers (for reports and listCommands). */
 export const SUPPORTED_COMMANDS = Object.keys(HANDLERS).sort();
@@ -51,8 +52,13 @@ export class Dispatcher {
   private async execute(cmd: Doc, name: string, db: string, conn: ConnectionInfo): Promise<Doc> {
     if ('$legacyQueryOn' in cmd) throw new CommandError(ErrorCodes.IllegalOperation, 'legacy OP_QUERY queries are not supported; use OP_MSG');
     const handler = Object.prototype.hasOwnProperty.call(HANDLERS, name) ? HANDLERS[name] : undefined;
-    if (!handler) throw new CommandError(ErrorCodes.CommandNotFound, `no such command: '${name}'`);
+    if (!handler || (name === 'setUserWriteBlockMode' && !this.server.profile.writeBlocking)) {
+      throw new CommandError(ErrorCodes.CommandNotFound, `no such command: '${name}'`);
+    }
     checkCommandSupported({ name, server: this.server });
+    const ctx: CommandContext = { cmd, name, db, server: this.server, conn };
+    // Authorization comes before failpoints and execution, as on the server.
+    authorize(ctx);
     const isChangeStream =
       name === 'getMore' ? this.server.cursors.get(cmd.getMore)?.kind === 'changeStream' : name === 'aggregate' && Array.isArray(cmd.pipeline) && isPlainObject(cmd.pipeline[0]) && '$changeStream' in cmd.pipeline[0];
     const action = this.server.failpoints.check(name, conn.appName, isChangeStream);
@@ -71,8 +77,8 @@ export class Dispatcher {
     const key = this.retryKey(cmd, name);
     const cached = key ? this.retryCache.get(key) : undefined;
     if (cached) return { ...cached };
-    const ctx: CommandContext = { cmd, name, db, server: this.server, conn };
-    const reply = await handler(ctx);
+    checkUserWriteBlock(ctx);
+    const reply = filterReply(ctx, await handler(ctx));
     if (action?.writeConcernError) reply.writeConcernError = action.writeConcernError;
     if (key) {
       this.retryCache.set(key, reply);

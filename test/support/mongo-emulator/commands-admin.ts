@@ -5,6 +5,7 @@ import { Long, UUID } from 'bson';
 import { isPlainObject, type Doc } from './bson-values.js';
 import type { CommandContext, Handler } from './command-context.js';
 import { ErrorCodes, fail } from './errors.js';
+import { saslSupportedMechs } from './auth.js';
 
 function lastWrite(ctx: CommandContext): Doc {
   const ts = ctx.server.engine.clock.current();
@@ -21,6 +22,8 @@ function helloReply(ctx: CommandContext, legacy: boolean): Doc {
   }
   const reply: Doc = {};
   if (cmd.helloOk === true) reply.helloOk = true;
+  const mechs = saslSupportedMechs(ctx);
+  if (mechs) reply.saslSupportedMechs = mechs;
   Object.assign(reply, {
     ...(legacy ? { ismaster: true } : { isWritablePrimary: true }),
     hosts: [server.host],

@@ -5,6 +5,7 @@
 import { EmulatorServer } from './server.js';
 import type { StorageEngine } from './storage-engine.js';
 import { profileByName, type EmulatorProfile, type ProfileName } from './profiles.js';
+import type { AuthOptions } from './auth.js';
 
 export interface MongoEmulatorOptions {
   /** TCP port on 127.0.0.1; 0 (default) picks a free port. */
@@ -17,6 +18,12 @@ export interface MongoEmulatorOptions {
   replSetName?: string;
   /** The server presented (profiles.ts). Default mongodb-7.0. */
   profile?: ProfileName;
+  /**
+   * Access control: SCRAM-SHA-256 users and roles (auth.ts). Every command but the handshake
+   * needs an authenticated user holding the privileges the command needs (error 13 otherwise).
+   * Users and user-defined roles live in memory (not persisted with dbpath).
+   */
+  auth?: AuthOptions;
 }
 
 export interface MongoEmulator {
@@ -45,6 +52,7 @@ export async function startMongoEmulator(options: MongoEmulatorOptions = {}): Pr
     historyLimit: options.historyLimit ?? DEFAULT_HISTORY_LIMIT,
     replSetName,
     profile,
+    auth: options.auth,
   });
   await server.start();
   const port = server.port;
@@ -63,4 +71,5 @@ export async function startMongoEmulator(options: MongoEmulatorOptions = {}): Pr
 
 export { SUPPORTED_COMMANDS } from './command-dispatch.js';
 export { ErrorCodes } from './errors.js';
+export type { AuthOptions, EmulatorUser, EmulatorRole, Privilege } from './auth.js';
 export { PROFILE_NAMES, PROFILES, type ProfileName, type EmulatorProfile } from './profiles.js';

@@ -28,6 +28,13 @@ export interface EmulatorProfile {
   readonly maxWireVersion: number;
   /** `featureCompatibilityVersion` reported by getParameter (MongoDB only). */
   readonly fcv?: string;
+  /**
+   * setUserWriteBlockMode and the bypassWriteBlockingMode privilege (MongoDB 6.0+; "New in version
+   * 6.0": https://www.mongodb.com/docs/manual/reference/command/setUserWriteBlockMode/). Absent:
+   * the command is CommandNotFound (59). DocumentDB does not list it among its supported commands
+   * (https://docs.aws.amazon.com/documentdb/latest/developerguide/mongo-apis.html).
+   */
+  readonly writeBlocking: boolean;
 }
 
 const mongodb = (version: string, maxWireVersion: number): EmulatorProfile => ({
@@ -36,6 +43,7 @@ const mongodb = (version: string, maxWireVersion: number): EmulatorProfile => ({
   version,
   maxWireVersion,
   fcv: version.split('.').slice(0, 2).join('.'),
+  writeBlocking: Number(version.split('.')[0]) >= 6,
 });
 
 const documentdb = (api: '4.0' | '5.0', maxWireVersion: number): EmulatorProfile => ({
@@ -43,6 +51,7 @@ const documentdb = (api: '4.0' | '5.0', maxWireVersion: number): EmulatorProfile
   flavor: 'documentdb',
   version: `${api}.0`,
   maxWireVersion,
+  writeBlocking: false,
 });
 
 /**

@@ -9,6 +9,7 @@ import { CursorRegistry } from './cursors.js';
 import { FailPoints } from './failpoints.js';
 import { StorageEngine } from './storage-engine.js';
 import type { EmulatorProfile } from './profiles.js';
+import { AuthState, type AuthOptions } from './auth.js';
 import {
   MessageReader,
   OP_MSG,
@@ -27,6 +28,7 @@ export interface EmulatorServerOptions {
   historyLimit: number;
   replSetName: string;
   profile: EmulatorProfile;
+  auth?: AuthOptions;
 }
 
 export class EmulatorServer {
@@ -66,6 +68,8 @@ export class EmulatorServer {
       startedAt: new Date(),
       electionId: new ObjectId('7fffffff0000000000000001'),
       openConnections: 0,
+      auth: this.options.auth ? new AuthState(this.options.auth) : undefined,
+      userWritesBlocked: false,
     };
     this.dispatcher = new Dispatcher(this.state);
   }
@@ -79,7 +83,7 @@ export class EmulatorServer {
     this.sockets.add(socket);
     this.state.openConnections++;
     const reader = new MessageReader();
-    const conn: ConnectionInfo = { id: this.nextConnectionId++, close: () => socket.destroy() };
+    const conn: ConnectionInfo = { id: this.nextConnectionId++, auth: { users: [] }, close: () => socket.destroy() };
     let queue: Promise<void> = Promise.resolve();
     socket.on('data', (chunk: Buffer) => {
       let messages: RawMessage[];
