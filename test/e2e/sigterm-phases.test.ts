@@ -85,10 +85,19 @@ describe('SIGTERM in every phase of full-migrate, then rerun', () => {
     // 2. During replication.
     const second = start();
     await waitPhase(['CATCHING_UP', 'READY_FOR_CUTOVER'], second);
-    await new Promise((r) => setTimeout(r, 1000));
+    // Stop it once apply has committed something: a fixed delay raced apply's first batch on a
+    // busy machine (leases taken, nothing applied yet, so there was no checkpoint to keep).
+    const applied = async () => (await store.listShards(ID)).filter((s) => s.checkpoint).map((s) => s.shardId);
+    for (const deadline = Date.now() + 60_000; (await applied()).length === 0; ) {
+      assert.ok(Date.now() < deadline, 'apply committed nothing within 60 s of CATCHING_UP');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const appliedBefore = await applied();
+    await new Promise((r) => setTimeout(r, 500));
     await terminate(second, 'CATCHING_UP', 'READY_FOR_CUTOVER');
     assert.ok((await store.getCaptureCheckpoint(ID)) !== null, 'capture checkpoint saved');
-    assert.ok((await store.listShards(ID)).some((s) => s.checkpoint), 'apply checkpoints saved');
+    const appliedAfter = await applied();
+    assert.ok(appliedBefore.every((sh) => appliedAfter.includes(sh)), 'apply checkpoints kept through the SIGTERM');
     assert.ok((await store.listShards(ID)).every((s) => !s.lease?.owner), 'shard leases released on the way out');
 
     // 3. During the cutover, while it waits for the operator to confirm that writes stopped.
