@@ -108,7 +108,16 @@ const getMore: Handler = async (ctx) => {
 async function streamGetMore(ctx: CommandContext, cursor: StreamCursor, max: number): Promise<Doc> {
   const { server, cmd } = ctx;
   const deadline = Date.now() + (optionalNumber(cmd.maxTimeMS, 'maxTimeMS') ?? DEFAULT_AWAIT_MS);
-  let batch = cursor.stream.read(max, 'getMore');
+  // A getMore that fails (e.g. BSONObjectTooLarge) kills the cursor, as the server does.
+  const read = () => {
+    try {
+      return cursor.stream.read(max, 'getMore');
+    } catch (err) {
+      server.cursors.close(cursor.id);
+      throw err;
+    }
+  };
+  let batch = read();
   while (batch.events.length === 0 && !batch.finished && !cursor.killed) {
     const remaining = deadline - Date.now();
     if (remaining <= 0) break;
@@ -116,7 +125,7 @@ async function streamGetMore(ctx: CommandContext, cursor: StreamCursor, max: num
     await server.engine.history.waitForAppend(remaining, cursor.cancelWait);
     cursor.cancelWait = undefined;
     if (cursor.killed) break;
-    batch = cursor.stream.read(max, 'getMore');
+    batch = read();
   }
   const closed = batch.finished || cursor.killed;
   if (closed) server.cursors.close(cursor.id);
@@ -177,7 +186,7 @@ const aggregate: Handler = (ctx) => {
   }
   const batchSize = cursorBatchSize(ctx);
   if (pipeline.length && isPlainObject(pipeline[0]) && '$changeStream' in pipeline[0]) {
-    const stream = openChangeStream(server.engine, db, typeof target === 'string' ? target : 1, pipeline);
+    const stream = openChangeStream(server.engine, db, typeof target === 'string' ? target : 1, pipeline, server.profile);
     const ns = typeof target === 'string' ? `${db}.${target}` : `${db}.$cmd.aggregate`;
     const batch = stream.read(batchSize ?? DEFAULT_FIRST_BATCH, 'aggregate');
     const id = batch.finished ? Long.ZERO : server.cursors.openStream(ns, stream).id;
