@@ -100,7 +100,7 @@ for (const profile of ['mongodb-6.0', 'mongodb-7.0', 'mongodb-8.0'] as const) {
       await db.collection('c').createIndex({ a: 1 }, { name: 'a_1' });
       await db.command({ collMod: 'c', validationLevel: 'moderate' });
       await db.collection('c').dropIndex('a_1');
-      await db.collection('c').insertOne({ _id: 1 });
+      await db.collection<AnyDoc>('c').insertOne({ _id: 1 });
       const events = (await nextEvents(stream, 5)) as unknown as Document[];
       assert.deepEqual(events.map((e) => e.operationType), ['create', 'createIndexes', 'modify', 'dropIndexes', 'insert']);
       for (const e of events) assert.ok(e.wallTime instanceof Date, `${e.operationType} has wallTime`);
