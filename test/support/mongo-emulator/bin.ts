@@ -1,8 +1,10 @@
 // Standalone emulator process:
 //   npx tsx test/support/mongo-emulator/bin.ts --port 0 --dbpath DIR --history-limit N --repl-set rs0 [--profile mongodb-7.0]
+//     [--shard-key db.coll:field[,field2]]…   (a mongos with these collections sharded; sharding.ts)
 // Prints one JSON line {"uri": "...", "port": N} when ready; exits 0 on SIGINT/SIGTERM.
 import { parseArgs } from 'node:util';
 import { startMongoEmulator, type ProfileName } from './index.js';
+import { parseShardKeys } from './sharding.js';
 
 const { values } = parseArgs({
   options: {
@@ -11,6 +13,7 @@ const { values } = parseArgs({
     'history-limit': { type: 'string' },
     'repl-set': { type: 'string', default: 'rs0' },
     profile: { type: 'string', default: 'mongodb-7.0' },
+    'shard-key': { type: 'string', multiple: true },
   },
 });
 
@@ -20,6 +23,7 @@ const emu = await startMongoEmulator({
   historyLimit: values['history-limit'] ? Number(values['history-limit']) : undefined,
   replSetName: values['repl-set'],
   profile: values.profile as ProfileName,
+  shardKeys: parseShardKeys(values['shard-key']),
 });
 process.stdout.write(JSON.stringify({ uri: emu.uri, directUri: emu.directUri, port: emu.port }) + '\n');
 

@@ -52,11 +52,13 @@ const drop: Handler = (ctx) => {
   if (!coll) return { ok: 1 }; // MongoDB 7.0: dropping a missing collection succeeds
   const nIndexesWas = coll.indexes.size;
   ctx.server.engine.dropCollection(ctx.db, name);
+  ctx.server.sharding?.onDrop(ctx.db, name);
   return { nIndexesWas, ns: coll.ns, ok: 1 };
 };
 
 const dropDatabase: Handler = (ctx) => {
   ctx.server.engine.dropDatabase(ctx.db);
+  ctx.server.sharding?.onDropDatabase(ctx.db);
   return { dropped: ctx.db, ok: 1 };
 };
 
@@ -65,7 +67,9 @@ const renameCollection: Handler = (ctx) => {
   const [fromDb, fromColl] = splitNs(ctx.cmd.renameCollection);
   const [toDb, toColl] = splitNs(ctx.cmd.to);
   if (fromDb === toDb && fromColl === toColl) fail(ErrorCodes.IllegalOperation, "Can't rename a collection to itself");
+  ctx.server.sharding?.checkRename(fromDb, fromColl, toDb);
   ctx.server.engine.renameCollection(fromDb, fromColl, toDb, toColl, truthy(ctx.cmd.dropTarget));
+  ctx.server.sharding?.onRename(fromDb, fromColl, toDb, toColl);
   return { ok: 1 };
 };
 

@@ -17,6 +17,12 @@ export interface MongoEmulatorOptions {
   replSetName?: string;
   /** The server presented (profiles.ts). Default mongodb-7.0. */
   profile?: ProfileName;
+  /**
+   * Sharded-target mode: present a mongos (`hello.msg: 'isdbgrid'`) with these collections
+   * sharded, e.g. `{'bar.products': {region: 1}}` (`{}`: a mongos with nothing sharded yet;
+   * `shardCollection` shards more). See sharding.ts. `uri` then has no replicaSet option.
+   */
+  shardKeys?: Record<string, Record<string, unknown>>;
 }
 
 export interface MongoEmulator {
@@ -45,12 +51,13 @@ export async function startMongoEmulator(options: MongoEmulatorOptions = {}): Pr
     historyLimit: options.historyLimit ?? DEFAULT_HISTORY_LIMIT,
     replSetName,
     profile,
+    shardKeys: options.shardKeys,
   });
   await server.start();
   const port = server.port;
   let stopped: Promise<void> | undefined;
   return {
-    uri: `mongodb://127.0.0.1:${port}/?replicaSet=${encodeURIComponent(replSetName)}`,
+    uri: options.shardKeys ? `mongodb://127.0.0.1:${port}/` : `mongodb://127.0.0.1:${port}/?replicaSet=${encodeURIComponent(replSetName)}`,
     directUri: `mongodb://127.0.0.1:${port}/?directConnection=true`,
     host: `127.0.0.1:${port}`,
     port,

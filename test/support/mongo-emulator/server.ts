@@ -9,6 +9,8 @@ import { CursorRegistry } from './cursors.js';
 import { FailPoints } from './failpoints.js';
 import { StorageEngine } from './storage-engine.js';
 import type { EmulatorProfile } from './profiles.js';
+import { Sharding } from './sharding.js';
+import type { Doc } from './bson-values.js';
 import {
   MessageReader,
   OP_MSG,
@@ -27,6 +29,8 @@ export interface EmulatorServerOptions {
   historyLimit: number;
   replSetName: string;
   profile: EmulatorProfile;
+  /** Present a mongos with these collections sharded (`{'db.coll': {field: 1}}`); see sharding.ts. */
+  shardKeys?: Record<string, Doc>;
 }
 
 export class EmulatorServer {
@@ -54,8 +58,14 @@ export class EmulatorServer {
         resolve();
       });
     });
+    let sharding: Sharding | undefined;
+    if (this.options.shardKeys) {
+      sharding = new Sharding(engine, this.options.profile);
+      for (const [ns, key] of Object.entries(this.options.shardKeys)) sharding.shardCollection(ns, key, false);
+    }
     this.state = {
       engine,
+      sharding,
       cursors: new CursorRegistry(),
       failpoints: new FailPoints(),
       profile: this.options.profile,
