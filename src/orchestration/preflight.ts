@@ -1,5 +1,6 @@
 import { DescribeStreamSummaryCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
-import type { MongoClient } from 'mongodb';
+import type { Document, MongoClient } from 'mongodb';
+import { readShardKeys } from '../apply/shard-keys.js';
 import { describeServer, type ServerInfo } from '../db/server-info.js';
 import { listSourceNamespaces } from '../verify/verify-migration.js';
 import type { NamespaceRules } from '../source/namespace-filter.js';
@@ -21,6 +22,8 @@ export interface PreflightReport {
   tools?: ToolVersions;
   stream?: { status?: string; retentionHours?: number; openShards?: number };
   namespaces: { db: string; coll: string }[];
+  /** Target collections already sharded (a mongos target), with their shard keys. */
+  shardedTargets: { ns: string; key: Document }[];
   problems: PreflightProblem[];
 }
 
@@ -51,7 +54,7 @@ const PREFLIGHT_RETRY = { retryForMs: 20_000 };
  */
 
 export async function runPreflight(p: PreflightInput): Promise<PreflightReport> {
-  const report: PreflightReport = { namespaces: [], problems: [] };
+  const report: PreflightReport = { namespaces: [], shardedTargets: [], problems: [] };
   const problem = (check: string, text: string, remedy: string) => report.problems.push({ check, problem: text, remedy });
 
   try {
@@ -134,6 +137,24 @@ export async function runPreflight(p: PreflightInput): Promise<PreflightReport> 
     }
   } catch (err) {
     problem('namespaces', errorMessage(err), 'Check the source user can listDatabases and listCollections.');
+  }
+  if (report.target?.topology === 'sharded') {
+    // Pre-sharded target collections stay sharded: apply filters on their shard key, and a load
+    // with --drop empties them instead of dropping them (see initial-load-runner.ts).
+    try {
+      const keys = await retryTransient('target shard keys', () => readShardKeys(p.target), PREFLIGHT_RETRY);
+      for (const ns of report.namespaces) {
+        const t = p.rules.target(ns);
+        const key = keys.get(`${t.db}.${t.coll}`);
+        if (key) report.shardedTargets.push({ ns: `${t.db}.${t.coll}`, key });
+      }
+    } catch (err) {
+      problem(
+        'target shard keys',
+        `cannot read the target's shard keys from config.collections: ${errorMessage(err)}`,
+        'Grant the target user read on the config database (e.g. {role: "read", db: "config"}): apply must know each sharded collection\'s shard key.',
+      );
+    }
   }
   return report;
 }
