@@ -14,6 +14,7 @@ const { values } = parseArgs({
     'repl-set': { type: 'string', default: 'rs0' },
     profile: { type: 'string', default: 'mongodb-7.0' },
     'shard-key': { type: 'string', multiple: true },
+    'ttl-monitor-sleep-secs': { type: 'string' },
   },
 });
 
@@ -24,6 +25,7 @@ const emu = await startMongoEmulator({
   replSetName: values['repl-set'],
   profile: values.profile as ProfileName,
   shardKeys: parseShardKeys(values['shard-key']),
+  ttlMonitorSleepSecs: values['ttl-monitor-sleep-secs'] ? Number(values['ttl-monitor-sleep-secs']) : undefined,
 });
 process.stdout.write(JSON.stringify({ uri: emu.uri, directUri: emu.directUri, port: emu.port }) + '\n');
 

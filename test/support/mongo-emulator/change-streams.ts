@@ -117,6 +117,10 @@ export class ChangeStream {
 
   private inScope(e: ChangeEntry): boolean {
     if (EXPANDED_EVENTS.has(e.op) && !this.expanded) return false;
+    // Writes to a time-series collection land in its buckets collection, a system collection
+    // change streams do not report ("change streams" are unsupported on time series:
+    // https://www.mongodb.com/docs/manual/core/timeseries/timeseries-limitations/).
+    if (e.coll !== undefined && this.engine.collection(e.db, e.coll)?.isTimeseries) return false;
     switch (this.scope.kind) {
       case 'cluster':
         return !StorageEngine.isInternalDb(e.db) && !(e.coll ?? '').startsWith('system.');
@@ -310,6 +314,9 @@ export function openChangeStream(engine: StorageEngine, db: string, target: unkn
     if (target.startsWith('system.')) fail(ErrorCodes.InvalidNamespace, `$changeStream may not be opened on the internal ${db}.${target} collection`);
     const coll = engine.collection(db, target);
     if (coll?.isView) fail(ErrorCodes.CommandNotSupportedOnView, `Namespace ${db}.${target} is a view, not a collection`);
+    // Time-series collections refuse change streams (timeseries-limitations page above); the
+    // code is undocumented: the one a view gives, since a time-series collection is one over its buckets.
+    if (coll?.isTimeseries) fail(ErrorCodes.CommandNotSupportedOnView, `Namespace ${db}.${target} is a timeseries collection`);
     scope = { kind: 'collection', db, coll: target };
   } else {
     if (StorageEngine.isInternalDb(db)) fail(ErrorCodes.InvalidNamespace, `$changeStream may not be opened on the internal ${db} database`);

@@ -23,6 +23,8 @@ export interface MongoEmulatorOptions {
    * `shardCollection` shards more). See sharding.ts. `uri` then has no replicaSet option.
    */
   shardKeys?: Record<string, Record<string, unknown>>;
+  /** Seconds between TTL monitor passes (default 60, as the server's ttlMonitorSleepSecs); tests use 1. */
+  ttlMonitorSleepSecs?: number;
 }
 
 export interface MongoEmulator {
@@ -52,6 +54,7 @@ export async function startMongoEmulator(options: MongoEmulatorOptions = {}): Pr
     replSetName,
     profile,
     shardKeys: options.shardKeys,
+    ttlMonitorSleepSecs: options.ttlMonitorSleepSecs,
   });
   await server.start();
   const port = server.port;

@@ -31,6 +31,8 @@ export interface EmulatorServerOptions {
   profile: EmulatorProfile;
   /** Present a mongos with these collections sharded (`{'db.coll': {field: 1}}`); see sharding.ts. */
   shardKeys?: Record<string, Doc>;
+  /** Seconds between TTL monitor passes (the server's ttlMonitorSleepSecs, default 60). */
+  ttlMonitorSleepSecs?: number;
 }
 
 export class EmulatorServer {
@@ -39,6 +41,7 @@ export class EmulatorServer {
   private state!: ServerState;
   private dispatcher!: Dispatcher;
   private nextConnectionId = 1;
+  private ttlTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: EmulatorServerOptions) {
     this.tcp = createServer((socket) => this.onConnection(socket));
@@ -78,6 +81,17 @@ export class EmulatorServer {
       openConnections: 0,
     };
     this.dispatcher = new Dispatcher(this.state);
+    // The TTL monitor: a background pass every ttlMonitorSleepSecs (60 by default, as the
+    // server's: https://www.mongodb.com/docs/manual/core/index-ttl/#timing-of-the-delete-operation).
+    const every = (this.options.ttlMonitorSleepSecs ?? 60) * 1000;
+    this.ttlTimer = setInterval(() => {
+      try {
+        engine.expireTtl(Date.now());
+      } catch {
+        // A pass that fails (e.g. journal closed during stop) is retried by the next one.
+      }
+    }, every);
+    this.ttlTimer.unref();
   }
 
   get engine(): StorageEngine {
@@ -127,6 +141,7 @@ export class EmulatorServer {
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.ttlTimer);
     this.state.cursors.closeAll();
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => this.tcp.close(() => resolve()));
