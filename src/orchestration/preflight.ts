@@ -124,6 +124,22 @@ export async function runPreflight(p: PreflightInput): Promise<PreflightReport> 
         'Check --include/--exclude against `migrator check`.',
       );
     }
+    // Time-series collections: change streams do not report their writes ("Time series
+    // collections don't support change streams":
+    // https://www.mongodb.com/docs/manual/core/timeseries/timeseries-limitations/), so every change
+    // made to one during the migration would be lost without a trace.
+    const timeseries: string[] = [];
+    for (const db of new Set(report.namespaces.map((n) => n.db))) {
+      const names = await retryTransient('listCollections', () => p.source.db(db).listCollections({ type: 'timeseries' }, { nameOnly: true }).toArray(), PREFLIGHT_RETRY);
+      for (const { name } of names) if (report.namespaces.some((n) => n.db === db && n.coll === name)) timeseries.push(`${db}.${name}`);
+    }
+    if (timeseries.length) {
+      problem(
+        'time-series collections',
+        `${timeseries.join(', ')}: change streams do not report writes to time-series collections, so changes made during the migration would be lost`,
+        `Exclude them (${timeseries.map((n) => `--exclude '${n}'`).join(' ')}) and copy them with mongodump/mongorestore once their writers have stopped.`,
+      );
+    }
     if (p.requireEmptyTarget) {
       const busy: string[] = [];
       for (const ns of report.namespaces) {

@@ -51,4 +51,24 @@ describe('preflight', () => {
     assert.equal(report.problems[0]!.check, 'source change streams');
     assert.match(report.problems[0]!.remedy, /changeStream and find privileges/);
   });
+
+  test('included time-series collections are a problem: change streams never report their writes', async () => {
+    const ts = new MongoClient(source.uri);
+    try {
+      await ts.db('metrics').createCollection('cpu', { timeseries: { timeField: 't' } });
+      const report = await run();
+      assert.equal(report.problems.length, 1, JSON.stringify(report.problems));
+      assert.equal(report.problems[0]!.check, 'time-series collections');
+      assert.match(report.problems[0]!.problem, /metrics\.cpu/);
+      assert.match(report.problems[0]!.remedy, /--exclude 'metrics\.cpu'/);
+      const excluded = await runPreflight({
+        source: src, sourceUri: source.uri, target: dst, targetUri: target.uri, rules: new NamespaceRules({ exclude: ['metrics.cpu'] }),
+        stateDb: 'migrator_state', requireEmptyTarget: true, enableChangeStreams: false,
+      });
+      assert.deepEqual(excluded.problems, []);
+    } finally {
+      await ts.db('metrics').dropDatabase();
+      await ts.close();
+    }
+  });
 });
