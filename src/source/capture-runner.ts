@@ -9,6 +9,7 @@ import { describeStreamLimits } from '../transport/stream-limits.js';
 import { MigratorError, errorMessage } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
 import { errorCode, isTransientError } from '../db/transient-errors.js';
+import { retryTransient } from '../db/transient-retry.js';
 import type { Logger } from '../util/logger.js';
 import {
   EXACT_BSON_OPTIONS,
@@ -346,6 +347,8 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
   // a BSONObjectTooLarge, a bounded "slim" window whose documents are re-read from the source.
   let useSplit = await sourceVersion(o.source).then(splitLargeEventSupported, () => false);
   let slimLeft = 0;
+  /** Events read in the current slim window (it ends on idle only after reading some). */
+  let slimRead = 0;
   let readOk = false;
   const fragments = new FragmentAssembler();
   let stream: ChangeStream | undefined;
@@ -377,10 +380,12 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
     const op = event.operationType;
     if (op !== 'insert' && op !== 'update' && op !== 'replace') return event;
     const ns = event.ns as Document;
-    const doc = await o.source
-      .db(String(ns.db))
-      .collection(String(ns.coll))
-      .findOne(event.documentKey as Document, { ...EXACT_BSON_OPTIONS });
+    const doc = await retryTransient('source', () =>
+      o.source
+        .db(String(ns.db))
+        .collection(String(ns.coll))
+        .findOne(event.documentKey as Document, { ...EXACT_BSON_OPTIONS }),
+    );
     if (op === 'update') return { ...event, fullDocument: doc ?? null }; // null: deleted since, its delete follows
     // Gone since: its delete follows; sending a delete now keeps the target right meanwhile.
     return doc ? { ...event, fullDocument: doc } : { ...event, operationType: 'delete' };
@@ -409,6 +414,7 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
             throw new MigratorError(ExitCode.INTERNAL, `Capture stopped: a change event stays over 16 MiB even without its documents (${errorMessage(err)}).`, { cause: err });
           }
           slimLeft = SLIM_WINDOW_EVENTS;
+          slimRead = 0;
           o.log.warn(
             { err: errorMessage(err), after: lastSeen, window: SLIM_WINDOW_EVENTS },
             'a change event is over 16 MiB (BSONObjectTooLarge): reading on without document images and sending the current state of each changed document, re-read by its key from the source',
@@ -427,7 +433,7 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
         stream = open(lastSeen ? { startAfter: lastSeen } : startOpts);
         continue;
       }
-      if (event === null && slimLeft > 0 && !fragments.pending) {
+      if (event === null && slimLeft > 0 && slimRead > 0 && !fragments.pending) {
         // The slim window caught up with the source: back to full events.
         slimLeft = 0;
         o.log.info({ after: lastSeen }, 'past the large change event: reading full change events again');
@@ -439,6 +445,7 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
         event = fragments.add(event) ?? null;
         if (event === null) continue;
         if (slimLeft > 0) {
+          slimRead++;
           event = await reread(event);
           if (--slimLeft === 0) {
             // Processed below; the window closes after it.
