@@ -7,7 +7,7 @@
 // MONGODB_URI=… MONGODB_SHARDED=1.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MongoBulkWriteError, MongoClient, MongoServerError, type Db } from 'mongodb';
+import { MongoBulkWriteError, MongoClient, MongoServerError, type Db, type Document } from 'mongodb';
 import { startMongoEmulator } from '../support/mongo-emulator/index.js';
 import { REAL_SERVER_URI, openTarget, type AnyDoc, type Target } from './target.js';
 
@@ -73,6 +73,19 @@ describe('sharded target (mongos)', { skip }, () => {
     await assert.rejects(orders.updateOne({ _id: 10 }, { $set: { region: 'us' } }), MongoServerError);
     await assert.rejects(noRetry.db(db.databaseName).collection<AnyDoc>('orders').updateOne({ _id: 10, region: 'eu' }, { $set: { region: 'us' } }), MongoServerError);
     assert.equal((await orders.updateOne({ _id: 10, region: 'eu' }, { $set: { region: 'us' } })).modifiedCount, 1);
+  });
+
+  test('showExpandedEvents reports shardCollection with the shard key (6.0+)', async () => {
+    const stream = db.watch([], { showExpandedEvents: true, maxAwaitTimeMS: 100 });
+    await stream.tryNext();
+    await t.client.db('admin').command({ shardCollection: `${db.databaseName}.events`, key: { k: 1 } });
+    let ev: Document | null = null;
+    const end = Date.now() + 10_000;
+    while (Date.now() < end && ev?.operationType !== 'shardCollection') ev = (await stream.tryNext()) as Document | null;
+    assert.equal(ev?.operationType, 'shardCollection');
+    assert.deepEqual(ev?.operationDescription.shardKey, { k: 1 });
+    assert.deepEqual(ev?.ns, { db: db.databaseName, coll: 'events' });
+    await stream.close();
   });
 
   test('a dropped sharded collection is gone from config.collections; recreated, it is unsharded', async () => {

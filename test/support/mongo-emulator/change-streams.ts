@@ -28,7 +28,7 @@ export type StreamScope = { kind: 'collection'; db: string; coll: string } | { k
 const FULL_DOCUMENT_MODES = new Set(['default', 'updateLookup', 'whenAvailable', 'required']);
 const BEFORE_CHANGE_MODES = new Set(['off', 'whenAvailable', 'required']);
 const ALLOWED_STAGES = new Set(['$match', '$project', '$addFields', '$set', '$unset', '$replaceRoot', '$replaceWith', '$redact']);
-const EXPANDED_EVENTS = new Set(['create', 'createIndexes', 'dropIndexes', 'modify']);
+const EXPANDED_EVENTS = new Set(['create', 'createIndexes', 'dropIndexes', 'modify', 'shardCollection']);
 
 export function historyLostError(context: 'aggregate' | 'getMore'): CommandError {
   const prefix = context === 'aggregate' ? 'PlanExecutor error during aggregation' : 'Executor error during getMore';

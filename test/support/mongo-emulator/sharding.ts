@@ -84,6 +84,9 @@ export class Sharding {
       unique,
       noBalance: false,
     });
+    // The expanded `shardCollection` change event (6.0+, with showExpandedEvents):
+    // https://www.mongodb.com/docs/manual/reference/change-events/shardCollection/
+    this.engine.ddlEvent('shardCollection', c, { shardKey: key, unique, presplitHashedZones: false });
     return { collectionsharded: ns, ok: 1 };
   }
 

@@ -285,6 +285,11 @@ export class StorageEngine {
     ]);
   }
 
+  /** A DDL event with no catalog change of its own here (e.g. `shardCollection`). */
+  ddlEvent(op: string, coll: Collection, operationDescription: Doc): void {
+    this.commit([this.event(this.clock.next(), op, coll.db, { coll: coll.name, uuid: coll.uuid, operationDescription })]);
+  }
+
   /** collMod of an index (e.g. expireAfterSeconds): the spec changes in place; a `modify` event. */
   modifyIndex(coll: Collection, spec: IndexSpec, description: Doc): void {
     const ts = this.clock.next();
