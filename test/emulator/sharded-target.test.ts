@@ -3,15 +3,17 @@
 // config.collections, and single-document writes must be targetable (full shard key or _id;
 // upserts the full shard key, else ShardKeyNotFound 61); a shard key value changes only as a
 // retryable write with the full shard key in the filter; a dropped sharded collection comes
-// back unsharded. Runs on the emulator in sharded mode, or on a real mongos with
-// MONGODB_URI=… MONGODB_SHARDED=1.
+// back unsharded. Runs on the emulator in sharded mode with the mongodb-6.0 profile (7.0 relaxed
+// some targeting rules for updateOne/deleteOne/findAndModify; the emulator keeps the stricter
+// rule on every profile, so the rejections are asserted where every version documents them), or
+// on a real 6.0 mongos with MONGODB_URI=… MONGODB_PROFILE=mongodb-6.0 MONGODB_SHARDED=1.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MongoBulkWriteError, MongoClient, MongoServerError, type Db, type Document } from 'mongodb';
 import { startMongoEmulator } from '../support/mongo-emulator/index.js';
-import { REAL_SERVER_URI, openTarget, type AnyDoc, type Target } from './target.js';
+import { REAL_SERVER_URI, onProfile, openTarget, type AnyDoc, type Target } from './target.js';
 
-const skip = REAL_SERVER_URI && process.env.MONGODB_SHARDED !== '1' ? 'needs a mongos (MONGODB_SHARDED=1)' : false;
+const skip = REAL_SERVER_URI && process.env.MONGODB_SHARDED !== '1' ? 'needs a mongos (MONGODB_SHARDED=1)' : onProfile('mongodb-6.0');
 const codeOf = (err: unknown): unknown => {
   if (err instanceof MongoBulkWriteError) {
     const w = err.writeErrors;
@@ -26,7 +28,7 @@ describe('sharded target (mongos)', { skip }, () => {
   let noRetry: MongoClient;
 
   before(async () => {
-    t = await openTarget({ shardKeys: {} });
+    t = await openTarget({ shardKeys: {}, profile: 'mongodb-6.0' });
     db = t.client.db(t.dbName('sh'));
     noRetry = new MongoClient(t.uri, { retryWrites: false });
     await t.client.db('admin').command({ enableSharding: db.databaseName }).catch(() => undefined);
