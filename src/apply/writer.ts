@@ -266,19 +266,19 @@ export class ApplyWriter {
    * stored copy is deleted first, by its old shard key value. Idempotent: a replay finds the
    * document already at its new value (or absent) and deletes nothing.
    */
-  private async moveChangedShardKeys(collection: Collection, plan: CollectionPlan): Promise<void> {
-    const key = this.shardKeys.get(nsName(plan.target));
+  private async moveChangedShardKeys(collection: Collection, target: CollectionNamespace, work: readonly Work[]): Promise<void> {
+    const key = this.shardKeys.get(nsName(target));
     const fields = key ? shardKeyFields(key) : [];
     if (!key || fields.length === 0) return;
     const upserts = new Map<string, Document>();
     const idKey = (id: unknown) => Buffer.from(BSON.serialize({ id })).toString('hex');
-    for (const d of plan.docs) {
-      const op = d.ops[0]?.op;
-      if (op?.kind === 'upsert' && op.doc._id !== undefined) upserts.set(idKey(op.doc._id), op.doc);
+    for (const w of work) {
+      const op = w.planned.op;
+      if (op.kind === 'upsert' && op.doc._id !== undefined) upserts.set(idKey(op.doc._id), op.doc);
     }
     if (upserts.size === 0) return;
     const ids = [...upserts.values()].map((d) => d._id as unknown);
-    const stored = await this.retry(`find ${nsName(plan.target)} (shard key values)`, () =>
+    const stored = await this.retry(`find ${nsName(target)} (shard key values)`, () =>
       collection
         .find({ _id: { $in: ids } } as Document, { projection: Object.fromEntries(fields.map((f) => [f, 1])), ...EXACT_BSON_OPTIONS })
         .toArray(),
@@ -292,13 +292,12 @@ export class ApplyWriter {
       if (Buffer.compare(BSON.serialize(was), BSON.serialize(now)) !== 0) moves.push({ deleteOne: { filter: { _id: s._id, ...was } } });
     }
     if (moves.length === 0) return;
-    this.logger?.info?.({ ns: nsName(plan.target), documents: moves.length }, 'shard key value changed on the source: moving the documents on the sharded target');
-    await this.retry(`bulkWrite ${nsName(plan.target)} (${moves.length} shard key moves)`, () => collection.bulkWrite(moves, { ordered: true }));
+    this.logger?.info?.({ ns: nsName(target), documents: moves.length }, 'shard key value changed on the source: moving the documents on the sharded target');
+    await this.retry(`bulkWrite ${nsName(target)} (${moves.length} shard key moves)`, () => collection.bulkWrite(moves, { ordered: true }));
   }
 
   private async applyCollection(plan: CollectionPlan, stats: ApplyStats, conflicts: ApplyConflict[]) {
     const collection = this.client.db(plan.target.db).collection(plan.target.coll);
-    await this.moveChangedShardKeys(collection, plan);
     const blocked = new Set<string>();
     const deferred: { work: Work; code: number; message: string }[] = [];
     for (const round of rounds(plan)) {
@@ -415,6 +414,9 @@ export class ApplyWriter {
   ): Promise<{ i: number; code: number; message: string }[]> {
     const ops = () => work.map((w) => toBulkOperation(this.routed(target, w.planned.op)));
     try {
+      // Every bulk (first rounds, conflict retries, history replays) moves documents whose shard
+      // key value changed before upserting them at the new value.
+      await this.moveChangedShardKeys(collection, target, work);
       return await this.bulkWithRetry(collection, target, work, ops, ordered);
     } catch (err) {
       if (err instanceof ApplyWriteError || err instanceof RetriesExhaustedError) throw err;
