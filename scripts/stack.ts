@@ -19,6 +19,7 @@ import { startKinesisLocal } from '../test/support/kinesis-local.js';
 import { startFerretDB } from '../test/support/ferretdb.js';
 import { ensureGoTools } from '../test/support/go-tools.js';
 import { ROOT_ONLY, ROOT_USER, createMigratorUser, uriAs } from '../test/support/migrator-users.js';
+import { parseShardKeys } from '../test/support/mongo-emulator/sharding.js';
 
 interface Stoppable {
   name: string;
@@ -30,6 +31,7 @@ const args = await yargs(hideBin(process.argv))
   .option('target', { choices: ['emulator', 'ferretdb'] as const, default: 'emulator' as const, describe: 'Target engine' })
   .option('source-profile', { choices: PROFILE_NAMES, default: 'mongodb-7.0' as const, describe: 'Server the source emulator presents' })
   .option('target-profile', { choices: PROFILE_NAMES, default: 'mongodb-7.0' as const, describe: 'Server the target emulator presents (emulator target only)' })
+  .option('target-shard-key', { type: 'string', array: true, describe: 'Emulator target as a mongos with db.coll sharded on field(s): db.coll:field[,field2] (repeatable)' })
   .option('source-port', { type: 'number', default: 0, describe: 'Source port (0 = a free one)' })
   .option('target-port', { type: 'number', default: 0, describe: 'Target port (0 = a free one)' })
   .option('kinesis-port', { type: 'number', default: 0, describe: 'kinesis-local port (0 = a free one)' })
@@ -81,7 +83,13 @@ try {
     started.push({ name: 'FerretDB', stop: () => target.stop() });
     targetUri = target.uri;
   } else {
-    const target = await startMongoEmulator({ port: args['target-port'], dbpath: sub('target'), profile: args['target-profile'], auth });
+    const target = await startMongoEmulator({
+      port: args['target-port'],
+      dbpath: sub('target'),
+      profile: args['target-profile'],
+      auth,
+      shardKeys: parseShardKeys(args['target-shard-key']),
+    });
     started.push({ name: 'target emulator', stop: () => target.stop() });
     targetUri = target.uri;
     if (args.auth) {

@@ -17,8 +17,9 @@
  * `onProgress` call) returned, i.e. after the target acknowledged the writes. Configure the
  * target client with the write concern you need acknowledged (e.g. `w: 'majority'`).
  */
-import type { AnyBulkWriteOperation, Collection, Document, MongoClient } from 'mongodb';
+import { BSON, type AnyBulkWriteOperation, type Collection, type Document, type MongoClient } from 'mongodb';
 import {
+  EXACT_BSON_OPTIONS,
   positionOf,
   type ChangeEnvelope,
   type CollectionNamespace,
@@ -46,6 +47,12 @@ import {
   type PlannedOp,
 } from './plan.js';
 import { DEFAULT_RETRY_POLICY, withRetry, type RetryHooks, type RetryPolicy } from './retry.js';
+import { readShardKeys, shardKeyConditions, shardKeyFields, type ShardKeys } from './shard-keys.js';
+
+/** ShardKeyNotFound: the target's shard key changed since it was read (e.g. sharded meanwhile). */
+const SHARD_KEY_NOT_FOUND = 61;
+/** How long the target's shard keys are trusted before they are read again. */
+const SHARD_KEYS_TTL_MS = 30_000;
 
 export interface ApplyStats {
   /** Envelopes in the batch. */
@@ -147,6 +154,9 @@ export class ApplyWriter {
   private readonly beforeDdl?: ApplyWriterOptions['beforeDdl'];
   private readonly afterDdl?: ApplyWriterOptions['afterDdl'];
   private readonly logger?: ApplyLogger;
+  /** The target's sharded collections (empty unless the target is a mongos); see shard-keys.ts. */
+  private shardKeys: ShardKeys = new Map();
+  private shardKeysReadAt = 0;
 
   constructor(options: ApplyWriterOptions) {
     this.client = options.client;
@@ -179,6 +189,7 @@ export class ApplyWriter {
       conflicts: 0,
     };
     const conflicts: ApplyConflict[] = [];
+    await this.refreshShardKeys(false);
     const dedup = dedupeEnvelopes(envelopes, options.after);
     const plan = planBatch(envelopes, dedup.keep, this.rules, { keyFilter: this.keyFilterMode });
     stats.skipped += dedup.skipped.length + plan.filtered.length;
@@ -233,6 +244,56 @@ export class ApplyWriter {
     if (kind === 'upsert') stats.upserts++;
     else if (kind === 'delete') stats.deletes++;
     else stats.updates++;
+  }
+
+  private async refreshShardKeys(force: boolean): Promise<void> {
+    if (!force && Date.now() - this.shardKeysReadAt < SHARD_KEYS_TTL_MS) return;
+    this.shardKeys = await this.retry('read the target shard keys (hello, config.collections)', () => readShardKeys(this.client));
+    this.shardKeysReadAt = Date.now();
+  }
+
+  /** An op as sent to a sharded target: upserts also filter on the target's shard key (shard-keys.ts). */
+  private routed(target: CollectionNamespace, op: DocOp): DocOp {
+    const key = this.shardKeys.get(nsName(target));
+    if (!key || op.kind !== 'upsert') return op;
+    return { ...op, filter: { ...op.filter, ...shardKeyConditions(op.doc, key) } };
+  }
+
+  /**
+   * A document whose shard key value changed on the source cannot be upserted in place on a
+   * sharded target: the filter with the NEW value misses the stored document (and on a real
+   * cluster may route to another shard and create a second document with the same _id). So the
+   * stored copy is deleted first, by its old shard key value. Idempotent: a replay finds the
+   * document already at its new value (or absent) and deletes nothing.
+   */
+  private async moveChangedShardKeys(collection: Collection, target: CollectionNamespace, work: readonly Work[]): Promise<void> {
+    const key = this.shardKeys.get(nsName(target));
+    const fields = key ? shardKeyFields(key) : [];
+    if (!key || fields.length === 0) return;
+    const upserts = new Map<string, Document>();
+    const idKey = (id: unknown) => Buffer.from(BSON.serialize({ id })).toString('hex');
+    for (const w of work) {
+      const op = w.planned.op;
+      if (op.kind === 'upsert' && op.doc._id !== undefined) upserts.set(idKey(op.doc._id), op.doc);
+    }
+    if (upserts.size === 0) return;
+    const ids = [...upserts.values()].map((d) => d._id as unknown);
+    const stored = await this.retry(`find ${nsName(target)} (shard key values)`, () =>
+      collection
+        .find({ _id: { $in: ids } } as Document, { projection: Object.fromEntries(fields.map((f) => [f, 1])), ...EXACT_BSON_OPTIONS })
+        .toArray(),
+    );
+    const moves: AnyBulkWriteOperation[] = [];
+    for (const s of stored) {
+      const next = upserts.get(idKey(s._id));
+      if (!next) continue;
+      const was = shardKeyConditions(s, key);
+      const now = shardKeyConditions(next, key);
+      if (Buffer.compare(BSON.serialize(was), BSON.serialize(now)) !== 0) moves.push({ deleteOne: { filter: { _id: s._id, ...was } } });
+    }
+    if (moves.length === 0) return;
+    this.logger?.info?.({ ns: nsName(target), documents: moves.length }, 'shard key value changed on the source: moving the documents on the sharded target');
+    await this.retry(`bulkWrite ${nsName(target)} (${moves.length} shard key moves)`, () => collection.bulkWrite(moves, { ordered: true }));
   }
 
   private async applyCollection(plan: CollectionPlan, stats: ApplyStats, conflicts: ApplyConflict[]) {
@@ -351,14 +412,17 @@ export class ApplyWriter {
     work: Work[],
     ordered: boolean,
   ): Promise<{ i: number; code: number; message: string }[]> {
-    const ops: AnyBulkWriteOperation[] = work.map((w) => toBulkOperation(w.planned.op));
+    const ops = () => work.map((w) => toBulkOperation(this.routed(target, w.planned.op)));
     try {
+      // Every bulk (first rounds, conflict retries, history replays) moves documents whose shard
+      // key value changed before upserting them at the new value.
+      await this.moveChangedShardKeys(collection, target, work);
       return await this.bulkWithRetry(collection, target, work, ops, ordered);
     } catch (err) {
       if (err instanceof ApplyWriteError || err instanceof RetriesExhaustedError) throw err;
       const first = work[0]!;
       throw new ApplyWriteError(
-        `target refused a bulk write of ${ops.length} op(s) in ${nsName(target)} (first: ${first.planned.op.kind}, envelope #${first.planned.index}): ${(err as Error).message}`,
+        `target refused a bulk write of ${work.length} op(s) in ${nsName(target)} (first: ${first.planned.op.kind}, envelope #${first.planned.index}): ${(err as Error).message}`,
         { ns: target, key: work.length === 1 ? first.doc.key : undefined, code: (err as { code?: number }).code, index: first.planned.index },
         { cause: err },
       );
@@ -369,17 +433,27 @@ export class ApplyWriter {
     collection: Collection,
     target: CollectionNamespace,
     work: Work[],
-    ops: AnyBulkWriteOperation[],
+    ops: () => AnyBulkWriteOperation[],
     ordered: boolean,
   ): Promise<{ i: number; code: number; message: string }[]> {
+    let reread = false;
     return withRetry(
-      `bulkWrite ${nsName(target)} (${ops.length} ops)`,
+      `bulkWrite ${nsName(target)} (${work.length} ops)`,
       async () => {
         try {
-          await collection.bulkWrite(ops, { ordered });
+          await collection.bulkWrite(ops(), { ordered });
           return [];
         } catch (err) {
           const errors = bulkWriteErrors(err);
+          if (!reread && errors.some((e) => e.code === SHARD_KEY_NOT_FOUND)) {
+            // Sharded since the keys were read: read them again and resend (the ops are idempotent).
+            reread = true;
+            const before = JSON.stringify(this.shardKeys.get(nsName(target)) ?? null);
+            await this.refreshShardKeys(true);
+            if (JSON.stringify(this.shardKeys.get(nsName(target)) ?? null) !== before) {
+              throw new TransientBulkError(`the shard key of ${nsName(target)} changed: resending with it`);
+            }
+          }
           if (errors.length === 0) throw err; // whole-command failure: transient or not
           if ((err as { err?: unknown }).err) throw new TransientBulkError(`write concern error: ${(err as Error).message}`);
           const other = errors.filter((e) => e.code !== DUPLICATE_KEY);

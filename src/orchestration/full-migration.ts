@@ -120,6 +120,12 @@ export class FullMigration {
     this.preflight = report;
     this.sourceInfo = report.source;
     for (const w of report.warnings) this.p.log.warn({ preflight: true }, w);
+    for (const s of report.shardedTargets) {
+      this.p.log.info(
+        { ns: s.ns, shardKey: s.key },
+        `target collection is sharded: apply includes its shard key in every upsert filter${this.p.load.drop || this.migration.load ? ', and the load empties it (deleteMany) instead of dropping it, so it stays sharded' : ''}`,
+      );
+    }
     if (report.problems.length) throw preflightError(report);
     return report;
   }
@@ -171,6 +177,7 @@ export class FullMigration {
         namespaces: this.preflight?.namespaces ?? [],
         bins: this.p.bins,
         options: { ...this.p.load, drop: this.p.load.drop || again },
+        target: this.p.target,
         workDir: join(this.p.dataDir, 'load'),
         signal: this.p.signal,
         log: this.p.log.child({ component: 'initial-load' }),

@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import type { MongoClient } from 'mongodb';
+import { readShardKeys } from '../apply/shard-keys.js';
 import type { EndpointConfig } from '../config/schema.js';
 import type { NamespaceRules } from '../source/namespace-filter.js';
 import { loadKey, type StateStore, type LoadCollectionProgress } from '../state/store.js';
@@ -21,11 +22,43 @@ export interface InitialLoadInput {
   namespaces: { db: string; coll: string }[];
   bins: ToolBinaries;
   options: LoadOptions;
+  /** The target: with `options.drop`, its sharded collections are emptied rather than dropped. */
+  target?: MongoClient;
   workDir: string;
   signal?: AbortSignal;
   log: Logger;
   /** Progress for the task renderer: "bar.products 1200/5000". */
   onProgress?: (text: string) => void;
+}
+
+/**
+ * mongorestore --drop drops each collection before restoring it; a dropped sharded collection
+ * comes back UNSHARDED (dropping removes its sharding metadata:
+ * https://www.mongodb.com/docs/manual/reference/method/db.collection.drop/#sharded-collections).
+ * So for a database pipe with pre-sharded target collections, the migrator replaces --drop
+ * itself: it empties the sharded ones (deleteMany keeps their shard key and indexes) and drops
+ * the others, then restores without --drop. Both are idempotent, so a rerun redoes them.
+ */
+async function keepShardedTargets(p: InitialLoadInput, jobs: ReturnType<typeof planPipes>): Promise<void> {
+  const keys = await readShardKeys(p.target!);
+  if (keys.size === 0) return;
+  for (const job of jobs) {
+    const targets = job.collections.map((c) => p.rules.target({ db: job.sourceDb, coll: c }));
+    if (!targets.some((t) => keys.has(`${t.db}.${t.coll}`))) continue;
+    for (const t of targets) {
+      const coll = p.target!.db(t.db).collection(t.coll);
+      const key = keys.get(`${t.db}.${t.coll}`);
+      if (key) {
+        const { deletedCount } = await coll.deleteMany({});
+        p.log.info({ ns: `${t.db}.${t.coll}`, shardKey: key, deleted: deletedCount }, 'sharded target collection emptied instead of dropped (it stays sharded)');
+      } else {
+        await coll.drop().catch((err: unknown) => {
+          if ((err as { code?: number }).code !== 26) throw err; // NamespaceNotFound: nothing to drop
+        });
+      }
+    }
+    job.restoreArgs = job.restoreArgs.filter((a) => a !== '--drop');
+  }
 }
 
 /**
@@ -52,6 +85,7 @@ export async function runInitialLoad(p: InitialLoadInput): Promise<{ restored: n
     Object.fromEntries(Object.entries(progress).map(([ns, v]) => [loadKey(ns), v])),
   );
   const jobs = planPipes(p.namespaces, all, (db) => p.rules.targetDb(db), p.options);
+  if (p.options.drop && p.target) await keepShardedTargets(p, jobs);
   let restored = 0;
   const progressWriter = createLoadProgressWriter((ns, fields) => p.store.updateLoadProgress(p.migrationId, ns, fields));
   for (const job of jobs) {

@@ -1,5 +1,6 @@
 import { DescribeStreamSummaryCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
-import type { MongoClient } from 'mongodb';
+import type { Document, MongoClient } from 'mongodb';
+import { readShardKeys } from '../apply/shard-keys.js';
 import { describeServer, type ServerInfo } from '../db/server-info.js';
 import { documentDbIncompatibilities } from '../db/documentdb-compat.js';
 import { listSourceNamespaces } from '../verify/verify-migration.js';
@@ -24,6 +25,8 @@ export interface PreflightReport {
   tools?: ToolVersions;
   stream?: { status?: string; retentionHours?: number; openShards?: number };
   namespaces: { db: string; coll: string }[];
+  /** Target collections already sharded (a mongos target), with their shard keys. */
+  shardedTargets: { ns: string; key: Document }[];
   problems: PreflightProblem[];
   /** Things that do not stop the migration but change how it runs (logged). */
   warnings: string[];
@@ -56,7 +59,7 @@ const PREFLIGHT_RETRY = { retryForMs: 20_000 };
  */
 
 export async function runPreflight(p: PreflightInput): Promise<PreflightReport> {
-  const report: PreflightReport = { namespaces: [], problems: [], warnings: [] };
+  const report: PreflightReport = { namespaces: [], shardedTargets: [], problems: [], warnings: [] };
   const problem = (check: string, text: string, remedy: string) => report.problems.push({ check, problem: text, remedy });
 
   try {
@@ -139,6 +142,22 @@ export async function runPreflight(p: PreflightInput): Promise<PreflightReport> 
         'Check --include/--exclude against `migrator check`.',
       );
     }
+    // Time-series collections: change streams do not report their writes ("Time series
+    // collections don't support change streams":
+    // https://www.mongodb.com/docs/manual/core/timeseries/timeseries-limitations/), so every change
+    // made to one during the migration would be lost without a trace.
+    const timeseries: string[] = [];
+    for (const db of new Set(report.namespaces.map((n) => n.db))) {
+      const names = await retryTransient('listCollections', () => p.source.db(db).listCollections({ type: 'timeseries' }, { nameOnly: true }).toArray(), PREFLIGHT_RETRY);
+      for (const { name } of names) if (report.namespaces.some((n) => n.db === db && n.coll === name)) timeseries.push(`${db}.${name}`);
+    }
+    if (timeseries.length) {
+      problem(
+        'time-series collections',
+        `${timeseries.join(', ')}: change streams do not report writes to time-series collections, so changes made during the migration would be lost`,
+        `Exclude them (${timeseries.map((n) => `--exclude '${n}'`).join(' ')}) and copy them with mongodump/mongorestore once their writers have stopped.`,
+      );
+    }
     if (p.requireEmptyTarget) {
       const busy: string[] = [];
       for (const ns of report.namespaces) {
@@ -167,6 +186,24 @@ export async function runPreflight(p: PreflightInput): Promise<PreflightReport> 
     problem('namespaces', errorMessage(err), 'Check the source user can listDatabases and listCollections.');
   }
   await checkPrivileges(p, report, problem);
+  if (report.target?.topology === 'sharded') {
+    // Pre-sharded target collections stay sharded: apply filters on their shard key, and a load
+    // with --drop empties them instead of dropping them (see initial-load-runner.ts).
+    try {
+      const keys = await retryTransient('target shard keys', () => readShardKeys(p.target), PREFLIGHT_RETRY);
+      for (const ns of report.namespaces) {
+        const t = p.rules.target(ns);
+        const key = keys.get(`${t.db}.${t.coll}`);
+        if (key) report.shardedTargets.push({ ns: `${t.db}.${t.coll}`, key });
+      }
+    } catch (err) {
+      problem(
+        'target shard keys',
+        `cannot read the target's shard keys from config.collections: ${errorMessage(err)}`,
+        'Grant the target user read on the config database (e.g. {role: "read", db: "config"}): apply must know each sharded collection\'s shard key.',
+      );
+    }
+  }
   return report;
 }
 

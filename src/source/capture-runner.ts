@@ -10,6 +10,7 @@ import { describeStreamLimits } from '../transport/stream-limits.js';
 import { MigratorError, errorMessage } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
 import { errorCode, isTransientError } from '../db/transient-errors.js';
+import { retryTransient } from '../db/transient-retry.js';
 import type { Logger } from '../util/logger.js';
 import {
   EXACT_BSON_OPTIONS,
@@ -25,6 +26,7 @@ import {
   type EventPosition,
 } from './change-envelope.js';
 import { CheckpointTracker } from './checkpoint-tracker.js';
+import { BSON_OBJECT_TOO_LARGE, FragmentAssembler, SLIM_STAGE, SPLIT_STAGE, isSplitStageRefused, splitLargeEventSupported } from './large-events.js';
 import type { NamespaceRules } from './namespace-filter.js';
 
 /** The source collection whose inserts become cutover barriers (inside the state db's name). */
@@ -95,6 +97,8 @@ export interface CaptureProgress {
 }
 
 const DEFAULT_CAPTURE_LEASE_TTL_MS = 30_000;
+/** After an event over 16 MiB without split support: events read slim (documents re-read) before reopening as usual. */
+const SLIM_WINDOW_EVENTS = 1000;
 /** How long a stopping capture flushes to Kinesis (docker stop's default grace is 10 s). */
 const STOP_FLUSH_MS = 5_000;
 const CAPTURE_LEASE_ID = 'capture';
@@ -250,6 +254,12 @@ export async function runCapture(o: CaptureOptions): Promise<CaptureProgress> {
   return last;
 }
 
+/** The source's version (buildInfo), to know whether it has $changeStreamSplitLargeEvent. */
+async function sourceVersion(source: MongoClient): Promise<string> {
+  const info = await source.db('admin').command({ buildInfo: 1 });
+  return String(info.version ?? '');
+}
+
 async function freeDeadLocalLease(store: CaptureStateStore, migrationId: string): Promise<boolean> {
   const lease = await store.getCaptureLease(migrationId);
   return Boolean(lease && isDeadLocalOwner(lease.owner) && (await store.releaseLease(lease)));
@@ -388,6 +398,14 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
       .catch((err: unknown) => o.log.warn({ err: errorMessage(err) }, `idle heartbeat write to ${o.rules.stateDb}.${POSITION_MARKER_COLLECTION} failed`))
       .finally(() => (heartbeat = undefined));
   };
+  // Events over 16 MiB (see large-events.ts): split where the server has the stage; else, after
+  // a BSONObjectTooLarge, a bounded "slim" window whose documents are re-read from the source.
+  let useSplit = await sourceVersion(o.source).then(splitLargeEventSupported, () => false);
+  let slimLeft = 0;
+  /** Events read in the current slim window (it ends on idle only after reading some). */
+  let slimRead = 0;
+  let readOk = false;
+  const fragments = new FragmentAssembler();
   let stream: ChangeStream | undefined;
   const onAbort = () => void stream?.close().catch(() => undefined);
   o.signal.addEventListener('abort', onAbort, { once: true });
@@ -396,9 +414,12 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
   /** The newest token read: everything up to it is in the producer, in order. */
   let lastSeen: Document | undefined;
   let failures = 0;
-  const open = (resumeOpts: Document) =>
-    o.source.watch(pipeline, {
-      fullDocument: 'updateLookup',
+  const open = (resumeOpts: Document) => {
+    readOk = false;
+    fragments.reset();
+    const stages: Document[] = slimLeft > 0 ? [...pipeline, SLIM_STAGE] : useSplit ? [...pipeline, SPLIT_STAGE] : pipeline;
+    return o.source.watch(stages, {
+      fullDocument: slimLeft > 0 ? 'default' : 'updateLookup',
       maxAwaitTimeMS: o.maxAwaitTimeMs ?? 500,
       batchSize: 2000,
       // Whatever the URI says: Amazon DocumentDB 4.0 opens change streams with primary read
@@ -407,6 +428,26 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
       ...EXACT_BSON_OPTIONS,
       ...resumeOpts,
     });
+  };
+  const reopen = async () => {
+    await stream?.close().catch(() => undefined);
+    stream = open(lastSeen ? { resumeAfter: lastSeen } : startOpts);
+  };
+  /** Slim window: the event's documents as they are now on the source (see large-events.ts). */
+  const reread = async (event: Document): Promise<Document> => {
+    const op = event.operationType;
+    if (op !== 'insert' && op !== 'update' && op !== 'replace') return event;
+    const ns = event.ns as Document;
+    const doc = await retryTransient('source', () =>
+      o.source
+        .db(String(ns.db))
+        .collection(String(ns.coll))
+        .findOne(event.documentKey as Document, { ...EXACT_BSON_OPTIONS }),
+    );
+    if (op === 'update') return { ...event, fullDocument: doc ?? null }; // null: deleted since, its delete follows
+    // Gone since: its delete follows; sending a delete now keeps the target right meanwhile.
+    return doc ? { ...event, fullDocument: doc } : { ...event, operationType: 'delete' };
+  };
   try {
     stream = open(startOpts);
     while (!o.signal.aborted) {
@@ -415,9 +456,30 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
       try {
         event = await tryNextCachingToken(stream);
         failures = 0;
+        readOk = true;
       } catch (err) {
         if (o.signal.aborted) break;
         if (producerFailure !== undefined) throw streamFailure(o.streamName, producerFailure);
+        if (useSplit && !readOk && isSplitStageRefused(errorCode(err), errorMessage(err))) {
+          useSplit = false;
+          o.log.info({ err: errorMessage(err) }, 'the source refused $changeStreamSplitLargeEvent: capturing without it');
+          await reopen();
+          continue;
+        }
+        if (errorCode(err) === BSON_OBJECT_TOO_LARGE) {
+          // Reopening as before would hit the same event again, forever: read past it slim.
+          if (slimLeft > 0) {
+            throw new MigratorError(ExitCode.INTERNAL, `Capture stopped: a change event stays over 16 MiB even without its documents (${errorMessage(err)}).`, { cause: err });
+          }
+          slimLeft = SLIM_WINDOW_EVENTS;
+          slimRead = 0;
+          o.log.warn(
+            { err: errorMessage(err), after: lastSeen, window: SLIM_WINDOW_EVENTS },
+            'a change event is over 16 MiB (BSONObjectTooLarge): reading on without document images and sending the current state of each changed document, re-read by its key from the source',
+          );
+          await reopen();
+          continue;
+        }
         const fatal = captureFailure(err, from, Boolean(lastSeen ?? startOpts.resumeAfter));
         if (fatal || !isTransient(err) || ++failures > 10) throw fatal ?? err;
         // The driver resumes by itself on most errors; when it gives up on a transient one,
@@ -429,7 +491,28 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
         stream = open(lastSeen ? { resumeAfter: lastSeen } : startOpts);
         continue;
       }
+      if (event === null && slimLeft > 0 && slimRead > 0 && !fragments.pending) {
+        // The slim window caught up with the source: back to full events.
+        slimLeft = 0;
+        o.log.info({ after: lastSeen }, 'past the large change event: reading full change events again');
+        await reopen();
+        continue;
+      }
+      if (event !== null) {
+        // Fragments of a split event: no position is recorded until the whole event is here.
+        event = fragments.add(event) ?? null;
+        if (event === null) continue;
+        if (slimLeft > 0) {
+          slimRead++;
+          event = await reread(event);
+          if (--slimLeft === 0) {
+            // Processed below; the window closes after it.
+            slimLeft = -1;
+          }
+        }
+      }
       if (event === null) {
+        if (fragments.pending) continue;
         // Idle: the postBatchResumeToken is a position after everything seen; checkpointing it
         // keeps an idle capture from falling behind the source's bounded history.
         const rt = stream.resumeToken as Document | undefined;
@@ -482,6 +565,11 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
       if (++sinceSave >= (o.checkpointEveryEvents ?? 1000)) {
         sinceSave = 0;
         void save();
+      }
+      if (slimLeft < 0) {
+        slimLeft = 0;
+        o.log.info({ after: lastSeen }, 'slim window over: reading full change events again');
+        await reopen();
       }
     }
     // Graceful stop: what was handed over is flushed, for at most STOP_FLUSH_MS (a stop must end

@@ -51,4 +51,51 @@ describe('preflight', () => {
     assert.equal(report.problems[0]!.check, 'source change streams');
     assert.match(report.problems[0]!.remedy, /changeStream and find privileges/);
   });
+
+  test('included time-series collections are a problem: change streams never report their writes', async () => {
+    const ts = new MongoClient(source.uri);
+    try {
+      await ts.db('metrics').createCollection('cpu', { timeseries: { timeField: 't' } });
+      const report = await run();
+      assert.equal(report.problems.length, 1, JSON.stringify(report.problems));
+      assert.equal(report.problems[0]!.check, 'time-series collections');
+      assert.match(report.problems[0]!.problem, /metrics\.cpu/);
+      assert.match(report.problems[0]!.remedy, /--exclude 'metrics\.cpu'/);
+      const excluded = await runPreflight({
+        source: src, sourceUri: source.uri, target: dst, targetUri: target.uri, rules: new NamespaceRules({ exclude: ['metrics.cpu'] }),
+        stateDb: 'migrator_state', requireEmptyTarget: true, enableChangeStreams: false,
+      });
+      assert.deepEqual(excluded.problems, []);
+    } finally {
+      await ts.db('metrics').dropDatabase();
+      await ts.close();
+    }
+  });
+});
+
+describe('preflight with a sharded target', () => {
+  test('lists pre-sharded target collections with their keys; unreadable shard keys are a problem naming the privilege', async () => {
+    const [source, target] = await Promise.all([startMongoEmulator(), startMongoEmulator({ shardKeys: { 'shop.items': { region: 1 } } })]);
+    const src = new MongoClient(source.uri);
+    const dst = new MongoClient(target.uri, { appName: 'migrator' });
+    try {
+      await src.db('shop').collection('items').insertOne({ x: 1 });
+      const run = () =>
+        runPreflight({
+          source: src, sourceUri: source.uri, target: dst, targetUri: target.uri, rules: new NamespaceRules({}),
+          stateDb: 'migrator_state', requireEmptyTarget: true, enableChangeStreams: false,
+        });
+      const report = await run();
+      assert.deepEqual(report.problems, []);
+      assert.deepEqual(report.shardedTargets, [{ ns: 'shop.items', key: { region: 1 } }]);
+      await dst.db('admin').command({ configureFailPoint: 'failCommand', mode: { times: 1 }, data: { appName: 'migrator', failCommands: ['find'], errorCode: 13, errmsg: 'not authorized on config' } });
+      const refused = await run();
+      assert.equal(refused.problems.length, 1, JSON.stringify(refused.problems));
+      assert.equal(refused.problems[0]!.check, 'target shard keys');
+      assert.match(refused.problems[0]!.remedy, /read on the config database/);
+    } finally {
+      await Promise.all([src.close(), dst.close()]);
+      await Promise.all([source.stop(), target.stop()]);
+    }
+  });
 });

@@ -1,9 +1,11 @@
 // Standalone emulator process:
 //   npx tsx test/support/mongo-emulator/bin.ts --port 0 --dbpath DIR --history-limit N --repl-set rs0 [--profile mongodb-7.0]
 //     [--auth [--auth-config '{"users": [...], "roles": [...]}']]   (access control; default user root:root with role root)
+//     [--shard-key db.coll:field[,field2]]…   (a mongos with these collections sharded; sharding.ts)
 // Prints one JSON line {"uri": "...", "port": N} when ready; exits 0 on SIGINT/SIGTERM.
 import { parseArgs } from 'node:util';
 import { startMongoEmulator, type AuthOptions, type ProfileName } from './index.js';
+import { parseShardKeys } from './sharding.js';
 
 const { values } = parseArgs({
   options: {
@@ -14,6 +16,8 @@ const { values } = parseArgs({
     profile: { type: 'string', default: 'mongodb-7.0' },
     auth: { type: 'boolean', default: false },
     'auth-config': { type: 'string' },
+    'shard-key': { type: 'string', multiple: true },
+    'ttl-monitor-sleep-secs': { type: 'string' },
   },
 });
 
@@ -27,6 +31,8 @@ const emu = await startMongoEmulator({
   replSetName: values['repl-set'],
   profile: values.profile as ProfileName,
   auth,
+  shardKeys: parseShardKeys(values['shard-key']),
+  ttlMonitorSleepSecs: values['ttl-monitor-sleep-secs'] ? Number(values['ttl-monitor-sleep-secs']) : undefined,
 });
 process.stdout.write(JSON.stringify({ uri: emu.uri, directUri: emu.directUri, port: emu.port }) + '\n');
 

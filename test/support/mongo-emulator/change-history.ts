@@ -45,11 +45,16 @@ export function positionBefore(ts: Timestamp): string {
 
 const TOKEN_RE = /^82[0-9A-F]{8}[0-9A-F]{8}[0-9A-F]{8}(00|01|FF)$/;
 
-export function parseToken(data: unknown): { data: string; ts: Timestamp; kind: string } | undefined {
+/**
+ * `opIndex` is 0 for an event's own token; the tokens of the fragments of a split event
+ * (`$changeStreamSplitLargeEvent`) carry the fragment number there (1…of), so they sort after the
+ * event and before the next one.
+ */
+export function parseToken(data: unknown): { data: string; ts: Timestamp; kind: string; opIndex: number } | undefined {
   if (typeof data !== 'string' || !TOKEN_RE.test(data)) return undefined;
   const t = parseInt(data.slice(2, 10), 16);
   const i = parseInt(data.slice(10, 18), 16);
-  return { data, ts: new Timestamp({ t, i }), kind: data.slice(26, 28) };
+  return { data, ts: new Timestamp({ t, i }), kind: data.slice(26, 28), opIndex: parseInt(data.slice(18, 26), 16) };
 }
 
 export class ClusterClock {

@@ -9,19 +9,26 @@
 //   a dropDatabase); a database stream ends after `dropDatabase`'s invalidate;
 // - resuming from a position older than the retained history fails with 286.
 import { Aggregator } from 'mingo';
-import { Timestamp } from 'bson';
+import { Timestamp, calculateObjectSize } from 'bson';
 import { canonicalKey, isPlainObject, toView, type Doc } from './bson-values.js';
 import { makeToken, parseToken, positionBefore, TokenKind, type ChangeEntry } from './change-history.js';
 import { CommandError, ErrorCodes, fail } from './errors.js';
 import { asMingoError, runViewPipeline } from './query.js';
 import { StorageEngine } from './storage-engine.js';
+import { hasEventWallTime, hasExpandedEvents, hasSplitLargeEvent, limitsChangeEventSize, type EmulatorProfile } from './profiles.js';
+
+/** Maximum BSON document size (https://www.mongodb.com/docs/manual/reference/limits/): a change event above it fails. */
+export const MAX_EVENT_BYTES = 16 * 1024 * 1024;
+/** A change-stream batch holds at most this many bytes of events (a single event always fits). */
+const MAX_BATCH_BYTES = 16 * 1024 * 1024;
+const SPLIT_STAGE = '$changeStreamSplitLargeEvent';
 
 export type StreamScope = { kind: 'collection'; db: string; coll: string } | { kind: 'database'; db: string } | { kind: 'cluster' };
 
 const FULL_DOCUMENT_MODES = new Set(['default', 'updateLookup', 'whenAvailable', 'required']);
 const BEFORE_CHANGE_MODES = new Set(['off', 'whenAvailable', 'required']);
 const ALLOWED_STAGES = new Set(['$match', '$project', '$addFields', '$set', '$unset', '$replaceRoot', '$replaceWith', '$redact']);
-const EXPANDED_EVENTS = new Set(['create', 'createIndexes', 'dropIndexes', 'modify']);
+const EXPANDED_EVENTS = new Set(['create', 'createIndexes', 'dropIndexes', 'modify', 'shardCollection']);
 
 export function historyLostError(context: 'aggregate' | 'getMore'): CommandError {
   const prefix = context === 'aggregate' ? 'PlanExecutor error during aggregation' : 'Executor error during getMore';
@@ -45,13 +52,28 @@ export class ChangeStream {
   private readonly fullDocument: string;
   private readonly beforeChange: string;
   private readonly expanded: boolean;
+  /** The pipeline ends with `$changeStreamSplitLargeEvent`. */
+  private readonly split: boolean;
 
   constructor(
     private readonly engine: StorageEngine,
     readonly scope: StreamScope,
     spec: Doc,
     stages: Doc[],
+    private readonly profile: EmulatorProfile,
   ) {
+    // Before 6.0 the $changeStream spec has no showExpandedEvents: its strict parser refuses the
+    // unknown field (code 40415), as for any unknown $changeStream option.
+    if (spec.showExpandedEvents !== undefined && !hasExpandedEvents(profile)) {
+      fail(ErrorCodes.Location40415, "BSON field '$changeStream.showExpandedEvents' is an unknown field.");
+    }
+    const splitAt = stages.findIndex((st) => isPlainObject(st) && SPLIT_STAGE in st);
+    if (splitAt >= 0 && !hasSplitLargeEvent(profile)) fail(ErrorCodes.Location40324, `Unrecognized pipeline stage name: '${SPLIT_STAGE}'`);
+    // "You can only have one $changeStreamSplitLargeEvent stage in your pipeline, and it must be
+    // the last stage" (its page, cited in profiles.ts); the error code is undocumented.
+    if (splitAt >= 0 && splitAt !== stages.length - 1) fail(ErrorCodes.BadValue, `${SPLIT_STAGE} can only appear as the final stage in the pipeline`);
+    this.split = splitAt >= 0;
+    if (this.split) stages = stages.slice(0, -1);
     this.fullDocument = typeof spec.fullDocument === 'string' ? spec.fullDocument : 'default';
     this.beforeChange = typeof spec.fullDocumentBeforeChange === 'string' ? spec.fullDocumentBeforeChange : 'off';
     if (!FULL_DOCUMENT_MODES.has(this.fullDocument)) fail(ErrorCodes.BadValue, `unknown full document option: '${this.fullDocument}'`);
@@ -95,6 +117,10 @@ export class ChangeStream {
 
   private inScope(e: ChangeEntry): boolean {
     if (EXPANDED_EVENTS.has(e.op) && !this.expanded) return false;
+    // Writes to a time-series collection land in its buckets collection, a system collection
+    // change streams do not report ("change streams" are unsupported on time series:
+    // https://www.mongodb.com/docs/manual/core/timeseries/timeseries-limitations/).
+    if (e.coll !== undefined && this.engine.collection(e.db, e.coll)?.isTimeseries) return false;
     switch (this.scope.kind) {
       case 'cluster':
         return !StorageEngine.isInternalDb(e.db) && !(e.coll ?? '').startsWith('system.');
@@ -119,7 +145,8 @@ export class ChangeStream {
   /** The event document for a history entry, fields in the server's order. */
   private eventDoc(e: ChangeEntry): Doc | undefined {
     if (e.op === 'dropDatabase' && this.scope.kind === 'collection') return undefined; // only invalidates
-    const ev: Doc = { _id: { _data: e.token }, operationType: e.op, clusterTime: e.ts, wallTime: e.wall };
+    const ev: Doc = { _id: { _data: e.token }, operationType: e.op, clusterTime: e.ts };
+    if (hasEventWallTime(this.profile)) ev.wallTime = e.wall;
     const withImages = e.op === 'update' || e.op === 'replace' || e.op === 'delete';
     if (e.op === 'insert' || e.op === 'replace') ev.fullDocument = e.fullDocument;
     if (e.op === 'update' && this.fullDocument !== 'default') {
@@ -148,31 +175,116 @@ export class ChangeStream {
   }
 
   private emitInvalidate(e: ChangeEntry, events: Doc[]): void {
-    const invalidate: Doc = { _id: { _data: makeToken(e.ts, TokenKind.invalidate) }, operationType: 'invalidate', clusterTime: e.ts, wallTime: e.wall };
+    const invalidate: Doc = { _id: { _data: makeToken(e.ts, TokenKind.invalidate) }, operationType: 'invalidate', clusterTime: e.ts };
+    if (hasEventWallTime(this.profile)) invalidate.wallTime = e.wall;
     this.position = (invalidate._id as Doc)._data as string;
     const shown = this.transform(invalidate);
     if (shown) events.push(shown);
     this.finished = true;
   }
 
+  /**
+   * The documents an event is returned as: itself, or — above the 16 MiB limit — its fragments
+   * when the pipeline ends with $changeStreamSplitLargeEvent, else BSONObjectTooLarge (10334).
+   * Fragments (documented behaviour): top-level fields in order, as many as fit in the first
+   * fragment, sub-documents never split; each fragment has its own resume token and
+   * `splitEvent: {fragment, of}`; a field that does not fit alone fails the stream.
+   */
+  private asReturned(e: ChangeEntry, shown: Doc, context: 'aggregate' | 'getMore'): Doc[] {
+    if (!limitsChangeEventSize(this.profile)) return [shown];
+    const size = calculateObjectSize(shown);
+    if (size <= MAX_EVENT_BYTES) return [shown];
+    const tooLarge = (n: number) =>
+      new CommandError(
+        ErrorCodes.BSONObjectTooLarge,
+        `${context === 'aggregate' ? 'PlanExecutor error during aggregation' : 'Executor error during getMore'} :: caused by :: BSONObj size: ${n} (0x${n.toString(16).toUpperCase()}) is invalid. Size must be between 0 and 16793600(16MB) First element: _id: ${JSON.stringify(shown._id)}`,
+      );
+    if (!this.split) throw tooLarge(size);
+    const groups: Doc[] = [];
+    const header = (k: number) => ({ _id: { _data: makeToken(e.ts, TokenKind.event, k) }, splitEvent: { fragment: k, of: 0 } });
+    let current: Doc = header(1);
+    let fields = 0;
+    for (const [name, value] of Object.entries(shown)) {
+      if (name === '_id') continue;
+      const candidate = { ...current, [name]: value };
+      if (calculateObjectSize(candidate) <= MAX_EVENT_BYTES) {
+        current = candidate;
+        fields++;
+        continue;
+      }
+      if (fields === 0) throw tooLarge(calculateObjectSize(candidate));
+      groups.push(current);
+      current = { ...header(groups.length + 1), [name]: value };
+      fields = 1;
+      const alone = calculateObjectSize(current);
+      if (alone > MAX_EVENT_BYTES) throw tooLarge(alone);
+    }
+    groups.push(current);
+    for (const g of groups) (g.splitEvent as Doc).of = groups.length;
+    return groups;
+  }
+
   /** Reads up to `max` events after the current position without waiting. */
   read(max: number, context: 'aggregate' | 'getMore'): StreamBatch {
+    const start = this.position;
+    try {
+      return this.readAfterPosition(max, context);
+    } catch (err) {
+      // A failed batch returns nothing: the position stays where the last good batch left it.
+      this.position = start;
+      this.finished = false;
+      throw err;
+    }
+  }
+
+  private readAfterPosition(max: number, context: 'aggregate' | 'getMore'): StreamBatch {
     const history = this.engine.history;
     if (history.isLost(this.position)) throw historyLostError(context);
     const events: Doc[] = [];
+    let bytes = 0;
+    const full = () => events.length >= max || bytes >= MAX_BATCH_BYTES;
+    /** Returns the event's documents from fragment `from` (0-based); false when the batch filled up first. */
+    const emit = (e: ChangeEntry, docs: Doc[], from: number): boolean => {
+      for (let k = from; k < docs.length; k++) {
+        const size = calculateObjectSize(docs[k]);
+        if (events.length > 0 && (full() || bytes + size > MAX_BATCH_BYTES)) return false;
+        events.push(docs[k]);
+        bytes += size;
+        this.position = docs.length > 1 ? ((docs[k]._id as Doc)._data as string) : e.token;
+      }
+      return true;
+    };
+    const done = (): StreamBatch => ({ events, postBatchResumeToken: { _data: this.position }, finished: this.finished });
     let i = history.firstAfter(this.position);
+    // Resumed from a fragment's token: the event's remaining fragments come first.
+    const at = parseToken(this.position);
+    if (max > 0 && at && at.kind === TokenKind.event && at.opIndex > 0) {
+      const e = history.at(i - 1);
+      if (e && e.token === makeToken(at.ts)) {
+        const ev = this.eventDoc(e);
+        const shown = ev && this.transform(ev);
+        if (shown && !emit(e, this.asReturned(e, shown, context), at.opIndex)) return done();
+      }
+    }
     // Resumed right after an invalidating event: the invalidate comes next.
     const resumedAt = history.at(i - 1);
     if (max > 0 && resumedAt?.token === this.position && this.inScope(resumedAt) && this.invalidates(resumedAt)) {
       this.emitInvalidate(resumedAt, events);
     }
     for (; i < history.end && events.length < max && !this.finished; i++) {
+      if (full()) break;
       const e = history.at(i)!;
-      this.position = e.token;
-      if (!this.inScope(e)) continue;
+      if (!this.inScope(e)) {
+        this.position = e.token;
+        continue;
+      }
       const ev = this.eventDoc(e);
       const shown = ev && this.transform(ev);
-      if (shown) events.push(shown);
+      if (shown) {
+        if (!emit(e, this.asReturned(e, shown, context), 0)) return done();
+      } else {
+        this.position = e.token;
+      }
       if (this.invalidates(e)) this.emitInvalidate(e, events);
     }
     if (i >= history.end && !this.finished) {
@@ -180,7 +292,7 @@ export class ChangeStream {
       const hwm = makeToken(this.engine.clock.current(), TokenKind.highWaterMark);
       if (hwm > this.position) this.position = hwm;
     }
-    return { events, postBatchResumeToken: { _data: this.position }, finished: this.finished };
+    return done();
   }
 
   /** True when an entry after the position exists (something to scan). */
@@ -190,7 +302,7 @@ export class ChangeStream {
 }
 
 /** Parses `aggregate` with a leading $changeStream stage into a stream. */
-export function openChangeStream(engine: StorageEngine, db: string, target: unknown, pipeline: Doc[]): ChangeStream {
+export function openChangeStream(engine: StorageEngine, db: string, target: unknown, pipeline: Doc[], profile: EmulatorProfile): ChangeStream {
   const spec = pipeline[0].$changeStream;
   if (!isPlainObject(spec)) fail(ErrorCodes.TypeMismatch, "the $changeStream stage must be specified as an object");
   let scope: StreamScope;
@@ -202,10 +314,13 @@ export function openChangeStream(engine: StorageEngine, db: string, target: unkn
     if (target.startsWith('system.')) fail(ErrorCodes.InvalidNamespace, `$changeStream may not be opened on the internal ${db}.${target} collection`);
     const coll = engine.collection(db, target);
     if (coll?.isView) fail(ErrorCodes.CommandNotSupportedOnView, `Namespace ${db}.${target} is a view, not a collection`);
+    // Time-series collections refuse change streams (timeseries-limitations page above); the
+    // code is undocumented: the one a view gives, since a time-series collection is one over its buckets.
+    if (coll?.isTimeseries) fail(ErrorCodes.CommandNotSupportedOnView, `Namespace ${db}.${target} is a timeseries collection`);
     scope = { kind: 'collection', db, coll: target };
   } else {
     if (StorageEngine.isInternalDb(db)) fail(ErrorCodes.InvalidNamespace, `$changeStream may not be opened on the internal ${db} database`);
     scope = { kind: 'database', db };
   }
-  return new ChangeStream(engine, scope, spec, pipeline.slice(1));
+  return new ChangeStream(engine, scope, spec, pipeline.slice(1), profile);
 }

@@ -8,6 +8,7 @@ import { ErrorCodes, fail } from './errors.js';
 import type { FailPoints } from './failpoints.js';
 import type { EmulatorProfile } from './profiles.js';
 import type { AuthState, ConnectionAuth } from './auth.js';
+import type { Sharding } from './sharding.js';
 import type { StorageEngine, Collection } from './storage-engine.js';
 import { runViewPipeline } from './query.js';
 import { Aggregator } from 'mingo';
@@ -19,6 +20,8 @@ export interface ServerState {
   readonly failpoints: FailPoints;
   /** The documented server this emulator presents (profiles.ts). */
   readonly profile: EmulatorProfile;
+  /** Sharded-target mode: the emulator presents a mongos (sharding.ts). */
+  readonly sharding?: Sharding;
   readonly host: string;
   readonly port: number;
   readonly replSetName: string;

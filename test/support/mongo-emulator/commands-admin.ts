@@ -24,6 +24,25 @@ function helloReply(ctx: CommandContext, legacy: boolean): Doc {
   if (cmd.helloOk === true) reply.helloOk = true;
   const mechs = saslSupportedMechs(ctx);
   if (mechs) reply.saslSupportedMechs = mechs;
+  if (server.sharding) {
+    // A mongos answers without replica-set fields and with msg: 'isdbgrid'
+    // (https://www.mongodb.com/docs/manual/reference/command/hello/#sharded-instances).
+    Object.assign(reply, {
+      ...(legacy ? { ismaster: true } : { isWritablePrimary: true }),
+      msg: 'isdbgrid',
+      maxBsonObjectSize: 16 * 1024 * 1024,
+      maxMessageSizeBytes: 48_000_000,
+      maxWriteBatchSize: 100_000,
+      localTime: new Date(),
+      logicalSessionTimeoutMinutes: 30,
+      connectionId: ctx.conn.id,
+      minWireVersion: 0,
+      maxWireVersion: server.profile.maxWireVersion,
+      readOnly: false,
+      ok: 1,
+    });
+    return reply;
+  }
   Object.assign(reply, {
     ...(legacy ? { ismaster: true } : { isWritablePrimary: true }),
     hosts: [server.host],
@@ -88,7 +107,7 @@ const getParameter: Handler = (ctx) => {
 const serverStatus: Handler = (ctx) => ({
   host: ctx.server.host,
   version: ctx.server.profile.version,
-  process: 'mongod',
+  process: ctx.server.sharding ? 'mongos' : 'mongod',
   pid: Long.fromNumber(process.pid),
   uptime: (Date.now() - ctx.server.startedAt.getTime()) / 1000,
   uptimeMillis: Long.fromNumber(Date.now() - ctx.server.startedAt.getTime()),
@@ -147,6 +166,17 @@ const replSetGetConfig: Handler = (ctx) => ({
 
 const ok: Handler = () => ({ ok: 1 });
 
+/** shardCollection / enableSharding: mongos only (https://www.mongodb.com/docs/manual/reference/command/shardCollection/). */
+const shardCollection: Handler = (ctx) => {
+  if (!ctx.server.sharding) fail(ErrorCodes.CommandNotFound, "no such command: 'shardCollection'");
+  if (ctx.db !== 'admin') fail(ErrorCodes.Unauthorized, 'shardCollection may only be run against the admin database.');
+  return ctx.server.sharding.shardCollection(String(ctx.cmd.shardCollection), ctx.cmd.key as Doc, ctx.cmd.unique === true);
+};
+const enableSharding: Handler = (ctx) => {
+  if (!ctx.server.sharding) fail(ErrorCodes.CommandNotFound, "no such command: 'enableSharding'");
+  return { ok: 1 };
+};
+
 const configureFailPoint: Handler = (ctx) => {
   if (ctx.db !== 'admin') fail(ErrorCodes.Unauthorized, 'configureFailPoint may only be run against the admin database.');
   return { ...ctx.server.failpoints.configure(ctx.cmd), ok: 1 };
@@ -185,6 +215,10 @@ export const adminCommands: Record<string, Handler> = {
   setFeatureCompatibilityVersion: ok,
   validate: (ctx) => ({ ns: `${ctx.db}.${String(ctx.cmd.validate)}`, valid: true, errors: [], warnings: [], ok: 1 }),
   configureFailPoint,
+  shardCollection,
+  shardcollection: shardCollection,
+  enableSharding,
+  enablesharding: enableSharding,
   saslStart: notSupported('authentication'),
   authenticate: notSupported('authentication'),
   commitTransaction: notSupported('Transactions'),

@@ -8,6 +8,30 @@ import { ID_INDEX_NAME, normalizeIndexSpec, type IndexSpec } from './indexes.js'
 import { compileFilter } from './query.js';
 import { checkCreateCollection, checkIndexSpec } from './documentdb.js';
 import { StorageEngine, type Collection } from './storage-engine.js';
+import { versionAtLeast, type EmulatorProfile } from './profiles.js';
+
+/**
+ * Time-series collections, "New in version 5.0"
+ * (https://www.mongodb.com/docs/manual/core/timeseries-collections/): `create` with
+ * `timeseries: {timeField, metaField?, granularity?}`; listCollections reports them as
+ * `type: 'timeseries'` with the granularity and bucketMaxSpanSeconds the server fills in
+ * (https://www.mongodb.com/docs/manual/core/timeseries/timeseries-granularity/: seconds → 3600).
+ * Before 5.0 the create command's strict parser refuses the field (40415). The buckets collection
+ * (`system.buckets.<name>`) is not modelled.
+ */
+function timeseriesOptions(profile: EmulatorProfile, ts: unknown): Doc {
+  if (!versionAtLeast(profile, 5)) fail(40415, "BSON field 'create.timeseries' is an unknown field.");
+  if (!isPlainObject(ts)) fail(ErrorCodes.TypeMismatch, "BSON field 'create.timeseries' is the wrong type, expected type 'object'");
+  if (typeof ts.timeField !== 'string') fail(40414, "BSON field 'create.timeseries.timeField' is missing but a required field");
+  const granularity = typeof ts.granularity === 'string' ? ts.granularity : 'seconds';
+  const span: Record<string, number> = { seconds: 3600, minutes: 86400, hours: 2592000 };
+  if (!(granularity in span)) fail(ErrorCodes.BadValue, `Enumeration value '${granularity}' for field 'create.timeseries.granularity' is not a valid value.`);
+  const out: Doc = { timeField: ts.timeField };
+  if (typeof ts.metaField === 'string') out.metaField = ts.metaField;
+  out.granularity = granularity;
+  out.bucketMaxSpanSeconds = span[granularity];
+  return out;
+}
 
 /** Generic command fields that are not part of a command's own options. */
 const GENERIC_FIELDS = new Set([
@@ -44,6 +68,7 @@ const create: Handler = (ctx) => {
   }
   if (options.viewOn !== undefined && typeof options.viewOn !== 'string') fail(ErrorCodes.TypeMismatch, "'viewOn' must be a string");
   checkCreateCollection(ctx.server.profile, options);
+  if (options.timeseries !== undefined) options.timeseries = timeseriesOptions(ctx.server.profile, options.timeseries);
   ctx.server.engine.createCollection(ctx.db, name, options);
   return { ok: 1 };
 };
@@ -54,11 +79,13 @@ const drop: Handler = (ctx) => {
   if (!coll) return { ok: 1 }; // MongoDB 7.0: dropping a missing collection succeeds
   const nIndexesWas = coll.indexes.size;
   ctx.server.engine.dropCollection(ctx.db, name);
+  ctx.server.sharding?.onDrop(ctx.db, name);
   return { nIndexesWas, ns: coll.ns, ok: 1 };
 };
 
 const dropDatabase: Handler = (ctx) => {
   ctx.server.engine.dropDatabase(ctx.db);
+  ctx.server.sharding?.onDropDatabase(ctx.db);
   return { dropped: ctx.db, ok: 1 };
 };
 
@@ -67,7 +94,9 @@ const renameCollection: Handler = (ctx) => {
   const [fromDb, fromColl] = splitNs(ctx.cmd.renameCollection);
   const [toDb, toColl] = splitNs(ctx.cmd.to);
   if (fromDb === toDb && fromColl === toColl) fail(ErrorCodes.IllegalOperation, "Can't rename a collection to itself");
+  ctx.server.sharding?.checkRename(fromDb, fromColl, toDb);
   ctx.server.engine.renameCollection(fromDb, fromColl, toDb, toColl, truthy(ctx.cmd.dropTarget));
+  ctx.server.sharding?.onRename(fromDb, fromColl, toDb, toColl);
   return { ok: 1 };
 };
 
@@ -76,8 +105,35 @@ const collMod: Handler = (ctx) => {
   const changes = commandOptions(ctx.cmd, ctx.name);
   const reply: Doc = { ok: 1 };
   if (isPlainObject(changes.index)) {
-    // Index modifications (hidden, expireAfterSeconds, …) are accepted but have no effect here.
+    // https://www.mongodb.com/docs/manual/reference/command/collMod/#change-index-properties:
+    // the index by name or keyPattern; expireAfterSeconds changes a TTL index (the reply has the
+    // old and new values); hidden is kept in the spec (no query planning here to hide it from).
+    const change = changes.index;
     delete changes.index;
+    const spec =
+      typeof change.name === 'string'
+        ? coll.indexes.specs().find((s) => s.name === change.name)
+        : isPlainObject(change.keyPattern)
+          ? coll.indexes.findByKey(change.keyPattern)
+          : fail(ErrorCodes.InvalidOptions, 'must specify either index name or key pattern');
+    if (!spec) fail(ErrorCodes.IndexNotFound, `cannot find index ${JSON.stringify(change.name ?? change.keyPattern)} for ns ${coll.ns}`);
+    const next = { ...spec };
+    const description: Doc = { index: { name: spec.name } };
+    if (change.expireAfterSeconds !== undefined) {
+      if (spec.expireAfterSeconds === undefined) fail(ErrorCodes.InvalidOptions, 'no expireAfterSeconds field to update');
+      reply.expireAfterSeconds_old = spec.expireAfterSeconds;
+      reply.expireAfterSeconds_new = change.expireAfterSeconds;
+      next.expireAfterSeconds = change.expireAfterSeconds;
+      (description.index as Doc).expireAfterSeconds = change.expireAfterSeconds;
+    }
+    if (change.hidden !== undefined) {
+      reply.hidden_old = truthy(spec.hidden);
+      reply.hidden_new = truthy(change.hidden);
+      if (truthy(change.hidden)) next.hidden = true;
+      else delete next.hidden;
+      (description.index as Doc).hidden = truthy(change.hidden);
+    }
+    ctx.server.engine.modifyIndex(coll, next, description);
   }
   if (Object.keys(changes).length) ctx.server.engine.collMod(coll, { ...coll.options, ...changes });
   return reply;
@@ -85,6 +141,7 @@ const collMod: Handler = (ctx) => {
 
 function collectionInfo(c: Collection): Doc {
   if (c.isView) return { name: c.name, type: 'view', options: c.options, info: { readOnly: true } };
+  if (c.isTimeseries) return { name: c.name, type: 'timeseries', options: c.options, info: { readOnly: false } };
   return {
     name: c.name,
     type: 'collection',

@@ -30,6 +30,27 @@ import { asMingoError, compileFilter, compileProjection, idCandidates, parseSort
 import type { Collection } from './storage-engine.js';
 import { applyUpdate, isOperatorUpdate, upsertSeed } from './update-engine.js';
 import { deepCopy } from './bson-values.js';
+import { hasFullShardKey, hasIdEquality, shardKeyValues, untargetable, upsertWithoutShardKey } from './sharding.js';
+import type { UpdateOutcome } from './update-engine.js';
+
+/**
+ * mongos' rules for one update statement on a sharded collection (sharding.ts cites them):
+ * targeting before the write, shard key value changes per matched document.
+ */
+function shardedUpdateCheck(ctx: CommandContext, name: string, spec: Doc): ((before: Doc, outcome: UpdateOutcome) => void) | undefined {
+  const key = ctx.server.sharding?.keyOf(ctx.db, name);
+  if (!key) return undefined;
+  const multi = truthy(spec.multi);
+  if (truthy(spec.upsert) && !hasFullShardKey(spec.q, key)) upsertWithoutShardKey(`${ctx.db}.${name}`, key);
+  if (!multi && !hasFullShardKey(spec.q, key) && !hasIdEquality(spec.q)) untargetable('update');
+  return (before, outcome) => {
+    if (outcome.kind === 'noop' || shardKeyValues(before, key) === shardKeyValues(outcome.doc, key)) return;
+    if (multi) fail(ErrorCodes.InvalidOptions, 'Multi-update operations require all documents to have the same shard key');
+    if (ctx.cmd.txnNumber === undefined || !hasFullShardKey(spec.q, key)) {
+      fail(ErrorCodes.InvalidOptions, 'Must run update to shard key field in a multi-statement transaction or with retryWrites: true.');
+    }
+  };
+}
 
 const DEFAULT_AWAIT_MS = 1000;
 
@@ -118,10 +139,12 @@ function streamResumeToken(ctx: CommandContext, token: Doc): { postBatchResumeTo
 async function streamGetMore(ctx: CommandContext, cursor: StreamCursor, max: number): Promise<Doc> {
   const { server, cmd } = ctx;
   const deadline = Date.now() + (optionalNumber(cmd.maxTimeMS, 'maxTimeMS') ?? DEFAULT_AWAIT_MS);
+  // A getMore that fails (e.g. BSONObjectTooLarge) kills the cursor, as the server does.
   const read = () => {
     try {
       return cursor.stream.read(max, 'getMore');
     } catch (err) {
+      server.cursors.close(cursor.id);
       throw docdbStreamError(server.profile, err);
     }
   };
@@ -203,7 +226,7 @@ const aggregate: Handler = (ctx) => {
     let stream: ReturnType<typeof openChangeStream>;
     let batch: ReturnType<ReturnType<typeof openChangeStream>['read']>;
     try {
-      stream = openChangeStream(server.engine, db, typeof target === 'string' ? target : 1, [{ $changeStream: spec }, ...pipeline.slice(1)]);
+      stream = openChangeStream(server.engine, db, typeof target === 'string' ? target : 1, [{ $changeStream: spec }, ...pipeline.slice(1)], server.profile);
       batch = stream.read(batchSize ?? DEFAULT_FIRST_BATCH, 'aggregate');
     } catch (err) {
       throw docdbStreamError(server.profile, err);
@@ -314,10 +337,12 @@ function updateStatement(ctx: CommandContext, coll: () => Collection, name: stri
   if (multi && isPlainObject(spec.u) && !isOperatorUpdate(spec.u)) {
     fail(ErrorCodes.FailedToParse, 'multi update is not supported for replacement-style update');
   }
+  const sharded = shardedUpdateCheck(ctx, name, spec);
   const matches = matchDocuments(ctx, name, { filter: spec.q, limit: multi ? undefined : 1, sort: spec.sort });
   let modified = 0;
   for (const doc of multi ? matches : matches.slice(0, 1)) {
     const outcome = applyUpdate(doc, spec.u, { query: spec.q as Doc, arrayFilters });
+    sharded?.(doc, outcome);
     if (ctx.server.engine.update(coll(), doc, outcome)) modified++;
   }
   if (matches.length === 0 && truthy(spec.upsert)) {
@@ -355,9 +380,11 @@ const deleteCommand: Handler = (ctx) => {
   const coll = ctx.server.engine.collection(ctx.db, name);
   if (coll?.isView) fail(ErrorCodes.CommandNotSupportedOnView, `Namespace ${coll.ns} is a view, not a collection`);
   let n = 0;
+  const key = ctx.server.sharding?.keyOf(ctx.db, name);
   const errors = eachStatement(ctx, specs, (spec) => {
-    if (!coll) return;
     const limit = optionalNumber(spec.limit, 'limit') ?? 0;
+    if (key && limit === 1 && !hasFullShardKey(spec.q, key) && !hasIdEquality(spec.q)) untargetable('delete');
+    if (!coll) return;
     for (const doc of matchDocuments(ctx, name, { filter: spec.q, limit: limit === 1 ? 1 : undefined, sort: spec.sort })) {
       ctx.server.engine.remove(coll, doc);
       n++;
@@ -374,6 +401,8 @@ const findAndModify: Handler = (ctx) => {
   if (remove && cmd.update !== undefined) fail(ErrorCodes.FailedToParse, 'Cannot specify both an update and remove=true');
   if (!remove && cmd.update === undefined) fail(ErrorCodes.FailedToParse, 'Either an update or remove=true must be specified');
   const coll = lazyCollection(ctx, name);
+  const shardKey = ctx.server.sharding?.keyOf(ctx.db, name);
+  if (shardKey && !hasFullShardKey(cmd.query, shardKey)) fail(ErrorCodes.ShardKeyNotFound, `Query for sharded findAndModify must contain the shard key`);
   const projector = compileProjection(cmd.fields);
   const project = (d: Doc | null): Doc | null => (d && projector ? projector(d) : d);
   const doc = matchDocuments(ctx, name, { filter: cmd.query, sort: cmd.sort, limit: 1 })[0];
@@ -384,6 +413,7 @@ const findAndModify: Handler = (ctx) => {
   }
   if (doc) {
     const outcome = applyUpdate(doc, cmd.update, { query: cmd.query as Doc, arrayFilters });
+    shardedUpdateCheck(ctx, name, { q: cmd.query, u: cmd.update })?.(doc, outcome);
     ctx.server.engine.update(coll(), doc, outcome);
     return { lastErrorObject: { n: 1, updatedExisting: true }, value: project(truthy(cmd.new) ? outcome.doc : doc), ok: 1 };
   }

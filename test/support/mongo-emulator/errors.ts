@@ -14,6 +14,7 @@ export const ErrorCodes = {
   ConflictingUpdateOperators: 40,
   CursorNotFound: 43,
   NamespaceExists: 48,
+  ShardKeyNotFound: 61,
   MaxTimeMSExpired: 50,
   DollarPrefixedFieldName: 52,
   InvalidIdField: 53,
@@ -31,6 +32,8 @@ export const ErrorCodes = {
   ChangeStreamFatalError: 280,
   ChangeStreamHistoryLost: 286,
   Location40324: 40324,
+  Location40415: 40415,
+  BSONObjectTooLarge: 10334,
   DuplicateKey: 11000,
 } as const;
 

@@ -24,6 +24,14 @@ export interface MongoEmulatorOptions {
    * Users and user-defined roles live in memory (not persisted with dbpath).
    */
   auth?: AuthOptions;
+  /**
+   * Sharded-target mode: present a mongos (`hello.msg: 'isdbgrid'`) with these collections
+   * sharded, e.g. `{'bar.products': {region: 1}}` (`{}`: a mongos with nothing sharded yet;
+   * `shardCollection` shards more). See sharding.ts. `uri` then has no replicaSet option.
+   */
+  shardKeys?: Record<string, Record<string, unknown>>;
+  /** Seconds between TTL monitor passes (default 60, as the server's ttlMonitorSleepSecs); tests use 1. */
+  ttlMonitorSleepSecs?: number;
 }
 
 export interface MongoEmulator {
@@ -53,12 +61,14 @@ export async function startMongoEmulator(options: MongoEmulatorOptions = {}): Pr
     replSetName,
     profile,
     auth: options.auth,
+    shardKeys: options.shardKeys,
+    ttlMonitorSleepSecs: options.ttlMonitorSleepSecs,
   });
   await server.start();
   const port = server.port;
   let stopped: Promise<void> | undefined;
   return {
-    uri: `mongodb://127.0.0.1:${port}/?replicaSet=${encodeURIComponent(replSetName)}`,
+    uri: options.shardKeys ? `mongodb://127.0.0.1:${port}/` : `mongodb://127.0.0.1:${port}/?replicaSet=${encodeURIComponent(replSetName)}`,
     directUri: `mongodb://127.0.0.1:${port}/?directConnection=true`,
     host: `127.0.0.1:${port}`,
     port,

@@ -84,3 +84,48 @@ export function versionAtLeast(profile: EmulatorProfile, major: number, minor = 
   const [a = 0, b = 0] = profile.version.split('.').map(Number);
   return a > major || (a === major && b >= minor);
 }
+
+/** major.minor.patch at least (6.0.9 → `versionAtLeastPatch(p, 6, 0, 9)`). */
+function versionAtLeastPatch(profile: EmulatorProfile, major: number, minor: number, patch: number): boolean {
+  const [a = 0, b = 0, c = 0] = profile.version.split('.').map(Number);
+  return a !== major || b !== minor ? versionAtLeast(profile, major, minor) : c >= patch;
+}
+
+/**
+ * `$changeStreamSplitLargeEvent`: "New in MongoDB 7.0 (and 6.0.9)"
+ * https://www.mongodb.com/docs/manual/reference/operator/aggregation/changeStreamSplitLargeEvent/
+ * (the mongodb-6.0 profile is 6.0.19, so it has it; 4.4 and 5.0 do not).
+ */
+export function hasSplitLargeEvent(p: EmulatorProfile): boolean {
+  return p.flavor === 'mongodb' && (versionAtLeast(p, 7) || (versionAtLeast(p, 6) && versionAtLeastPatch(p, 6, 0, 9)));
+}
+
+/**
+ * `showExpandedEvents` ($changeStream option, "New in version 6.0"):
+ * https://www.mongodb.com/docs/manual/reference/operator/aggregation/changeStream/ and the expanded
+ * events (create, createIndexes, dropIndexes, modify, shardCollection…):
+ * https://www.mongodb.com/docs/manual/reference/change-events/
+ */
+export function hasExpandedEvents(p: EmulatorProfile): boolean {
+  return p.flavor === 'mongodb' && versionAtLeast(p, 6);
+}
+
+/**
+ * `wallTime` in change events: "New in version 6.0" on every event page of
+ * https://www.mongodb.com/docs/manual/reference/change-events/ (absent in 4.4 and 5.0).
+ * DocumentDB does not list it (undocumented → absent, the less convenient answer).
+ */
+export function hasEventWallTime(p: EmulatorProfile): boolean {
+  return p.flavor === 'mongodb' && versionAtLeast(p, 6);
+}
+
+/**
+ * 16 MiB limit on change events: "If a change stream has large events that exceed 16 MB, a
+ * BSONObjectTooLarge exception is returned"
+ * (https://www.mongodb.com/docs/manual/reference/operator/aggregation/changeStreamSplitLargeEvent/);
+ * the limit is the maximum BSON document size (https://www.mongodb.com/docs/manual/reference/limits/).
+ * Enforced on every MongoDB profile.
+ */
+export function limitsChangeEventSize(p: EmulatorProfile): boolean {
+  return p.flavor === 'mongodb';
+}

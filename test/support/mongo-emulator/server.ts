@@ -10,6 +10,8 @@ import { FailPoints } from './failpoints.js';
 import { StorageEngine } from './storage-engine.js';
 import type { EmulatorProfile } from './profiles.js';
 import { AuthState, type AuthOptions } from './auth.js';
+import { Sharding } from './sharding.js';
+import type { Doc } from './bson-values.js';
 import {
   MessageReader,
   OP_MSG,
@@ -29,6 +31,10 @@ export interface EmulatorServerOptions {
   replSetName: string;
   profile: EmulatorProfile;
   auth?: AuthOptions;
+  /** Present a mongos with these collections sharded (`{'db.coll': {field: 1}}`); see sharding.ts. */
+  shardKeys?: Record<string, Doc>;
+  /** Seconds between TTL monitor passes (the server's ttlMonitorSleepSecs, default 60). */
+  ttlMonitorSleepSecs?: number;
 }
 
 export class EmulatorServer {
@@ -37,6 +43,7 @@ export class EmulatorServer {
   private state!: ServerState;
   private dispatcher!: Dispatcher;
   private nextConnectionId = 1;
+  private ttlTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: EmulatorServerOptions) {
     this.tcp = createServer((socket) => this.onConnection(socket));
@@ -56,8 +63,14 @@ export class EmulatorServer {
         resolve();
       });
     });
+    let sharding: Sharding | undefined;
+    if (this.options.shardKeys) {
+      sharding = new Sharding(engine, this.options.profile);
+      for (const [ns, key] of Object.entries(this.options.shardKeys)) sharding.shardCollection(ns, key, false);
+    }
     this.state = {
       engine,
+      sharding,
       cursors: new CursorRegistry(),
       failpoints: new FailPoints(),
       profile: this.options.profile,
@@ -72,6 +85,17 @@ export class EmulatorServer {
       userWritesBlocked: false,
     };
     this.dispatcher = new Dispatcher(this.state);
+    // The TTL monitor: a background pass every ttlMonitorSleepSecs (60 by default, as the
+    // server's: https://www.mongodb.com/docs/manual/core/index-ttl/#timing-of-the-delete-operation).
+    const every = (this.options.ttlMonitorSleepSecs ?? 60) * 1000;
+    this.ttlTimer = setInterval(() => {
+      try {
+        engine.expireTtl(Date.now());
+      } catch {
+        // A pass that fails (e.g. journal closed during stop) is retried by the next one.
+      }
+    }, every);
+    this.ttlTimer.unref();
   }
 
   get engine(): StorageEngine {
@@ -121,6 +145,7 @@ export class EmulatorServer {
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.ttlTimer);
     this.state.cursors.closeAll();
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => this.tcp.close(() => resolve()));

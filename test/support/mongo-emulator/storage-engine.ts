@@ -11,7 +11,7 @@
 //   insertion order (natural order); stored documents are never mutated in place (updates store
 //   a new object), so documents handed to cursors stay stable snapshots.
 import { Binary, ObjectId, Timestamp, UUID } from 'bson';
-import { canonicalKey, isPlainObject, type Doc } from './bson-values.js';
+import { canonicalKey, isNumeric, isPlainObject, pathValues, toNumber, type Doc } from './bson-values.js';
 import { ChangeHistory, ClusterClock, makeToken, type ChangeEntry } from './change-history.js';
 import { CommandError, ErrorCodes, fail } from './errors.js';
 import { IndexSet, ID_INDEX_NAME, type IndexSpec } from './indexes.js';
@@ -38,6 +38,11 @@ export class Collection {
 
   get isView(): boolean {
     return typeof this.options.viewOn === 'string';
+  }
+
+  /** A time-series collection (`create` with `timeseries`, MongoDB 5.0+). */
+  get isTimeseries(): boolean {
+    return isPlainObject(this.options.timeseries);
   }
 
   byId(id: unknown): Doc | undefined {
@@ -278,6 +283,53 @@ export class StorageEngine {
       { m: 'createIndex', db: coll.db, coll: coll.name, spec },
       this.event(ts, 'createIndexes', coll.db, { coll: coll.name, uuid: coll.uuid, operationDescription: { indexes: [spec] } }),
     ]);
+  }
+
+  /** A DDL event with no catalog change of its own here (e.g. `shardCollection`). */
+  ddlEvent(op: string, coll: Collection, operationDescription: Doc): void {
+    this.commit([this.event(this.clock.next(), op, coll.db, { coll: coll.name, uuid: coll.uuid, operationDescription })]);
+  }
+
+  /** collMod of an index (e.g. expireAfterSeconds): the spec changes in place; a `modify` event. */
+  modifyIndex(coll: Collection, spec: IndexSpec, description: Doc): void {
+    const ts = this.clock.next();
+    this.commit([
+      { m: 'createIndex', db: coll.db, coll: coll.name, spec },
+      this.event(ts, 'modify', coll.db, { coll: coll.name, uuid: coll.uuid, operationDescription: description }),
+    ]);
+  }
+
+  /**
+   * One pass of the TTL monitor (https://www.mongodb.com/docs/manual/core/index-ttl/): for every
+   * single-field index with `expireAfterSeconds`, deletes the documents whose indexed field is a
+   * date (or an array of dates: the earliest counts) at least that many seconds in the past.
+   * Documents without the field, or with no date in it, never expire. Each removal is an ordinary
+   * delete (change streams report it as a `delete`). Returns how many documents were removed.
+   */
+  expireTtl(now: number): number {
+    let removed = 0;
+    for (const db of [...this.dbs.values()]) {
+      for (const coll of [...db.values()]) {
+        if (coll.isView || coll.isTimeseries) continue;
+        for (const spec of coll.indexes.specs()) {
+          const seconds = spec.expireAfterSeconds;
+          const fields = Object.keys(spec.key);
+          if (fields.length !== 1 || !isNumeric(seconds)) continue;
+          const limit = now - toNumber(seconds) * 1000;
+          for (const doc of [...coll.docs.values()]) {
+            const dates = pathValues(doc, fields[0]!.split('.'))
+              .flatMap((v) => (Array.isArray(v) ? v : [v]))
+              .filter((v): v is Date => v instanceof Date);
+            if (dates.length === 0) continue;
+            if (Math.min(...dates.map((d) => d.getTime())) <= limit && coll.docs.has(canonicalKey(doc._id))) {
+              this.remove(coll, doc);
+              removed++;
+            }
+          }
+        }
+      }
+    }
+    return removed;
   }
 
   dropIndex(coll: Collection, spec: IndexSpec): void {
