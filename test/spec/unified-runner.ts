@@ -793,7 +793,7 @@ export async function registerSuite(options: SuiteOptions): Promise<void> {
       for (const t of json.tests as Document[]) {
         const testName = String(t.description);
         const xfail = xfailFor(String(json.description), testName);
-        test(testName, { timeout: 60_000 }, async (ctx) => {
+        test(testName, { timeout: 20_000 }, async (ctx) => {
           const why = fileUnmet ?? (await unmet(t.runOnRequirements, target)) ?? (t.skipReason ? `skipReason: ${t.skipReason}` : undefined);
           if (why) {
             counts.notApplicable++;

@@ -15,10 +15,12 @@ import {
 } from './bson-values.js';
 import { openChangeStream } from './change-streams.js';
 import {
+  CLOSE_CONNECTION,
   cursorBatchSize,
   cursorReply,
   optionalNumber,
   readDocuments,
+  retryableStatement,
   targetName,
   type CommandContext,
   type Handler,
@@ -225,6 +227,7 @@ function eachStatement<T>(ctx: CommandContext, items: T[], op: (item: T, index: 
     try {
       op(items[i], i);
     } catch (err) {
+      if (err === CLOSE_CONNECTION) throw err;
       errors.push(writeError(i, err));
       if (ordered) break;
     }
@@ -248,8 +251,11 @@ const insert: Handler = (ctx) => {
   const docs = statements(ctx, 'documents');
   const coll = ctx.server.engine.writableCollection(ctx.db, name);
   let n = 0;
-  const errors = eachStatement(ctx, docs, (doc) => {
-    ctx.server.engine.insert(coll, doc);
+  const errors = eachStatement(ctx, docs, (doc, index) => {
+    retryableStatement(ctx, index, () => {
+      ctx.server.engine.insert(coll, doc);
+      return { n: 1 };
+    });
     n++;
   });
   return withErrors({ n, ok: 1 }, errors);
@@ -307,7 +313,7 @@ const update: Handler = (ctx) => {
   let nModified = 0;
   const upserted: Doc[] = [];
   const errors = eachStatement(ctx, specs, (spec, index) => {
-    const r = updateStatement(ctx, coll, name, spec);
+    const r = retryableStatement(ctx, index, () => ({ ...updateStatement(ctx, coll, name, spec) })) as unknown as UpsertResult;
     n += r.matched;
     nModified += r.modified;
     if (r.upsertedId !== undefined) {
@@ -327,19 +333,26 @@ const deleteCommand: Handler = (ctx) => {
   const coll = ctx.server.engine.collection(ctx.db, name);
   if (coll?.isView) fail(ErrorCodes.CommandNotSupportedOnView, `Namespace ${coll.ns} is a view, not a collection`);
   let n = 0;
-  const errors = eachStatement(ctx, specs, (spec) => {
-    if (!coll) return;
-    const limit = optionalNumber(spec.limit, 'limit') ?? 0;
-    for (const doc of matchDocuments(ctx, name, { filter: spec.q, limit: limit === 1 ? 1 : undefined, sort: spec.sort })) {
-      ctx.server.engine.remove(coll, doc);
-      n++;
-      if (limit === 1) break;
-    }
+  const errors = eachStatement(ctx, specs, (spec, index) => {
+    const r = retryableStatement(ctx, index, () => {
+      let removed = 0;
+      if (!coll) return { n: 0 };
+      const limit = optionalNumber(spec.limit, 'limit') ?? 0;
+      for (const doc of matchDocuments(ctx, name, { filter: spec.q, limit: limit === 1 ? 1 : undefined, sort: spec.sort })) {
+        ctx.server.engine.remove(coll, doc);
+        removed++;
+        if (limit === 1) break;
+      }
+      return { n: removed };
+    });
+    n += Number(r.n);
   });
   return withErrors({ n, ok: 1 }, errors);
 };
 
-const findAndModify: Handler = (ctx) => {
+const findAndModify: Handler = (ctx) => ({ ...retryableStatement(ctx, 0, () => findAndModifyOnce(ctx)) });
+
+function findAndModifyOnce(ctx: CommandContext): Doc {
   const name = targetName(ctx);
   const { cmd } = ctx;
   const remove = truthy(cmd.remove);
@@ -368,7 +381,7 @@ const findAndModify: Handler = (ctx) => {
     };
   }
   return { lastErrorObject: { n: 0, updatedExisting: false }, value: null, ok: 1 };
-};
+}
 
 export const crudCommands: Record<string, Handler> = {
   find,
