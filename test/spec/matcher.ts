@@ -20,6 +20,21 @@ export function isDocument(v: unknown): v is Document {
   return proto === Object.prototype || proto === null;
 }
 
+/**
+ * An actual value as a plain document when it is one in BSON terms: driver option objects in
+ * command events (ReadConcern, a sort Map, …) serialize as documents.
+ */
+function asDocument(v: unknown): Document | undefined {
+  if (isDocument(v)) return v;
+  if (v instanceof Map) return Object.fromEntries(v) as Document;
+  if (v === null || typeof v !== 'object' || Array.isArray(v) || v instanceof Date || bsonType(v) !== undefined || Buffer.isBuffer(v)) return undefined;
+  if (typeof (v as { toJSON?: unknown }).toJSON === 'function') {
+    const j = (v as { toJSON(): unknown }).toJSON();
+    return isDocument(j) ? j : undefined;
+  }
+  return { ...(v as Document) };
+}
+
 function bsonType(v: unknown): string | undefined {
   if (v !== null && typeof v === 'object' && '_bsontype' in v) return String((v as { _bsontype: unknown })._bsontype);
   return undefined;
@@ -177,8 +192,8 @@ export function match(expected: unknown, actual: unknown, path = '', root = true
     return;
   }
   if (isDocument(expected)) {
-    if (!isDocument(actual) && bsonType(actual) !== 'DBRef') fail(path, `expected a document ${show(expected)}, got ${show(actual)}`);
-    const act = actual as Document;
+    const act = bsonType(actual) === 'DBRef' ? (actual as Document) : asDocument(actual);
+    if (!act) fail(path, `expected a document ${show(expected)}, got ${show(actual)}`);
     for (const [key, value] of Object.entries(expected)) {
       const sub = path ? `${path}.${key}` : key;
       const present = Object.prototype.hasOwnProperty.call(act, key) && act[key] !== undefined;
@@ -205,6 +220,20 @@ export function match(expected: unknown, actual: unknown, path = '', root = true
     return;
   }
   if (!scalarEquals(expected, actual)) fail(path, `expected ${show(expected)}, got ${show(actual)}`);
+}
+
+/**
+ * expectResult of an operation: a document result is root-level, and so is each document of an
+ * iterated result (find, aggregate, …) but not of a `distinct` array.
+ */
+export function matchResult(expected: unknown, actual: unknown, operation: string, ctx: MatchContext): void {
+  if (Array.isArray(expected) && operation !== 'distinct') {
+    if (!Array.isArray(actual)) fail('result', `expected an array ${show(expected)}, got ${show(actual)}`);
+    if (actual.length !== expected.length) fail('result', `expected ${expected.length} element(s), got ${actual.length}: ${show(actual)}`);
+    expected.forEach((e, i) => match(e, actual[i], `result[${i}]`, true, ctx));
+    return;
+  }
+  match(expected, actual, 'result', true, ctx);
 }
 
 /** Exact equality of documents up to key order and numeric width (test outcomes). */

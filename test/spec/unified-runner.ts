@@ -39,7 +39,7 @@ import {
 import { EJSON } from 'bson';
 import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
 import { profileByName } from '../support/mongo-emulator/profiles.js';
-import { isDocument, match, matchExactly, MatchError, type MatchContext } from './matcher.js';
+import { isDocument, match, matchExactly, MatchError, matchResult, type MatchContext } from './matcher.js';
 
 /** Verbatim copies of the JSON files (Apache-2.0, provenance in data/README.md); SPEC_TESTS_DIR overrides. */
 export const SPEC_TESTS_DIR = process.env.SPEC_TESTS_DIR ?? new URL('./data/', import.meta.url).pathname;
@@ -297,7 +297,10 @@ class EntityMap implements MatchContext {
           const observe = new Set<string>((spec.observeEvents as string[] | undefined) ?? []);
           const client = new MongoClient(this.target.uri, {
             serverSelectionTimeoutMS: 10_000,
+            // "MAY specify a reduced value for heartbeatFrequencyMS (and minHeartbeatFrequencyMS if
+            // possible)" so the client rediscovers the server quickly after an injected failure.
             heartbeatFrequencyMS: 500,
+            minHeartbeatFrequencyMS: 50,
             ...clientOptions(spec.uriOptions),
             monitorCommands: observe.size > 0,
             ...(isDocument(spec.serverApi) ? { serverApi: { version: spec.serverApi.version, strict: spec.serverApi.strict, deprecationErrors: spec.serverApi.deprecationErrors } } : {}),
@@ -644,18 +647,16 @@ function checkError(expected: Document, err: unknown, ctx: OperationContext): vo
   for (const l of (expected.errorLabelsOmit as string[] | undefined) ?? []) if (hasLabel(l)) throw new MatchError(`expected no error label ${l}: ${err.message}`);
   if (expected.errorResponse !== undefined) match(expected.errorResponse, e.errorResponse ?? e, 'errorResponse', true, ctx.entities);
   if (expected.expectResult !== undefined) {
-    const result = err instanceof MongoBulkWriteError ? bulkResultDoc(err.result) : e.partialResult;
+    // insertedIds is optional for drivers (the format asserts it with $$unsetOrMatches); this
+    // driver lists the ids of every insert it attempted, committed or not, so a failed bulk
+    // write's result leaves it unset.
+    const result = err instanceof MongoBulkWriteError ? { ...bulkResultDoc(err.result), insertedIds: undefined } : e.partialResult;
     match(expected.expectResult, result, 'error.result', true, ctx.entities);
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 // A test
-
-function resultFor(name: string, result: unknown): unknown {
-  // Results are compared as documents; driver model objects were converted in the operations.
-  return name === 'distinct' ? result : result;
-}
 
 async function executeTest(file: Document, t: Document, target: SpecTarget): Promise<void> {
   const internal = target.internal;
@@ -689,7 +690,7 @@ async function executeTest(file: Document, t: Document, target: SpecTarget): Pro
           continue;
         }
         if (error !== undefined) throw error;
-        if (op.expectResult !== undefined) match(op.expectResult, resultFor(String(op.name), result), 'result', true, entities);
+        if (op.expectResult !== undefined) matchResult(op.expectResult, result, String(op.name), entities);
         if (op.saveResultAsEntity) entities.set(String(op.saveResultAsEntity), result);
       } catch (err) {
         if (err instanceof Error) err.message = `${where}: ${err.message}`;
@@ -754,7 +755,7 @@ function checkEvents(ee: Document, actual: ObservedEvent[], ctx: MatchContext): 
 // Suites
 
 export interface ExpectedFailure {
-  /** `file description` › `test description`, or `file description` › `*` for every test of the file. */
+  /** The test file's name without `.json`; `test` is a test's description, or `*` for all of them. */
   file: string;
   test: string;
   reason: string;
@@ -792,7 +793,7 @@ export async function registerSuite(options: SuiteOptions): Promise<void> {
     describe(`${options.dir}/${basename(name, '.json')}`, () => {
       for (const t of json.tests as Document[]) {
         const testName = String(t.description);
-        const xfail = xfailFor(String(json.description), testName);
+        const xfail = xfailFor(basename(name, '.json'), testName);
         test(testName, { timeout: 20_000 }, async (ctx) => {
           const why = fileUnmet ?? (await unmet(t.runOnRequirements, target)) ?? (t.skipReason ? `skipReason: ${t.skipReason}` : undefined);
           if (why) {
@@ -818,7 +819,7 @@ export async function registerSuite(options: SuiteOptions): Promise<void> {
             ctx.todo(`expected failure (${xfail.reason}): ${(err as Error).message.split('\n')[0]}`);
             return;
           }
-          unexpectedPasses.push(`${json.description} › ${testName}`);
+          unexpectedPasses.push(`${basename(name, '.json')} › ${testName}`);
           counts.passed++;
         });
       }
@@ -829,7 +830,12 @@ export async function registerSuite(options: SuiteOptions): Promise<void> {
       if (unexpectedPasses.length) throw new Error(`these tests on the expected-failure list now pass:\n  ${unexpectedPasses.join('\n  ')}`);
     });
     test('every expected-failure entry names a test of these files', () => {
-      const known = new Set(files.flatMap(({ json }) => [`${json.description}\0*`, ...(json.tests as Document[]).map((t) => `${json.description}\0${t.description}`)]));
+      const known = new Set(
+        files.flatMap(({ name, json }) => {
+          const file = basename(name, '.json');
+          return [`${file}\0*`, ...(json.tests as Document[]).map((t) => `${file}\0${t.description}`)];
+        }),
+      );
       const stale = xfails.filter((x) => !known.has(`${x.file}\0${x.test}`));
       if (stale.length) throw new Error(`unknown expected-failure entries: ${stale.map((x) => `${x.file} › ${x.test}`).join('; ')}`);
     });

@@ -27,7 +27,7 @@ import {
 } from './command-context.js';
 import { DEFAULT_FIRST_BATCH, takeBatch, type StreamCursor } from './cursors.js';
 import { CommandError, ErrorCodes, fail } from './errors.js';
-import { asMingoError, compileFilter, compileProjection, idCandidates, parseSort, sortDocs } from './query.js';
+import { asMingoError, collationFold, compileFilter, compileProjection, foldDoc, idCandidates, parseSort, sortDocs } from './query.js';
 import type { Collection } from './storage-engine.js';
 import { applyUpdate, isOperatorUpdate, upsertSeed } from './update-engine.js';
 import { deepCopy } from './bson-values.js';
@@ -41,17 +41,22 @@ interface MatchOptions {
   filter: unknown;
   limit?: number;
   sort?: unknown;
+  /** The operation's collation (query.ts). */
+  collation?: unknown;
+  /** The command's `let` variables. */
+  variables?: unknown;
 }
 
 /** Documents of a collection (or the documents of a view) matching `filter`, sorted, limited. */
 function matchDocuments(ctx: CommandContext, collName: string, opts: MatchOptions): Doc[] {
   const { engine } = ctx.server;
   const coll = engine.collection(ctx.db, collName);
-  const predicate = compileFilter(opts.filter);
+  const predicate = compileFilter(opts.filter, { collation: opts.collation, variables: opts.variables });
   const sort = parseSort(opts.sort);
   const stopAt = sort ? Infinity : (opts.limit ?? Infinity);
   let source: Iterable<Doc>;
-  const ids = coll && !coll.isView ? idCandidates(opts.filter) : undefined;
+  // _id lookups compare binary; under a non-simple collation a string _id may match others.
+  const ids = coll && !coll.isView && !collationFold(opts.collation) ? idCandidates(opts.filter) : undefined;
   if (coll && ids && ids.length === 1) {
     const d = coll.docs.get(canonicalKey(ids[0]));
     source = d ? [d] : [];
@@ -67,7 +72,7 @@ function matchDocuments(ctx: CommandContext, collName: string, opts: MatchOption
     if (out.length >= stopAt) break;
     if (predicate(d)) out.push(d);
   }
-  return sort ? sortDocs(out, sort) : out;
+  return sort ? sortDocs(out, sort, opts.collation) : out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -83,7 +88,7 @@ const find: Handler = (ctx) => {
     limit = -limit;
     singleBatch = true;
   }
-  let docs = matchDocuments(ctx, name, { filter: cmd.filter, sort: cmd.sort, limit: limit ? skip + limit : undefined });
+  let docs = matchDocuments(ctx, name, { filter: cmd.filter, sort: cmd.sort, limit: limit ? skip + limit : undefined, collation: cmd.collation, variables: cmd.let });
   docs = docs.slice(skip, limit ? skip + limit : undefined);
   const projector = compileProjection(cmd.projection);
   if (projector) docs = docs.map(projector);
@@ -145,7 +150,7 @@ const count: Handler = (ctx) => {
   if (!ctx.cmd.query || (isPlainObject(ctx.cmd.query) && Object.keys(ctx.cmd.query).length === 0)) {
     n = coll?.isView ? readDocuments(ctx.server.engine, ctx.db, name).length : (coll?.docs.size ?? 0);
   } else {
-    n = matchDocuments(ctx, name, { filter: ctx.cmd.query }).length;
+    n = matchDocuments(ctx, name, { filter: ctx.cmd.query, collation: ctx.cmd.collation }).length;
   }
   n = Math.max(0, n - skip);
   if (limit) n = Math.min(n, limit);
@@ -157,10 +162,11 @@ const distinct: Handler = (ctx) => {
   const key = ctx.cmd.key;
   if (typeof key !== 'string') fail(ErrorCodes.TypeMismatch, "'key' must be a string");
   const seen = new Map<string, unknown>();
-  for (const d of matchDocuments(ctx, name, { filter: ctx.cmd.query })) {
+  const fold = collationFold(ctx.cmd.collation);
+  for (const d of matchDocuments(ctx, name, { filter: ctx.cmd.query, collation: ctx.cmd.collation })) {
     for (const v of pathValues(d, key.split('.'))) {
       for (const x of Array.isArray(v) ? v : [v]) {
-        const k = canonicalKey(x);
+        const k = canonicalKey(fold ? foldDoc(x, fold) : x);
         if (!seen.has(k)) seen.set(k, x);
       }
     }
@@ -187,14 +193,25 @@ const aggregate: Handler = (ctx) => {
   }
   const last = pipeline[pipeline.length - 1];
   const outTarget = last && isPlainObject(last) ? (last.$out ?? last.$merge) : undefined;
-  const stages = outTarget === undefined ? pipeline : pipeline.slice(0, -1);
-  const source = typeof target === 'string' ? readDocuments(server.engine, db, target) : [];
+  let stages = outTarget === undefined ? pipeline : pipeline.slice(0, -1);
+  let source = typeof target === 'string' ? readDocuments(server.engine, db, target) : [];
+  // A collation applies to the leading $match stages (filtered here); later stages compare binary.
+  if (collationFold(cmd.collation)) {
+    while (stages.length && isPlainObject(stages[0]) && '$match' in stages[0]) {
+      const predicate = compileFilter(stages[0].$match, { collation: cmd.collation, variables: cmd.let });
+      source = source.filter(predicate);
+      stages = stages.slice(1);
+    }
+  }
   const vctx = newViewContext();
   let results: Doc[];
   try {
     const agg = new Aggregator(
       stages.map((s) => toView(s) as Doc),
-      { collectionResolver: (name: string) => readDocuments(server.engine, db, name).map((d) => toView(d, vctx) as Doc) },
+      {
+        collectionResolver: (name: string) => readDocuments(server.engine, db, name).map((d) => toView(d, vctx) as Doc),
+        ...(isPlainObject(cmd.let) ? { variables: toView(cmd.let) as Doc } : {}),
+      },
     );
     results = agg.run(source.map((d) => toView(d, vctx) as Doc)).map((r) => restoreFromView(r, vctx) as Doc);
   } catch (err) {
@@ -292,7 +309,7 @@ function updateStatement(ctx: CommandContext, coll: () => Collection, name: stri
   if (multi && isPlainObject(spec.u) && !isOperatorUpdate(spec.u)) {
     fail(ErrorCodes.FailedToParse, 'multi update is not supported for replacement-style update');
   }
-  const matches = matchDocuments(ctx, name, { filter: spec.q, limit: multi ? undefined : 1, sort: spec.sort });
+  const matches = matchDocuments(ctx, name, { filter: spec.q, limit: multi ? undefined : 1, sort: spec.sort, collation: spec.collation, variables: ctx.cmd.let });
   let modified = 0;
   for (const doc of multi ? matches : matches.slice(0, 1)) {
     const outcome = applyUpdate(doc, spec.u, { query: spec.q as Doc, arrayFilters });
@@ -338,7 +355,7 @@ const deleteCommand: Handler = (ctx) => {
       let removed = 0;
       if (!coll) return { n: 0 };
       const limit = optionalNumber(spec.limit, 'limit') ?? 0;
-      for (const doc of matchDocuments(ctx, name, { filter: spec.q, limit: limit === 1 ? 1 : undefined, sort: spec.sort })) {
+      for (const doc of matchDocuments(ctx, name, { filter: spec.q, limit: limit === 1 ? 1 : undefined, sort: spec.sort, collation: spec.collation, variables: ctx.cmd.let })) {
         ctx.server.engine.remove(coll, doc);
         removed++;
         if (limit === 1) break;
@@ -361,7 +378,7 @@ function findAndModifyOnce(ctx: CommandContext): Doc {
   const coll = lazyCollection(ctx, name);
   const projector = compileProjection(cmd.fields);
   const project = (d: Doc | null): Doc | null => (d && projector ? projector(d) : d);
-  const doc = matchDocuments(ctx, name, { filter: cmd.query, sort: cmd.sort, limit: 1 })[0];
+  const doc = matchDocuments(ctx, name, { filter: cmd.query, sort: cmd.sort, limit: 1, collation: cmd.collation, variables: cmd.let })[0];
   const arrayFilters = Array.isArray(cmd.arrayFilters) ? (cmd.arrayFilters as Doc[]) : undefined;
   if (remove) {
     if (doc) ctx.server.engine.remove(coll(), doc);

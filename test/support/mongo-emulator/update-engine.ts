@@ -515,6 +515,9 @@ export function applyPipelineUpdate(original: Doc, pipeline: Doc[]): UpdateOutco
   } catch (err) {
     asMingoError(err);
   }
+  // A pipeline whose output drops _id (e.g. $replaceRoot) keeps the document's _id, as the
+  // server does (asserted by MongoDB's spec test crud/updateOne-pipeline.json).
+  if (original._id !== undefined && result._id === undefined) result = { _id: original._id, ...result };
   if (original._id !== undefined && !valuesIdentical(original._id, result._id)) {
     fail(ErrorCodes.ImmutableField, "Performing an update on the path '_id' would modify the immutable field '_id'");
   }
