@@ -31,6 +31,7 @@ import { asMingoError, collationFold, compileFilter, compileProjection, foldDoc,
 import type { Collection } from './storage-engine.js';
 import { applyUpdate, isOperatorUpdate, upsertSeed } from './update-engine.js';
 import { deepCopy } from './bson-values.js';
+import { versionAtLeast } from './profiles.js';
 
 const DEFAULT_AWAIT_MS = 1000;
 
@@ -305,6 +306,9 @@ function lazyCollection(ctx: CommandContext, name: string): () => Collection {
 
 function updateStatement(ctx: CommandContext, coll: () => Collection, name: string, spec: Doc): UpsertResult {
   const multi = truthy(spec.multi);
+  // `sort` in an update statement is new in 8.0 (https://www.mongodb.com/docs/manual/reference/command/update/);
+  // earlier servers refuse the unknown field.
+  if (spec.sort !== undefined && !versionAtLeast(ctx.server.profile, 8)) fail(40415, "BSON field 'update.updates.sort' is an unknown field.");
   const arrayFilters = Array.isArray(spec.arrayFilters) ? (spec.arrayFilters as Doc[]) : undefined;
   if (multi && isPlainObject(spec.u) && !isOperatorUpdate(spec.u)) {
     fail(ErrorCodes.FailedToParse, 'multi update is not supported for replacement-style update');
@@ -312,7 +316,7 @@ function updateStatement(ctx: CommandContext, coll: () => Collection, name: stri
   const matches = matchDocuments(ctx, name, { filter: spec.q, limit: multi ? undefined : 1, sort: spec.sort, collation: spec.collation, variables: ctx.cmd.let });
   let modified = 0;
   for (const doc of multi ? matches : matches.slice(0, 1)) {
-    const outcome = applyUpdate(doc, spec.u, { query: spec.q as Doc, arrayFilters });
+    const outcome = applyUpdate(doc, spec.u, { query: spec.q as Doc, arrayFilters, variables: ctx.cmd.let });
     if (ctx.server.engine.update(coll(), doc, outcome)) modified++;
   }
   if (matches.length === 0 && truthy(spec.upsert)) {
@@ -385,7 +389,7 @@ function findAndModifyOnce(ctx: CommandContext): Doc {
     return { lastErrorObject: { n: doc ? 1 : 0 }, value: project(doc ?? null), ok: 1 };
   }
   if (doc) {
-    const outcome = applyUpdate(doc, cmd.update, { query: cmd.query as Doc, arrayFilters });
+    const outcome = applyUpdate(doc, cmd.update, { query: cmd.query as Doc, arrayFilters, variables: cmd.let });
     ctx.server.engine.update(coll(), doc, outcome);
     return { lastErrorObject: { n: 1, updatedExisting: true }, value: project(truthy(cmd.new) ? outcome.doc : doc), ok: 1 };
   }

@@ -305,6 +305,11 @@ export class StorageEngine {
   static prepareInsert(doc: Doc): Doc {
     const out = ensureIdFirst(doc, () => new ObjectId());
     if (Array.isArray(out._id)) fail(ErrorCodes.BadValue, "The '_id' value cannot be of type array");
+    // "the _id field may not contain $-prefixed fields" (https://www.mongodb.com/docs/manual/core/dot-dollar-considerations/).
+    if (isPlainObject(out._id)) {
+      const bad = Object.keys(out._id).find((k) => k.startsWith('$'));
+      if (bad) fail(ErrorCodes.DollarPrefixedFieldName, `_id fields may not contain '$'-prefixed fields: ${bad} is not valid for storage.`);
+    }
     if (out._id instanceof RegExp || (isPlainObject(out._id) === false && (out._id as { _bsontype?: string })?._bsontype === 'BSONRegExp')) {
       fail(ErrorCodes.BadValue, "The '_id' value cannot be of type regex");
     }

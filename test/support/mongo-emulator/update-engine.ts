@@ -46,6 +46,8 @@ export interface UpdateContext {
   arrayFilters?: Doc[];
   /** True when applying to the seed of an upsert insert ($setOnInsert applies). */
   isInsert?: boolean;
+  /** The command's `let` variables (pipeline updates). */
+  variables?: unknown;
 }
 
 const OPERATORS = new Set([
@@ -506,11 +508,11 @@ export function applyReplacement(original: Doc, replacement: Doc): UpdateOutcome
   return { kind: 'replace', doc };
 }
 
-export function applyPipelineUpdate(original: Doc, pipeline: Doc[]): UpdateOutcome {
+export function applyPipelineUpdate(original: Doc, pipeline: Doc[], variables?: unknown): UpdateOutcome {
   const ctx = newViewContext();
   let result: Doc;
   try {
-    const agg = new Aggregator(pipeline.map((s) => toView(s) as Doc), {});
+    const agg = new Aggregator(pipeline.map((s) => toView(s) as Doc), isPlainObject(variables) ? { variables: toView(variables) as Doc } : {});
     result = restoreFromView(agg.run([toView(deepCopy(original), ctx) as Doc])[0], ctx) as Doc;
   } catch (err) {
     asMingoError(err);
@@ -528,7 +530,7 @@ export function applyPipelineUpdate(original: Doc, pipeline: Doc[]): UpdateOutco
 }
 
 export function applyUpdate(original: Doc, update: unknown, ctx: UpdateContext): UpdateOutcome {
-  if (Array.isArray(update)) return applyPipelineUpdate(original, update as Doc[]);
+  if (Array.isArray(update)) return applyPipelineUpdate(original, update as Doc[], ctx.variables);
   if (!isPlainObject(update)) fail(ErrorCodes.FailedToParse, 'Update argument must be either an object or an array');
   if (isOperatorUpdate(update)) {
     if (Object.keys(update).some((k) => !k.startsWith('$'))) {
