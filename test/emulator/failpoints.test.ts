@@ -66,12 +66,15 @@ describe('failCommand', () => {
     const coll = db.collection<AnyDoc>('resume');
     const stream = await started(coll.watch([], { maxAwaitTimeMS: 100 }));
     await coll.insertOne({ _id: 1 });
-    const [first] = await nextEvents(stream, 1);
+    // next(), not tryNext(): the pinned driver (6.16) caches an event's resume token only in
+    // next(), so a resume after tryNext() restarts from an older token and repeats events
+    // whatever the server does.
+    const first = await stream.next();
     assert.deepEqual((first as Document).documentKey, { _id: 1 });
     await failCommand({ times: 1 }, { failCommands: ['getMore'], closeConnection: true });
     await coll.insertOne({ _id: 2 });
     await coll.insertOne({ _id: 3 });
-    const got = await nextEvents(stream, 2);
+    const got = [await stream.next(), await stream.next()];
     assert.deepEqual(got.map((e) => (e as Document).documentKey._id), [2, 3]);
     await stream.close();
   });
