@@ -78,6 +78,48 @@ describe('writes', () => {
   });
 });
 
+describe('aggregation', () => {
+  test('$merge: into, on _id, whenMatched merge/replace/keepExisting/fail, whenNotMatched insert/discard (https://www.mongodb.com/docs/manual/reference/operator/aggregation/merge/)', async () => {
+    const src = db.collection<AnyDoc>('merge_src');
+    const dst = db.collection<AnyDoc>('merge_dst');
+    await src.insertMany([
+      { _id: 1, a: 1 },
+      { _id: 2, a: 2 },
+    ]);
+    await dst.insertOne({ _id: 1, b: 1 });
+    await src.aggregate([{ $merge: { into: 'merge_dst' } }]).toArray();
+    assert.deepEqual(await dst.find().sort({ _id: 1 }).toArray(), [
+      { _id: 1, b: 1, a: 1 },
+      { _id: 2, a: 2 },
+    ]);
+    await src.aggregate([{ $set: { c: 3 } }, { $merge: { into: 'merge_dst', whenMatched: 'replace', whenNotMatched: 'discard' } }]).toArray();
+    assert.deepEqual(await dst.findOne({ _id: 1 }), { _id: 1, a: 1, c: 3 });
+    await src.aggregate([{ $set: { d: 4 } }, { $merge: { into: 'merge_dst', whenMatched: 'keepExisting' } }]).toArray();
+    assert.deepEqual(await dst.findOne({ _id: 2 }), { _id: 2, a: 2, c: 3 });
+    await assert.rejects(src.aggregate([{ $merge: { into: 'merge_dst', whenMatched: 'fail' } }]).toArray(), (e: MongoServerError) => e.code === 11000);
+  });
+
+  test('$out and $merge refuse readConcern linearizable (https://www.mongodb.com/docs/manual/reference/read-concern-linearizable/)', async () => {
+    const coll = db.collection<AnyDoc>('linear', { readConcern: { level: 'linearizable' } });
+    await assert.rejects(coll.aggregate([{ $out: 'linear_out' }]).toArray(), MongoServerError);
+  });
+
+  test('let values are expressions evaluated once ($literal keeps a $ string)', async () => {
+    const coll = db.collection<AnyDoc>('let_expr');
+    await coll.insertOne({ _id: 1 });
+    const out = await coll.aggregate([{ $project: { _id: 0, y: '$$y', r: '$$r' } }], { let: { y: { $literal: '$bar' }, r: { $rand: {} } } }).toArray();
+    assert.equal(out[0].y, '$bar');
+    assert.equal(typeof out[0].r, 'number');
+  });
+
+  test('$listLocalSessions lists the sessions the server has seen (https://www.mongodb.com/docs/manual/reference/operator/aggregation/listLocalSessions/)', async () => {
+    await db.command({ ping: 1 });
+    const sessions = await target.client.db('admin').aggregate([{ $listLocalSessions: {} }, { $limit: 1 }]).toArray();
+    assert.equal(sessions.length, 1);
+    assert.ok(sessions[0]._id.id, 'a session id');
+  });
+});
+
 describe('retryable writes', () => {
   test('onPrimaryTransactionalWrite: a statement committed before the connection closed is not applied twice by the retry', async () => {
     const coll = db.collection<AnyDoc>('txn_write');

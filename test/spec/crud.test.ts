@@ -2,44 +2,22 @@
 import { registerSuite, type ExpectedFailure } from './unified-runner.js';
 
 const REASONS = {
-  merge: "$merge is not supported by the emulator",
-  lls: "$listLocalSessions is not supported by the emulator",
   hintunack: "driver: Node driver 6.16 refuses hint with an unacknowledged write client-side (MongoCompatibilityError) instead of sending it",
   bdv: "driver: Node driver 6.16 omits bypassDocumentValidation: false from the command",
   nullid: "driver: Node driver 6.16 replaces a null _id with a new ObjectId before sending",
   batch: "driver: Node driver 6.16 sends a different batchSize for find/findOne than the CRUD spec",
   sort: "driver: Node driver 6.16 has no sort option for updateOne/replaceOne (drops it), so the server never sees it",
   validator: "collection validators are not enforced by the emulator",
-  letexpr: "let variables holding expressions ($literal, $rand) are not evaluated by the emulator",
-  linear: "the emulator does not refuse readConcern linearizable with $out",
 };
 
 const xfail = (reason: string, tests: [string, string][]): ExpectedFailure[] => tests.map(([file, test]) => ({ file, test, reason }));
 
 // Tests the emulator fails on the mongodb-7.0 profile, each with the reason. Categories:
-// - emulator gaps: $merge, $listLocalSessions, collection validators, let variables holding
-//   expressions, readConcern linearizable with $out;
+// - emulator gaps: collection validators;
 // - driver: the Node.js driver (pinned ~6.16) sends something other than the CRUD spec expects;
 //   such a test fails on a real server with this driver too, so these entries (reason "driver: …")
 //   also apply with MONGODB_URI; the others apply to the emulator only.
 const expectedFailures: ExpectedFailure[] = [
-  ...xfail(REASONS.letexpr, [
-    ["aggregate-let", "Aggregate with let option"],
-    ["updateMany-let", "updateMany with let option"],
-  ]),
-  ...xfail(REASONS.merge, [
-    ["aggregate-merge-errorResponse", "aggregate $merge DuplicateKey error is accessible"],
-    ["aggregate-merge", "Aggregate with $merge"],
-    ["aggregate-merge", "Aggregate with $merge and batch size of 0"],
-    ["aggregate-merge", "Aggregate with $merge and majority readConcern"],
-    ["aggregate-merge", "Aggregate with $merge and local readConcern"],
-    ["aggregate-merge", "Aggregate with $merge and available readConcern"],
-    ["aggregate-write-readPreference", "Aggregate with $merge includes read preference for 5.0+ server"],
-    ["db-aggregate-write-readPreference", "Database-level aggregate with $merge includes read preference for 5.0+ server"],
-  ]),
-  ...xfail(REASONS.linear, [
-    ["aggregate-out-readConcern", "readConcern linearizable with out stage"],
-  ]),
   ...xfail(REASONS.hintunack, [
     ["bulkWrite-deleteMany-hint-unacknowledged", "Unacknowledged deleteMany with hint string on 4.4+ server"],
     ["bulkWrite-deleteMany-hint-unacknowledged", "Unacknowledged deleteMany with hint document on 4.4+ server"],
@@ -86,12 +64,6 @@ const expectedFailures: ExpectedFailure[] = [
     ["create-null-ids", "inserting _id with type null via insertMany"],
     ["create-null-ids", "inserting _id with type null via bulkWrite"],
   ]),
-  ...xfail(REASONS.lls, [
-    ["db-aggregate-rawdata", "Aggregate with rawData option on less than 8.2.0 - ignore argument"],
-    ["db-aggregate-write-readPreference", "Database-level aggregate with $out includes read preference for 5.0+ server"],
-    ["db-aggregate", "Aggregate with $listLocalSessions"],
-    ["db-aggregate", "Aggregate with $listLocalSessions and allowDiskUse"],
-  ]),
   ...xfail(REASONS.batch, [
     ["find", "Find with batchSize equal to limit"],
     ["findOne", "FindOne with filter"],
@@ -102,4 +74,4 @@ const expectedFailures: ExpectedFailure[] = [
   ]),
 ];
 
-await registerSuite({ dir: 'crud', expectedFailures, minPassing: 278 });
+await registerSuite({ dir: 'crud', expectedFailures, minPassing: 293 });

@@ -25,6 +25,8 @@ export interface ServerState {
   readonly startedAt: Date;
   readonly electionId: unknown;
   openConnections: number;
+  /** Sessions (lsid) seen in commands, for $listLocalSessions: canonical id → {_id, lastUse}. */
+  readonly localSessions: Map<string, Doc>;
 }
 
 export interface ConnectionInfo {

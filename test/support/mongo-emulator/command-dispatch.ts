@@ -109,6 +109,13 @@ export class Dispatcher {
       }
       if (after?.error) throw after.error;
     }
+    if (isPlainObject(cmd.lsid) && cmd.lsid.id !== undefined) {
+      const sessions = this.server.localSessions;
+      const key = canonicalKey(cmd.lsid.id);
+      sessions.delete(key);
+      sessions.set(key, { _id: { id: cmd.lsid.id, uid: new Binary(Buffer.alloc(32), 0) }, lastUse: new Date() });
+      if (sessions.size > SESSION_LIMIT) sessions.delete(sessions.keys().next().value as string);
+    }
     const ctx: CommandContext = { cmd, name, db, server: this.server, conn, retryable: this.retryableWrite(cmd, name) };
     const reply = await handler(ctx);
     if (action?.writeConcernError) {

@@ -27,7 +27,7 @@ import {
 } from './command-context.js';
 import { DEFAULT_FIRST_BATCH, takeBatch, type StreamCursor } from './cursors.js';
 import { CommandError, ErrorCodes, fail } from './errors.js';
-import { asMingoError, collationFold, compileFilter, compileProjection, foldDoc, idCandidates, parseSort, sortDocs } from './query.js';
+import { asMingoError, collationFold, compileFilter, compileProjection, foldDoc, idCandidates, letVariables, parseSort, sortDocs } from './query.js';
 import type { Collection } from './storage-engine.js';
 import { applyUpdate, isOperatorUpdate, upsertSeed } from './update-engine.js';
 import { deepCopy } from './bson-values.js';
@@ -196,6 +196,12 @@ const aggregate: Handler = (ctx) => {
   const outTarget = last && isPlainObject(last) ? (last.$out ?? last.$merge) : undefined;
   let stages = outTarget === undefined ? pipeline : pipeline.slice(0, -1);
   let source = typeof target === 'string' ? readDocuments(server.engine, db, target) : [];
+  // $listLocalSessions (a leading stage of a database aggregate): the sessions this server has
+  // seen, {_id: {id, uid}, lastUse} (https://www.mongodb.com/docs/manual/reference/operator/aggregation/listLocalSessions/).
+  if (target !== null && typeof target !== 'string' && isPlainObject(stages[0]) && '$listLocalSessions' in stages[0]) {
+    source = [...server.localSessions.values()].map(deepCopy);
+    stages = stages.slice(1);
+  }
   // A collation applies to the leading $match stages (filtered here); later stages compare binary.
   if (collationFold(cmd.collation)) {
     while (stages.length && isPlainObject(stages[0]) && '$match' in stages[0]) {
@@ -211,7 +217,7 @@ const aggregate: Handler = (ctx) => {
       stages.map((s) => toView(s) as Doc),
       {
         collectionResolver: (name: string) => readDocuments(server.engine, db, name).map((d) => toView(d, vctx) as Doc),
-        ...(isPlainObject(cmd.let) ? { variables: toView(cmd.let) as Doc } : {}),
+        ...(isPlainObject(cmd.let) ? { variables: letVariables(cmd.let) } : {}),
       },
     );
     results = agg.run(source.map((d) => toView(d, vctx) as Doc)).map((r) => restoreFromView(r, vctx) as Doc);
@@ -219,7 +225,16 @@ const aggregate: Handler = (ctx) => {
     asMingoError(err);
   }
   if (outTarget !== undefined) {
-    if ('$merge' in last) fail(ErrorCodes.IllegalOperation, '$merge is not supported by the mongo emulator');
+    // Neither output stage may run under linearizable read concern
+    // (https://www.mongodb.com/docs/manual/reference/read-concern-linearizable/).
+    if (isPlainObject(cmd.readConcern) && cmd.readConcern.level === 'linearizable') {
+      fail(ErrorCodes.InvalidOptions, `${'$merge' in last ? '$merge' : '$out'} cannot be used with a 'linearizable' read concern level`);
+    }
+  }
+  if (outTarget !== undefined && '$merge' in last) {
+    mergeInto(ctx, last.$merge, results);
+    results = [];
+  } else if (outTarget !== undefined) {
     const outName = typeof outTarget === 'string' ? outTarget : String((outTarget as Doc).coll);
     const outDb = typeof outTarget === 'string' ? db : String((outTarget as Doc).db ?? db);
     server.engine.replaceContents(outDb, outName, results.map(deepCopy));
@@ -228,6 +243,52 @@ const aggregate: Handler = (ctx) => {
   const ns = typeof target === 'string' ? `${db}.${target}` : `${db}.$cmd.aggregate`;
   return cursorReply(ctx, ns, results, batchSize);
 };
+
+/**
+ * $merge (https://www.mongodb.com/docs/manual/reference/operator/aggregation/merge/): `into` (a
+ * name or {db, coll}), `on` (default _id), whenMatched replace | keepExisting | merge (default) |
+ * fail | an update pipeline (with $$new), whenNotMatched insert (default) | discard | fail.
+ */
+function mergeInto(ctx: CommandContext, spec: unknown, results: Doc[]): void {
+  const s: Doc = typeof spec === 'string' ? { into: spec } : isPlainObject(spec) ? spec : fail(ErrorCodes.FailedToParse, '$merge requires a string or object argument');
+  const into = s.into;
+  const outDb = isPlainObject(into) ? String(into.db ?? ctx.db) : ctx.db;
+  const outName = isPlainObject(into) ? String(into.coll) : String(into);
+  const on = s.on === undefined ? ['_id'] : Array.isArray(s.on) ? (s.on as string[]) : [String(s.on)];
+  const whenMatched = s.whenMatched ?? 'merge';
+  const whenNotMatched = s.whenNotMatched ?? 'insert';
+  const engine = ctx.server.engine;
+  const coll = engine.writableCollection(outDb, outName);
+  for (const raw of results) {
+    const doc = deepCopy(raw);
+    const filter: Doc = {};
+    for (const f of on) filter[f] = pathValues(doc, f.split('.'))[0] ?? null;
+    const existing = on.length === 1 && on[0] === '_id' && '_id' in doc ? coll.byId(doc._id) : [...coll.docs.values()].find(compileFilter(filter));
+    if (!existing) {
+      if (whenNotMatched === 'discard') continue;
+      if (whenNotMatched === 'fail') fail(13113, `$merge could not find a matching document in the target collection for at least one document in the source collection`);
+      engine.insert(coll, doc);
+      continue;
+    }
+    if (whenMatched === 'keepExisting') continue;
+    if (whenMatched === 'fail') {
+      // The insert attempt the server makes fails on the unique key, with its keyPattern/keyValue.
+      engine.insert(coll, doc);
+      continue;
+    }
+    let next: Doc;
+    if (Array.isArray(whenMatched)) {
+      const vctx = newViewContext();
+      const agg = new Aggregator((whenMatched as Doc[]).map((st) => toView(st) as Doc), { variables: { new: toView(doc, vctx) as Doc, ...(isPlainObject(s.let) ? (toView(s.let) as Doc) : {}) } });
+      next = restoreFromView(agg.run([toView(existing, vctx) as Doc])[0], vctx) as Doc;
+    } else if (whenMatched === 'replace') {
+      next = { ...doc, _id: existing._id };
+    } else {
+      next = { ...existing, ...doc, _id: existing._id };
+    }
+    engine.update(coll, existing, applyUpdate(existing, Object.fromEntries(Object.entries(next).filter(([k]) => k !== '_id')), {}));
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Writes

@@ -72,6 +72,21 @@ export function foldDoc(v: unknown, fold: StringFold): unknown {
   return out;
 }
 
+/**
+ * The `let` option's variables, in mingo's view representation: each value is an expression
+ * evaluated once against an empty document (`{$literal: '$x'}` → '$x', `{$rand: {}}` → a double),
+ * as the server evaluates `let` (https://www.mongodb.com/docs/manual/reference/command/aggregate/#std-label-aggregate-let-example).
+ */
+export function letVariables(letOption: unknown): Doc | undefined {
+  if (!isPlainObject(letOption)) return undefined;
+  try {
+    const out = new Aggregator([{ $addFields: { v: toView(letOption) as Doc } }], {}).run([{}])[0] as Doc | undefined;
+    return isPlainObject(out?.v) ? out.v : (toView(letOption) as Doc);
+  } catch (err) {
+    asMingoError(err);
+  }
+}
+
 export interface FilterOptions {
   /** The operation's collation. */
   collation?: unknown;
@@ -86,7 +101,7 @@ export function compileFilter(filter: unknown, options: FilterOptions = {}): Pre
   const fold = collationFold(options.collation);
   let q: Query;
   try {
-    const variables = isPlainObject(options.variables) ? (toView(options.variables) as Doc) : undefined;
+    const variables = letVariables(options.variables);
     q = new Query(toView(fold ? foldFilter(filter, fold) : filter) as Doc, variables ? { variables } : {});
   } catch (err) {
     asMingoError(err);

@@ -66,6 +66,7 @@ export class EmulatorServer {
       startedAt: new Date(),
       electionId: new ObjectId('7fffffff0000000000000001'),
       openConnections: 0,
+      localSessions: new Map(),
     };
     this.dispatcher = new Dispatcher(this.state);
   }

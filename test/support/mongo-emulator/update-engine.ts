@@ -33,7 +33,7 @@ import {
 } from './bson-values.js';
 import { computeOplogDiff, describeDiff, emptyDescription, type UpdateDescription } from './doc-diff.js';
 import { CommandError, ErrorCodes, fail } from './errors.js';
-import { asMingoError, isOperatorObject } from './query.js';
+import { asMingoError, isOperatorObject, letVariables } from './query.js';
 
 export type UpdateOutcome =
   | { kind: 'noop'; doc: Doc }
@@ -512,7 +512,8 @@ export function applyPipelineUpdate(original: Doc, pipeline: Doc[], variables?: 
   const ctx = newViewContext();
   let result: Doc;
   try {
-    const agg = new Aggregator(pipeline.map((s) => toView(s) as Doc), isPlainObject(variables) ? { variables: toView(variables) as Doc } : {});
+    const vars = letVariables(variables);
+    const agg = new Aggregator(pipeline.map((s) => toView(s) as Doc), vars ? { variables: vars } : {});
     result = restoreFromView(agg.run([toView(deepCopy(original), ctx) as Doc])[0], ctx) as Doc;
   } catch (err) {
     asMingoError(err);
