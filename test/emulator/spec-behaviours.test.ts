@@ -120,6 +120,21 @@ describe('aggregation', () => {
   });
 });
 
+describe('schema validation (https://www.mongodb.com/docs/manual/core/schema-validation/)', () => {
+  test('a query validator refuses writes with 121 and errInfo unless bypassDocumentValidation; moderate skips invalid documents', async () => {
+    await db.createCollection('validated', { validator: { x: { $type: 'string' } } });
+    const coll = db.collection<AnyDoc>('validated');
+    await coll.insertOne({ _id: 1, x: 'ok' });
+    await assert.rejects(coll.insertOne({ _id: 2, x: 1 }), (e: MongoServerError) => e.code === 121);
+    await assert.rejects(coll.findOneAndUpdate({ _id: 1 }, { $set: { x: 1 } }), (e: MongoServerError) => e.code === 121 && e.errInfo?.failingDocumentId === 1);
+    await coll.insertOne({ _id: 3, x: 3 }, { bypassDocumentValidation: true });
+    await db.command({ collMod: 'validated', validationLevel: 'moderate' });
+    await coll.updateOne({ _id: 3 }, { $set: { y: 1 } });
+    assert.deepEqual(await coll.findOne({ _id: 3 }), { _id: 3, x: 3, y: 1 });
+    await assert.rejects(coll.updateOne({ _id: 1 }, { $set: { x: 2 } }), (e: MongoServerError) => e.code === 121);
+  });
+});
+
 describe('retryable writes', () => {
   test('onPrimaryTransactionalWrite: a statement committed before the connection closed is not applied twice by the retry', async () => {
     const coll = db.collection<AnyDoc>('txn_write');

@@ -28,7 +28,7 @@ import {
 import { DEFAULT_FIRST_BATCH, takeBatch, type StreamCursor } from './cursors.js';
 import { CommandError, ErrorCodes, fail } from './errors.js';
 import { asMingoError, collationFold, compileFilter, compileProjection, foldDoc, idCandidates, letVariables, parseSort, sortDocs } from './query.js';
-import type { Collection } from './storage-engine.js';
+import { StorageEngine, type Collection } from './storage-engine.js';
 import { applyUpdate, isOperatorUpdate, upsertSeed } from './update-engine.js';
 import { deepCopy } from './bson-values.js';
 import { versionAtLeast } from './profiles.js';
@@ -267,6 +267,7 @@ function mergeInto(ctx: CommandContext, spec: unknown, results: Doc[]): void {
     if (!existing) {
       if (whenNotMatched === 'discard') continue;
       if (whenNotMatched === 'fail') fail(13113, `$merge could not find a matching document in the target collection for at least one document in the source collection`);
+      validateWrite(ctx, coll, doc);
       engine.insert(coll, doc);
       continue;
     }
@@ -286,12 +287,37 @@ function mergeInto(ctx: CommandContext, spec: unknown, results: Doc[]): void {
     } else {
       next = { ...existing, ...doc, _id: existing._id };
     }
-    engine.update(coll, existing, applyUpdate(existing, Object.fromEntries(Object.entries(next).filter(([k]) => k !== '_id')), {}));
+    const outcome = applyUpdate(existing, Object.fromEntries(Object.entries(next).filter(([k]) => k !== '_id')), {});
+    validateWrite(ctx, coll, outcome.doc, existing);
+    engine.update(coll, existing, outcome);
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Writes
+
+/**
+ * Schema validation (https://www.mongodb.com/docs/manual/core/schema-validation/): a collection's
+ * query-operator `validator` checks inserted and updated documents unless the command sets
+ * bypassDocumentValidation; validationLevel 'moderate' skips updates of documents that did not
+ * match before, 'off' skips everything; validationAction 'warn' only logs. A failure is
+ * DocumentValidationFailure (121) with errInfo {failingDocumentId, details}. `$jsonSchema`
+ * validators are not evaluated here and fail loudly instead of passing silently.
+ */
+function validateWrite(ctx: CommandContext, coll: Collection, doc: Doc, before?: Doc): void {
+  const v = coll.options.validator;
+  if (!isPlainObject(v) || Object.keys(v).length === 0 || truthy(ctx.cmd.bypassDocumentValidation)) return;
+  const level = coll.options.validationLevel ?? 'strict';
+  if (level === 'off' || coll.options.validationAction === 'warn') return;
+  if ('$jsonSchema' in v) fail(ErrorCodes.IllegalOperation, '$jsonSchema validators are not supported by the mongo emulator');
+  const ok = compileFilter(v);
+  if (level === 'moderate' && before && !ok(before)) return;
+  if (!ok(doc)) {
+    throw new CommandError(121, 'Document failed validation', {
+      errInfo: { failingDocumentId: doc._id, details: { operatorName: '$and', clausesNotSatisfied: [] } },
+    });
+  }
+}
 
 function writeError(index: number, err: unknown): Doc {
   if (err instanceof CommandError) return { index, code: err.code, ...err.extra, errmsg: err.message };
@@ -332,6 +358,7 @@ const insert: Handler = (ctx) => {
   let n = 0;
   const errors = eachStatement(ctx, docs, (doc, index) => {
     retryableStatement(ctx, index, () => {
+      validateWrite(ctx, coll, StorageEngine.prepareInsert(doc));
       ctx.server.engine.insert(coll, doc);
       return { n: 1 };
     });
@@ -357,6 +384,7 @@ function upsertInsert(ctx: CommandContext, coll: Collection, filter: unknown, up
     const seed = upsertSeed(filter);
     if (!('_id' in doc) && '_id' in seed) doc = { _id: seed._id, ...doc };
   }
+  validateWrite(ctx, coll, StorageEngine.prepareInsert(doc));
   return ctx.server.engine.insert(coll, doc);
 }
 
@@ -378,6 +406,7 @@ function updateStatement(ctx: CommandContext, coll: () => Collection, name: stri
   let modified = 0;
   for (const doc of multi ? matches : matches.slice(0, 1)) {
     const outcome = applyUpdate(doc, spec.u, { query: spec.q as Doc, arrayFilters, variables: ctx.cmd.let });
+    if (outcome.kind !== 'noop') validateWrite(ctx, coll(), outcome.doc, doc);
     if (ctx.server.engine.update(coll(), doc, outcome)) modified++;
   }
   if (matches.length === 0 && truthy(spec.upsert)) {
@@ -451,6 +480,7 @@ function findAndModifyOnce(ctx: CommandContext): Doc {
   }
   if (doc) {
     const outcome = applyUpdate(doc, cmd.update, { query: cmd.query as Doc, arrayFilters, variables: cmd.let });
+    if (outcome.kind !== 'noop') validateWrite(ctx, coll(), outcome.doc, doc);
     ctx.server.engine.update(coll(), doc, outcome);
     return { lastErrorObject: { n: 1, updatedExisting: true }, value: project(truthy(cmd.new) ? outcome.doc : doc), ok: 1 };
   }
