@@ -209,3 +209,28 @@ describe('change streams', () => {
     await stream.close().catch(() => undefined);
   });
 });
+
+describe('mongodb-4.4: no let, no $-prefixed field names (both new in 5.0)', { skip: onProfile('mongodb-4.4') }, () => {
+  let t44: Target;
+  let db44: Db;
+  before(async () => {
+    t44 = await openTarget({ profile: 'mongodb-4.4' });
+    db44 = t44.client.db(t44.dbName('specb44'));
+  });
+  after(async () => t44?.close());
+
+  test('let is an unknown field (https://www.mongodb.com/docs/manual/reference/command/find/)', async () => {
+    const coll = db44.collection<AnyDoc>('let44');
+    await coll.insertOne({ _id: 1 });
+    await assert.rejects(coll.find({ _id: 1 }, { let: { x: 1 } }).toArray(), (e: MongoServerError) => /unrecognized field 'let'/i.test(e.message));
+    await assert.rejects(coll.updateOne({ _id: 1 }, { $set: { y: 1 } }, { let: { x: 1 } }), (e: MongoServerError) => /'update.let' is an unknown field/.test(e.message));
+  });
+
+  test('$-prefixed field names are refused at the top level of inserts and anywhere in replacements (https://www.mongodb.com/docs/manual/core/dot-dollar-considerations/)', async () => {
+    const coll = db44.collection<AnyDoc>('dollars44');
+    await assert.rejects(coll.insertOne({ _id: 1, $a: 1 }), MongoServerError);
+    await coll.insertOne({ _id: 2, a: { $b: 1 } });
+    await assert.rejects(coll.replaceOne({ _id: 2 }, { a: { $c: 1 } }), MongoServerError);
+    assert.deepEqual(await coll.find().toArray(), [{ _id: 2, a: { $b: 1 } }]);
+  });
+});

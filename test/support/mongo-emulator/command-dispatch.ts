@@ -10,12 +10,14 @@ import { catalogCommands } from './commands-catalog.js';
 import { crudCommands, RETRYABLE_WRITES } from './commands-crud.js';
 import { CLOSE_CONNECTION, type CommandContext, type ConnectionInfo, type Handler, type RetryableWrite, type ServerState } from './command-context.js';
 import { CommandError, ErrorCodes } from './errors.js';
+import { versionAtLeast } from './profiles.js';
 
 const HANDLERS: Record<string, Handler> = { ...adminCommands, ...catalogCommands, ...crudCommands };
 
 /** Every command name the emulator answers (for reports and listCommands). */
 export const SUPPORTED_COMMANDS = Object.keys(HANDLERS).sort();
 
+const LET_COMMANDS = new Set(['find', 'aggregate', 'update', 'delete', 'findAndModify', 'findandmodify']);
 const DUMMY_SIGNATURE = { hash: new Binary(Buffer.alloc(20), 0), keyId: Long.fromNumber(0) };
 const SESSION_LIMIT = 10_000;
 
@@ -108,6 +110,15 @@ export class Dispatcher {
         throw CLOSE_CONNECTION;
       }
       if (after?.error) throw after.error;
+    }
+    // `let` is new in 5.0 on find, aggregate, update, delete and findAndModify
+    // (https://www.mongodb.com/docs/manual/reference/command/aggregate/#command-fields); earlier
+    // servers refuse the unknown field. Codes and texts are undocumented; these are the ones
+    // MongoDB's spec tests (crud/*-let.json) expect from a 4.4 server.
+    if (cmd.let !== undefined && !versionAtLeast(this.server.profile, 5) && LET_COMMANDS.has(name)) {
+      if (name === 'find' || name === 'aggregate') throw new CommandError(ErrorCodes.FailedToParse, `Unrecognized field 'let'`);
+      const field = name === 'update' || name === 'delete' ? `${name}.let` : 'let';
+      throw new CommandError(40415, `BSON field '${field}' is an unknown field.`);
     }
     if (isPlainObject(cmd.lsid) && cmd.lsid.id !== undefined) {
       const sessions = this.server.localSessions;

@@ -297,6 +297,25 @@ function mergeInto(ctx: CommandContext, spec: unknown, results: Doc[]): void {
 // Writes
 
 /**
+ * Before 5.0 a document may not have `$`-prefixed field names (DBRef's $ref/$id/$db aside); from
+ * 5.0 it may (https://www.mongodb.com/docs/manual/core/dot-dollar-considerations/). Inserts were
+ * checked at the top level only, replacements throughout (MongoDB's spec tests
+ * crud/*-dots_and_dollars.json assert both on pre-5.0 servers).
+ */
+function checkFieldNames(ctx: CommandContext, doc: unknown, deep: boolean): void {
+  if (versionAtLeast(ctx.server.profile, 5)) return;
+  const visit = (v: unknown, top: boolean): void => {
+    if (Array.isArray(v)) v.forEach((x) => visit(x, false));
+    if (!isPlainObject(v) || (!top && !deep)) return;
+    for (const [k, x] of Object.entries(v)) {
+      if (k.startsWith('$') && k !== '$ref' && k !== '$id' && k !== '$db') fail(ErrorCodes.DollarPrefixedFieldName, `Document can't have $ prefixed field names: ${k}`);
+      visit(x, false);
+    }
+  };
+  visit(doc, true);
+}
+
+/**
  * Schema validation (https://www.mongodb.com/docs/manual/core/schema-validation/): a collection's
  * query-operator `validator` checks inserted and updated documents unless the command sets
  * bypassDocumentValidation; validationLevel 'moderate' skips updates of documents that did not
@@ -358,6 +377,7 @@ const insert: Handler = (ctx) => {
   let n = 0;
   const errors = eachStatement(ctx, docs, (doc, index) => {
     retryableStatement(ctx, index, () => {
+      checkFieldNames(ctx, doc, false);
       validateWrite(ctx, coll, StorageEngine.prepareInsert(doc));
       ctx.server.engine.insert(coll, doc);
       return { n: 1 };
@@ -384,6 +404,7 @@ function upsertInsert(ctx: CommandContext, coll: Collection, filter: unknown, up
     const seed = upsertSeed(filter);
     if (!('_id' in doc) && '_id' in seed) doc = { _id: seed._id, ...doc };
   }
+  checkFieldNames(ctx, doc, false);
   validateWrite(ctx, coll, StorageEngine.prepareInsert(doc));
   return ctx.server.engine.insert(coll, doc);
 }
@@ -406,6 +427,7 @@ function updateStatement(ctx: CommandContext, coll: () => Collection, name: stri
   let modified = 0;
   for (const doc of multi ? matches : matches.slice(0, 1)) {
     const outcome = applyUpdate(doc, spec.u, { query: spec.q as Doc, arrayFilters, variables: ctx.cmd.let });
+    if (outcome.kind === 'replace') checkFieldNames(ctx, outcome.doc, true);
     if (outcome.kind !== 'noop') validateWrite(ctx, coll(), outcome.doc, doc);
     if (ctx.server.engine.update(coll(), doc, outcome)) modified++;
   }
@@ -480,6 +502,7 @@ function findAndModifyOnce(ctx: CommandContext): Doc {
   }
   if (doc) {
     const outcome = applyUpdate(doc, cmd.update, { query: cmd.query as Doc, arrayFilters, variables: cmd.let });
+    if (outcome.kind === 'replace') checkFieldNames(ctx, outcome.doc, true);
     if (outcome.kind !== 'noop') validateWrite(ctx, coll(), outcome.doc, doc);
     ctx.server.engine.update(coll(), doc, outcome);
     return { lastErrorObject: { n: 1, updatedExisting: true }, value: project(truthy(cmd.new) ? outcome.doc : doc), ok: 1 };
