@@ -14,7 +14,8 @@
 // change-stream, cursor and runCommand operations these files use, failPoint, createEntities,
 // expectResult/expectError/expectEvents/outcome with the `$$` match operators (matcher.ts).
 import { after, describe, test } from 'node:test';
-import { readFileSync, readdirSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readdirSync, unlinkSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import {
   ChangeStream,
@@ -777,10 +778,55 @@ export function loadSpecFiles(dir: string, files?: string[]): { name: string; js
   return names.map((name) => ({ name, json: EJSON.parse(readFileSync(join(full, name), 'utf8'), { relaxed: true }) as Document }));
 }
 
+/**
+ * A real server is shared by every suite (fail points are server-wide, database names are the
+ * spec's), so suites against MONGODB_URI take turns: an exclusive lock file, freed on exit or
+ * when its holder's process is gone. Each emulator suite has its own server and needs none.
+ */
+async function exclusiveServerLock(): Promise<() => void> {
+  const path = `${tmpdir()}/migrator-spec-tests.lock`;
+  for (;;) {
+    try {
+      const fd = openSync(path, 'wx');
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      const release = (): void => {
+        try {
+          if (readFileSync(path, 'utf8') === String(process.pid)) unlinkSync(path);
+        } catch {
+          // already gone
+        }
+      };
+      process.once('exit', release);
+      return release;
+    } catch {
+      let holder = 0;
+      try {
+        holder = Number(readFileSync(path, 'utf8'));
+        process.kill(holder, 0);
+      } catch {
+        if (holder) {
+          try {
+            unlinkSync(path); // stale: its process is gone
+          } catch {
+            // someone else removed it
+          }
+          continue;
+        }
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
 /** Registers one describe per file and one test per spec test (top-level await for the target). */
 export async function registerSuite(options: SuiteOptions): Promise<void> {
+  const release = process.env.MONGODB_URI ? await exclusiveServerLock() : () => undefined;
   const target = await openSpecTarget();
-  after(() => target.close());
+  after(async () => {
+    await target.close();
+    release();
+  });
   // Emulator gaps apply to the emulator; a reason starting "driver:" (the driver, not the server,
   // departs from the spec) applies to real servers too.
   const xfails = options.expectedFailures.filter((x) => target.info.emulator || x.reason.startsWith('driver:'));
