@@ -2,7 +2,7 @@
 // each as MongoDB 7.0 documents it; these run unchanged against a real replica set (MONGODB_URI).
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MongoServerError, type Db, type Document } from 'mongodb';
+import { MongoServerError, type Db, type Document, type MongoClient } from 'mongodb';
 import { nextEvents, onProfile, openTarget, started, type AnyDoc, type Target } from './target.js';
 
 let target: Target;
@@ -232,5 +232,36 @@ describe('mongodb-4.4: no let, no $-prefixed field names (both new in 5.0)', { s
     await coll.insertOne({ _id: 2, a: { $b: 1 } });
     await assert.rejects(coll.replaceOne({ _id: 2 }, { a: { $c: 1 } }), MongoServerError);
     assert.deepEqual(await coll.find().toArray(), [{ _id: 2, a: { $b: 1 } }]);
+  });
+});
+
+describe('mongodb-8.0: the bulkWrite command (https://www.mongodb.com/docs/manual/reference/command/bulkWrite/)', { skip: onProfile('mongodb-8.0') }, () => {
+  let t80: Target;
+  before(async () => {
+    t80 = await openTarget({ profile: 'mongodb-8.0' });
+  });
+  after(async () => t80?.close());
+
+  test('MongoClient.bulkWrite writes across namespaces and reports per-operation results and errors', async () => {
+    const dbName = t80.dbName('bw80');
+    const a = `${dbName}.a`;
+    const b = `${dbName}.b`;
+    // Namespaces are computed, so the models are cast past the driver's namespace typing.
+    type Models = Parameters<MongoClient['bulkWrite']>[0];
+    const r = await t80.client.bulkWrite(
+      [
+        { name: 'insertOne', namespace: a, document: { _id: 1, x: 1 } },
+        { name: 'insertOne', namespace: b, document: { _id: 1, y: 1 } },
+        { name: 'updateOne', namespace: a, filter: { _id: 1 }, update: { $inc: { x: 1 } } },
+        { name: 'updateOne', namespace: b, filter: { _id: 2 }, update: { $set: { y: 2 } }, upsert: true },
+        { name: 'deleteOne', namespace: b, filter: { _id: 1 } },
+      ] as unknown as Models,
+      { verboseResults: true },
+    );
+    assert.deepEqual([r.insertedCount, r.matchedCount, r.modifiedCount, r.upsertedCount, r.deletedCount], [2, 1, 1, 1, 1]);
+    assert.equal(r.updateResults?.get(3)?.upsertedId, 2);
+    assert.deepEqual(await t80.client.db(dbName).collection('a').find().toArray(), [{ _id: 1, x: 2 }]);
+    assert.deepEqual(await t80.client.db(dbName).collection('b').find().toArray(), [{ _id: 2, y: 2 }]);
+    await assert.rejects(t80.client.bulkWrite([{ name: 'insertOne', namespace: a, document: { _id: 1 } }] as unknown as Models), (e: Error & { writeErrors?: Map<number, { code: number }> }) => e.writeErrors?.get(0)?.code === 11000);
   });
 });

@@ -516,8 +516,44 @@ async function databaseOperation(db: Db, name: string, args: Document, ctx: Oper
   }
 }
 
+/** A Map of per-model results as the format's document keyed by model index. */
+function mapToDoc(m: ReadonlyMap<number, unknown> | undefined): Document | undefined {
+  if (!m) return undefined;
+  const out: Document = {};
+  for (const [k, v] of m) {
+    // didUpsert is this driver's own field, not the spec's UpdateResult.
+    const { didUpsert: _didUpsert, ...rest } = v as Document;
+    out[String(k)] = rest;
+  }
+  return out;
+}
+
+function clientBulkResultDoc(r: Document | undefined): Document | undefined {
+  if (!r) return undefined;
+  return {
+    insertedCount: r.insertedCount,
+    upsertedCount: r.upsertedCount,
+    matchedCount: r.matchedCount,
+    modifiedCount: r.modifiedCount,
+    deletedCount: r.deletedCount,
+    insertResults: mapToDoc(r.insertResults),
+    updateResults: mapToDoc(r.updateResults),
+    deleteResults: mapToDoc(r.deleteResults),
+  };
+}
+
 async function clientOperation(client: MongoClient, name: string, args: Document, ctx: OperationContext): Promise<unknown> {
   switch (name) {
+    case 'clientBulkWrite': {
+      // The format nests each model under its kind ({insertOne: {namespace, document}}); the
+      // driver takes {name: 'insertOne', namespace, document}.
+      const models = (args.models as Document[]).map((m) => {
+        const [kind] = Object.keys(m);
+        return { name: kind, ...(m[kind] as Document) };
+      });
+      const r = await client.bulkWrite(models as unknown as Parameters<MongoClient['bulkWrite']>[0], driverOptions(args, ctx, ['models']));
+      return clientBulkResultDoc(r as unknown as Document);
+    }
     case 'createChangeStream':
       return createChangeStream(client, args, ctx);
     case 'listDatabases':
@@ -601,6 +637,7 @@ const CODE_NAMES: Record<string, number> = { DuplicateKey: 11000, InvalidOptions
 
 function errorMessages(err: Document): string[] {
   const out = [String(err.message ?? '')];
+  if (err.cause instanceof Error) out.push(err.cause.message);
   if (err instanceof MongoBulkWriteError) {
     for (const we of err.writeErrors ? (Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors]) : []) out.push(String((we as Document).errmsg ?? ''));
   }
@@ -611,6 +648,8 @@ function errorMessages(err: Document): string[] {
 function errorCodes(err: Document): number[] {
   const out: number[] = [];
   if (typeof err.code === 'number') out.push(err.code);
+  // MongoClient.bulkWrite: a top-level error is the cause of the bulk error ("error" in the spec).
+  if (err.cause && typeof (err.cause as Document).code === 'number') out.push((err.cause as Document).code as number);
   if (err instanceof MongoBulkWriteError) {
     for (const we of Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors]) if (we) out.push(Number((we as Document).code));
     if (err.result?.getWriteConcernError?.()) out.push(Number(err.result.getWriteConcernError()?.code));
@@ -643,15 +682,33 @@ function checkError(expected: Document, err: unknown, ctx: OperationContext): vo
       throw new MatchError(`expected code name ${expected.errorCodeName}, got ${names.join(',') || errorCodes(e).join(',')}: ${err.message}`);
     }
   }
-  const hasLabel = (l: string): boolean => typeof e.hasErrorLabel === 'function' && (e.hasErrorLabel as (l: string) => boolean).call(err, l);
+  // MongoClient.bulkWrite reports a top-level error as the bulk error's cause.
+  const labelled = (x: unknown, l: string): boolean => x instanceof Error && typeof (x as Document).hasErrorLabel === 'function' && ((x as Document).hasErrorLabel as (l: string) => boolean).call(x, l);
+  const hasLabel = (l: string): boolean => labelled(err, l) || labelled(e.cause, l);
   for (const l of (expected.errorLabelsContain as string[] | undefined) ?? []) if (!hasLabel(l)) throw new MatchError(`expected error label ${l}, got [${(e.errorLabels ?? []).join(', ')}]: ${err.message}`);
   for (const l of (expected.errorLabelsOmit as string[] | undefined) ?? []) if (hasLabel(l)) throw new MatchError(`expected no error label ${l}: ${err.message}`);
-  if (expected.errorResponse !== undefined) match(expected.errorResponse, e.errorResponse ?? e, 'errorResponse', true, ctx.entities);
+  if (expected.errorResponse !== undefined) {
+    const response = (e.cause as Document | undefined)?.errorResponse ?? e.errorResponse ?? e;
+    match(expected.errorResponse, response, 'errorResponse', true, ctx.entities);
+  }
+  if (expected.writeErrors !== undefined) {
+    const got = e.writeErrors instanceof Map ? mapToDoc(e.writeErrors as Map<number, unknown>) : undefined;
+    if (!got) throw new MatchError(`expected writeErrors, got ${err.name}: ${err.message}`);
+    const want = expected.writeErrors as Document;
+    if (Object.keys(got).sort().join() !== Object.keys(want).sort().join()) throw new MatchError(`expected write errors at ${Object.keys(want)}, got ${Object.keys(got)}`);
+    for (const k of Object.keys(want)) match(want[k], got[k], `writeErrors.${k}`, true, ctx.entities);
+  }
+  if (expected.writeConcernErrors !== undefined) {
+    const got = (e.writeConcernErrors as Document[] | undefined) ?? [];
+    const want = expected.writeConcernErrors as Document[];
+    if (got.length !== want.length) throw new MatchError(`expected ${want.length} write concern error(s), got ${got.length}`);
+    want.forEach((w, i) => match(w, got[i], `writeConcernErrors[${i}]`, true, ctx.entities));
+  }
   if (expected.expectResult !== undefined) {
     // insertedIds is optional for drivers (the format asserts it with $$unsetOrMatches); this
     // driver lists the ids of every insert it attempted, committed or not, so a failed bulk
     // write's result leaves it unset.
-    const result = err instanceof MongoBulkWriteError ? { ...bulkResultDoc(err.result), insertedIds: undefined } : e.partialResult;
+    const result = err instanceof MongoBulkWriteError ? { ...bulkResultDoc(err.result), insertedIds: undefined } : clientBulkResultDoc(e.partialResult as Document | undefined);
     match(expected.expectResult, result, 'error.result', true, ctx.entities);
   }
 }

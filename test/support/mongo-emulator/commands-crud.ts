@@ -5,6 +5,7 @@ import { Long } from 'bson';
 import {
   canonicalKey,
   compareValues,
+  toNumber,
   isPlainObject,
   newViewContext,
   pathValues,
@@ -26,7 +27,7 @@ import {
   type Handler,
 } from './command-context.js';
 import { DEFAULT_FIRST_BATCH, takeBatch, type StreamCursor } from './cursors.js';
-import { CommandError, ErrorCodes, fail } from './errors.js';
+import { CommandError, ErrorCodes, codeName, fail } from './errors.js';
 import { asMingoError, collationFold, compileFilter, compileProjection, foldDoc, idCandidates, letVariables, parseSort, sortDocs } from './query.js';
 import { StorageEngine, type Collection } from './storage-engine.js';
 import { applyUpdate, isOperatorUpdate, upsertSeed } from './update-engine.js';
@@ -518,7 +519,82 @@ function findAndModifyOnce(ctx: CommandContext): Doc {
   return { lastErrorObject: { n: 0, updatedExisting: false }, value: null, ok: 1 };
 }
 
+/**
+ * bulkWrite, the 8.0 cross-namespace write command (https://www.mongodb.com/docs/manual/reference/command/bulkWrite/):
+ * `ops` of {insert: nsIndex, document} | {update: nsIndex, filter, updateMods, multi, upsert,
+ * arrayFilters, collation, hint, sort} | {delete: nsIndex, filter, multi, collation, hint}, with
+ * `nsInfo: [{ns}]`; run on admin. Replies with a cursor of per-operation results ({ok, idx, n,
+ * nModified, upserted}; only the errors with errorsOnly) and the summary counts.
+ */
+const bulkWrite: Handler = (ctx) => {
+  const { cmd } = ctx;
+  if (!versionAtLeast(ctx.server.profile, 8)) fail(ErrorCodes.CommandNotFound, "no such command: 'bulkWrite'");
+  if (ctx.db !== 'admin') fail(ErrorCodes.Unauthorized, 'bulkWrite may only be run against the admin database.');
+  const ops = Array.isArray(cmd.ops) ? (cmd.ops as Doc[]) : fail(ErrorCodes.FailedToParse, "BSON field 'bulkWrite.ops' is missing but a required field");
+  const nsInfo = Array.isArray(cmd.nsInfo) ? (cmd.nsInfo as Doc[]) : fail(ErrorCodes.FailedToParse, "BSON field 'bulkWrite.nsInfo' is missing but a required field");
+  const ordered = cmd.ordered !== false;
+  const results: Doc[] = [];
+  const counts = { nErrors: 0, nInserted: 0, nMatched: 0, nModified: 0, nUpserted: 0, nDeleted: 0 };
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i];
+    try {
+      const kind = 'insert' in op ? 'insert' : 'update' in op ? 'update' : 'delete' in op ? 'delete' : fail(ErrorCodes.FailedToParse, 'Unrecognized bulkWrite operation');
+      const info = nsInfo[toNumber(op[kind])];
+      if (!isPlainObject(info) || typeof info.ns !== 'string') fail(ErrorCodes.BadValue, `BulkWrite ops entry ${i} has an invalid nsInfo index`);
+      const dot = info.ns.indexOf('.');
+      const dbName = info.ns.slice(0, dot);
+      const collName = info.ns.slice(dot + 1);
+      const sub: CommandContext = { ...ctx, db: dbName };
+      const r = retryableStatement(sub, i, () => {
+        if (kind === 'insert') {
+          const coll = ctx.server.engine.writableCollection(dbName, collName);
+          checkFieldNames(sub, op.document, false);
+          validateWrite(sub, coll, StorageEngine.prepareInsert(op.document as Doc));
+          ctx.server.engine.insert(coll, op.document as Doc);
+          return { ok: 1, idx: i, n: 1 };
+        }
+        if (kind === 'update') {
+          const spec: Doc = { q: op.filter, u: op.updateMods, multi: op.multi, upsert: op.upsert, arrayFilters: op.arrayFilters, collation: op.collation, hint: op.hint };
+          if (op.sort !== undefined) spec.sort = op.sort;
+          const u = updateStatement(sub, lazyCollection(sub, collName), collName, spec);
+          const out: Doc = { ok: 1, idx: i, n: u.matched + (u.upsertedId === undefined ? 0 : 1), nModified: u.modified };
+          if (u.upsertedId !== undefined) out.upserted = { _id: u.upsertedId };
+          return out;
+        }
+        const coll = ctx.server.engine.collection(dbName, collName);
+        let n = 0;
+        if (coll) {
+          for (const doc of matchDocuments(sub, collName, { filter: op.filter, limit: truthy(op.multi) ? undefined : 1, collation: op.collation, variables: cmd.let })) {
+            ctx.server.engine.remove(coll, doc);
+            n++;
+            if (!truthy(op.multi)) break;
+          }
+        }
+        return { ok: 1, idx: i, n };
+      });
+      if (kind === 'insert') counts.nInserted += 1;
+      else if (kind === 'delete') counts.nDeleted += Number(r.n);
+      else {
+        const upserted = r.upserted !== undefined;
+        counts.nMatched += Number(r.n) - (upserted ? 1 : 0);
+        counts.nModified += Number(r.nModified);
+        if (upserted) counts.nUpserted += 1;
+      }
+      results.push(r);
+    } catch (err) {
+      if (err === CLOSE_CONNECTION) throw err;
+      const e = err instanceof CommandError ? err : new CommandError(1, String((err as Error).message ?? err));
+      results.push({ ok: 0, idx: i, code: e.code, codeName: codeName(e.code), errmsg: e.message, ...e.extra });
+      counts.nErrors++;
+      if (ordered) break;
+    }
+  }
+  const firstBatch = truthy(cmd.errorsOnly) ? results.filter((r) => r.ok === 0) : results;
+  return { cursor: { id: Long.ZERO, firstBatch, ns: 'admin.$cmd.bulkWrite' }, ...counts, ok: 1 };
+};
+
 export const crudCommands: Record<string, Handler> = {
+  bulkWrite,
   find,
   getMore,
   killCursors,
@@ -533,4 +609,4 @@ export const crudCommands: Record<string, Handler> = {
 };
 
 /** Commands that are retryable writes (deduplicated per lsid + txnNumber). */
-export const RETRYABLE_WRITES = new Set(['insert', 'update', 'delete', 'findAndModify', 'findandmodify']);
+export const RETRYABLE_WRITES = new Set(['insert', 'update', 'delete', 'findAndModify', 'findandmodify', 'bulkWrite']);

@@ -19,7 +19,11 @@ export type Predicate = (doc: Doc) => boolean;
 
 export function asMingoError(err: unknown): never {
   if (err instanceof CommandError) throw err;
-  throw new CommandError(ErrorCodes.BadValue, (err as Error).message ?? String(err));
+  const message = (err as Error).message ?? String(err);
+  // The server's code for an undefined $$variable (17276, undocumented; asserted by MongoDB's
+  // spec test crud/client-bulkWrite-errors.json).
+  if (/^Use of undefined variable/.test(message)) throw new CommandError(17276, message);
+  throw new CommandError(ErrorCodes.BadValue, message);
 }
 
 // ---------------------------------------------------------------------------------------------
