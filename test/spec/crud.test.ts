@@ -84,4 +84,6 @@ const expectedFailures: ExpectedFailure[] = [
   ]),
 ];
 
+// minPassing: every crud test but the driver's departures (issue #11 asks for all of the
+// migrator's operations; today's count, so a regression fails even if it were listed above).
 await registerSuite({ dir: 'crud', expectedFailures, minPassing: 294 });

@@ -197,7 +197,8 @@ class ClientEntity {
   ) {}
 }
 
-type Entity = ClientEntity | Db | Collection<Document> | ClientSession | ChangeStream | FindCursor | AggregationCursor | unknown;
+/** Driver objects, or any BSON value saved with saveResultAsEntity. */
+type Entity = unknown;
 
 /** Commands whose monitoring events the format always ignores (command-logging-and-monitoring "Security"). */
 const SENSITIVE = new Set(['authenticate', 'saslstart', 'saslcontinue', 'getnonce', 'createuser', 'updateuser', 'copydbgetnonce', 'copydbsaslstart', 'copydb']);
