@@ -13,12 +13,16 @@ before(async () => {
   db = target.client.db(target.dbName('fp'));
 });
 afterEach(async () => {
-  await target.client.db('admin').command({ configureFailPoint: 'failCommand', mode: 'off' });
+  for (const name of ['failCommand', 'failGetMoreAfterCursorCheckout']) await configure(name, 'off', {});
 });
 after(async () => target.close());
 
 function failCommand(mode: unknown, data: Document): Promise<Document> {
-  return target.client.db('admin').command({ configureFailPoint: 'failCommand', mode, data });
+  return configure('failCommand', mode, data);
+}
+
+function configure(name: string, mode: unknown, data: Document): Promise<Document> {
+  return target.client.db('admin').command({ configureFailPoint: name, mode, data });
 }
 
 describe('failCommand', () => {
@@ -62,25 +66,53 @@ describe('failCommand', () => {
     const coll = db.collection<AnyDoc>('resume');
     const stream = await started(coll.watch([], { maxAwaitTimeMS: 100 }));
     await coll.insertOne({ _id: 1 });
-    const [first] = await nextEvents(stream, 1);
+    // next(), not tryNext(): the pinned driver (6.16) caches an event's resume token only in
+    // next(), so a resume after tryNext() restarts from an older token and repeats events
+    // whatever the server does.
+    const first = await stream.next();
     assert.deepEqual((first as Document).documentKey, { _id: 1 });
     await failCommand({ times: 1 }, { failCommands: ['getMore'], closeConnection: true });
     await coll.insertOne({ _id: 2 });
     await coll.insertOne({ _id: 3 });
-    const got = await nextEvents(stream, 2);
+    const got = [await stream.next(), await stream.next()];
     assert.deepEqual(got.map((e) => (e as Document).documentKey._id), [2, 3]);
     await stream.close();
   });
 
   test('change stream resumes after a resumable getMore error; non-resumable errors surface', async () => {
+    // failGetMoreAfterCursorCheckout fails a getMore once its change-stream cursor is found, where
+    // the server labels resumable codes ResumableChangeStreamError (change streams spec,
+    // "Resumable Error"; MongoDB's spec test change-streams-resume-errorLabels.json).
     const coll = db.collection<AnyDoc>('resume_codes');
     const stream = await started(coll.watch([], { maxAwaitTimeMS: 100 }));
-    await failCommand({ times: 1 }, { failCommands: ['getMore'], errorCode: 6 });
+    await configure('failGetMoreAfterCursorCheckout', { times: 1 }, { errorCode: 6 });
     await coll.insertOne({ _id: 1 });
     const [ev] = await nextEvents(stream, 1);
     assert.deepEqual((ev as Document).documentKey, { _id: 1 });
-    await failCommand({ times: 1 }, { failCommands: ['getMore'], errorCode: 2 });
-    await assert.rejects(nextEvents(stream, 1), (e: MongoServerError) => e.code === 2);
+    await configure('failGetMoreAfterCursorCheckout', { times: 1 }, { errorCode: 2 });
+    await assert.rejects(nextEvents(stream, 1), (e: MongoServerError) => e.code === 2 && !e.hasErrorLabel('ResumableChangeStreamError'));
     await stream.close();
+  });
+
+  test('failCommand attaches exactly the errorLabels it is given, so a labelless getMore error is not resumed', async () => {
+    // "errorLabels: If set, this list overrides the server's normal behavior for adding error
+    // labels" (unified test format, failCommand); failCommand fails a getMore before its cursor is
+    // checked out, so the server adds no ResumableChangeStreamError (change-streams-resume-errorLabels.json,
+    // "change stream does not resume if error does not contain ResumableChangeStreamError").
+    const coll = db.collection<AnyDoc>('labels');
+    const stream = await started(coll.watch([], { maxAwaitTimeMS: 100 }));
+    await failCommand({ times: 1 }, { failCommands: ['getMore'], errorCode: 6 });
+    await coll.insertOne({ _id: 1 });
+    await assert.rejects(nextEvents(stream, 1), (e: MongoServerError) => e.code === 6 && e.errorLabels.length === 0);
+    await stream.close();
+    const resumed = await started(coll.watch([], { maxAwaitTimeMS: 100 }));
+    await failCommand({ times: 1 }, { failCommands: ['getMore'], errorCode: 50, errorLabels: ['ResumableChangeStreamError'] });
+    await coll.insertOne({ _id: 2 });
+    const [ev] = await nextEvents(resumed, 1);
+    assert.deepEqual((ev as Document).documentKey, { _id: 2 });
+    await resumed.close();
+    await failCommand({ times: 1 }, { failCommands: ['insert'], errorCode: 91, errorLabels: [] });
+    await assert.rejects(coll.insertOne({ _id: 3 }), (e: MongoServerError) => e.code === 91 && !e.hasErrorLabel('RetryableWriteError'));
+    assert.equal(await coll.countDocuments({ _id: 3 }), 0, 'not retried without the label');
   });
 });

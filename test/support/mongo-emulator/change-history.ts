@@ -27,6 +27,8 @@ export interface ChangeEntry extends Doc {
   updateDescription?: Doc;
   to?: Doc;
   operationDescription?: Doc;
+  /** Pre- and post-images were recorded (changeStreamPreAndPostImages enabled at write time). */
+  images?: boolean;
 }
 
 const hex8 = (n: number): string => n.toString(16).toUpperCase().padStart(8, '0');

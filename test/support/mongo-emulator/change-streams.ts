@@ -9,7 +9,7 @@
 //   a dropDatabase); a database stream ends after `dropDatabase`'s invalidate;
 // - resuming from a position older than the retained history fails with 286.
 import { Aggregator } from 'mingo';
-import { Timestamp, calculateObjectSize } from 'bson';
+import { Int32, Timestamp, calculateObjectSize } from 'bson';
 import { canonicalKey, isPlainObject, toView, type Doc } from './bson-values.js';
 import { makeToken, parseToken, positionBefore, TokenKind, type ChangeEntry } from './change-history.js';
 import { CommandError, ErrorCodes, fail } from './errors.js';
@@ -28,6 +28,19 @@ export type StreamScope = { kind: 'collection'; db: string; coll: string } | { k
 const FULL_DOCUMENT_MODES = new Set(['default', 'updateLookup', 'whenAvailable', 'required']);
 const BEFORE_CHANGE_MODES = new Set(['off', 'whenAvailable', 'required']);
 const ALLOWED_STAGES = new Set(['$match', '$project', '$addFields', '$set', '$unset', '$replaceRoot', '$replaceWith', '$redact']);
+/**
+ * Every aggregation stage name the server knows
+ * (https://www.mongodb.com/docs/manual/reference/operator/aggregation-pipeline/): a known stage not
+ * allowed in a change stream is IllegalOperation, an unknown one "Unrecognized pipeline stage
+ * name" (40324), as for any pipeline.
+ */
+const KNOWN_STAGES = new Set([
+  ...ALLOWED_STAGES, '$bucket', '$bucketAuto', '$changeStream', '$changeStreamSplitLargeEvent', '$collStats', '$count', '$currentOp',
+  '$densify', '$documents', '$facet', '$fill', '$geoNear', '$graphLookup', '$group', '$indexStats', '$limit', '$listLocalSessions',
+  '$listSampledQueries', '$listSearchIndexes', '$listSessions', '$lookup', '$merge', '$out', '$planCacheStats', '$querySettings',
+  '$sample', '$search', '$searchMeta', '$setWindowFields', '$shardedDataDistribution', '$skip', '$sort', '$sortByCount',
+  '$unionWith', '$unwind', '$vectorSearch',
+]);
 const EXPANDED_EVENTS = new Set(['create', 'createIndexes', 'dropIndexes', 'modify', 'shardCollection']);
 
 export function historyLostError(context: 'aggregate' | 'getMore'): CommandError {
@@ -81,6 +94,7 @@ export class ChangeStream {
     this.expanded = spec.showExpandedEvents === true;
     for (const s of stages) {
       const name = Object.keys(s)[0];
+      if (!KNOWN_STAGES.has(name)) fail(ErrorCodes.Location40324, `Unrecognized pipeline stage name: '${name}'`);
       if (!ALLOWED_STAGES.has(name)) fail(ErrorCodes.IllegalOperation, `${name} is not permitted in a $changeStream pipeline`);
     }
     try {
@@ -150,25 +164,47 @@ export class ChangeStream {
     const withImages = e.op === 'update' || e.op === 'replace' || e.op === 'delete';
     if (e.op === 'insert' || e.op === 'replace') ev.fullDocument = e.fullDocument;
     if (e.op === 'update' && this.fullDocument !== 'default') {
-      ev.fullDocument = this.fullDocument === 'updateLookup' ? this.lookup(e) : (e.fullDocument ?? null);
+      ev.fullDocument = this.fullDocument === 'updateLookup' ? this.lookup(e) : this.image(e, e.fullDocument, this.fullDocument, 'post');
     }
     ev.ns = e.coll === undefined ? { db: e.db } : { db: e.db, coll: e.coll };
     if (this.expanded && e.uuid) ev.collectionUUID = e.uuid;
     if (e.documentKey) ev.documentKey = e.documentKey;
-    if (e.updateDescription) ev.updateDescription = e.updateDescription;
+    if (e.updateDescription) ev.updateDescription = this.expanded ? { ...e.updateDescription, disambiguatedPaths: disambiguatedPaths(e) } : e.updateDescription;
     if (e.to) ev.to = e.to;
     if (e.operationDescription && this.expanded) ev.operationDescription = e.operationDescription;
-    if (withImages && this.beforeChange !== 'off') ev.fullDocumentBeforeChange = e.preImage ?? null;
+    if (withImages && this.beforeChange !== 'off') ev.fullDocumentBeforeChange = this.image(e, e.preImage, this.beforeChange, 'pre');
     return ev;
+  }
+
+  /**
+   * A pre- or post-image for `whenAvailable` / `required`: images exist only for writes to a
+   * collection with `changeStreamPreAndPostImages: {enabled: true}` at the time of the write
+   * (https://www.mongodb.com/docs/manual/changeStreams/#change-streams-with-document-pre--and-post-images);
+   * `whenAvailable` then gives null, `required` fails the stream. The code of that failure is
+   * undocumented; NoMatchingDocument (47) is what the server's message reports.
+   */
+  private image(e: ChangeEntry, image: Doc | undefined, mode: string, which: 'pre' | 'post'): Doc | null {
+    if (e.images && image) return image;
+    if (mode === 'required') {
+      fail(
+        47,
+        `Change stream was configured to require a ${which}-image for all update, delete and replace events, but the ${which}-image was not found for event: ${e.token}`,
+      );
+    }
+    return null;
   }
 
   private transform(ev: Doc): Doc | undefined {
     if (!this.pipeline) return ev;
     const out = runViewPipeline(this.pipeline, [ev])[0];
     if (out && canonicalKey(out._id) !== canonicalKey(ev._id)) {
-      fail(
+      // The server labels this error NonResumableChangeStreamError (asserted by MongoDB's spec
+      // test change-streams.json "Test server error on projecting out _id").
+      throw new CommandError(
         ErrorCodes.ChangeStreamFatalError,
         'Encountered an event whose _id field, which contains the resume token, was modified by the pipeline. Modifying the _id field of an event makes it impossible to resume the stream from that point. Only transformations that retain the unmodified _id field are allowed.',
+        {},
+        ['NonResumableChangeStreamError'],
       );
     }
     return out;
@@ -299,6 +335,31 @@ export class ChangeStream {
   hasPending(): boolean {
     return this.engine.history.firstAfter(this.position) < this.engine.history.end;
   }
+}
+
+/**
+ * `updateDescription.disambiguatedPaths` (showExpandedEvents, 6.1+): every changed path with a
+ * numeric component or a dotted field name, as its components, array indices as int32 and field
+ * names as strings (https://www.mongodb.com/docs/manual/reference/change-events/update/#path-disambiguation).
+ * Components are resolved against the post-image (pre-image for removed fields).
+ */
+function disambiguatedPaths(e: ChangeEntry): Doc {
+  const out: Doc = {};
+  const d = e.updateDescription ?? {};
+  const resolve = (path: string, doc: Doc | undefined): void => {
+    const parts = path.split('.');
+    if (!parts.slice(1).some((p) => /^\d+$/.test(p))) return;
+    let node: unknown = doc;
+    out[path] = parts.map((p) => {
+      const isIndex = Array.isArray(node) && /^\d+$/.test(p);
+      node = Array.isArray(node) ? node[Number(p)] : isPlainObject(node) ? node[p] : undefined;
+      return isIndex ? new Int32(Number(p)) : p;
+    });
+  };
+  for (const p of Object.keys(isPlainObject(d.updatedFields) ? d.updatedFields : {})) resolve(p, e.fullDocument);
+  for (const p of Array.isArray(d.removedFields) ? (d.removedFields as string[]) : []) resolve(p, e.preImage);
+  for (const t of Array.isArray(d.truncatedArrays) ? (d.truncatedArrays as Doc[]) : []) resolve(String(t.field), e.fullDocument);
+  return out;
 }
 
 /** Parses `aggregate` with a leading $changeStream stage into a stream. */

@@ -4,7 +4,7 @@ import { Long } from 'bson';
 import { isNumeric, toNumber, type Doc } from './bson-values.js';
 import type { CursorRegistry } from './cursors.js';
 import { DEFAULT_FIRST_BATCH, takeBatch, type QueryCursor } from './cursors.js';
-import { ErrorCodes, fail } from './errors.js';
+import { CommandError, ErrorCodes, fail } from './errors.js';
 import type { FailPoints } from './failpoints.js';
 import type { EmulatorProfile } from './profiles.js';
 import type { AuthState, ConnectionAuth } from './auth.js';
@@ -33,6 +33,8 @@ export interface ServerState {
   readonly auth?: AuthState;
   /** setUserWriteBlockMode {global: true} is in force. */
   userWritesBlocked: boolean;
+  /** Sessions (lsid) seen in commands, for $listLocalSessions: canonical id → {_id, lastUse}. */
+  readonly localSessions: Map<string, Doc>;
 }
 
 export interface ConnectionInfo {
@@ -49,6 +51,49 @@ export interface CommandContext {
   readonly db: string;
   readonly server: ServerState;
   readonly conn: ConnectionInfo;
+  /** Set for a retryable write (lsid + txnNumber outside a transaction). */
+  readonly retryable?: RetryableWrite;
+}
+
+/** Thrown to close the client's connection without a reply (fail points). */
+export const CLOSE_CONNECTION = Symbol('close connection');
+
+/**
+ * The statements of a retryable write already executed under this lsid + txnNumber: a retried
+ * command returns their recorded results instead of executing them again, statement by statement,
+ * as the server does (https://www.mongodb.com/docs/manual/core/retryable-writes/ — a retried
+ * write is applied once).
+ */
+export interface RetryableWrite {
+  executed(index: number): Doc | undefined;
+  record(index: number, result: Doc): void;
+}
+
+/**
+ * Runs statement `index` of a write command: a statement a previous attempt executed returns its
+ * recorded result; otherwise the onPrimaryTransactionalWrite fail point may fail it (not
+ * committed) or close the connection after it committed.
+ */
+export function retryableStatement(ctx: CommandContext, index: number, run: () => Doc): Doc {
+  const r = ctx.retryable;
+  if (!r) return run();
+  const done = r.executed(index);
+  if (done) return done;
+  const fp = ctx.server.failpoints.checkTransactionalWrite();
+  if (fp?.failBeforeCommitCode !== undefined) {
+    if (fp.closeConnection) {
+      ctx.conn.close();
+      throw CLOSE_CONNECTION;
+    }
+    throw new CommandError(fp.failBeforeCommitCode, "Failing write for test via 'onPrimaryTransactionalWrite' failpoint");
+  }
+  const result = run();
+  r.record(index, result);
+  if (fp?.closeConnection) {
+    ctx.conn.close();
+    throw CLOSE_CONNECTION;
+  }
+  return result;
 }
 
 export type Handler = (ctx: CommandContext) => Doc | Promise<Doc>;

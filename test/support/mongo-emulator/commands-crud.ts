@@ -5,6 +5,7 @@ import { Long } from 'bson';
 import {
   canonicalKey,
   compareValues,
+  toNumber,
   isPlainObject,
   newViewContext,
   pathValues,
@@ -16,18 +17,20 @@ import {
 import { openChangeStream } from './change-streams.js';
 import { checkChangeStream, docdbStreamError, externalEvents, internalSpec, isDocumentDB } from './documentdb.js';
 import {
+  CLOSE_CONNECTION,
   cursorBatchSize,
   cursorReply,
   optionalNumber,
   readDocuments,
+  retryableStatement,
   targetName,
   type CommandContext,
   type Handler,
 } from './command-context.js';
 import { DEFAULT_FIRST_BATCH, takeBatch, type StreamCursor } from './cursors.js';
-import { CommandError, ErrorCodes, fail } from './errors.js';
-import { asMingoError, compileFilter, compileProjection, idCandidates, parseSort, sortDocs } from './query.js';
-import type { Collection } from './storage-engine.js';
+import { CommandError, ErrorCodes, codeName, fail } from './errors.js';
+import { asMingoError, collationFold, compileFilter, compileProjection, foldDoc, idCandidates, letVariables, parseSort, sortDocs } from './query.js';
+import { StorageEngine, type Collection } from './storage-engine.js';
 import { applyUpdate, isOperatorUpdate, upsertSeed } from './update-engine.js';
 import { deepCopy } from './bson-values.js';
 import { hasFullShardKey, hasIdEquality, shardKeyValues, untargetable, upsertWithoutShardKey } from './sharding.js';
@@ -51,6 +54,7 @@ function shardedUpdateCheck(ctx: CommandContext, name: string, spec: Doc): ((bef
     }
   };
 }
+import { versionAtLeast } from './profiles.js';
 
 const DEFAULT_AWAIT_MS = 1000;
 
@@ -61,17 +65,22 @@ interface MatchOptions {
   filter: unknown;
   limit?: number;
   sort?: unknown;
+  /** The operation's collation (query.ts). */
+  collation?: unknown;
+  /** The command's `let` variables. */
+  variables?: unknown;
 }
 
 /** Documents of a collection (or the documents of a view) matching `filter`, sorted, limited. */
 function matchDocuments(ctx: CommandContext, collName: string, opts: MatchOptions): Doc[] {
   const { engine } = ctx.server;
   const coll = engine.collection(ctx.db, collName);
-  const predicate = compileFilter(opts.filter);
+  const predicate = compileFilter(opts.filter, { collation: opts.collation, variables: opts.variables });
   const sort = parseSort(opts.sort);
   const stopAt = sort ? Infinity : (opts.limit ?? Infinity);
   let source: Iterable<Doc>;
-  const ids = coll && !coll.isView ? idCandidates(opts.filter) : undefined;
+  // _id lookups compare binary; under a non-simple collation a string _id may match others.
+  const ids = coll && !coll.isView && !collationFold(opts.collation) ? idCandidates(opts.filter) : undefined;
   if (coll && ids && ids.length === 1) {
     const d = coll.docs.get(canonicalKey(ids[0]));
     source = d ? [d] : [];
@@ -87,7 +96,7 @@ function matchDocuments(ctx: CommandContext, collName: string, opts: MatchOption
     if (out.length >= stopAt) break;
     if (predicate(d)) out.push(d);
   }
-  return sort ? sortDocs(out, sort) : out;
+  return sort ? sortDocs(out, sort, opts.collation) : out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -103,7 +112,7 @@ const find: Handler = (ctx) => {
     limit = -limit;
     singleBatch = true;
   }
-  let docs = matchDocuments(ctx, name, { filter: cmd.filter, sort: cmd.sort, limit: limit ? skip + limit : undefined });
+  let docs = matchDocuments(ctx, name, { filter: cmd.filter, sort: cmd.sort, limit: limit ? skip + limit : undefined, collation: cmd.collation, variables: cmd.let });
   docs = docs.slice(skip, limit ? skip + limit : undefined);
   const projector = compileProjection(cmd.projection);
   if (projector) docs = docs.map(projector);
@@ -183,7 +192,7 @@ const count: Handler = (ctx) => {
   if (!ctx.cmd.query || (isPlainObject(ctx.cmd.query) && Object.keys(ctx.cmd.query).length === 0)) {
     n = coll?.isView ? readDocuments(ctx.server.engine, ctx.db, name).length : (coll?.docs.size ?? 0);
   } else {
-    n = matchDocuments(ctx, name, { filter: ctx.cmd.query }).length;
+    n = matchDocuments(ctx, name, { filter: ctx.cmd.query, collation: ctx.cmd.collation }).length;
   }
   n = Math.max(0, n - skip);
   if (limit) n = Math.min(n, limit);
@@ -195,10 +204,11 @@ const distinct: Handler = (ctx) => {
   const key = ctx.cmd.key;
   if (typeof key !== 'string') fail(ErrorCodes.TypeMismatch, "'key' must be a string");
   const seen = new Map<string, unknown>();
-  for (const d of matchDocuments(ctx, name, { filter: ctx.cmd.query })) {
+  const fold = collationFold(ctx.cmd.collation);
+  for (const d of matchDocuments(ctx, name, { filter: ctx.cmd.query, collation: ctx.cmd.collation })) {
     for (const v of pathValues(d, key.split('.'))) {
       for (const x of Array.isArray(v) ? v : [v]) {
-        const k = canonicalKey(x);
+        const k = canonicalKey(fold ? foldDoc(x, fold) : x);
         if (!seen.has(k)) seen.set(k, x);
       }
     }
@@ -236,21 +246,47 @@ const aggregate: Handler = (ctx) => {
   }
   const last = pipeline[pipeline.length - 1];
   const outTarget = last && isPlainObject(last) ? (last.$out ?? last.$merge) : undefined;
-  const stages = outTarget === undefined ? pipeline : pipeline.slice(0, -1);
-  const source = typeof target === 'string' ? readDocuments(server.engine, db, target) : [];
+  let stages = outTarget === undefined ? pipeline : pipeline.slice(0, -1);
+  let source = typeof target === 'string' ? readDocuments(server.engine, db, target) : [];
+  // $listLocalSessions (a leading stage of a database aggregate): the sessions this server has
+  // seen, {_id: {id, uid}, lastUse} (https://www.mongodb.com/docs/manual/reference/operator/aggregation/listLocalSessions/).
+  if (target !== null && typeof target !== 'string' && isPlainObject(stages[0]) && '$listLocalSessions' in stages[0]) {
+    source = [...server.localSessions.values()].map(deepCopy);
+    stages = stages.slice(1);
+  }
+  // A collation applies to the leading $match stages (filtered here); later stages compare binary.
+  if (collationFold(cmd.collation)) {
+    while (stages.length && isPlainObject(stages[0]) && '$match' in stages[0]) {
+      const predicate = compileFilter(stages[0].$match, { collation: cmd.collation, variables: cmd.let });
+      source = source.filter(predicate);
+      stages = stages.slice(1);
+    }
+  }
   const vctx = newViewContext();
   let results: Doc[];
   try {
     const agg = new Aggregator(
       stages.map((s) => toView(s) as Doc),
-      { collectionResolver: (name: string) => readDocuments(server.engine, db, name).map((d) => toView(d, vctx) as Doc) },
+      {
+        collectionResolver: (name: string) => readDocuments(server.engine, db, name).map((d) => toView(d, vctx) as Doc),
+        ...(isPlainObject(cmd.let) ? { variables: letVariables(cmd.let) } : {}),
+      },
     );
     results = agg.run(source.map((d) => toView(d, vctx) as Doc)).map((r) => restoreFromView(r, vctx) as Doc);
   } catch (err) {
     asMingoError(err);
   }
   if (outTarget !== undefined) {
-    if ('$merge' in last) fail(ErrorCodes.IllegalOperation, '$merge is not supported by the mongo emulator');
+    // Neither output stage may run under linearizable read concern
+    // (https://www.mongodb.com/docs/manual/reference/read-concern-linearizable/).
+    if (isPlainObject(cmd.readConcern) && cmd.readConcern.level === 'linearizable') {
+      fail(ErrorCodes.InvalidOptions, `${'$merge' in last ? '$merge' : '$out'} cannot be used with a 'linearizable' read concern level`);
+    }
+  }
+  if (outTarget !== undefined && '$merge' in last) {
+    mergeInto(ctx, last.$merge, results);
+    results = [];
+  } else if (outTarget !== undefined) {
     const outName = typeof outTarget === 'string' ? outTarget : String((outTarget as Doc).coll);
     const outDb = typeof outTarget === 'string' ? db : String((outTarget as Doc).db ?? db);
     server.engine.replaceContents(outDb, outName, results.map(deepCopy));
@@ -260,8 +296,99 @@ const aggregate: Handler = (ctx) => {
   return cursorReply(ctx, ns, results, batchSize);
 };
 
+/**
+ * $merge (https://www.mongodb.com/docs/manual/reference/operator/aggregation/merge/): `into` (a
+ * name or {db, coll}), `on` (default _id), whenMatched replace | keepExisting | merge (default) |
+ * fail | an update pipeline (with $$new), whenNotMatched insert (default) | discard | fail.
+ */
+function mergeInto(ctx: CommandContext, spec: unknown, results: Doc[]): void {
+  const s: Doc = typeof spec === 'string' ? { into: spec } : isPlainObject(spec) ? spec : fail(ErrorCodes.FailedToParse, '$merge requires a string or object argument');
+  const into = s.into;
+  const outDb = isPlainObject(into) ? String(into.db ?? ctx.db) : ctx.db;
+  const outName = isPlainObject(into) ? String(into.coll) : String(into);
+  const on = s.on === undefined ? ['_id'] : Array.isArray(s.on) ? (s.on as string[]) : [String(s.on)];
+  const whenMatched = s.whenMatched ?? 'merge';
+  const whenNotMatched = s.whenNotMatched ?? 'insert';
+  const engine = ctx.server.engine;
+  const coll = engine.writableCollection(outDb, outName);
+  for (const raw of results) {
+    const doc = deepCopy(raw);
+    const filter: Doc = {};
+    for (const f of on) filter[f] = pathValues(doc, f.split('.'))[0] ?? null;
+    const existing = on.length === 1 && on[0] === '_id' && '_id' in doc ? coll.byId(doc._id) : [...coll.docs.values()].find(compileFilter(filter));
+    if (!existing) {
+      if (whenNotMatched === 'discard') continue;
+      if (whenNotMatched === 'fail') fail(13113, `$merge could not find a matching document in the target collection for at least one document in the source collection`);
+      validateWrite(ctx, coll, doc);
+      engine.insert(coll, doc);
+      continue;
+    }
+    if (whenMatched === 'keepExisting') continue;
+    if (whenMatched === 'fail') {
+      // The insert attempt the server makes fails on the unique key, with its keyPattern/keyValue.
+      engine.insert(coll, doc);
+      continue;
+    }
+    let next: Doc;
+    if (Array.isArray(whenMatched)) {
+      const vctx = newViewContext();
+      const agg = new Aggregator((whenMatched as Doc[]).map((st) => toView(st) as Doc), { variables: { new: toView(doc, vctx) as Doc, ...(isPlainObject(s.let) ? (toView(s.let) as Doc) : {}) } });
+      next = restoreFromView(agg.run([toView(existing, vctx) as Doc])[0], vctx) as Doc;
+    } else if (whenMatched === 'replace') {
+      next = { ...doc, _id: existing._id };
+    } else {
+      next = { ...existing, ...doc, _id: existing._id };
+    }
+    const outcome = applyUpdate(existing, Object.fromEntries(Object.entries(next).filter(([k]) => k !== '_id')), {});
+    validateWrite(ctx, coll, outcome.doc, existing);
+    engine.update(coll, existing, outcome);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Writes
+
+/**
+ * Before 5.0 a document may not have `$`-prefixed field names (DBRef's $ref/$id/$db aside); from
+ * 5.0 it may (https://www.mongodb.com/docs/manual/core/dot-dollar-considerations/). Inserts were
+ * checked at the top level only, replacements throughout (MongoDB's spec tests
+ * crud/*-dots_and_dollars.json assert both on pre-5.0 servers).
+ */
+function checkFieldNames(ctx: CommandContext, doc: unknown, deep: boolean): void {
+  if (versionAtLeast(ctx.server.profile, 5)) return;
+  const visit = (v: unknown, top: boolean): void => {
+    if (Array.isArray(v)) v.forEach((x) => visit(x, false));
+    if (!isPlainObject(v) || (!top && !deep)) return;
+    for (const [k, x] of Object.entries(v)) {
+      if (k.startsWith('$') && k !== '$ref' && k !== '$id' && k !== '$db') fail(ErrorCodes.DollarPrefixedFieldName, `Document can't have $ prefixed field names: ${k}`);
+      visit(x, false);
+    }
+  };
+  visit(doc, true);
+}
+
+/**
+ * Schema validation (https://www.mongodb.com/docs/manual/core/schema-validation/): a collection's
+ * query-operator `validator` checks inserted and updated documents unless the command sets
+ * bypassDocumentValidation; validationLevel 'moderate' skips updates of documents that did not
+ * match before, 'off' skips everything; validationAction 'warn' only logs. A failure is
+ * DocumentValidationFailure (121) with errInfo {failingDocumentId, details}. `$jsonSchema`
+ * validators are not evaluated here and fail loudly instead of passing silently.
+ */
+function validateWrite(ctx: CommandContext, coll: Collection, doc: Doc, before?: Doc): void {
+  const v = coll.options.validator;
+  if (!isPlainObject(v) || Object.keys(v).length === 0 || truthy(ctx.cmd.bypassDocumentValidation)) return;
+  const level = coll.options.validationLevel ?? 'strict';
+  if (level === 'off' || coll.options.validationAction === 'warn') return;
+  if ('$jsonSchema' in v) fail(ErrorCodes.IllegalOperation, '$jsonSchema validators are not supported by the mongo emulator');
+  const ok = compileFilter(v);
+  if (level === 'moderate' && before && !ok(before)) return;
+  if (!ok(doc)) {
+    throw new CommandError(121, 'Document failed validation', {
+      errInfo: { failingDocumentId: doc._id, details: { operatorName: '$and', clausesNotSatisfied: [] } },
+    });
+  }
+}
 
 function writeError(index: number, err: unknown): Doc {
   if (err instanceof CommandError) return { index, code: err.code, ...err.extra, errmsg: err.message };
@@ -276,6 +403,7 @@ function eachStatement<T>(ctx: CommandContext, items: T[], op: (item: T, index: 
     try {
       op(items[i], i);
     } catch (err) {
+      if (err === CLOSE_CONNECTION) throw err;
       errors.push(writeError(i, err));
       if (ordered) break;
     }
@@ -299,8 +427,13 @@ const insert: Handler = (ctx) => {
   const docs = statements(ctx, 'documents');
   const coll = ctx.server.engine.writableCollection(ctx.db, name);
   let n = 0;
-  const errors = eachStatement(ctx, docs, (doc) => {
-    ctx.server.engine.insert(coll, doc);
+  const errors = eachStatement(ctx, docs, (doc, index) => {
+    retryableStatement(ctx, index, () => {
+      checkFieldNames(ctx, doc, false);
+      validateWrite(ctx, coll, StorageEngine.prepareInsert(doc));
+      ctx.server.engine.insert(coll, doc);
+      return { n: 1 };
+    });
     n++;
   });
   return withErrors({ n, ok: 1 }, errors);
@@ -323,6 +456,8 @@ function upsertInsert(ctx: CommandContext, coll: Collection, filter: unknown, up
     const seed = upsertSeed(filter);
     if (!('_id' in doc) && '_id' in seed) doc = { _id: seed._id, ...doc };
   }
+  checkFieldNames(ctx, doc, false);
+  validateWrite(ctx, coll, StorageEngine.prepareInsert(doc));
   return ctx.server.engine.insert(coll, doc);
 }
 
@@ -333,16 +468,21 @@ function lazyCollection(ctx: CommandContext, name: string): () => Collection {
 
 function updateStatement(ctx: CommandContext, coll: () => Collection, name: string, spec: Doc): UpsertResult {
   const multi = truthy(spec.multi);
+  // `sort` in an update statement is new in 8.0 (https://www.mongodb.com/docs/manual/reference/command/update/);
+  // earlier servers refuse the unknown field.
+  if (spec.sort !== undefined && !versionAtLeast(ctx.server.profile, 8)) fail(40415, "BSON field 'update.updates.sort' is an unknown field.");
   const arrayFilters = Array.isArray(spec.arrayFilters) ? (spec.arrayFilters as Doc[]) : undefined;
   if (multi && isPlainObject(spec.u) && !isOperatorUpdate(spec.u)) {
     fail(ErrorCodes.FailedToParse, 'multi update is not supported for replacement-style update');
   }
   const sharded = shardedUpdateCheck(ctx, name, spec);
-  const matches = matchDocuments(ctx, name, { filter: spec.q, limit: multi ? undefined : 1, sort: spec.sort });
+  const matches = matchDocuments(ctx, name, { filter: spec.q, limit: multi ? undefined : 1, sort: spec.sort, collation: spec.collation, variables: ctx.cmd.let });
   let modified = 0;
   for (const doc of multi ? matches : matches.slice(0, 1)) {
-    const outcome = applyUpdate(doc, spec.u, { query: spec.q as Doc, arrayFilters });
+    const outcome = applyUpdate(doc, spec.u, { query: spec.q as Doc, arrayFilters, variables: ctx.cmd.let });
     sharded?.(doc, outcome);
+    if (outcome.kind === 'replace') checkFieldNames(ctx, outcome.doc, true);
+    if (outcome.kind !== 'noop') validateWrite(ctx, coll(), outcome.doc, doc);
     if (ctx.server.engine.update(coll(), doc, outcome)) modified++;
   }
   if (matches.length === 0 && truthy(spec.upsert)) {
@@ -360,7 +500,7 @@ const update: Handler = (ctx) => {
   let nModified = 0;
   const upserted: Doc[] = [];
   const errors = eachStatement(ctx, specs, (spec, index) => {
-    const r = updateStatement(ctx, coll, name, spec);
+    const r = retryableStatement(ctx, index, () => ({ ...updateStatement(ctx, coll, name, spec) })) as unknown as UpsertResult;
     n += r.matched;
     nModified += r.modified;
     if (r.upsertedId !== undefined) {
@@ -381,20 +521,28 @@ const deleteCommand: Handler = (ctx) => {
   if (coll?.isView) fail(ErrorCodes.CommandNotSupportedOnView, `Namespace ${coll.ns} is a view, not a collection`);
   let n = 0;
   const key = ctx.server.sharding?.keyOf(ctx.db, name);
-  const errors = eachStatement(ctx, specs, (spec) => {
-    const limit = optionalNumber(spec.limit, 'limit') ?? 0;
-    if (key && limit === 1 && !hasFullShardKey(spec.q, key) && !hasIdEquality(spec.q)) untargetable('delete');
-    if (!coll) return;
-    for (const doc of matchDocuments(ctx, name, { filter: spec.q, limit: limit === 1 ? 1 : undefined, sort: spec.sort })) {
-      ctx.server.engine.remove(coll, doc);
-      n++;
-      if (limit === 1) break;
-    }
+  const errors = eachStatement(ctx, specs, (spec, index) => {
+    const targeted = optionalNumber(spec.limit, 'limit') ?? 0;
+    if (key && targeted === 1 && !hasFullShardKey(spec.q, key) && !hasIdEquality(spec.q)) untargetable('delete');
+    const r = retryableStatement(ctx, index, () => {
+      let removed = 0;
+      if (!coll) return { n: 0 };
+      const limit = optionalNumber(spec.limit, 'limit') ?? 0;
+      for (const doc of matchDocuments(ctx, name, { filter: spec.q, limit: limit === 1 ? 1 : undefined, sort: spec.sort, collation: spec.collation, variables: ctx.cmd.let })) {
+        ctx.server.engine.remove(coll, doc);
+        removed++;
+        if (limit === 1) break;
+      }
+      return { n: removed };
+    });
+    n += Number(r.n);
   });
   return withErrors({ n, ok: 1 }, errors);
 };
 
-const findAndModify: Handler = (ctx) => {
+const findAndModify: Handler = (ctx) => ({ ...retryableStatement(ctx, 0, () => findAndModifyOnce(ctx)) });
+
+function findAndModifyOnce(ctx: CommandContext): Doc {
   const name = targetName(ctx);
   const { cmd } = ctx;
   const remove = truthy(cmd.remove);
@@ -405,15 +553,17 @@ const findAndModify: Handler = (ctx) => {
   if (shardKey && !hasFullShardKey(cmd.query, shardKey)) fail(ErrorCodes.ShardKeyNotFound, `Query for sharded findAndModify must contain the shard key`);
   const projector = compileProjection(cmd.fields);
   const project = (d: Doc | null): Doc | null => (d && projector ? projector(d) : d);
-  const doc = matchDocuments(ctx, name, { filter: cmd.query, sort: cmd.sort, limit: 1 })[0];
+  const doc = matchDocuments(ctx, name, { filter: cmd.query, sort: cmd.sort, limit: 1, collation: cmd.collation, variables: cmd.let })[0];
   const arrayFilters = Array.isArray(cmd.arrayFilters) ? (cmd.arrayFilters as Doc[]) : undefined;
   if (remove) {
     if (doc) ctx.server.engine.remove(coll(), doc);
     return { lastErrorObject: { n: doc ? 1 : 0 }, value: project(doc ?? null), ok: 1 };
   }
   if (doc) {
-    const outcome = applyUpdate(doc, cmd.update, { query: cmd.query as Doc, arrayFilters });
+    const outcome = applyUpdate(doc, cmd.update, { query: cmd.query as Doc, arrayFilters, variables: cmd.let });
     shardedUpdateCheck(ctx, name, { q: cmd.query, u: cmd.update })?.(doc, outcome);
+    if (outcome.kind === 'replace') checkFieldNames(ctx, outcome.doc, true);
+    if (outcome.kind !== 'noop') validateWrite(ctx, coll(), outcome.doc, doc);
     ctx.server.engine.update(coll(), doc, outcome);
     return { lastErrorObject: { n: 1, updatedExisting: true }, value: project(truthy(cmd.new) ? outcome.doc : doc), ok: 1 };
   }
@@ -426,9 +576,84 @@ const findAndModify: Handler = (ctx) => {
     };
   }
   return { lastErrorObject: { n: 0, updatedExisting: false }, value: null, ok: 1 };
+}
+
+/**
+ * bulkWrite, the 8.0 cross-namespace write command (https://www.mongodb.com/docs/manual/reference/command/bulkWrite/):
+ * `ops` of {insert: nsIndex, document} | {update: nsIndex, filter, updateMods, multi, upsert,
+ * arrayFilters, collation, hint, sort} | {delete: nsIndex, filter, multi, collation, hint}, with
+ * `nsInfo: [{ns}]`; run on admin. Replies with a cursor of per-operation results ({ok, idx, n,
+ * nModified, upserted}; only the errors with errorsOnly) and the summary counts.
+ */
+const bulkWrite: Handler = (ctx) => {
+  const { cmd } = ctx;
+  if (!versionAtLeast(ctx.server.profile, 8)) fail(ErrorCodes.CommandNotFound, "no such command: 'bulkWrite'");
+  if (ctx.db !== 'admin') fail(ErrorCodes.Unauthorized, 'bulkWrite may only be run against the admin database.');
+  const ops = Array.isArray(cmd.ops) ? (cmd.ops as Doc[]) : fail(ErrorCodes.FailedToParse, "BSON field 'bulkWrite.ops' is missing but a required field");
+  const nsInfo = Array.isArray(cmd.nsInfo) ? (cmd.nsInfo as Doc[]) : fail(ErrorCodes.FailedToParse, "BSON field 'bulkWrite.nsInfo' is missing but a required field");
+  const ordered = cmd.ordered !== false;
+  const results: Doc[] = [];
+  const counts = { nErrors: 0, nInserted: 0, nMatched: 0, nModified: 0, nUpserted: 0, nDeleted: 0 };
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i];
+    try {
+      const kind = 'insert' in op ? 'insert' : 'update' in op ? 'update' : 'delete' in op ? 'delete' : fail(ErrorCodes.FailedToParse, 'Unrecognized bulkWrite operation');
+      const info = nsInfo[toNumber(op[kind])];
+      if (!isPlainObject(info) || typeof info.ns !== 'string') fail(ErrorCodes.BadValue, `BulkWrite ops entry ${i} has an invalid nsInfo index`);
+      const dot = info.ns.indexOf('.');
+      const dbName = info.ns.slice(0, dot);
+      const collName = info.ns.slice(dot + 1);
+      const sub: CommandContext = { ...ctx, db: dbName };
+      const r = retryableStatement(sub, i, () => {
+        if (kind === 'insert') {
+          const coll = ctx.server.engine.writableCollection(dbName, collName);
+          checkFieldNames(sub, op.document, false);
+          validateWrite(sub, coll, StorageEngine.prepareInsert(op.document as Doc));
+          ctx.server.engine.insert(coll, op.document as Doc);
+          return { ok: 1, idx: i, n: 1 };
+        }
+        if (kind === 'update') {
+          const spec: Doc = { q: op.filter, u: op.updateMods, multi: op.multi, upsert: op.upsert, arrayFilters: op.arrayFilters, collation: op.collation, hint: op.hint };
+          if (op.sort !== undefined) spec.sort = op.sort;
+          const u = updateStatement(sub, lazyCollection(sub, collName), collName, spec);
+          const out: Doc = { ok: 1, idx: i, n: u.matched + (u.upsertedId === undefined ? 0 : 1), nModified: u.modified };
+          if (u.upsertedId !== undefined) out.upserted = { _id: u.upsertedId };
+          return out;
+        }
+        const coll = ctx.server.engine.collection(dbName, collName);
+        let n = 0;
+        if (coll) {
+          for (const doc of matchDocuments(sub, collName, { filter: op.filter, limit: truthy(op.multi) ? undefined : 1, collation: op.collation, variables: cmd.let })) {
+            ctx.server.engine.remove(coll, doc);
+            n++;
+            if (!truthy(op.multi)) break;
+          }
+        }
+        return { ok: 1, idx: i, n };
+      });
+      if (kind === 'insert') counts.nInserted += 1;
+      else if (kind === 'delete') counts.nDeleted += Number(r.n);
+      else {
+        const upserted = r.upserted !== undefined;
+        counts.nMatched += Number(r.n) - (upserted ? 1 : 0);
+        counts.nModified += Number(r.nModified);
+        if (upserted) counts.nUpserted += 1;
+      }
+      results.push(r);
+    } catch (err) {
+      if (err === CLOSE_CONNECTION) throw err;
+      const e = err instanceof CommandError ? err : new CommandError(1, String((err as Error).message ?? err));
+      results.push({ ok: 0, idx: i, code: e.code, codeName: codeName(e.code), errmsg: e.message, ...e.extra });
+      counts.nErrors++;
+      if (ordered) break;
+    }
+  }
+  const firstBatch = truthy(cmd.errorsOnly) ? results.filter((r) => r.ok === 0) : results;
+  return { cursor: { id: Long.ZERO, firstBatch, ns: 'admin.$cmd.bulkWrite' }, ...counts, ok: 1 };
 };
 
 export const crudCommands: Record<string, Handler> = {
+  bulkWrite,
   find,
   getMore,
   killCursors,
@@ -443,4 +668,4 @@ export const crudCommands: Record<string, Handler> = {
 };
 
 /** Commands that are retryable writes (deduplicated per lsid + txnNumber). */
-export const RETRYABLE_WRITES = new Set(['insert', 'update', 'delete', 'findAndModify', 'findandmodify']);
+export const RETRYABLE_WRITES = new Set(['insert', 'update', 'delete', 'findAndModify', 'findandmodify', 'bulkWrite']);

@@ -19,22 +19,100 @@ export type Predicate = (doc: Doc) => boolean;
 
 export function asMingoError(err: unknown): never {
   if (err instanceof CommandError) throw err;
-  throw new CommandError(ErrorCodes.BadValue, (err as Error).message ?? String(err));
+  const message = (err as Error).message ?? String(err);
+  // The server's code for an undefined $$variable (17276, undocumented; asserted by MongoDB's
+  // spec test crud/client-bulkWrite-errors.json).
+  if (/^Use of undefined variable/.test(message)) throw new CommandError(17276, message);
+  throw new CommandError(ErrorCodes.BadValue, message);
 }
 
-export function compileFilter(filter: unknown): Predicate {
+// ---------------------------------------------------------------------------------------------
+// Collation (https://www.mongodb.com/docs/manual/reference/collation/): strength 1 compares base
+// characters only (case and diacritics ignored), strength 2 ignores case, 3 (the default) and
+// above compare like the simple binary collation here. Strings are compared through a collation
+// key (locale lower case, diacritics stripped at strength 1) in filters and distinct, and with
+// Intl.Collator in sorts. $regex ignores collation, as on the server. Other collation options
+// (caseFirst, numericOrdering, alternate, backwards) are not modelled.
+
+export type StringFold = (s: string) => string;
+
+/** The collation key function of a `collation` document, or undefined for binary comparison. */
+export function collationFold(collation: unknown): StringFold | undefined {
+  if (!isPlainObject(collation) || typeof collation.locale !== 'string' || collation.locale === 'simple') return undefined;
+  const strength = collation.strength === undefined ? 3 : toNumber(collation.strength);
+  const locale = collation.locale.replace('_', '-');
+  if (strength >= 3) return undefined;
+  if (strength === 2) return (s) => s.toLocaleLowerCase(locale);
+  return (s) => s.normalize('NFD').replace(/[\u0300-\u036f]/g, '').toLocaleLowerCase(locale);
+}
+
+/** Intl comparator of strings under a collation (sorts), or undefined for binary order. */
+export function collationComparator(collation: unknown): ((a: string, b: string) => number) | undefined {
+  if (!isPlainObject(collation) || typeof collation.locale !== 'string' || collation.locale === 'simple') return undefined;
+  const strength = collation.strength === undefined ? 3 : toNumber(collation.strength);
+  const sensitivity = strength === 1 ? 'base' : strength === 2 ? 'accent' : 'variant';
+  return new Intl.Collator(collation.locale.replace('_', '-'), { sensitivity }).compare;
+}
+
+/** Operators whose string arguments are not compared values (not folded under a collation). */
+const UNFOLDED = new Set(['$regex', '$options', '$type', '$exists', '$expr', '$where', '$jsonSchema', '$text', '$mod', '$size']);
+
+function foldFilter(v: unknown, fold: StringFold): unknown {
+  if (typeof v === 'string') return fold(v);
+  if (Array.isArray(v)) return v.map((x) => foldFilter(x, fold));
+  if (!isPlainObject(v)) return v;
+  const out: Doc = {};
+  for (const [k, x] of Object.entries(v)) out[k] = UNFOLDED.has(k) ? x : foldFilter(x, fold);
+  return out;
+}
+
+/** A copy of a document with every string value folded (keys unchanged). */
+export function foldDoc(v: unknown, fold: StringFold): unknown {
+  if (typeof v === 'string') return fold(v);
+  if (Array.isArray(v)) return v.map((x) => foldDoc(x, fold));
+  if (!isPlainObject(v)) return v;
+  const out: Doc = {};
+  for (const [k, x] of Object.entries(v)) out[k] = foldDoc(x, fold);
+  return out;
+}
+
+/**
+ * The `let` option's variables, in mingo's view representation: each value is an expression
+ * evaluated once against an empty document (`{$literal: '$x'}` → '$x', `{$rand: {}}` → a double),
+ * as the server evaluates `let` (https://www.mongodb.com/docs/manual/reference/command/aggregate/#std-label-aggregate-let-example).
+ */
+export function letVariables(letOption: unknown): Doc | undefined {
+  if (!isPlainObject(letOption)) return undefined;
+  try {
+    const out = new Aggregator([{ $addFields: { v: toView(letOption) as Doc } }], {}).run([{}])[0] as Doc | undefined;
+    return isPlainObject(out?.v) ? out.v : (toView(letOption) as Doc);
+  } catch (err) {
+    asMingoError(err);
+  }
+}
+
+export interface FilterOptions {
+  /** The operation's collation. */
+  collation?: unknown;
+  /** `let` variables ($$name in $expr). */
+  variables?: unknown;
+}
+
+export function compileFilter(filter: unknown, options: FilterOptions = {}): Predicate {
   if (filter === undefined || filter === null) return () => true;
   if (!isPlainObject(filter)) throw new CommandError(ErrorCodes.TypeMismatch, 'filter must be an object');
   if (Object.keys(filter).length === 0) return () => true;
+  const fold = collationFold(options.collation);
   let q: Query;
   try {
-    q = new Query(toView(filter) as Doc, {});
+    const variables = letVariables(options.variables);
+    q = new Query(toView(fold ? foldFilter(filter, fold) : filter) as Doc, variables ? { variables } : {});
   } catch (err) {
     asMingoError(err);
   }
   return (doc) => {
     try {
-      return q.test(toView(doc) as Doc);
+      return q.test(toView(fold ? foldDoc(doc, fold) : doc) as Doc);
     } catch (err) {
       asMingoError(err);
     }
@@ -97,13 +175,15 @@ function sortKey(doc: Doc, path: string[], dir: number): unknown {
   return best;
 }
 
-/** Stable sort (ties keep the input order, i.e. natural order). */
-export function sortDocs<T extends Doc>(docs: T[], spec: SortSpec | undefined): T[] {
+/** Stable sort (ties keep the input order, i.e. natural order); strings under `collation`. */
+export function sortDocs<T extends Doc>(docs: T[], spec: SortSpec | undefined, collation?: unknown): T[] {
   if (!spec) return docs;
+  const collate = collationComparator(collation);
+  const cmp = (a: unknown, b: unknown): number => (collate && typeof a === 'string' && typeof b === 'string' ? collate(a, b) : compareValues(a, b));
   const keyed = docs.map((doc, i) => ({ doc, i, keys: spec.map(([p, d]) => sortKey(doc, p, d)) }));
   keyed.sort((a, b) => {
     for (let k = 0; k < spec.length; k++) {
-      const c = compareValues(a.keys[k], b.keys[k]) * spec[k][1];
+      const c = cmp(a.keys[k], b.keys[k]) * spec[k][1];
       if (c) return c;
     }
     return a.i - b.i;

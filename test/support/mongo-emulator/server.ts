@@ -83,6 +83,7 @@ export class EmulatorServer {
       openConnections: 0,
       auth: this.options.auth ? new AuthState(this.options.auth) : undefined,
       userWritesBlocked: false,
+      localSessions: new Map(),
     };
     this.dispatcher = new Dispatcher(this.state);
     // The TTL monitor: a background pass every ttlMonitorSleepSecs (60 by default, as the

@@ -72,6 +72,12 @@ const INTERNAL_DBS = new Set(['admin', 'config', 'local']);
 /** An owner key no stored document has (canonical keys never start with NUL). */
 const NEW_DOCUMENT = '\0new';
 
+/** Writes to this collection record pre- and post-images for change streams. */
+function recordsImages(coll: Collection): boolean {
+  const o = coll.options.changeStreamPreAndPostImages;
+  return isPlainObject(o) && o.enabled === true;
+}
+
 export function validateCollectionName(db: string, coll: string): void {
   if (!db || /[/\\. "$]/.test(db)) fail(ErrorCodes.InvalidNamespace, `Invalid database name: '${db}'`);
   if (!coll || coll.includes('$') || coll.startsWith('.') || coll.includes('\0')) {
@@ -264,14 +270,19 @@ export class StorageEngine {
     validateCollectionName(toDb, toName);
     const coll = this.collection(db, name);
     if (!coll) fail(ErrorCodes.NamespaceNotFound, 'source namespace does not exist');
-    if (this.collection(toDb, toName)) {
+    const target = this.collection(toDb, toName);
+    if (target) {
       if (!dropTarget) fail(ErrorCodes.NamespaceExists, 'target namespace exists');
       this.commit([{ m: 'dropColl', db: toDb, coll: toName }]);
     }
     const ts = this.clock.next();
+    // operationDescription (shown with showExpandedEvents): the target and the UUID of the
+    // collection dropTarget replaced (https://www.mongodb.com/docs/manual/reference/change-events/rename/).
+    const operationDescription: Doc = { to: { db: toDb, coll: toName } };
+    if (target) operationDescription.dropTarget = target.uuid;
     this.commit([
       { m: 'renameColl', db, coll: name, toDb, toColl: toName },
-      this.event(ts, 'rename', db, { coll: name, uuid: coll.uuid, to: { db: toDb, coll: toName } }),
+      this.event(ts, 'rename', db, { coll: name, uuid: coll.uuid, to: { db: toDb, coll: toName }, operationDescription }),
     ]);
   }
 
@@ -346,6 +357,11 @@ export class StorageEngine {
   static prepareInsert(doc: Doc): Doc {
     const out = ensureIdFirst(doc, () => new ObjectId());
     if (Array.isArray(out._id)) fail(ErrorCodes.BadValue, "The '_id' value cannot be of type array");
+    // "the _id field may not contain $-prefixed fields" (https://www.mongodb.com/docs/manual/core/dot-dollar-considerations/).
+    if (isPlainObject(out._id)) {
+      const bad = Object.keys(out._id).find((k) => k.startsWith('$'));
+      if (bad) fail(ErrorCodes.DollarPrefixedFieldName, `_id fields may not contain '$'-prefixed fields: ${bad} is not valid for storage.`);
+    }
     if (out._id instanceof RegExp || (isPlainObject(out._id) === false && (out._id as { _bsontype?: string })?._bsontype === 'BSONRegExp')) {
       fail(ErrorCodes.BadValue, "The '_id' value cannot be of type regex");
     }
@@ -381,6 +397,7 @@ export class StorageEngine {
         fullDocument: outcome.doc,
         preImage: prev,
         updateDescription: description,
+        images: recordsImages(coll),
       }),
     ]);
     return true;
@@ -390,7 +407,7 @@ export class StorageEngine {
     const ts = this.clock.next();
     this.commit([
       { m: 'del', db: coll.db, coll: coll.name, id: prev._id },
-      this.event(ts, 'delete', coll.db, { coll: coll.name, uuid: coll.uuid, documentKey: { _id: prev._id }, preImage: prev }),
+      this.event(ts, 'delete', coll.db, { coll: coll.name, uuid: coll.uuid, documentKey: { _id: prev._id }, preImage: prev, images: recordsImages(coll) }),
     ]);
   }
 

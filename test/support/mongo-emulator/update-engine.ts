@@ -33,7 +33,7 @@ import {
 } from './bson-values.js';
 import { computeOplogDiff, describeDiff, emptyDescription, type UpdateDescription } from './doc-diff.js';
 import { CommandError, ErrorCodes, fail } from './errors.js';
-import { asMingoError, isOperatorObject } from './query.js';
+import { asMingoError, isOperatorObject, letVariables } from './query.js';
 
 export type UpdateOutcome =
   | { kind: 'noop'; doc: Doc }
@@ -46,6 +46,8 @@ export interface UpdateContext {
   arrayFilters?: Doc[];
   /** True when applying to the seed of an upsert insert ($setOnInsert applies). */
   isInsert?: boolean;
+  /** The command's `let` variables (pipeline updates). */
+  variables?: unknown;
 }
 
 const OPERATORS = new Set([
@@ -506,15 +508,19 @@ export function applyReplacement(original: Doc, replacement: Doc): UpdateOutcome
   return { kind: 'replace', doc };
 }
 
-export function applyPipelineUpdate(original: Doc, pipeline: Doc[]): UpdateOutcome {
+export function applyPipelineUpdate(original: Doc, pipeline: Doc[], variables?: unknown): UpdateOutcome {
   const ctx = newViewContext();
   let result: Doc;
   try {
-    const agg = new Aggregator(pipeline.map((s) => toView(s) as Doc), {});
+    const vars = letVariables(variables);
+    const agg = new Aggregator(pipeline.map((s) => toView(s) as Doc), vars ? { variables: vars } : {});
     result = restoreFromView(agg.run([toView(deepCopy(original), ctx) as Doc])[0], ctx) as Doc;
   } catch (err) {
     asMingoError(err);
   }
+  // A pipeline whose output drops _id (e.g. $replaceRoot) keeps the document's _id, as the
+  // server does (asserted by MongoDB's spec test crud/updateOne-pipeline.json).
+  if (original._id !== undefined && result._id === undefined) result = { _id: original._id, ...result };
   if (original._id !== undefined && !valuesIdentical(original._id, result._id)) {
     fail(ErrorCodes.ImmutableField, "Performing an update on the path '_id' would modify the immutable field '_id'");
   }
@@ -525,7 +531,7 @@ export function applyPipelineUpdate(original: Doc, pipeline: Doc[]): UpdateOutco
 }
 
 export function applyUpdate(original: Doc, update: unknown, ctx: UpdateContext): UpdateOutcome {
-  if (Array.isArray(update)) return applyPipelineUpdate(original, update as Doc[]);
+  if (Array.isArray(update)) return applyPipelineUpdate(original, update as Doc[], ctx.variables);
   if (!isPlainObject(update)) fail(ErrorCodes.FailedToParse, 'Update argument must be either an object or an array');
   if (isOperatorUpdate(update)) {
     if (Object.keys(update).some((k) => !k.startsWith('$'))) {
