@@ -229,6 +229,31 @@ const DUPLICATE_KEY = 11000;
 const isDuplicateKey = (err: unknown) => (err as { code?: number })?.code === DUPLICATE_KEY;
 
 /**
+ * Runs an upsert of shared state so that losing a creation race is not an error. Two processes
+ * upserting the same `_id` at once (capture and apply starting together on a fresh store) both
+ * miss in the filter and both insert; one insert loses with E11000. MongoDB (4.2+) retries such an
+ * upsert as an update itself when the filter is an equality on the unique key
+ * (https://www.mongodb.com/docs/manual/reference/method/db.collection.updateOne/#upsert-with-unique-index),
+ * and otherwise documents that "applications may retry the operation which will succeed as an
+ * update". Other engines need not retry (FerretDB does not; DocumentDB: undocumented), so we do:
+ * once, since the document now exists. A second E11000 means the stored document does not match
+ * the filter (a conditional upsert such as "only if pos is smaller"): `onConflict`'s answer.
+ */
+export async function upsertTolerantOfRace<T, U>(op: () => Promise<T>, onConflict: () => U | Promise<U>): Promise<T | U> {
+  try {
+    return await op();
+  } catch (err) {
+    if (!isDuplicateKey(err)) throw err;
+  }
+  try {
+    return await op();
+  } catch (err) {
+    if (!isDuplicateKey(err)) throw err;
+    return onConflict();
+  }
+}
+
+/**
  * Kinesis sequence numbers are decimal strings (API pattern `0|([1-9]\d{0,128})`); zero-padded to
  * a fixed width, string order is numeric order, which the checkpoint guard relies on.
  */
@@ -299,7 +324,16 @@ export class StateStore {
       );
     }
     if (!doc || doc.version < STATE_SCHEMA_VERSION) {
-      await meta.updateOne({ _id: 'schema' }, { $set: { version: STATE_SCHEMA_VERSION, updatedAt: this.now() } }, { upsert: true });
+      // Only ever raises the version: a concurrent stamp by a newer migrator is not overwritten.
+      await upsertTolerantOfRace(
+        () =>
+          meta.updateOne(
+            { _id: 'schema', version: { $not: { $gt: STATE_SCHEMA_VERSION } } },
+            { $set: { version: STATE_SCHEMA_VERSION, updatedAt: this.now() } },
+            { upsert: true },
+          ),
+        () => undefined, // a newer migrator stamped it meanwhile: the next open refuses the store
+      );
     }
   }
 
@@ -311,11 +345,8 @@ export class StateStore {
     const now = this.now();
     const doc: MigrationDoc = { _id: id, phase: 'CREATED', createdAt: now, updatedAt: now, phaseChangedAt: now };
     if (init.config !== undefined) doc.config = init.config;
-    try {
-      await this.migrations.updateOne({ _id: id }, { $setOnInsert: doc }, { upsert: true });
-    } catch (err) {
-      if (!isDuplicateKey(err)) throw err; // concurrent creation: fine
-    }
+    // Concurrent creation: the loser's retry matches the winner's document and changes nothing.
+    await upsertTolerantOfRace(() => this.migrations.updateOne({ _id: id }, { $setOnInsert: doc }, { upsert: true }), () => undefined);
     return (await this.getMigration(id))!;
   }
 
@@ -378,17 +409,19 @@ export class StateStore {
    */
   async saveCaptureCheckpoint(id: string, position: EventPosition, counters: Counters = {}): Promise<boolean> {
     const pos = positionKey(position);
-    try {
-      const r = await this.captureCheckpoints.updateOne(
-        { _id: id, pos: { $lt: pos } },
-        { $set: { ct: position.ct, rt: position.rt, pos, counters, updatedAt: this.now() } },
-        { upsert: true },
-      );
-      return r.matchedCount + r.upsertedCount > 0;
-    } catch (err) {
-      if (isDuplicateKey(err)) return false;
-      throw err;
-    }
+    // A first E11000 can also be a lost creation race (the other writer's pos may be smaller than
+    // ours): the retry then advances it. A second one means the stored pos is ≥ ours.
+    return upsertTolerantOfRace(
+      async () => {
+        const r = await this.captureCheckpoints.updateOne(
+          { _id: id, pos: { $lt: pos } },
+          { $set: { ct: position.ct, rt: position.rt, pos, counters, updatedAt: this.now() } },
+          { upsert: true },
+        );
+        return r.matchedCount + r.upsertedCount > 0;
+      },
+      () => false,
+    );
   }
 
   getCaptureCheckpoint(id: string): Promise<CaptureCheckpointDoc | null> {
@@ -428,15 +461,15 @@ export class StateStore {
   ): Promise<ShardLease | null> {
     const _id = shardDocId(migrationId, shardId);
     const coll = this.leaseCollection(options.scope);
-    try {
-      await coll.updateOne(
-        { _id },
-        { $setOnInsert: { _id, migrationId, shardId, lease: { owner: null, epoch: 0, expiresAt: new Date(0) } } },
-        { upsert: true },
-      );
-    } catch (err) {
-      if (!isDuplicateKey(err)) throw err;
-    }
+    await upsertTolerantOfRace(
+      () =>
+        coll.updateOne(
+          { _id },
+          { $setOnInsert: { _id, migrationId, shardId, lease: { owner: null, epoch: 0, expiresAt: new Date(0) } } },
+          { upsert: true },
+        ),
+      () => undefined,
+    );
     const now = this.now();
     const stealBefore = new Date(now.getTime() - (options.graceMs ?? DEFAULT_LEASE_GRACE_MS));
     const doc = await coll.findOneAndUpdate(
@@ -558,11 +591,7 @@ export class StateStore {
     const fresh: CutoverDoc = { _id: id, state: 'requested', requestedAt: now, updatedAt: now, reachedShards: [] };
     const replaced = await this.cutovers.findOneAndReplace({ _id: id, state: 'aborted' }, fresh, { returnDocument: 'after' });
     if (replaced) return replaced;
-    try {
-      await this.cutovers.updateOne({ _id: id }, { $setOnInsert: fresh }, { upsert: true });
-    } catch (err) {
-      if (!isDuplicateKey(err)) throw err;
-    }
+    await upsertTolerantOfRace(() => this.cutovers.updateOne({ _id: id }, { $setOnInsert: fresh }, { upsert: true }), () => undefined);
     return (await this.getCutover(id))!;
   }
 
@@ -651,16 +680,16 @@ export class StateStore {
   /** Records that `shardId` reached the DDL at `ddlKey` (idempotent); returns the rendezvous. */
   async arriveAtDdl(migrationId: string, ddlKey: string, shardId: string, shards: readonly string[]): Promise<DdlRendezvousDoc> {
     const _id = `${migrationId}/${ddlKey}`;
-    try {
-      await this.ddlRendezvous.updateOne(
-        { _id },
-        { $setOnInsert: { migrationId, shards: [...shards].sort(), createdAt: this.now() }, $addToSet: { arrived: shardId } },
-        { upsert: true },
-      );
-    } catch (err) {
-      if (!isDuplicateKey(err)) throw err;
-      await this.ddlRendezvous.updateOne({ _id }, { $addToSet: { arrived: shardId } });
-    }
+    // The retry after a lost race is the same upsert, now an update: $addToSet records our arrival.
+    await upsertTolerantOfRace(
+      () =>
+        this.ddlRendezvous.updateOne(
+          { _id },
+          { $setOnInsert: { migrationId, shards: [...shards].sort(), createdAt: this.now() }, $addToSet: { arrived: shardId } },
+          { upsert: true },
+        ),
+      () => undefined,
+    );
     return (await this.ddlRendezvous.findOne({ _id }))!;
   }
 
