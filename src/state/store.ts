@@ -159,6 +159,8 @@ export interface ShardDoc {
   shardId: string;
   lease: LeaseState;
   checkpoint?: ApplyCheckpoint;
+  /** Set by the lease holder while the shard has work in hand and the target acknowledges none of it; cleared by progress. */
+  stalledSince?: Date;
 }
 
 /** Apply holds one lease per shard; capture one per migration (shardId 'capture'). */
@@ -558,10 +560,16 @@ export class StateStore {
     const held = { _id, 'lease.owner': lease.owner, 'lease.epoch': lease.epoch, 'lease.expiresAt': { $gt: now } };
     const r = await this.shards.updateOne(
       { ...held, $or: [{ checkpoint: { $exists: false } }, { 'checkpoint.seqKey': { $lte: seqKey } }] },
-      { $set: { checkpoint: cp } },
+      { $set: { checkpoint: cp }, $unset: { stalledSince: '' } }, // a checkpoint is progress
     );
     if (r.matchedCount === 1) return 'saved';
     return (await this.shards.countDocuments(held)) === 1 ? 'stale' : 'lease-lost';
+  }
+
+  /** Records (a Date) or clears (null) that the shard stalled, while `lease` is still held. */
+  async setShardStall(lease: ShardLease, since: Date | null): Promise<void> {
+    const filter = { _id: shardDocId(lease.migrationId, lease.shardId), 'lease.owner': lease.owner, 'lease.epoch': lease.epoch };
+    await this.shards.updateOne(filter, since ? { $set: { stalledSince: since } } : { $unset: { stalledSince: '' } });
   }
 
   /** The shard's apply checkpoint with its last applied position, if any. */
