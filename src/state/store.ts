@@ -326,15 +326,15 @@ export class StateStore {
       );
     }
     if (!doc || doc.version < STATE_SCHEMA_VERSION) {
-      // Only ever raises the version: a concurrent stamp by a newer migrator is not overwritten.
+      // Two processes opening a fresh store both stamp it: the loser's retry is a plain update.
       await upsertTolerantOfRace(
         () =>
           meta.updateOne(
-            { _id: 'schema', version: { $not: { $gt: STATE_SCHEMA_VERSION } } },
+            { _id: 'schema' },
             { $set: { version: STATE_SCHEMA_VERSION, updatedAt: this.now() } },
             { upsert: true },
           ),
-        () => undefined, // a newer migrator stamped it meanwhile: the next open refuses the store
+        () => undefined,
       );
     }
   }
