@@ -32,6 +32,7 @@ import { BSON, type MongoClient } from 'mongodb';
 import {
   decodeEnvelope,
   isAtOrBefore,
+  migrationTag,
   type ChangeEnvelope,
   type EventPosition,
 } from '../source/change-envelope.js';
@@ -292,6 +293,9 @@ interface ShardRun {
   lastStallWarnAt: number;
   /** See ApplyShardStatus.appliedThroughAt. */
   appliedThroughAt: number | undefined;
+  /** Records of other migrations ignored (this session). */
+  foreignRecords: number;
+  lastForeignWarnAt: number;
 }
 
 /**
@@ -640,10 +644,48 @@ class ApplyRunner {
       stalledSince: undefined,
       lastStallWarnAt: 0,
       appliedThroughAt: undefined,
+      foreignRecords: 0,
+      lastForeignWarnAt: 0,
     };
     this.runs.set(shardId, run);
     log.info({ sequenceNumber: shownSequence(run.sequenceNumber), events: run.counters.events }, 'applying shard');
     return run;
+  }
+
+  private migTag: { tag: string; at: number } | undefined;
+
+  /** This migration's record tag (see migrationTag); re-read at most every 5 s when `refresh`. */
+  private async ownTag(refresh: boolean): Promise<string> {
+    if (this.migTag && !(refresh && Date.now() - this.migTag.at > 5_000)) return this.migTag.tag;
+    const m = await this.storeRetry('read the migration', () => this.o.store.getMigration(this.o.migrationId));
+    this.migTag = { tag: migrationTag(this.o.migrationId, m?.nonce), at: Date.now() };
+    return this.migTag.tag;
+  }
+
+  /**
+   * MIGRATION IDENTITY: records tagged for another migration (a stream reused for a new
+   * migration id, or a migration re-created under the same id) are never applied: they are
+   * counted as skipped and the checkpoint moves past them, with a WARN (first time, then once a
+   * minute per shard). Untagged records come from a capture of an earlier build and are applied.
+   */
+  private async ownRecords(run: ShardRun, envelopes: ChangeEnvelope[]): Promise<ChangeEnvelope[]> {
+    if (envelopes.every((e) => e.mig === undefined)) return envelopes;
+    let tag = await this.ownTag(false);
+    if (envelopes.some((e) => e.mig !== undefined && e.mig !== tag)) tag = await this.ownTag(true);
+    const own = envelopes.filter((e) => e.mig === undefined || e.mig === tag);
+    const foreign = envelopes.length - own.length;
+    if (foreign > 0) {
+      run.counters.skipped += foreign;
+      run.foreignRecords += foreign;
+      if (Date.now() - run.lastForeignWarnAt >= 60_000) {
+        run.lastForeignWarnAt = Date.now();
+        this.log.warn(
+          { shardId: run.shardId, ignored: run.foreignRecords },
+          'the stream holds records of another migration (a reused stream?): ignored, not applied',
+        );
+      }
+    }
+    return own;
   }
 
   private decode(batch: ShardBatch, run: ShardRun): ChangeEnvelope[] {
@@ -676,7 +718,7 @@ class ApplyRunner {
   }
 
   private async applyShardBatchIn(run: ShardRun, batch: ShardBatch): Promise<void> {
-    const envelopes = this.decode(batch, run);
+    const envelopes = await this.ownRecords(run, this.decode(batch, run));
     const limitMs = this.o.conflictRetryLimitMs ?? DEFAULT_CONFLICT_RETRY_LIMIT_MS;
     const policy = { maxAttempts: Infinity, initialDelayMs: 100, maxDelayMs: 5_000, ...this.o.conflictRetryPolicy };
     const started = performance.now();

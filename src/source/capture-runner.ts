@@ -17,6 +17,7 @@ import {
   clusterTimeFromResumeToken,
   encodeEnvelope,
   envelopeFromChangeEvent,
+  migrationTag,
   isBroadcast,
   positionOf,
   routingKey,
@@ -275,6 +276,9 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
         ? { startAtOperationTime: start.ct }
         : {};
   if (saved) progress.events = saved.counters.events ?? 0;
+  // Every record carries the migration's tag; apply ignores records of other migrations.
+  const migration = await o.store.getMigration(o.migrationId);
+  const mig = migrationTag(o.migrationId, migration?.nonce);
   const from = saved ? `the checkpoint (${describeStart(startOpts)})` : describeStart(startOpts);
 
   let producer: OrderedProducer;
@@ -401,6 +405,7 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
       lastCt = pos.ct;
       lastSeen = pos.rt;
       if (envelope) {
+        envelope.mig = mig;
         const payload = encodeEnvelope(envelope);
         tag++;
         // Backpressure: resolves once the producer's bounded buffer has room.

@@ -91,6 +91,23 @@ export interface ChangeEnvelope {
   rt: Document;
   /** barrier only. */
   barrier?: { id: string };
+  /**
+   * The migration the record belongs to: {@link migrationTag} of its id and nonce. Set by capture
+   * since envelope v1 gained it; absent in records of earlier builds (which apply still accepts,
+   * as it cannot tell whose they are). Apply ignores records tagged for another migration, so a
+   * stream reused for a new migration never replays the old one over the fresh load.
+   */
+  mig?: string;
+}
+
+/**
+ * Short stable identity of a migration for record framing: 16 hex digits of SHA-256 over its id
+ * and the nonce drawn when the migration document was created (so a migration re-created under
+ * the same id, e.g. on a fresh state store, gets a new tag too). No nonce (plain CDC without a
+ * migration document): the id alone.
+ */
+export function migrationTag(migrationId: string, nonce?: string): string {
+  return createHash('sha256').update(`${migrationId}\0${nonce ?? ''}`).digest('hex').slice(0, 16);
 }
 
 /** Where an event sits in the change stream: (clusterTime, resume token). */
@@ -317,6 +334,7 @@ export function encodeEnvelope(e: ChangeEnvelope): Uint8Array {
   if (e.wt !== undefined) out.wt = e.wt;
   out.rt = e.rt;
   if (e.barrier !== undefined) out.barrier = { id: e.barrier.id };
+  if (e.mig !== undefined) out.mig = e.mig;
   return BSON.serialize(out, { checkKeys: false, serializeFunctions: false });
 }
 
@@ -373,6 +391,7 @@ export function decodeEnvelope(buf: Uint8Array): ChangeEnvelope {
   }
   if (raw.wt instanceof Date) e.wt = raw.wt;
   if (raw.barrier !== undefined) e.barrier = { id: requireString((raw.barrier as Document).id, 'barrier.id') };
+  if (raw.mig !== undefined) e.mig = requireString(raw.mig, 'mig');
 
   if ((DATA_OPS as readonly string[]).includes(op)) {
     if (e.ns.coll === undefined || !e.key) throw new EnvelopeFormatError(`${op} envelope needs ns.coll and key`);

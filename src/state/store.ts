@@ -34,6 +34,7 @@
  *  Residual risk: a process frozen between the check of step 2 and its write (long GC/VM pause)
  *  could still write late; bound writes with timeouts shorter than the lease margin.
  */
+import { randomBytes } from 'node:crypto';
 import type { Collection, Db, Document, MongoClient } from 'mongodb';
 import type { Timestamp } from 'mongodb';
 import { positionKey, type EventPosition } from '../source/change-envelope.js';
@@ -77,6 +78,8 @@ export interface MigrationDoc {
   config?: Document;
   /** Initial load progress, per source namespace (written by the orchestrator). */
   load?: LoadState;
+  /** Drawn at creation: with the id, the migration's tag in stream records (see migrationTag). Absent in migrations created before it. */
+  nonce?: string;
 }
 
 export interface LoadCollectionProgress {
@@ -345,7 +348,7 @@ export class StateStore {
   /** Creates the migration document if missing; returns the stored one (idempotent). */
   async createMigration(id: string, init: { config?: Document } = {}): Promise<MigrationDoc> {
     const now = this.now();
-    const doc: MigrationDoc = { _id: id, phase: 'CREATED', createdAt: now, updatedAt: now, phaseChangedAt: now };
+    const doc: MigrationDoc = { _id: id, phase: 'CREATED', createdAt: now, updatedAt: now, phaseChangedAt: now, nonce: randomBytes(8).toString('hex') };
     if (init.config !== undefined) doc.config = init.config;
     // Concurrent creation: the loser's retry matches the winner's document and changes nothing.
     await upsertTolerantOfRace(() => this.migrations.updateOne({ _id: id }, { $setOnInsert: doc }, { upsert: true }), () => undefined);
