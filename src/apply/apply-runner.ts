@@ -293,6 +293,8 @@ interface ShardRun {
   lastStallWarnAt: number;
   /** See ApplyShardStatus.appliedThroughAt. */
   appliedThroughAt: number | undefined;
+  /** The origin check (checkOrigin) is done for this shard. */
+  originChecked: boolean;
   /** Records of other migrations ignored (this session). */
   foreignRecords: number;
   lastForeignWarnAt: number;
@@ -323,7 +325,7 @@ class ApplyRunner {
   /** The first fatal shard failure: ends the run. */
   private fatal: ShardFailure | undefined;
   private sessionEvents = 0;
-  private openShardsCache: { at: number; ids: string[] } | undefined;
+  private openShardsCache: { at: number; ids: string[]; children: Set<string> } | undefined;
   /** Counters of shards that ended here, for the status totals. */
   private readonly ended = new Map<string, ApplyCounters>();
 
@@ -646,6 +648,7 @@ class ApplyRunner {
       appliedThroughAt: undefined,
       foreignRecords: 0,
       lastForeignWarnAt: 0,
+      originChecked: false,
     };
     this.runs.set(shardId, run);
     log.info({ sequenceNumber: shownSequence(run.sequenceNumber), events: run.counters.events }, 'applying shard');
@@ -688,6 +691,44 @@ class ApplyRunner {
     return own;
   }
 
+  /**
+   * NO SILENT GAP: a shard read from its beginning (no checkpoint) that was not created by
+   * resharding must show this migration's first record to be an origin with `sent` 0 (capture
+   * broadcasts one before anything else). A first own record that is data, or an origin after
+   * events already sent, means the stream's retention removed the start of the migration (e.g. a
+   * load that outlasted it): HISTORY_LOST, never a silent loss. Untagged records (a capture of an
+   * earlier build) and child shards (their start is in the parents) cannot be checked and are
+   * let through. Origins themselves are never applied.
+   */
+  private async checkOrigin(run: ShardRun, envelopes: ChangeEnvelope[]): Promise<ChangeEnvelope[]> {
+    if (!run.originChecked && envelopes.length > 0) {
+      const fresh = run.sequenceNumber === undefined && run.position === undefined;
+      const first = envelopes[0]!;
+      if (!fresh || first.mig === undefined) run.originChecked = true;
+      else {
+        await this.openShardIds();
+        if (this.openShardsCache?.children.has(run.shardId)) run.originChecked = true;
+        else if (first.op === 'origin' && first.origin?.sent === 0) run.originChecked = true;
+        else {
+          const what = first.op === 'origin' ? `a capture restart's origin (after ${first.origin?.sent} events already sent)` : `a ${first.op} event at clusterTime ${first.ct.getHighBits()}`;
+          throw new MigratorError(
+            ExitCode.HISTORY_LOST,
+            `Shard ${run.shardId}: the stream no longer holds the start of migration ${this.o.migrationId}: the first record it can read is ${what}, ` +
+              'not the origin capture wrote before everything else. The stream\'s retention removed changes that were never applied.',
+            {
+              hint:
+                'Start over with a new --migration-id (and --drop), after raising the stream\'s retention above the initial load\'s duration ' +
+                '(aws kinesis increase-stream-retention-period).',
+            },
+          );
+        }
+      }
+    }
+    const rest = envelopes.filter((e) => e.op !== 'origin');
+    run.counters.skipped += envelopes.length - rest.length;
+    return rest;
+  }
+
   private decode(batch: ShardBatch, run: ShardRun): ChangeEnvelope[] {
     return batch.payloads.map((p, i) => {
       try {
@@ -718,7 +759,7 @@ class ApplyRunner {
   }
 
   private async applyShardBatchIn(run: ShardRun, batch: ShardBatch): Promise<void> {
-    const envelopes = await this.ownRecords(run, this.decode(batch, run));
+    const envelopes = await this.checkOrigin(run, await this.ownRecords(run, this.decode(batch, run)));
     const limitMs = this.o.conflictRetryLimitMs ?? DEFAULT_CONFLICT_RETRY_LIMIT_MS;
     const policy = { maxAttempts: Infinity, initialDelayMs: 100, maxDelayMs: 5_000, ...this.o.conflictRetryPolicy };
     const started = performance.now();
@@ -853,7 +894,8 @@ class ApplyRunner {
       try {
         const shards = await listAllShards(this.o.kinesis, this.o.streamName, { signal: this.shutdown.signal });
         const ids = shards.filter((s) => s.open).map((s) => s.shardId);
-        this.openShardsCache = { at: performance.now(), ids };
+        const children = new Set(shards.filter((s) => s.parentShardId !== undefined || s.adjacentParentShardId !== undefined).map((s) => s.shardId));
+        this.openShardsCache = { at: performance.now(), ids, children };
         return ids;
       } catch (err) {
         const kind = classifyError(err);

@@ -18,6 +18,7 @@ import {
   encodeEnvelope,
   envelopeFromChangeEvent,
   migrationTag,
+  originEnvelope,
   isBroadcast,
   positionOf,
   routingKey,
@@ -355,6 +356,12 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
     });
   try {
     stream = open(startOpts);
+    // ORIGIN: before any event, every shard gets a record saying how much of the migration
+    // precedes it in the stream (0 on the migration's first capture, or after a restart without a
+    // checkpoint, which re-reads everything from the resume point). Apply, starting a shard at its
+    // beginning, must meet an origin with sent 0 first; else retention removed the start.
+    const sent = (saved?.counters.events ?? 0) + (saved?.counters.markers ?? 0);
+    await producer.sendBroadcast(encodeEnvelope(originEnvelope(sent, mig)), ++tag);
     while (!o.signal.aborted) {
       if (producerFailure !== undefined) throw streamFailure(o.streamName, producerFailure);
       let event: Document | null;
