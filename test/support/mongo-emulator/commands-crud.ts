@@ -25,7 +25,7 @@ import {
 } from './command-context.js';
 import { DEFAULT_FIRST_BATCH, takeBatch, type StreamCursor } from './cursors.js';
 import { CommandError, ErrorCodes, fail } from './errors.js';
-import { asMingoError, compileFilter, compileProjection, idCandidates, parseSort, sortDocs } from './query.js';
+import { asMingoError, collationComparator, compileFilter, compileProjection, idCandidates, parseSort, sortDocs } from './query.js';
 import type { Collection } from './storage-engine.js';
 import { applyUpdate, isOperatorUpdate, upsertSeed } from './update-engine.js';
 import { deepCopy } from './bson-values.js';
@@ -39,6 +39,8 @@ interface MatchOptions {
   filter: unknown;
   limit?: number;
   sort?: unknown;
+  /** The operation's collation; absent: the collection's default collation (from `create`). */
+  collation?: unknown;
 }
 
 /** Documents of a collection (or the documents of a view) matching `filter`, sorted, limited. */
@@ -47,6 +49,9 @@ function matchDocuments(ctx: CommandContext, collName: string, opts: MatchOption
   const coll = engine.collection(ctx.db, collName);
   const predicate = compileFilter(opts.filter);
   const sort = parseSort(opts.sort);
+  // "If no collation is specified for the operation, the operation uses the collection's default
+  // collation"; `{locale: 'simple'}` asks for binary comparison (https://www.mongodb.com/docs/manual/reference/collation/).
+  const compare = collationComparator(opts.collation ?? (coll && !coll.isView ? coll.options.collation : undefined));
   const stopAt = sort ? Infinity : (opts.limit ?? Infinity);
   let source: Iterable<Doc>;
   const ids = coll && !coll.isView ? idCandidates(opts.filter) : undefined;
@@ -65,7 +70,7 @@ function matchDocuments(ctx: CommandContext, collName: string, opts: MatchOption
     if (out.length >= stopAt) break;
     if (predicate(d)) out.push(d);
   }
-  return sort ? sortDocs(out, sort) : out;
+  return sort ? sortDocs(out, sort, compare) : out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -81,7 +86,7 @@ const find: Handler = (ctx) => {
     limit = -limit;
     singleBatch = true;
   }
-  let docs = matchDocuments(ctx, name, { filter: cmd.filter, sort: cmd.sort, limit: limit ? skip + limit : undefined });
+  let docs = matchDocuments(ctx, name, { filter: cmd.filter, sort: cmd.sort, limit: limit ? skip + limit : undefined, collation: cmd.collation });
   docs = docs.slice(skip, limit ? skip + limit : undefined);
   const projector = compileProjection(cmd.projection);
   if (projector) docs = docs.map(projector);
