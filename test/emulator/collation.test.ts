@@ -35,6 +35,13 @@ describe('collation in find', () => {
     ]);
   });
 
+  test('aggregate $sort follows the default collation too, unless the operation says simple', async () => {
+    const c = db.collection<AnyDoc>('en');
+    const sorted = (opts = {}) => c.aggregate<AnyDoc>([{ $match: { _id: { $in: ['a', 'A', 'b', 'B'] } } }, { $sort: { _id: 1 } }], opts).toArray();
+    assert.deepEqual(idsOf(await sorted()), ['a', 'A', 'b', 'B']);
+    assert.deepEqual(idsOf(await sorted({ collation: { locale: 'simple' } })), ['A', 'B', 'a', 'b']);
+  });
+
   test('an operation collation on a collection without one: numericOrdering and caseFirst', async () => {
     const c = db.collection<AnyDoc>('plain');
     await c.insertMany(ids.map((_id) => ({ _id })));

@@ -193,11 +193,17 @@ const aggregate: Handler = (ctx) => {
   const stages = outTarget === undefined ? pipeline : pipeline.slice(0, -1);
   const source = typeof target === 'string' ? readDocuments(server.engine, db, target) : [];
   const vctx = newViewContext();
+  // $sort under the operation's collation, else the collection's default (mingo applies a
+  // collation in $sort); {locale: 'simple'} is binary, mingo's default.
+  const coll = typeof target === 'string' ? server.engine.collection(db, target) : undefined;
+  const collation = (cmd.collation ?? (coll && !coll.isView ? coll.options.collation : undefined)) as Doc | undefined;
+  if (collation !== undefined) collationComparator(collation); // validates it
+  const sortCollation = collation && collation.locale !== 'simple' ? { collation: collation as never } : {};
   let results: Doc[];
   try {
     const agg = new Aggregator(
       stages.map((s) => toView(s) as Doc),
-      { collectionResolver: (name: string) => readDocuments(server.engine, db, name).map((d) => toView(d, vctx) as Doc) },
+      { collectionResolver: (name: string) => readDocuments(server.engine, db, name).map((d) => toView(d, vctx) as Doc), ...sortCollation },
     );
     results = agg.run(source.map((d) => toView(d, vctx) as Doc)).map((r) => restoreFromView(r, vctx) as Doc);
   } catch (err) {
