@@ -88,6 +88,8 @@ export function memoryStateStore(): MemoryStateStore {
       });
       return 'saved' as const;
     },
+    // the benchmark's in-memory target never stalls
+    setShardStall: async () => undefined,
     recordError: async () => undefined,
     // no cutover in the benchmark workload
     recordBarrierReached: async () => null,

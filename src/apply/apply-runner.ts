@@ -32,6 +32,7 @@ import { BSON, type MongoClient } from 'mongodb';
 import {
   decodeEnvelope,
   isAtOrBefore,
+  migrationTag,
   type ChangeEnvelope,
   type EventPosition,
 } from '../source/change-envelope.js';
@@ -65,6 +66,10 @@ export const START_OF_SHARD_SEQUENCE = '0';
 export const DEFAULT_LEASE_TTL_MS = 30_000;
 export const DEFAULT_CONFLICT_RETRY_LIMIT_MS = 60_000;
 export const DEFAULT_STATUS_INTERVAL_MS = 10_000;
+/** A shard with work in hand and no target write acknowledged for this long is reported stalled (WARN, status). */
+export const DEFAULT_STALL_WARN_MS = 60_000;
+/** …and after this long apply fails with APPLY_STALLED. */
+export const DEFAULT_STALL_FAIL_MS = 15 * 60_000;
 
 /** Counters kept in each shard's checkpoint (cumulative over the shard's life). */
 export interface ApplyCounters extends Counters {
@@ -121,6 +126,14 @@ export interface ApplyShardStatus {
   leased: boolean;
   caughtUp: boolean;
   millisBehindLatest: number | undefined;
+  /**
+   * Wall-clock time (ms) up to which every record of the shard is known applied: the send time of
+   * the last GetRecords call that found the shard at its tip, or of the call that produced the
+   * last applied batch minus its MillisBehindLatest. Undefined until known.
+   */
+  appliedThroughAt: number | undefined;
+  /** Since when the shard has had work in hand and no target write acknowledged (stall), if it has. */
+  stalledSince: Date | undefined;
   /** Last saved checkpoint sequence number (this process's shards). */
   sequenceNumber: string | undefined;
   counters: ApplyCounters | undefined;
@@ -186,7 +199,14 @@ export interface ApplyRunnerOptions {
   /** DDL rendezvous poll period (default 500 ms). */
   ddlPollMs?: number;
   consumer?: ApplyConsumerTuning;
-  writer?: { retryPolicy?: RetryPolicy; keyFilter?: KeyFilterMode };
+  writer?: { retryPolicy?: RetryPolicy; keyFilter?: KeyFilterMode; writeTimeoutMs?: number };
+  /**
+   * Stall bounds: a shard with a batch in hand and no target write acknowledged for `warnMs`
+   * (default 60 s) is logged (WARN, repeated every `warnMs`) and shown stalled in `status`; after
+   * `failMs` (default 15 min) apply fails with APPLY_STALLED. Waits for other shards (a DDL
+   * rendezvous) and conflict backoff are not stalls.
+   */
+  stall?: { warnMs?: number; failMs?: number };
   /** Release held leases when returning (default true). false simulates a crash (tests). */
   releaseLeasesOnExit?: boolean;
 }
@@ -265,6 +285,19 @@ interface ShardRun {
   /** Last applied event position (skip envelopes at or before it). */
   position: EventPosition | undefined;
   counters: ApplyCounters;
+  /** Stall clock: when the batch in hand started, or the last write ack / wait end after that (wall ms); undefined when idle. */
+  busySince: number | undefined;
+  /** Waiting for other shards or a conflict backoff: not a stall. */
+  waiting: boolean;
+  stalledSince: Date | undefined;
+  lastStallWarnAt: number;
+  /** See ApplyShardStatus.appliedThroughAt. */
+  appliedThroughAt: number | undefined;
+  /** The origin check (checkOrigin) is done for this shard. */
+  originChecked: boolean;
+  /** Records of other migrations ignored (this session). */
+  foreignRecords: number;
+  lastForeignWarnAt: number;
 }
 
 /**
@@ -296,10 +329,15 @@ class ApplyRunner {
   /** Counters of shards that ended here, for the status totals. */
   private readonly ended = new Map<string, ApplyCounters>();
 
+  private readonly stallWarnMs: number;
+  private readonly stallFailMs: number;
+
   constructor(options: ApplyRunnerOptions) {
     this.o = options;
     this.log = options.logger;
     this.ttlMs = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
+    this.stallWarnMs = options.stall?.warnMs ?? DEFAULT_STALL_WARN_MS;
+    this.stallFailMs = Math.max(this.stallWarnMs, options.stall?.failMs ?? DEFAULT_STALL_FAIL_MS);
     if (!(this.ttlMs >= 100)) throw new MigratorError(ExitCode.USAGE, `lease ttl must be at least 100 ms (got ${this.ttlMs})`);
     this.keeper = new LeaseKeeper({
       store: options.store,
@@ -319,6 +357,7 @@ class ApplyRunner {
     if (outer?.aborted) this.requestShutdown();
     else outer?.addEventListener('abort', onAbort, { once: true });
     let statusTimer: NodeJS.Timeout | undefined;
+    let stallTimer: NodeJS.Timeout | undefined;
     let failed = false;
     try {
       // The stream is checked first: a wrong stream is reported at once, not after the load.
@@ -337,6 +376,8 @@ class ApplyRunner {
     try {
       statusTimer = setInterval(() => this.reportStatus(), this.o.statusIntervalMs ?? DEFAULT_STATUS_INTERVAL_MS);
       statusTimer.unref?.();
+      stallTimer = setInterval(() => void this.checkStalls(), Math.max(50, Math.min(5_000, Math.floor(this.stallWarnMs / 4))));
+      stallTimer.unref?.();
       while (!this.shutdown.signal.aborted && this.stopReason === undefined) {
         await this.runConsumerOnce();
         if (!this.shutdown.signal.aborted && this.stopReason === undefined) {
@@ -357,6 +398,7 @@ class ApplyRunner {
       throw e;
     } finally {
       if (statusTimer) clearInterval(statusTimer);
+      if (stallTimer) clearInterval(stallTimer);
       outer?.removeEventListener('abort', onAbort);
       this.keeper.stop();
       for (const r of this.runs.values()) r.abort.abort(new ApplyInterrupted('stopped'));
@@ -559,12 +601,35 @@ class ApplyRunner {
       signal: abort.signal,
       onWait: throttle((info) => log.info({ ddl: info.ddlKey, arrived: info.arrived, waitingFor: info.waitingFor }, 'waiting for every shard to reach the DDL'), 10_000),
     });
+    // The stall clock restarts at every acknowledged write and at the end of every wait for
+    // other shards (a DDL rendezvous is not a stall of this shard).
+    const progressed = () => {
+      if (run.busySince !== undefined) run.busySince = Date.now();
+    };
+    const waiting = async <T>(fn: () => Promise<T>): Promise<T> => {
+      run.waiting = true;
+      try {
+        return await fn();
+      } finally {
+        run.waiting = false;
+        progressed();
+      }
+    };
     const writer = new ApplyWriter({
-      client: fencedClient(this.o.target, () => this.keeper.waitWritable(shardId, abort.signal)),
+      // After a fatal failure (e.g. a stall) no new write starts: the run ends and is replayed.
+      client: fencedClient(
+        this.o.target,
+        async () => {
+          if (this.fatal !== undefined) throw new ApplyInterrupted('apply is failing');
+          await this.keeper.waitWritable(shardId, abort.signal);
+        },
+        progressed,
+      ),
       rules: this.o.rules,
       keyFilter: this.o.writer?.keyFilter,
       retryPolicy: this.o.writer?.retryPolicy,
-      beforeDdl: (e) => gate.beforeDdl(e),
+      writeTimeoutMs: this.o.writer?.writeTimeoutMs,
+      beforeDdl: (e) => waiting(() => gate.beforeDdl(e)),
       afterDdl: (e) => gate.afterDdl(e),
       logger: log,
     });
@@ -576,10 +641,92 @@ class ApplyRunner {
       sequenceNumber: cp?.sequenceNumber,
       position: cp?.position,
       counters: { ...emptyCounters(), ...(cp?.counters ?? {}) } as ApplyCounters,
+      busySince: undefined,
+      waiting: false,
+      stalledSince: undefined,
+      lastStallWarnAt: 0,
+      appliedThroughAt: undefined,
+      foreignRecords: 0,
+      lastForeignWarnAt: 0,
+      originChecked: false,
     };
     this.runs.set(shardId, run);
     log.info({ sequenceNumber: shownSequence(run.sequenceNumber), events: run.counters.events }, 'applying shard');
     return run;
+  }
+
+  private migTag: { tag: string; at: number } | undefined;
+
+  /** This migration's record tag (see migrationTag); re-read at most every 5 s when `refresh`. */
+  private async ownTag(refresh: boolean): Promise<string> {
+    if (this.migTag && !(refresh && Date.now() - this.migTag.at > 5_000)) return this.migTag.tag;
+    const m = await this.storeRetry('read the migration', () => this.o.store.getMigration(this.o.migrationId));
+    this.migTag = { tag: migrationTag(this.o.migrationId, m?.nonce), at: Date.now() };
+    return this.migTag.tag;
+  }
+
+  /**
+   * MIGRATION IDENTITY: records tagged for another migration (a stream reused for a new
+   * migration id, or a migration re-created under the same id) are never applied: they are
+   * counted as skipped and the checkpoint moves past them, with a WARN (first time, then once a
+   * minute per shard). Untagged records come from a capture of an earlier build and are applied.
+   */
+  private async ownRecords(run: ShardRun, envelopes: ChangeEnvelope[]): Promise<ChangeEnvelope[]> {
+    if (envelopes.every((e) => e.mig === undefined)) return envelopes;
+    let tag = await this.ownTag(false);
+    if (envelopes.some((e) => e.mig !== undefined && e.mig !== tag)) tag = await this.ownTag(true);
+    const own = envelopes.filter((e) => e.mig === undefined || e.mig === tag);
+    const foreign = envelopes.length - own.length;
+    if (foreign > 0) {
+      run.counters.skipped += foreign;
+      run.foreignRecords += foreign;
+      if (Date.now() - run.lastForeignWarnAt >= 60_000) {
+        run.lastForeignWarnAt = Date.now();
+        this.log.warn(
+          { shardId: run.shardId, ignored: run.foreignRecords },
+          'the stream holds records of another migration (a reused stream?): ignored, not applied',
+        );
+      }
+    }
+    return own;
+  }
+
+  /**
+   * NO SILENT GAP: a shard read from its beginning (no checkpoint) that was not created by
+   * resharding must show this migration's first record to be an origin with `sent` 0 (capture
+   * broadcasts one before anything else). A first own record that is data, or an origin after
+   * events already sent, means the stream's retention removed the start of the migration (e.g. a
+   * load that outlasted it): HISTORY_LOST, never a silent loss. Untagged records (a capture of an
+   * earlier build) and child shards (their start is in the parents) cannot be checked and are
+   * let through. Origins themselves are never applied.
+   */
+  private async checkOrigin(run: ShardRun, envelopes: ChangeEnvelope[]): Promise<ChangeEnvelope[]> {
+    if (!run.originChecked && envelopes.length > 0) {
+      const fresh = run.sequenceNumber === undefined && run.position === undefined;
+      const first = envelopes[0]!;
+      if (!fresh || first.mig === undefined) run.originChecked = true;
+      else {
+        const me = (await this.streamShards()).find((s) => s.shardId === run.shardId);
+        if (me && (me.parentShardId !== undefined || me.adjacentParentShardId !== undefined)) run.originChecked = true;
+        else if (first.op === 'origin' && first.origin?.sent === 0) run.originChecked = true;
+        else {
+          const what = first.op === 'origin' ? `a capture restart's origin (after ${first.origin?.sent} events already sent)` : `a ${first.op} event at clusterTime ${first.ct.getHighBits()}`;
+          throw new MigratorError(
+            ExitCode.HISTORY_LOST,
+            `Shard ${run.shardId}: the stream no longer holds the start of migration ${this.o.migrationId}: the first record it can read is ${what}, ` +
+              'not the origin capture wrote before everything else. The stream\'s retention removed changes that were never applied.',
+            {
+              hint:
+                'Start over with a new --migration-id (and --drop), after raising the stream\'s retention above the initial load\'s duration ' +
+                '(aws kinesis increase-stream-retention-period).',
+            },
+          );
+        }
+      }
+    }
+    const rest = envelopes.filter((e) => e.op !== 'origin');
+    run.counters.skipped += envelopes.length - rest.length;
+    return rest;
   }
 
   private decode(batch: ShardBatch, run: ShardRun): ChangeEnvelope[] {
@@ -602,7 +749,17 @@ class ApplyRunner {
     // The consumer is being torn down (lease change or a failure): start nothing new.
     if (this.rebuildRequested || this.fatal !== undefined) throw new ApplyInterrupted('consumer stopping');
     const run = await this.shardRun(batch.shardId);
-    const envelopes = this.decode(batch, run);
+    run.busySince = Date.now();
+    try {
+      await this.applyShardBatchIn(run, batch);
+    } finally {
+      run.busySince = undefined;
+      if (run.stalledSince) this.clearStall(run);
+    }
+  }
+
+  private async applyShardBatchIn(run: ShardRun, batch: ShardBatch): Promise<void> {
+    const envelopes = await this.checkOrigin(run, await this.ownRecords(run, this.decode(batch, run)));
     const limitMs = this.o.conflictRetryLimitMs ?? DEFAULT_CONFLICT_RETRY_LIMIT_MS;
     const policy = { maxAttempts: Infinity, initialDelayMs: 100, maxDelayMs: 5_000, ...this.o.conflictRetryPolicy };
     const started = performance.now();
@@ -637,7 +794,13 @@ class ApplyRunner {
           'unresolved duplicate-key conflicts: re-applying the batch while other shards catch up',
         );
       }
-      await sleep(Math.max(50, backoffDelay(policy, attempt)), run.abort.signal);
+      run.waiting = true;
+      try {
+        await sleep(Math.max(50, backoffDelay(policy, attempt)), run.abort.signal);
+      } finally {
+        run.waiting = false;
+        run.busySince = Date.now();
+      }
     }
 
     // Barriers: everything before them is applied; record before the checkpoint passes them.
@@ -657,6 +820,11 @@ class ApplyRunner {
       await this.saveCheckpoint(run, sequenceNumber, position, batch.shardEnded);
     }
     run.position = position;
+    // Every record read up to (call time − MillisBehindLatest) is applied now (readiness).
+    if (batch.millisBehindLatest !== undefined) {
+      const through = batch.readAt - batch.millisBehindLatest;
+      if (run.appliedThroughAt === undefined || through > run.appliedThroughAt) run.appliedThroughAt = through;
+    }
     if (batch.shardEnded) {
       this.log.info({ shardId: batch.shardId, events: run.counters.events }, 'shard ended (resharded) and fully applied');
       this.ended.set(batch.shardId, run.counters);
@@ -746,12 +914,18 @@ class ApplyRunner {
       const s = byId.get(shardId);
       const run = this.runs.get(shardId);
       const counters = run?.counters ?? this.ended.get(shardId);
+      // A reader found at its tip has handed over every earlier record, and the one batch it
+      // hands at a time is not in progress (busySince), so all of them are applied.
+      const tipAt = s?.caughtUpAt !== undefined && run?.busySince === undefined ? s.caughtUpAt : undefined;
+      const through = [run?.appliedThroughAt, tipAt].filter((x): x is number => x !== undefined);
       return {
         shardId,
         state: s?.state ?? (this.ended.has(shardId) ? 'ended' : 'stopped'),
         leased: this.keeper.holds(shardId),
         caughtUp: s?.caughtUp ?? this.ended.has(shardId),
         millisBehindLatest: s?.millisBehindLatest,
+        appliedThroughAt: through.length ? Math.max(...through) : undefined,
+        stalledSince: run?.stalledSince,
         sequenceNumber: run?.sequenceNumber === START_OF_SHARD_SEQUENCE ? undefined : run?.sequenceNumber,
         counters: counters ? { ...counters } : undefined,
       };
@@ -772,6 +946,59 @@ class ApplyRunner {
       totals,
       sessionEvents: this.sessionEvents,
     };
+  }
+
+  /**
+   * STALL DETECTION: a shard with a batch in hand, not waiting for other shards, and no target
+   * write acknowledged for `stallWarnMs` says so (WARN, repeated every `stallWarnMs`; `stalledSince`
+   * in its state-store document, which `status` shows); after `stallFailMs` apply fails with
+   * APPLY_STALLED. The stuck write itself ends at its write timeout (then the fence refuses the
+   * next attempt), so the failure is not held up by it for longer than that.
+   */
+  private async checkStalls(): Promise<void> {
+    const now = Date.now();
+    for (const run of this.runs.values()) {
+      if (run.busySince === undefined || run.waiting) continue;
+      const quietMs = now - run.busySince;
+      if (quietMs < this.stallWarnMs) continue;
+      const since = new Date(run.busySince);
+      if (!run.stalledSince) {
+        run.stalledSince = since;
+        const lease = this.keeper.lease(run.shardId);
+        if (lease) await this.o.store.setShardStall(lease, since).catch(() => undefined);
+      }
+      if (now - run.lastStallWarnAt >= this.stallWarnMs) {
+        run.lastStallWarnAt = now;
+        this.log.warn(
+          { shardId: run.shardId, stalledForS: Math.round(quietMs / 1000), failAfterS: Math.round(this.stallFailMs / 1000) },
+          'shard stalled: the target has acknowledged no write of its batch; it may have stopped answering',
+        );
+      }
+      if (quietMs >= this.stallFailMs && this.fatal === undefined) {
+        this.fatal = new ShardFailure(
+          run.shardId,
+          new MigratorError(
+            ExitCode.APPLY_STALLED,
+            `Shard ${run.shardId}: the target acknowledged no write for ${Math.round(quietMs / 1000)} s (since ${since.toISOString()}).`,
+            {
+              hint:
+                'The target stopped answering writes (check its health and load; a FerretDB/SQLite target can lock up under ' +
+                'concurrent writers). Rerunning resumes from the last checkpoint.',
+            },
+          ),
+        );
+        this.abortRuns(new ApplyInterrupted('a shard stalled'));
+        this.consumer?.stop();
+      }
+    }
+  }
+
+  private clearStall(run: ShardRun): void {
+    this.log.info({ shardId: run.shardId, stalledS: Math.round((Date.now() - run.stalledSince!.getTime()) / 1000) }, 'shard making progress again');
+    run.stalledSince = undefined;
+    run.lastStallWarnAt = 0;
+    const lease = this.keeper.lease(run.shardId);
+    if (lease) void this.o.store.setShardStall(lease, null).catch(() => undefined);
   }
 
   private lastReport: { at: number; events: number } | undefined;

@@ -10,6 +10,8 @@
 import type { Collection, Db, MongoClient } from 'mongodb';
 
 export type Fence = () => Promise<void>;
+/** Called after each fenced write the target acknowledged (stall detection). */
+export type OnWriteAcknowledged = () => void;
 
 const COLLECTION_WRITES = new Set([
   'bulkWrite',
@@ -33,7 +35,13 @@ const COLLECTION_WRITES = new Set([
 
 const DB_WRITES = new Set(['command', 'dropDatabase', 'dropCollection', 'createCollection', 'renameCollection', 'createIndex']);
 
-function fencedObject<T extends object>(target: T, writes: Set<string>, fence: Fence, wrap: Record<string, (value: unknown) => unknown> = {}): T {
+function fencedObject<T extends object>(
+  target: T,
+  writes: Set<string>,
+  fence: Fence,
+  wrap: Record<string, (value: unknown) => unknown> = {},
+  onAck?: OnWriteAcknowledged,
+): T {
   return new Proxy(target, {
     get(obj, prop) {
       const value: unknown = Reflect.get(obj, prop, obj);
@@ -42,7 +50,9 @@ function fencedObject<T extends object>(target: T, writes: Set<string>, fence: F
       if (writes.has(prop)) {
         return async (...args: unknown[]) => {
           await fence();
-          return fn.apply(obj, args);
+          const result: unknown = await fn.apply(obj, args);
+          onAck?.();
+          return result;
         };
       }
       const post = wrap[prop];
@@ -52,15 +62,15 @@ function fencedObject<T extends object>(target: T, writes: Set<string>, fence: F
   });
 }
 
-function fencedCollection(coll: Collection, fence: Fence): Collection {
-  return fencedObject(coll, COLLECTION_WRITES, fence);
+function fencedCollection(coll: Collection, fence: Fence, onAck?: OnWriteAcknowledged): Collection {
+  return fencedObject(coll, COLLECTION_WRITES, fence, {}, onAck);
 }
 
-function fencedDb(db: Db, fence: Fence): Db {
-  return fencedObject(db, DB_WRITES, fence, { collection: (c) => fencedCollection(c as Collection, fence) });
+function fencedDb(db: Db, fence: Fence, onAck?: OnWriteAcknowledged): Db {
+  return fencedObject(db, DB_WRITES, fence, { collection: (c) => fencedCollection(c as Collection, fence, onAck) }, onAck);
 }
 
-/** The client to give a shard's ApplyWriter: every write awaits `fence()` first. */
-export function fencedClient(client: MongoClient, fence: Fence): MongoClient {
-  return fencedObject(client, new Set(), fence, { db: (d) => fencedDb(d as Db, fence) });
+/** The client to give a shard's ApplyWriter: every write awaits `fence()` first, and reports its acknowledgement to `onAck`. */
+export function fencedClient(client: MongoClient, fence: Fence, onAck?: OnWriteAcknowledged): MongoClient {
+  return fencedObject(client, new Set(), fence, { db: (d) => fencedDb(d as Db, fence, onAck) });
 }

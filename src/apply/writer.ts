@@ -122,6 +122,12 @@ export interface ApplyWriterOptions {
   retryPolicy?: RetryPolicy;
   retryHooks?: RetryHooks;
   /**
+   * Client-side deadline of each bulk write (default 60 s). A target that stops answering must not
+   * hold a shard forever: the write fails with a timeout (transient) and is retried like any
+   * transient failure (idempotent), so a wedged target ends in RetriesExhausted, not a silent hang.
+   */
+  writeTimeoutMs?: number;
+  /**
    * Awaited before a DDL envelope runs. With several shards every shard receives the DDL; the
    * caller uses this hook to wait until all shards have applied (and checkpointed) everything
    * before it, and to run it once: see createDdlGate (ddl-gate.ts), which provides this and
@@ -138,6 +144,8 @@ interface Work {
   planned: PlannedOp;
 }
 
+export const DEFAULT_WRITE_TIMEOUT_MS = 60_000;
+
 /** Marks a bulk write to be re-run as a whole (a transient per-op error or write concern). */
 class TransientBulkError extends Error {
   override name = 'TransientBulkError';
@@ -151,6 +159,7 @@ export class ApplyWriter {
   private readonly keyFilterMode: KeyFilterMode;
   private readonly retryPolicy: RetryPolicy;
   private readonly retryHooks: RetryHooks;
+  private readonly writeTimeoutMs: number;
   private readonly beforeDdl?: ApplyWriterOptions['beforeDdl'];
   private readonly afterDdl?: ApplyWriterOptions['afterDdl'];
   private readonly logger?: ApplyLogger;
@@ -163,6 +172,7 @@ export class ApplyWriter {
     this.rules = options.rules;
     this.keyFilterMode = options.keyFilter ?? 'documentKey';
     this.retryPolicy = options.retryPolicy ?? DEFAULT_RETRY_POLICY;
+    this.writeTimeoutMs = options.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
     this.retryHooks = {
       ...options.retryHooks,
       isTransient: (e) => e instanceof TransientBulkError || (options.retryHooks?.isTransient ?? isTransientError)(e),
@@ -293,7 +303,7 @@ export class ApplyWriter {
     }
     if (moves.length === 0) return;
     this.logger?.info?.({ ns: nsName(target), documents: moves.length }, 'shard key value changed on the source: moving the documents on the sharded target');
-    await this.retry(`bulkWrite ${nsName(target)} (${moves.length} shard key moves)`, () => collection.bulkWrite(moves, { ordered: true }));
+    await this.retry(`bulkWrite ${nsName(target)} (${moves.length} shard key moves)`, () => collection.bulkWrite(moves, { ordered: true, timeoutMS: this.writeTimeoutMs }));
   }
 
   private async applyCollection(plan: CollectionPlan, stats: ApplyStats, conflicts: ApplyConflict[]) {
@@ -441,7 +451,10 @@ export class ApplyWriter {
       `bulkWrite ${nsName(target)} (${work.length} ops)`,
       async () => {
         try {
-          await collection.bulkWrite(ops(), { ordered });
+          // timeoutMS (the driver's client-side operation timeout, experimental in driver 6.x): the
+          // driver gives up waiting and closes the connection, so a target that stops answering
+          // yields MongoOperationTimeoutError (transient) instead of a wait without end.
+          await collection.bulkWrite(ops(), { ordered, timeoutMS: this.writeTimeoutMs });
           return [];
         } catch (err) {
           const errors = bulkWriteErrors(err);

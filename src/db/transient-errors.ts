@@ -67,6 +67,10 @@ export function isTransientError(err: unknown): boolean {
   if (code !== undefined && TRANSIENT_CODES.has(code)) return true;
   // A bulk write whose only problem is the write concern (e.g. wtimeout during failover).
   if (e.name === 'MongoBulkWriteError' && e.err && !hasWriteErrors(err)) return true;
+  // A bulk write that failed as a whole carries the real error in errorResponse (e.g. the
+  // MongoOperationTimeoutError of a target that did not answer within timeoutMS).
+  const response = (err as { errorResponse?: unknown }).errorResponse;
+  if (e.name === 'MongoBulkWriteError' && response instanceof Error && response !== err && !hasWriteErrors(err) && isTransientError(response)) return true;
   return TRANSIENT_MESSAGE.test(e.message ?? '');
 }
 

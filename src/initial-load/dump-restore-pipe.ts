@@ -53,6 +53,20 @@ export async function runDumpRestorePipe(
   const result: PipeResult = { restored: 0, failed: 0, collections: new Map() };
   const dumpTail = new LineTail();
   const restoreTail = new LineTail();
+  // mongorestore's failure lines ("Failed: bar.dec: error restoring from archive …"), and the
+  // namespaces they name: its "finished restoring bar.dec (0 documents, 0 failures)" line comes
+  // before the error, so a finished line alone never means the collection was loaded.
+  const restoreErrors: string[] = [];
+  const failedNamespaces = new Set<string>();
+  const onRestoreEvent = (e: ToolEvent) => {
+    if (e.kind === 'error') {
+      restoreErrors.push(e.message);
+      const m = /^(\S+\.\S+): error /.exec(e.message);
+      if (m) failedNamespaces.add(m[1]!);
+    }
+    if (e.kind === 'restore-finished' && e.failures > 0) failedNamespaces.add(e.ns);
+    onEvent(e);
+  };
   const onEvent = (e: ToolEvent) => {
     if (e.kind === 'restore-finished') result.collections.set(e.ns, e.documents);
     if (e.kind === 'restore-summary') {
@@ -77,21 +91,59 @@ export async function runDumpRestorePipe(
     });
     recordToolPids(opts.workDir, [dump.pid, restore.pid]);
     follow(dump.stderr, dumpTail, onEvent);
-    follow(restore.stderr, restoreTail, onEvent);
+    follow(restore.stderr, restoreTail, onRestoreEvent);
     dump.stdout!.pipe(restore.stdin!);
     // If mongorestore dies, mongodump gets EPIPE; that is reported through restore's failure.
     restore.stdin!.on('error', () => undefined);
-    const [d, r] = await Promise.all([dump, restore]);
+    // INVARIANT: either tool ending ends the pipe promptly. Once mongorestore has exited nobody
+    // reads the archive any more: Node unpipes on the EPIPE, mongodump blocks on the full pipe and
+    // would wait forever (seen when FerretDB closed the connection on a Decimal128 and mongorestore
+    // exited 1 after "finished restoring … (0 documents)"). So: mongorestore exits → drain what
+    // mongodump still writes, and stop mongodump unless the restore succeeded (then the archive was
+    // read to its end and mongodump is exiting anyway); mongodump fails → stop mongorestore, which
+    // could only restore part of an archive.
+    let stoppedDump = false;
+    let stoppedRestore = false;
+    let dumpExited = false;
+    let restoreExited = false;
+    const dumpEnd = dump.then((d) => {
+      dumpExited = true;
+      if ((d.exitCode !== 0 || d.failed) && !restoreExited && !opts.signal?.aborted) {
+        stoppedRestore = true;
+        restore.kill('SIGTERM');
+      }
+      return d;
+    });
+    const restoreEnd = restore.then((r) => {
+      restoreExited = true;
+      dump.stdout?.resume();
+      if ((r.exitCode !== 0 || r.failed || restoreErrors.length > 0) && !dumpExited && !opts.signal?.aborted) {
+        stoppedDump = true;
+        dump.kill('SIGTERM');
+      }
+      return r;
+    });
+    const [d, r] = await Promise.all([dumpEnd, restoreEnd]);
     clearToolPids(opts.workDir);
     if (opts.signal?.aborted) {
       throw new MigratorError(ExitCode.INTERRUPTED, `Initial load of ${job.sourceDb} was interrupted.`);
     }
-    if (d.exitCode !== 0 || r.exitCode !== 0 || d.failed || r.failed) {
+    const dumpFailed = (d.exitCode !== 0 || d.failed) && !stoppedDump;
+    const restoreFailed = (r.exitCode !== 0 || r.failed || restoreErrors.length > 0) && !stoppedRestore;
+    if (dumpFailed || restoreFailed || stoppedDump || stoppedRestore) {
       const parts = [];
-      if (d.exitCode !== 0 || d.failed) parts.push(`mongodump exited ${d.exitCode ?? d.signal}:\n${dumpTail.text()}`);
-      if (r.exitCode !== 0 || r.failed) parts.push(`mongorestore exited ${r.exitCode ?? r.signal}:\n${restoreTail.text()}`);
+      if (restoreFailed) {
+        const where = failedNamespaces.size ? ` on ${[...failedNamespaces].join(', ')}` : '';
+        parts.push(`mongorestore failed${where} (exit ${r.exitCode ?? r.signal}):\n${restoreTail.text()}`);
+      }
+      if (dumpFailed) parts.push(`mongodump failed (exit ${d.exitCode ?? d.signal}):\n${dumpTail.text()}`);
+      if (stoppedDump) parts.push('mongodump was stopped because mongorestore ended before the archive did.');
+      if (stoppedRestore) parts.push('mongorestore was stopped because mongodump failed.');
       throw new MigratorError(ExitCode.TOOL_FAILED, `Initial load of ${job.sourceDb} → ${job.targetDb} failed. ${parts.join('\n')}`, {
-        hint: 'Fix the cause above and rerun: the load restarts with --drop and keeps the recorded resume point.',
+        hint:
+          failedNamespaces.size > 0
+            ? 'The target refused data of the collection(s) named above (e.g. a BSON type it cannot store): fix or exclude them (--exclude) and rerun; the load restarts with --drop and keeps the recorded resume point.'
+            : 'Fix the cause above and rerun: the load restarts with --drop and keeps the recorded resume point.',
       });
     }
     if (result.failed > 0) {

@@ -5,7 +5,7 @@ import type { MongoClient, Timestamp } from 'mongodb';
 import type { EndpointConfig } from '../config/schema.js';
 import type { ServerInfo } from '../db/server-info.js';
 import { retryTransient } from '../db/transient-retry.js';
-import { runApply, defaultOwnerId, type ApplyStatus } from '../apply/apply-runner.js';
+import { runApply, defaultOwnerId, type ApplyShardStatus, type ApplyStatus } from '../apply/apply-runner.js';
 import { MARKER_COLLECTION, runCapture, type CaptureProgress } from '../source/capture-runner.js';
 import type { NamespaceRules } from '../source/namespace-filter.js';
 import { LOAD_PHASES, phaseBeforeFailure, type MigrationDoc, type MigrationPhase, type StateStore } from '../state/store.js';
@@ -49,6 +49,32 @@ export interface FullMigrationInput {
 
 /** How far behind the stream's tip apply may be and still count as caught up. */
 const READY_LAG_MS = 2_000;
+
+/**
+ * READY_FOR_CUTOVER: what capture has made durable, apply has applied. The capture checkpoint
+ * saved at `cp.updatedAt` covers events whose records were all in the stream by then; a shard's
+ * `appliedThroughAt` is the time up to which every record in it is applied (its reader found the
+ * tip, or the last applied batch's GetRecords call minus its MillisBehindLatest — never a batch
+ * still being written). So every open shard must be applied through `cp.updatedAt` (less
+ * READY_LAG_MS: under a steady write load a reader is rarely exactly at the tip), not stalled,
+ * and capture current. Being read near the tip is not enough: a target that stops answering
+ * leaves a shard read to its tip with nothing applied (it used to report READY so).
+ * The cutover itself still waits for the barrier, so this only decides when to report READY.
+ */
+export function readyForCutover(
+  shards: readonly Pick<ApplyShardStatus, 'state' | 'leased' | 'appliedThroughAt' | 'stalledSince'>[],
+  capture: { updatedAt: Date } | null,
+  nowMs: number,
+): boolean {
+  if (!capture || nowMs - capture.updatedAt.getTime() >= 5_000) return false;
+  const need = capture.updatedAt.getTime() - READY_LAG_MS;
+  return (
+    shards.length > 0 &&
+    shards.every(
+      (s) => s.state === 'ended' || (s.leased && !s.stalledSince && s.appliedThroughAt !== undefined && s.appliedThroughAt >= need),
+    )
+  );
+}
 
 /**
  * The full migration as a restartable state machine; the phase lives in the state store, so a
@@ -249,21 +275,12 @@ export class FullMigration {
     await this.raceWithCapture(new Promise((r) => setTimeout(r, ms)));
   }
 
-  /**
-   * Caught up enough to cut over: every shard is ended, at its tip, or less than
-   * READY_LAG_MS behind it (under a steady write load a reader is rarely exactly at the tip), and
-   * capture is current. The cutover itself still waits for the barrier, so this only decides
-   * when to report READY_FOR_CUTOVER.
-   */
+  /** See {@link readyForCutover}. */
   private async caughtUp(): Promise<boolean> {
     const st = this.apply?.status;
     if (!st || st.shards.length === 0) return false;
-    const near = st.shards.every(
-      (s) => s.state === 'ended' || s.caughtUp || (s.leased && s.millisBehindLatest !== undefined && s.millisBehindLatest <= READY_LAG_MS),
-    );
-    if (!near) return false;
     const cp = await this.p.store.getCaptureCheckpoint(this.p.migrationId);
-    return Boolean(cp && Date.now() - cp.updatedAt.getTime() < 5_000);
+    return readyForCutover(st.shards, cp, Date.now());
   }
 
   /**
@@ -297,6 +314,11 @@ export class FullMigration {
     let lastText = '';
     while (!this.p.signal.aborted) {
       if (this.migration.phase === 'CATCHING_UP' && (await this.caughtUp())) await this.setPhase('READY_FOR_CUTOVER');
+      // A stalled shard (the target stopped answering) is not ready for a cutover any more.
+      else if (this.migration.phase === 'READY_FOR_CUTOVER' && this.apply?.status?.shards.some((sh) => sh.stalledSince)) {
+        this.p.log.warn({}, 'a shard stalled: no longer ready for the cutover');
+        await this.setPhase('CATCHING_UP');
+      }
       const cutover = await this.p.store.getCutover(this.p.migrationId);
       const active = cutover && (cutover.state === 'requested' || cutover.state === 'barrier-sent');
       if (active && this.migration.phase === 'READY_FOR_CUTOVER') {

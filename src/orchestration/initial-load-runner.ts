@@ -90,6 +90,7 @@ export async function runInitialLoad(p: InitialLoadInput): Promise<{ restored: n
   const progressWriter = createLoadProgressWriter((ns, fields) => p.store.updateLoadProgress(p.migrationId, ns, fields));
   for (const job of jobs) {
     const targetToSource = new Map(job.collections.map((c) => [`${job.targetDb}.${p.rules.target({ db: job.sourceDb, coll: c }).coll}`, `${job.sourceDb}.${c}`]));
+    const finished = new Map<string, { target: string; documents: number }>();
     const onEvent = (e: ToolEvent) => {
       // Tools being stopped report the collections they were on as "finished (0 documents)":
       // after a stop request nothing they say is progress, and a reload redoes the load anyway.
@@ -100,9 +101,12 @@ export async function runInitialLoad(p: InitialLoadInput): Promise<{ restored: n
       } else if (e.kind === 'dump-finished') {
         progressWriter.write(e.ns, { dumped: e.documents, total: e.documents }, true);
       } else if (e.kind === 'restore-finished') {
+        // Not "done" yet: mongorestore prints this line also for a collection whose restore then
+        // fails ("finished restoring x (0 documents)" followed by "Failed: x: error restoring …").
+        // INVARIANT: a collection counts as loaded only once its whole pipe succeeded (below).
         const src = targetToSource.get(e.ns) ?? e.ns;
-        progressWriter.write(src, { restored: e.documents, done: true }, true);
-        p.log.info({ ns: src, target: e.ns, documents: e.documents }, 'collection loaded');
+        finished.set(src, { target: e.ns, documents: e.documents });
+        progressWriter.write(src, { restored: e.documents }, true);
       }
     };
     p.log.info({ db: job.sourceDb, target: job.targetDb, collections: job.collections.length }, 'loading database');
@@ -111,6 +115,10 @@ export async function runInitialLoad(p: InitialLoadInput): Promise<{ restored: n
       signal: p.signal,
       onEvent,
     });
+    for (const [src, f] of finished) {
+      progressWriter.write(src, { restored: f.documents, done: true }, true);
+      p.log.info({ ns: src, target: f.target, documents: f.documents }, 'collection loaded');
+    }
     restored += r.restored;
   }
   await progressWriter.flush();

@@ -21,12 +21,15 @@
  *                     namespaces: [{ ns, target, total|null, dumped|null, restored|null, done, percent|null }] }
  *   capture           null | { events, markers, bytes, lastEventAt|null, clusterTime: {t,i}|null, checkpointAt, leaseOwner|null, leaseActive }
  *   apply             { events (sum over shards), shards, shardsEnded, lastClusterTime (seconds)|null,
- *                     lastAppliedAt|null (wall time of the newest applied event), maxMillisBehindLatest|null }
+ *                     lastAppliedAt|null (wall time of the newest applied event), maxMillisBehindLatest|null,
+ *                     stalledShards (shards whose lease holder reports no target write acknowledged for a while) }
  *   lag               { events: max(0, capture.events - apply.events), seconds: number|null,
  *                     basis: 'caught-up' | 'wallTime' | 'clusterTime' | null }
  *   shards            [{ shardId, sequenceNumber|null, leaseOwner|null, leaseEpoch, leaseExpiresAt|null,
  *                     leaseActive, events, lastClusterTime|null, lastAppliedAt|null,
- *                     millisBehindLatest|null, ended, checkpointAt|null, reachedBarrier }]
+ *                     millisBehindLatest|null, ended, checkpointAt|null, reachedBarrier,
+ *                     stalledSince|null (set while the shard's active lease holder has work in hand and the
+ *                     target acknowledges none of it) }]
  *   cutover           null | { state: requested|barrier-sent|completed|aborted, requestedAt, updatedAt,
  *                     barrierId|null, barrierSentAt|null, shardsReached, shardsTotal, reachedShards: [],
  *                     writesStopped, writesBlockedByMigrator, waitingForWritesStopped,
@@ -117,6 +120,7 @@ export interface ApplyStatusSummary {
   lastClusterTime: number | null;
   lastAppliedAt: string | null;
   maxMillisBehindLatest: number | null;
+  stalledShards: number;
 }
 
 export type LagBasis = 'caught-up' | 'wallTime' | 'clusterTime';
@@ -141,6 +145,7 @@ export interface ShardStatus {
   ended: boolean;
   checkpointAt: string | null;
   reachedBarrier: boolean;
+  stalledSince: string | null;
 }
 
 export interface CutoverStatus {
@@ -310,6 +315,8 @@ function buildShards(shards: ShardDoc[], cutover: CutoverDoc | null, nowMs: numb
       ended: cp?.shardEnded === true,
       checkpointAt: iso(cp?.at),
       reachedBarrier: reached.has(s.shardId),
+      // Only while a live lease holder says so: a dead process's mark is not news.
+      stalledSince: owner !== null && expires !== undefined && expires > nowMs ? iso(s.stalledSince) : null,
     };
   });
 }
@@ -393,6 +400,7 @@ export function buildStatusReport(inputs: StatusInputs, now: Date = new Date()):
     lastClusterTime: lastCts.length ? Math.max(...lastCts) : null,
     lastAppliedAt: lastWalls.length ? lastWalls[lastWalls.length - 1]! : null,
     maxMillisBehindLatest: behinds.length ? Math.max(...behinds) : null,
+    stalledShards: shards.filter((s) => s.stalledSince !== null).length,
   };
   const rp = m.resumePoint;
   const le = m.lastError;
@@ -530,6 +538,7 @@ export function formatStatusReport(r: StatusReport): string {
     else parts.push('no lease holder');
     if (s.millisBehindLatest !== null && !s.ended) parts.push(`${s.millisBehindLatest}ms behind`);
     if (s.reachedBarrier) parts.push('reached the barrier');
+    if (s.stalledSince) parts.push(`STALLED since ${s.stalledSince} (the target acknowledges no write)`);
     lines.push(`  ${s.shardId}: ${parts.join(', ')}`);
   }
   const rp = r.resumePoint;

@@ -19,6 +19,8 @@ import {
   clusterTimeFromResumeToken,
   encodeEnvelope,
   envelopeFromChangeEvent,
+  migrationTag,
+  originEnvelope,
   isBroadcast,
   positionOf,
   routingKey,
@@ -314,6 +316,9 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
         ? { startAtOperationTime: start.ct }
         : {};
   if (saved) progress.events = saved.counters.events ?? 0;
+  // Every record carries the migration's tag; apply ignores records of other migrations.
+  const migration = await o.store.getMigration(o.migrationId);
+  const mig = migrationTag(o.migrationId, migration?.nonce);
   const from = saved ? `the checkpoint (${describeStart(startOpts)})` : describeStart(startOpts);
 
   let producer: OrderedProducer;
@@ -450,6 +455,12 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
   };
   try {
     stream = open(startOpts);
+    // ORIGIN: before any event, every shard gets a record saying how much of the migration
+    // precedes it in the stream (0 on the migration's first capture, or after a restart without a
+    // checkpoint, which re-reads everything from the resume point). Apply, starting a shard at its
+    // beginning, must meet an origin with sent 0 first; else retention removed the start.
+    const sent = (saved?.counters.events ?? 0) + (saved?.counters.markers ?? 0);
+    await producer.sendBroadcast(encodeEnvelope(originEnvelope(sent, mig)), ++tag);
     while (!o.signal.aborted) {
       if (producerFailure !== undefined) throw streamFailure(o.streamName, producerFailure);
       let event: Document | null;
@@ -548,6 +559,7 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
       lastCt = pos.ct;
       lastSeen = pos.rt;
       if (envelope) {
+        envelope.mig = mig;
         const payload = encodeEnvelope(envelope);
         tag++;
         // Backpressure: resolves once the producer's bounded buffer has room.

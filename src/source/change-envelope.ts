@@ -41,7 +41,7 @@ export const EXACT_BSON_OPTIONS = {
 
 export type DataOp = 'insert' | 'update' | 'replace' | 'delete';
 export type DdlOp = 'drop' | 'rename' | 'dropDatabase';
-export type EnvelopeOp = DataOp | DdlOp | 'barrier';
+export type EnvelopeOp = DataOp | DdlOp | 'barrier' | 'origin';
 
 export const DATA_OPS: readonly DataOp[] = ['insert', 'update', 'replace', 'delete'];
 export const DDL_OPS: readonly DdlOp[] = ['drop', 'rename', 'dropDatabase'];
@@ -91,6 +91,31 @@ export interface ChangeEnvelope {
   rt: Document;
   /** barrier only. */
   barrier?: { id: string };
+  /**
+   * origin only: broadcast by capture when it starts writing, before any event. `sent`: events
+   * and markers this migration's capture had already put into the stream before (from its
+   * checkpoint); 0 means nothing of the migration precedes this record. Apply uses it to detect
+   * a stream that lost the start of the migration (retention): see ApplyRunner's origin check.
+   * Never applied; its ct/rt are zero/empty (it is no change-stream event).
+   */
+  origin?: { sent: number };
+  /**
+   * The migration the record belongs to: {@link migrationTag} of its id and nonce. Set by capture
+   * since envelope v1 gained it; absent in records of earlier builds (which apply still accepts,
+   * as it cannot tell whose they are). Apply ignores records tagged for another migration, so a
+   * stream reused for a new migration never replays the old one over the fresh load.
+   */
+  mig?: string;
+}
+
+/**
+ * Short stable identity of a migration for record framing: 16 hex digits of SHA-256 over its id
+ * and the nonce drawn when the migration document was created (so a migration re-created under
+ * the same id, e.g. on a fresh state store, gets a new tag too). No nonce (plain CDC without a
+ * migration document): the id alone.
+ */
+export function migrationTag(migrationId: string, nonce?: string): string {
+  return createHash('sha256').update(`${migrationId}\0${nonce ?? ''}`).digest('hex').slice(0, 16);
 }
 
 /** Where an event sits in the change stream: (clusterTime, resume token). */
@@ -291,6 +316,11 @@ export function envelopeFromChangeEvent(
  * A barrier envelope (e.g. for cutover): no data, reported by apply when reached.
  * `position` is where it was inserted in the stream (the last event or postBatchResumeToken seen).
  */
+/** The record capture broadcasts when it starts writing (see ChangeEnvelope.origin). */
+export function originEnvelope(sent: number, mig: string): ChangeEnvelope {
+  return { v: ENVELOPE_VERSION, op: 'origin', ns: { db: '' }, ct: new Timestamp({ t: 0, i: 0 }), rt: {}, origin: { sent }, mig };
+}
+
 export function barrierEnvelope(id: string, position: EventPosition, ns: Namespace = { db: '' }): ChangeEnvelope {
   return { v: ENVELOPE_VERSION, op: 'barrier', ns, ct: position.ct, rt: position.rt, barrier: { id } };
 }
@@ -317,6 +347,8 @@ export function encodeEnvelope(e: ChangeEnvelope): Uint8Array {
   if (e.wt !== undefined) out.wt = e.wt;
   out.rt = e.rt;
   if (e.barrier !== undefined) out.barrier = { id: e.barrier.id };
+  if (e.origin !== undefined) out.origin = { sent: e.origin.sent };
+  if (e.mig !== undefined) out.mig = e.mig;
   return BSON.serialize(out, { checkKeys: false, serializeFunctions: false });
 }
 
@@ -337,7 +369,7 @@ export function decodeEnvelope(buf: Uint8Array): ChangeEnvelope {
     throw new EnvelopeFormatError(`unsupported envelope version ${String(v)} (this build reads ${ENVELOPE_VERSION})`);
   }
   const op = requireString(raw.op, 'op');
-  if (![...DATA_OPS, ...DDL_OPS, 'barrier'].includes(op)) {
+  if (![...DATA_OPS, ...DDL_OPS, 'barrier', 'origin'].includes(op)) {
     throw new EnvelopeFormatError(`unknown envelope op '${op}'`);
   }
   const ns = raw.ns as Document | undefined;
@@ -373,6 +405,8 @@ export function decodeEnvelope(buf: Uint8Array): ChangeEnvelope {
   }
   if (raw.wt instanceof Date) e.wt = raw.wt;
   if (raw.barrier !== undefined) e.barrier = { id: requireString((raw.barrier as Document).id, 'barrier.id') };
+  if (raw.mig !== undefined) e.mig = requireString(raw.mig, 'mig');
+  if (raw.origin !== undefined) e.origin = { sent: toNumber((raw.origin as Document).sent, 'origin.sent') };
 
   if ((DATA_OPS as readonly string[]).includes(op)) {
     if (e.ns.coll === undefined || !e.key) throw new EnvelopeFormatError(`${op} envelope needs ns.coll and key`);
@@ -382,6 +416,7 @@ export function decodeEnvelope(buf: Uint8Array): ChangeEnvelope {
   if (op === 'rename' && (!e.to || e.ns.coll === undefined)) throw new EnvelopeFormatError('rename envelope needs ns.coll and to');
   if (op === 'drop' && e.ns.coll === undefined) throw new EnvelopeFormatError('drop envelope needs ns.coll');
   if (op === 'barrier' && !e.barrier) throw new EnvelopeFormatError('barrier envelope needs barrier.id');
+  if (op === 'origin' && !e.origin) throw new EnvelopeFormatError('origin envelope needs origin.sent');
   return e;
 }
 

@@ -34,6 +34,7 @@
  *  Residual risk: a process frozen between the check of step 2 and its write (long GC/VM pause)
  *  could still write late; bound writes with timeouts shorter than the lease margin.
  */
+import { randomBytes } from 'node:crypto';
 import type { Collection, Db, Document, MongoClient } from 'mongodb';
 import type { Timestamp } from 'mongodb';
 import { positionKey, type EventPosition } from '../source/change-envelope.js';
@@ -77,6 +78,8 @@ export interface MigrationDoc {
   config?: Document;
   /** Initial load progress, per source namespace (written by the orchestrator). */
   load?: LoadState;
+  /** Drawn at creation: with the id, the migration's tag in stream records (see migrationTag). Absent in migrations created before it. */
+  nonce?: string;
 }
 
 export interface LoadCollectionProgress {
@@ -159,6 +162,8 @@ export interface ShardDoc {
   shardId: string;
   lease: LeaseState;
   checkpoint?: ApplyCheckpoint;
+  /** Set by the lease holder while the shard has work in hand and the target acknowledges none of it; cleared by progress. */
+  stalledSince?: Date;
 }
 
 /** Apply holds one lease per shard; capture one per migration (shardId 'capture'). */
@@ -229,6 +234,31 @@ const DUPLICATE_KEY = 11000;
 const isDuplicateKey = (err: unknown) => (err as { code?: number })?.code === DUPLICATE_KEY;
 
 /**
+ * Runs an upsert of shared state so that losing a creation race is not an error. Two processes
+ * upserting the same `_id` at once (capture and apply starting together on a fresh store) both
+ * miss in the filter and both insert; one insert loses with E11000. MongoDB (4.2+) retries such an
+ * upsert as an update itself when the filter is an equality on the unique key
+ * (https://www.mongodb.com/docs/manual/reference/method/db.collection.updateOne/#upsert-with-unique-index),
+ * and otherwise documents that "applications may retry the operation which will succeed as an
+ * update". Other engines need not retry (FerretDB does not; DocumentDB: undocumented), so we do:
+ * once, since the document now exists. A second E11000 means the stored document does not match
+ * the filter (a conditional upsert such as "only if pos is smaller"): `onConflict`'s answer.
+ */
+export async function upsertTolerantOfRace<T, U>(op: () => Promise<T>, onConflict: () => U | Promise<U>): Promise<T | U> {
+  try {
+    return await op();
+  } catch (err) {
+    if (!isDuplicateKey(err)) throw err;
+  }
+  try {
+    return await op();
+  } catch (err) {
+    if (!isDuplicateKey(err)) throw err;
+    return onConflict();
+  }
+}
+
+/**
  * Kinesis sequence numbers are decimal strings (API pattern `0|([1-9]\d{0,128})`); zero-padded to
  * a fixed width, string order is numeric order, which the checkpoint guard relies on.
  */
@@ -257,7 +287,7 @@ export type CaptureStateStore = LeaseStateStore & Pick<StateStore, 'getMigration
 /** What runApply calls (itself, its lease keeper and its DDL gate). */
 export type ApplyStateStore = LeaseStateStore &
   DdlStateStore &
-  Pick<StateStore, 'getMigration' | 'getApplyCheckpoint' | 'saveApplyCheckpoint' | 'recordBarrierReached' | 'recordError'>;
+  Pick<StateStore, 'getMigration' | 'getApplyCheckpoint' | 'saveApplyCheckpoint' | 'setShardStall' | 'recordBarrierReached' | 'recordError'>;
 
 export class StateStore {
   readonly db: Db;
@@ -315,7 +345,16 @@ export class StateStore {
       );
     }
     if (!doc || doc.version < STATE_SCHEMA_VERSION) {
-      await meta.updateOne({ _id: 'schema' }, { $set: { version: STATE_SCHEMA_VERSION, updatedAt: this.now() } }, { upsert: true });
+      // Two processes opening a fresh store both stamp it: the loser's retry is a plain update.
+      await upsertTolerantOfRace(
+        () =>
+          meta.updateOne(
+            { _id: 'schema' },
+            { $set: { version: STATE_SCHEMA_VERSION, updatedAt: this.now() } },
+            { upsert: true },
+          ),
+        () => undefined,
+      );
     }
   }
 
@@ -325,13 +364,10 @@ export class StateStore {
   /** Creates the migration document if missing; returns the stored one (idempotent). */
   async createMigration(id: string, init: { config?: Document } = {}): Promise<MigrationDoc> {
     const now = this.now();
-    const doc: MigrationDoc = { _id: id, phase: 'CREATED', createdAt: now, updatedAt: now, phaseChangedAt: now };
+    const doc: MigrationDoc = { _id: id, phase: 'CREATED', createdAt: now, updatedAt: now, phaseChangedAt: now, nonce: randomBytes(8).toString('hex') };
     if (init.config !== undefined) doc.config = init.config;
-    try {
-      await this.migrations.updateOne({ _id: id }, { $setOnInsert: doc }, { upsert: true });
-    } catch (err) {
-      if (!isDuplicateKey(err)) throw err; // concurrent creation: fine
-    }
+    // Concurrent creation: the loser's retry matches the winner's document and changes nothing.
+    await upsertTolerantOfRace(() => this.migrations.updateOne({ _id: id }, { $setOnInsert: doc }, { upsert: true }), () => undefined);
     return (await this.getMigration(id))!;
   }
 
@@ -394,17 +430,19 @@ export class StateStore {
    */
   async saveCaptureCheckpoint(id: string, position: EventPosition, counters: Counters = {}): Promise<boolean> {
     const pos = positionKey(position);
-    try {
-      const r = await this.captureCheckpoints.updateOne(
-        { _id: id, pos: { $lt: pos } },
-        { $set: { ct: position.ct, rt: position.rt, pos, counters, updatedAt: this.now() } },
-        { upsert: true },
-      );
-      return r.matchedCount + r.upsertedCount > 0;
-    } catch (err) {
-      if (isDuplicateKey(err)) return false;
-      throw err;
-    }
+    // A first E11000 can also be a lost creation race (the other writer's pos may be smaller than
+    // ours): the retry then advances it. A second one means the stored pos is ≥ ours.
+    return upsertTolerantOfRace(
+      async () => {
+        const r = await this.captureCheckpoints.updateOne(
+          { _id: id, pos: { $lt: pos } },
+          { $set: { ct: position.ct, rt: position.rt, pos, counters, updatedAt: this.now() } },
+          { upsert: true },
+        );
+        return r.matchedCount + r.upsertedCount > 0;
+      },
+      () => false,
+    );
   }
 
   getCaptureCheckpoint(id: string): Promise<CaptureCheckpointDoc | null> {
@@ -444,15 +482,15 @@ export class StateStore {
   ): Promise<ShardLease | null> {
     const _id = shardDocId(migrationId, shardId);
     const coll = this.leaseCollection(options.scope);
-    try {
-      await coll.updateOne(
-        { _id },
-        { $setOnInsert: { _id, migrationId, shardId, lease: { owner: null, epoch: 0, expiresAt: new Date(0) } } },
-        { upsert: true },
-      );
-    } catch (err) {
-      if (!isDuplicateKey(err)) throw err;
-    }
+    await upsertTolerantOfRace(
+      () =>
+        coll.updateOne(
+          { _id },
+          { $setOnInsert: { _id, migrationId, shardId, lease: { owner: null, epoch: 0, expiresAt: new Date(0) } } },
+          { upsert: true },
+        ),
+      () => undefined,
+    );
     const now = this.now();
     const stealBefore = new Date(now.getTime() - (options.graceMs ?? DEFAULT_LEASE_GRACE_MS));
     const doc = await coll.findOneAndUpdate(
@@ -541,10 +579,16 @@ export class StateStore {
     const held = { _id, 'lease.owner': lease.owner, 'lease.epoch': lease.epoch, 'lease.expiresAt': { $gt: now } };
     const r = await this.shards.updateOne(
       { ...held, $or: [{ checkpoint: { $exists: false } }, { 'checkpoint.seqKey': { $lte: seqKey } }] },
-      { $set: { checkpoint: cp } },
+      { $set: { checkpoint: cp }, $unset: { stalledSince: '' } }, // a checkpoint is progress
     );
     if (r.matchedCount === 1) return 'saved';
     return (await this.shards.countDocuments(held)) === 1 ? 'stale' : 'lease-lost';
+  }
+
+  /** Records (a Date) or clears (null) that the shard stalled, while `lease` is still held. */
+  async setShardStall(lease: ShardLease, since: Date | null): Promise<void> {
+    const filter = { _id: shardDocId(lease.migrationId, lease.shardId), 'lease.owner': lease.owner, 'lease.epoch': lease.epoch };
+    await this.shards.updateOne(filter, since ? { $set: { stalledSince: since } } : { $unset: { stalledSince: '' } });
   }
 
   /** The shard's apply checkpoint with its last applied position, if any. */
@@ -574,11 +618,7 @@ export class StateStore {
     const fresh: CutoverDoc = { _id: id, state: 'requested', requestedAt: now, updatedAt: now, reachedShards: [] };
     const replaced = await this.cutovers.findOneAndReplace({ _id: id, state: 'aborted' }, fresh, { returnDocument: 'after' });
     if (replaced) return replaced;
-    try {
-      await this.cutovers.updateOne({ _id: id }, { $setOnInsert: fresh }, { upsert: true });
-    } catch (err) {
-      if (!isDuplicateKey(err)) throw err;
-    }
+    await upsertTolerantOfRace(() => this.cutovers.updateOne({ _id: id }, { $setOnInsert: fresh }, { upsert: true }), () => undefined);
     return (await this.getCutover(id))!;
   }
 
@@ -681,16 +721,16 @@ export class StateStore {
   /** Records that `shardId` reached the DDL at `ddlKey` (idempotent); returns the rendezvous. */
   async arriveAtDdl(migrationId: string, ddlKey: string, shardId: string, shards: readonly string[]): Promise<DdlRendezvousDoc> {
     const _id = `${migrationId}/${ddlKey}`;
-    try {
-      await this.ddlRendezvous.updateOne(
-        { _id },
-        { $setOnInsert: { migrationId, shards: [...shards].sort(), createdAt: this.now() }, $addToSet: { arrived: shardId } },
-        { upsert: true },
-      );
-    } catch (err) {
-      if (!isDuplicateKey(err)) throw err;
-      await this.ddlRendezvous.updateOne({ _id }, { $addToSet: { arrived: shardId } });
-    }
+    // The retry after a lost race is the same upsert, now an update: $addToSet records our arrival.
+    await upsertTolerantOfRace(
+      () =>
+        this.ddlRendezvous.updateOne(
+          { _id },
+          { $setOnInsert: { migrationId, shards: [...shards].sort(), createdAt: this.now() }, $addToSet: { arrived: shardId } },
+          { upsert: true },
+        ),
+      () => undefined,
+    );
     return (await this.ddlRendezvous.findOne({ _id }))!;
   }
 

@@ -47,7 +47,7 @@ import {
   type KinesisClient,
 } from '@aws-sdk/client-kinesis';
 import { positionKey, type EventPosition } from '../source/change-envelope.js';
-import { DEFAULT_LEASE_GRACE_MS, sequenceKey, type ApplyCheckpoint, type ShardDoc, type StateStore } from '../state/store.js';
+import { DEFAULT_LEASE_GRACE_MS, sequenceKey, upsertTolerantOfRace, type ApplyCheckpoint, type ShardDoc, type StateStore } from '../state/store.js';
 import { MigratorError, errorMessage } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
 import type { Logger } from '../util/logger.js';
@@ -465,10 +465,14 @@ export async function restartFromTarget(o: RestartFromTargetOptions): Promise<Re
   let keptCaptureCheckpoint = false;
   const cc = await store.getCaptureCheckpoint(migrationId);
   if (captureFrom) {
-    await store.captureCheckpoints.replaceOne(
-      { _id: migrationId },
-      { ct: captureFrom.ct, rt: captureFrom.rt, pos: captureFrom.pos, counters: cc?.counters ?? {}, updatedAt: now },
-      { upsert: true },
+    await upsertTolerantOfRace(
+      () =>
+        store.captureCheckpoints.replaceOne(
+          { _id: migrationId },
+          { ct: captureFrom.ct, rt: captureFrom.rt, pos: captureFrom.pos, counters: cc?.counters ?? {}, updatedAt: now },
+          { upsert: true },
+        ),
+      () => undefined,
     );
   } else if (cc && !(cc.counters.events ?? 0) && !(cc.counters.markers ?? 0)) {
     // Capture never sent anything: no change up to its checkpoint can be missing from the target.

@@ -61,6 +61,8 @@ export interface ShardBatch {
   shardEnded: boolean;
   /** From the GetRecords call that produced this batch. */
   millisBehindLatest: number | undefined;
+  /** Wall-clock time (ms) at which that GetRecords call was sent. */
+  readAt: number;
   /** Kinesis records consumed by this batch. */
   recordCount: number;
 }
@@ -123,6 +125,7 @@ export class ShardReader implements AsyncIterable<ShardBatch> {
   private started = false;
   private _millisBehindLatest: number | undefined;
   private _caughtUp = false;
+  private _caughtUpAt: number | undefined;
   private _ended = false;
   private readonly counters = { getRecordsCalls: 0, emptyCalls: 0, throttles: 0, errors: 0, expiredIterators: 0, bytesRead: 0 };
 
@@ -147,6 +150,16 @@ export class ShardReader implements AsyncIterable<ShardBatch> {
   /** True when the last GetRecords call returned nothing and MillisBehindLatest was 0. */
   get caughtUp(): boolean {
     return this._caughtUp;
+  }
+
+  /**
+   * When caught up: the wall-clock time (ms) at which the GetRecords call that found nothing new
+   * was sent. Batches are yielded one at a time and the next call is made only once the consumer
+   * asks for more, so every record that arrived in the shard before that moment has been handed
+   * over (and, with StreamConsumer, handled). Undefined when not caught up.
+   */
+  get caughtUpAt(): number | undefined {
+    return this._caughtUp ? this._caughtUpAt : undefined;
   }
 
   get ended(): boolean {
@@ -224,6 +237,7 @@ export class ShardReader implements AsyncIterable<ShardBatch> {
 
       let out: GetRecordsCommandOutput;
       lastCallAt = performance.now();
+      const readAt = Date.now();
       try {
         this.counters.getRecordsCalls++;
         out = await o.client.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: callLimit }), { abortSignal: signal });
@@ -267,6 +281,7 @@ export class ShardReader implements AsyncIterable<ShardBatch> {
       this._millisBehindLatest = out.MillisBehindLatest;
       const behind = out.MillisBehindLatest ?? 0;
       this._caughtUp = records.length === 0 && behind === 0;
+      if (this._caughtUp) this._caughtUpAt = readAt;
       if (records.length === 0) this.counters.emptyCalls++;
       idleDelay = records.length > 0 || behind > 0 ? 0 : Math.min(idleMax, idleDelay === 0 ? idleMin : idleDelay * 2);
 
@@ -286,6 +301,7 @@ export class ShardReader implements AsyncIterable<ShardBatch> {
           },
           shardEnded: true,
           millisBehindLatest: out.MillisBehindLatest,
+          readAt,
           recordCount: records.length,
         };
         return;
@@ -299,6 +315,7 @@ export class ShardReader implements AsyncIterable<ShardBatch> {
           checkpoint: { sequenceNumber: checkpoint },
           shardEnded: false,
           millisBehindLatest: out.MillisBehindLatest,
+          readAt,
           recordCount: records.length,
         };
       }

@@ -50,6 +50,8 @@ export interface ShardStatus {
   checkpoint: ShardCheckpoint | undefined;
   millisBehindLatest: number | undefined;
   caughtUp: boolean;
+  /** See ShardReader.caughtUpAt. */
+  caughtUpAt: number | undefined;
   stats: ShardReaderStats | undefined;
 }
 
@@ -121,6 +123,7 @@ export class StreamConsumer implements AsyncIterable<ShardBatch> {
         checkpoint: r?.checkpoint,
         millisBehindLatest: r?.reader.millisBehindLatest,
         caughtUp: r ? r.reader.caughtUp || r.reader.ended : state === 'ended',
+        caughtUpAt: r?.reader.caughtUpAt,
         stats: r?.reader.stats,
       };
     });

@@ -28,6 +28,8 @@ export const ExitCode = {
   STATE_CONFLICT: 10,
   /** An external tool (mongodump, mongorestore) failed or is missing. */
   TOOL_FAILED: 11,
+  /** A shard of apply made no progress on the target for longer than the stall bound (the target stopped answering). */
+  APPLY_STALLED: 12,
   /** Interrupted by SIGINT/SIGTERM; state is consistent and the command can be rerun. */
   INTERRUPTED: 130,
 } as const;

@@ -23,13 +23,60 @@ function typeRank(v: unknown): number {
   return 5; // embedded document
 }
 
-function toNumber(v: unknown): number {
-  if (typeof v === 'number') return v;
-  if (typeof v === 'bigint') return Number(v);
-  if (v instanceof Long) return v.toNumber();
-  if (v instanceof Int32 || v instanceof Double) return v.valueOf();
-  if (v instanceof Decimal128) return Number(v.toString());
-  return NaN;
+/**
+ * A number as the server compares it: exactly, across types (Int32, Long, Double, Decimal128 are
+ * one type class and compare by value: https://www.mongodb.com/docs/manual/reference/bson-type-comparison-order/#numeric-types).
+ * Finite values become an exact fraction `num / den` (BigInts; den a power of 2 or 10), so a Long
+ * beyond 2^53 or a 34-digit Decimal128 is not rounded to a double first. NaN sorts below every
+ * other number (the server's order for NaN in sorts); -0 equals 0.
+ */
+type ExactNumber = { kind: 'nan' } | { kind: 'inf'; sign: 1 | -1 } | { kind: 'finite'; num: bigint; den: bigint };
+
+const FLOAT = new DataView(new ArrayBuffer(8));
+
+function exactDouble(x: number): ExactNumber {
+  if (Number.isNaN(x)) return { kind: 'nan' };
+  if (!Number.isFinite(x)) return { kind: 'inf', sign: x > 0 ? 1 : -1 };
+  if (Number.isInteger(x)) return { kind: 'finite', num: BigInt(x), den: 1n };
+  // x = mantissa * 2^exp exactly (IEEE 754 binary64).
+  FLOAT.setFloat64(0, x);
+  const bits = FLOAT.getBigUint64(0);
+  const sign = bits >> 63n ? -1n : 1n;
+  const e = Number((bits >> 52n) & 0x7ffn);
+  const frac = bits & 0xfffffffffffffn;
+  const mantissa = e === 0 ? frac : frac | (1n << 52n);
+  const exp = (e === 0 ? 1 : e) - 1075; // non-integers have exp < 0
+  return { kind: 'finite', num: sign * mantissa, den: 1n << BigInt(-exp) };
+}
+
+function exactDecimal(text: string): ExactNumber {
+  if (/^-?NaN$/i.test(text)) return { kind: 'nan' };
+  if (/^-?Inf(inity)?$/i.test(text)) return { kind: 'inf', sign: text.startsWith('-') ? -1 : 1 };
+  const m = /^([+-])?(\d+)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(text);
+  if (!m) return { kind: 'nan' };
+  const digits = BigInt(`${m[2]}${m[3] ?? ''}`) * (m[1] === '-' ? -1n : 1n);
+  const exp = Number(m[4] ?? 0) - (m[3]?.length ?? 0);
+  return exp >= 0 ? { kind: 'finite', num: digits * 10n ** BigInt(exp), den: 1n } : { kind: 'finite', num: digits, den: 10n ** BigInt(-exp) };
+}
+
+function exactNumber(v: unknown): ExactNumber {
+  if (typeof v === 'number') return exactDouble(v);
+  if (typeof v === 'bigint') return { kind: 'finite', num: v, den: 1n };
+  if (v instanceof Long) return { kind: 'finite', num: BigInt(v.toString()), den: 1n };
+  if (v instanceof Int32 || v instanceof Double) return exactDouble(v.valueOf());
+  if (v instanceof Decimal128) return exactDecimal(v.toString());
+  return { kind: 'nan' };
+}
+
+function compareNumbers(a: unknown, b: unknown): number {
+  const x = exactNumber(a);
+  const y = exactNumber(b);
+  const rank = (n: ExactNumber) => (n.kind === 'nan' ? 0 : n.kind === 'inf' ? (n.sign < 0 ? 1 : 3) : 2);
+  if (rank(x) !== rank(y)) return rank(x) - rank(y);
+  if (x.kind !== 'finite' || y.kind !== 'finite') return 0;
+  const l = x.num * y.den;
+  const r = y.num * x.den;
+  return l < r ? -1 : l > r ? 1 : 0;
 }
 
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
@@ -45,13 +92,8 @@ export function compareBson(a: unknown, b: unknown): number {
   const rb = typeRank(b);
   if (ra !== rb) return ra - rb;
   switch (ra) {
-    case 3: {
-      const x = toNumber(a);
-      const y = toNumber(b);
-      if (Number.isNaN(x) || Number.isNaN(y)) return Number.isNaN(x) ? (Number.isNaN(y) ? 0 : -1) : 1;
-      if (x === y && a instanceof Long && b instanceof Long) return a.compare(b);
-      return x < y ? -1 : x > y ? 1 : 0;
-    }
+    case 3:
+      return compareNumbers(a, b);
     case 4:
       return compareBytes(utf8.encode(String(a)), utf8.encode(String(b)));
     case 5:

@@ -32,7 +32,16 @@ const DECODE = { promoteValues: false, promoteLongs: false, promoteBuffers: fals
  * Memory stays bounded: one cursor batch at a time.
  */
 async function* rawDocs(coll: Collection, side: string): AsyncGenerator<RawDoc> {
-  const cursor = coll.find({}, { sort: { _id: 1 }, batchSize: 1000, raw: true });
+  // A collection created with a default collation sorts (and compares) strings by it, not by
+  // compareBson's binary order: mixed-case string _ids came back "out of order". Sort under the
+  // simple (binary) collation then, named explicitly: "To specify simple binary comparison,
+  // specify locale value of "simple"" (https://www.mongodb.com/docs/manual/reference/collation/).
+  // Only then: engines without collations (Amazon DocumentDB lists none) compare binary anyway and
+  // need not accept the option.
+  const options: Document = await coll.options().catch(() => ({})); // a missing collection has none
+  const defaultCollation = options.collation as Document | undefined;
+  const collation = defaultCollation && defaultCollation.locale !== 'simple' ? { collation: { locale: 'simple' } } : {};
+  const cursor = coll.find({}, { sort: { _id: 1 }, batchSize: 1000, raw: true, ...collation });
   let prev: unknown;
   let first = true;
   for await (const raw of cursor as unknown as AsyncIterable<Buffer>) {

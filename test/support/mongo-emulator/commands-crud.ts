@@ -29,7 +29,7 @@ import {
 } from './command-context.js';
 import { DEFAULT_FIRST_BATCH, takeBatch, type StreamCursor } from './cursors.js';
 import { CommandError, ErrorCodes, codeName, fail } from './errors.js';
-import { asMingoError, collationFold, compileFilter, compileProjection, foldDoc, idCandidates, letVariables, parseSort, sortDocs } from './query.js';
+import { asMingoError, collationComparator, collationFold, compileFilter, compileProjection, foldDoc, idCandidates, letVariables, parseSort, sortDocs } from './query.js';
 import { StorageEngine, type Collection } from './storage-engine.js';
 import { applyUpdate, isOperatorUpdate, upsertSeed } from './update-engine.js';
 import { deepCopy } from './bson-values.js';
@@ -65,7 +65,7 @@ interface MatchOptions {
   filter: unknown;
   limit?: number;
   sort?: unknown;
-  /** The operation's collation (query.ts). */
+  /** The operation's collation; absent: the collection's default collation (from `create`). */
   collation?: unknown;
   /** The command's `let` variables. */
   variables?: unknown;
@@ -75,12 +75,16 @@ interface MatchOptions {
 function matchDocuments(ctx: CommandContext, collName: string, opts: MatchOptions): Doc[] {
   const { engine } = ctx.server;
   const coll = engine.collection(ctx.db, collName);
-  const predicate = compileFilter(opts.filter, { collation: opts.collation, variables: opts.variables });
+  // "If no collation is specified for the operation, the operation uses the collection's default
+  // collation"; `{locale: 'simple'}` asks for binary comparison (https://www.mongodb.com/docs/manual/reference/collation/).
+  const collation = opts.collation ?? (coll && !coll.isView ? coll.options.collation : undefined);
+  const predicate = compileFilter(opts.filter, { collation, variables: opts.variables });
   const sort = parseSort(opts.sort);
+  const compare = collationComparator(collation);
   const stopAt = sort ? Infinity : (opts.limit ?? Infinity);
   let source: Iterable<Doc>;
   // _id lookups compare binary; under a non-simple collation a string _id may match others.
-  const ids = coll && !coll.isView && !collationFold(opts.collation) ? idCandidates(opts.filter) : undefined;
+  const ids = coll && !coll.isView && !collationFold(collation) ? idCandidates(opts.filter) : undefined;
   if (coll && ids && ids.length === 1) {
     const d = coll.docs.get(canonicalKey(ids[0]));
     source = d ? [d] : [];
@@ -96,7 +100,7 @@ function matchDocuments(ctx: CommandContext, collName: string, opts: MatchOption
     if (out.length >= stopAt) break;
     if (predicate(d)) out.push(d);
   }
-  return sort ? sortDocs(out, sort, opts.collation) : out;
+  return sort ? sortDocs(out, sort, compare) : out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -263,6 +267,12 @@ const aggregate: Handler = (ctx) => {
     }
   }
   const vctx = newViewContext();
+  // $sort under the operation's collation, else the collection's default (mingo applies a
+  // collation in $sort); {locale: 'simple'} is binary, mingo's default.
+  const coll = typeof target === 'string' ? server.engine.collection(db, target) : undefined;
+  const collation = (cmd.collation ?? (coll && !coll.isView ? coll.options.collation : undefined)) as Doc | undefined;
+  if (collation !== undefined) collationComparator(collation); // validates it
+  const sortCollation = collation && collation.locale !== 'simple' ? { collation: collation as never } : {};
   let results: Doc[];
   try {
     const agg = new Aggregator(
@@ -270,6 +280,7 @@ const aggregate: Handler = (ctx) => {
       {
         collectionResolver: (name: string) => readDocuments(server.engine, db, name).map((d) => toView(d, vctx) as Doc),
         ...(isPlainObject(cmd.let) ? { variables: letVariables(cmd.let) } : {}),
+        ...sortCollation,
       },
     );
     results = agg.run(source.map((d) => toView(d, vctx) as Doc)).map((r) => restoreFromView(r, vctx) as Doc);
