@@ -24,35 +24,23 @@ function helloReply(ctx: CommandContext, legacy: boolean): Doc {
   if (cmd.helloOk === true) reply.helloOk = true;
   const mechs = saslSupportedMechs(ctx);
   if (mechs) reply.saslSupportedMechs = mechs;
-  if (server.sharding) {
-    // A mongos answers without replica-set fields and with msg: 'isdbgrid'
-    // (https://www.mongodb.com/docs/manual/reference/command/hello/#sharded-instances).
-    Object.assign(reply, {
-      ...(legacy ? { ismaster: true } : { isWritablePrimary: true }),
-      msg: 'isdbgrid',
-      maxBsonObjectSize: 16 * 1024 * 1024,
-      maxMessageSizeBytes: 48_000_000,
-      maxWriteBatchSize: 100_000,
-      localTime: new Date(),
-      logicalSessionTimeoutMinutes: 30,
-      connectionId: ctx.conn.id,
-      minWireVersion: 0,
-      maxWireVersion: server.profile.maxWireVersion,
-      readOnly: false,
-      ok: 1,
-    });
-    return reply;
-  }
+  // A mongos answers without replica-set fields and with msg: 'isdbgrid'
+  // (https://www.mongodb.com/docs/manual/reference/command/hello/#sharded-instances).
+  const topology: Doc = server.sharding
+    ? { msg: 'isdbgrid' }
+    : {
+        hosts: [server.host],
+        setName: server.replSetName,
+        setVersion: 1,
+        secondary: false,
+        primary: server.host,
+        me: server.host,
+        electionId: server.electionId,
+        lastWrite: lastWrite(ctx),
+      };
   Object.assign(reply, {
     ...(legacy ? { ismaster: true } : { isWritablePrimary: true }),
-    hosts: [server.host],
-    setName: server.replSetName,
-    setVersion: 1,
-    secondary: false,
-    primary: server.host,
-    me: server.host,
-    electionId: server.electionId,
-    lastWrite: lastWrite(ctx),
+    ...topology,
     maxBsonObjectSize: 16 * 1024 * 1024,
     maxMessageSizeBytes: 48_000_000,
     maxWriteBatchSize: 100_000,
