@@ -148,7 +148,11 @@ export const fullMigrateCommand: CommandModule<object, LoadArgs> = {
         { logFormat: config.logFormat },
       ).run();
       if (!signal.aborted) {
-        printReport(`migration ${config.migrationId} COMPLETED: ${m.verification?.namespaces.length ?? 0} collections verified equal`);
+        const schemaDiffs = m.verification?.schema.differences.length ?? 0;
+        printReport(
+          `migration ${config.migrationId} COMPLETED: ${m.verification?.namespaces.length ?? 0} collections verified equal` +
+            (schemaDiffs ? `; ${schemaDiffs} schema difference(s) (indexes, options, views) not replicated: see the warnings, or run migrator verify` : ''),
+        );
       }
     }),
 };
