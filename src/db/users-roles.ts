@@ -87,3 +87,97 @@ export function formatAccessListing(a: AccessListing): string[] {
   lines.push('  users and roles are not migrated (passwords cannot be read): create them on the target before pointing applications at it');
   return lines;
 }
+
+// ------------------------------------------------------------------------------------------------
+// --with-roles: the custom roles of the selected databases, recreated on the target
+
+interface RoleDefinition {
+  role: string;
+  db: string;
+  privileges: { resource: Record<string, unknown>; actions: string[] }[];
+  roles: RoleRef[];
+}
+
+/** Where a source database / collection lands on the target (`--map`). */
+export interface RoleMapping {
+  targetDb(db: string): string;
+  target(ns: { db: string; coll: string }): { db: string; coll: string };
+}
+
+const canonicalRole = (d: Pick<RoleDefinition, 'privileges' | 'roles'>) =>
+  JSON.stringify({
+    privileges: d.privileges
+      .map((p) => JSON.stringify({ resource: Object.fromEntries(Object.entries(p.resource).sort(([a], [b]) => a.localeCompare(b))), actions: [...p.actions].sort() }))
+      .sort(),
+    roles: d.roles.map(refText).sort(),
+  });
+
+/**
+ * Recreates the user-defined roles of the selected databases (not `admin`'s, which may hold
+ * cluster-wide privileges a target of another kind refuses) on the target: `rolesInfo: 1,
+ * showPrivileges: true` on the source, `createRole` on the target
+ * (https://www.mongodb.com/docs/manual/reference/command/createRole/), database and collection
+ * names in privileges and inherited roles mapped as `--map` maps the data. Inherited custom roles
+ * are created first. Idempotent: a role the target already holds with the same privileges and
+ * inherited roles is left alone (a rerun); one with another definition is not overwritten — the
+ * error names it. The target user needs the `createRole` action (role `userAdmin`) on those
+ * databases. Returns the target roles created and those already there.
+ */
+export async function recreateCustomRoles(
+  source: MongoClient,
+  target: MongoClient,
+  selectedDbs: readonly string[],
+  map: RoleMapping,
+): Promise<{ created: string[]; existing: string[] }> {
+  const selected = new Set(selectedDbs.filter((d) => d !== 'admin'));
+  const defs: RoleDefinition[] = [];
+  for (const db of [...selected].sort()) {
+    const r = await source.db(db).command({ rolesInfo: 1, showPrivileges: true });
+    for (const x of (r.roles ?? []) as (RoleDefinition & { isBuiltin?: boolean })[]) {
+      if (x.isBuiltin) continue;
+      defs.push({
+        role: x.role,
+        db: map.targetDb(x.db),
+        privileges: (x.privileges ?? []).map((p) => ({ resource: mapResource(p.resource, selected, map), actions: p.actions })),
+        roles: (x.roles ?? []).map((i) => ({ role: i.role, db: selected.has(i.db) ? map.targetDb(i.db) : i.db })),
+      });
+    }
+  }
+  const out = { created: [] as string[], existing: [] as string[] };
+  const done = new Set<string>();
+  const byKey = new Map(defs.map((d) => [refText(d), d]));
+  const create = async (d: RoleDefinition, path: Set<string>): Promise<void> => {
+    const key = refText(d);
+    if (done.has(key) || path.has(key)) return;
+    path.add(key);
+    for (const i of d.roles) {
+      const dep = byKey.get(refText(i));
+      if (dep) await create(dep, path); // an inherited role must exist before the role naming it
+    }
+    const have = await target.db(d.db).command({ rolesInfo: { role: d.role, db: d.db }, showPrivileges: true });
+    const existing = ((have.roles ?? []) as RoleDefinition[])[0];
+    if (existing) {
+      if (canonicalRole({ privileges: existing.privileges ?? [], roles: existing.roles ?? [] }) !== canonicalRole(d)) {
+        throw new Error(`role ${key} already exists on the target with other privileges or inherited roles; drop it there, or leave out --with-roles`);
+      }
+      out.existing.push(key);
+    } else {
+      await target.db(d.db).command({ createRole: d.role, privileges: d.privileges, roles: d.roles });
+      out.created.push(key);
+    }
+    done.add(key);
+  };
+  for (const d of defs) await create(d, new Set());
+  return out;
+}
+
+function mapResource(resource: Record<string, unknown>, selected: Set<string>, map: RoleMapping): Record<string, unknown> {
+  const db = resource.db;
+  const coll = resource.collection;
+  if (typeof db !== 'string' || db === '' || !selected.has(db)) return resource; // cluster, anyResource, every database, or not migrated
+  if (typeof coll === 'string' && coll !== '') {
+    const t = map.target({ db, coll });
+    return { ...resource, db: t.db, collection: t.coll };
+  }
+  return { ...resource, db: map.targetDb(db) };
+}

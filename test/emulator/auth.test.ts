@@ -150,6 +150,8 @@ describe('access control (SCRAM-SHA-256, built-in roles)', { skip: authSkip('mon
       assert.ok(admins.users.some((u: { user: string }) => u.user === `emu_lister_${run}`), 'admin users include the lister');
       const roles = await t.admin.db(db).command({ rolesInfo: 1 });
       assert.deepEqual(roles.roles.map((r: { role: string; db: string; isBuiltin: boolean }) => [r.role, r.db, r.isBuiltin]), [[role, db, false]]);
+      const shown = await t.admin.db(db).command({ rolesInfo: 1, showPrivileges: true });
+      assert.deepEqual(shown.roles[0].privileges, [{ resource: { db, collection: 'c' }, actions: ['find'] }]);
       // read grants neither viewUser nor viewRole (https://www.mongodb.com/docs/manual/reference/built-in-roles/#mongodb-authrole-read).
       await assert.rejects(reader.db(db).command({ usersInfo: 1 }), code(13));
       await assert.rejects(reader.db(db).command({ rolesInfo: 1 }), code(13));

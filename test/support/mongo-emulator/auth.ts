@@ -645,7 +645,9 @@ export const authCommands: Record<string, Handler> = {
       if (!isAuthorized(auth.privileges(ctx.conn.auth.users), { resource: { db: ctx.db, collection: '' }, actions: ['viewRole'] })) {
         fail(UNAUTHORIZED, `not authorized on ${ctx.db} to execute command { rolesInfo: 1 }`);
       }
-      return { roles: auth.customRolesOf(ctx.db).map((r) => ({ role: r.role, db: r.db, isBuiltin: false, roles: r.roles })), ok: 1 };
+      // showPrivileges adds each role's privileges (rolesInfo page, "showPrivileges").
+      const show = ctx.cmd.showPrivileges === true;
+      return { roles: auth.customRolesOf(ctx.db).map((r) => ({ role: r.role, db: r.db, isBuiltin: false, roles: r.roles, ...(show ? { privileges: r.privileges } : {}) })), ok: 1 };
     }
     const auth = requireAuthOn(ctx);
     const want = ctx.cmd.rolesInfo;
