@@ -79,7 +79,7 @@ export const sharedOptions: Record<string, Options> = {
     type: 'string',
     array: true,
     group: GROUPS.namespaces,
-    describe: 'Rename a database on the target, SRC_DB:DST_DB (repeatable)',
+    describe: 'Rename on the target: a database SRC_DB:DST_DB, or a collection srcdb.coll:dstdb.coll (repeatable)',
   },
   'data-dir': {
     type: 'string',

@@ -63,16 +63,26 @@ export function setUriOption(uri: string, name: string, value: string): string {
   return `${withSlash}?${params.join('&')}`;
 }
 
+/** mongo-tools namespace pattern syntax: `*` is a wildcard; a literal `*` or `\` is backslash-escaped. */
+const toolsLiteral = (name: string) => name.replace(/[\\*]/g, '\\$&');
+
 /**
  * Builds one pipe per source database. mongodump selects with --db and --excludeCollection (it has
  * no namespace patterns), so the selection is resolved against the actual collections first;
  * mongorestore renames with --nsFrom/--nsTo and restricts with --nsInclude.
+ *
+ * Collection renames (`--map db.coll:db2.coll2`, `targetOf`): mongorestore renames a namespace
+ * with the --nsFrom/--nsTo pair that matches it
+ * (https://www.mongodb.com/docs/database-tools/mongorestore/#std-option-mongorestore.--nsFrom).
+ * So that no two pairs ever match one namespace (which one wins would be up to the tool), a
+ * database with a renamed collection gets one literal pair per collection instead of `db.*`.
  */
 export function planPipes(
   selected: { db: string; coll: string }[],
   allCollections: Map<string, string[]>,
   targetDb: (db: string) => string,
   opts: LoadOptions,
+  targetOf: (ns: { db: string; coll: string }) => { db: string; coll: string } = (ns) => ({ db: targetDb(ns.db), coll: ns.coll }),
 ): PipeJob[] {
   const byDb = new Map<string, string[]>();
   for (const { db, coll } of selected) byDb.set(db, [...(byDb.get(db) ?? []), coll]);
@@ -82,8 +92,16 @@ export function planPipes(
     const excluded = (allCollections.get(db) ?? []).filter((c) => !keep.has(c)).sort();
     const tdb = targetDb(db);
     const dumpArgs = ['--archive', `--db=${db}`, ...excluded.map((c) => `--excludeCollection=${c}`)];
-    const restoreArgs = ['--archive', `--nsInclude=${db}.*`];
-    if (tdb !== db) restoreArgs.push(`--nsFrom=${db}.*`, `--nsTo=${tdb}.*`);
+    const restoreArgs = ['--archive', `--nsInclude=${toolsLiteral(db)}.*`];
+    const targets = [...keep].sort().map((coll) => ({ coll, to: targetOf({ db, coll }) }));
+    if (targets.some((t) => t.to.db !== tdb || t.to.coll !== t.coll)) {
+      for (const t of targets) {
+        if (t.to.db === db && t.to.coll === t.coll) continue;
+        restoreArgs.push(`--nsFrom=${toolsLiteral(db)}.${toolsLiteral(t.coll)}`, `--nsTo=${toolsLiteral(t.to.db)}.${toolsLiteral(t.to.coll)}`);
+      }
+    } else if (tdb !== db) {
+      restoreArgs.push(`--nsFrom=${toolsLiteral(db)}.*`, `--nsTo=${toolsLiteral(tdb)}.*`);
+    }
     if (opts.gzip) {
       dumpArgs.push('--gzip');
       restoreArgs.push('--gzip');

@@ -4,6 +4,7 @@ import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import type { MongoClient, Timestamp } from 'mongodb';
 import type { EndpointConfig } from '../config/schema.js';
 import type { ServerInfo } from '../db/server-info.js';
+import { recreateCustomRoles } from '../db/users-roles.js';
 import { retryTransient } from '../db/transient-retry.js';
 import { runApply, defaultOwnerId, type ApplyShardStatus, type ApplyStatus } from '../apply/apply-runner.js';
 import { MARKER_COLLECTION, runCapture, type CaptureProgress } from '../source/capture-runner.js';
@@ -14,6 +15,7 @@ import { shardsNotPassed } from '../transport/shard-lineage.js';
 import type { LoadOptions } from '../initial-load/dump-restore-plan.js';
 import type { ToolBinaries } from '../initial-load/tool-binaries.js';
 import { verifyMigration, type VerificationReport } from '../verify/verify-migration.js';
+import { SCHEMA_KINDS } from '../verify/compare-schema.js';
 import { MigratorError, errorMessage } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
 import type { Logger } from '../util/logger.js';
@@ -37,6 +39,8 @@ export interface FullMigrationInput {
   load: LoadOptions;
   dataDir: string;
   enableChangeStreams: boolean;
+  /** Recreate the source's custom roles of the selected databases on the target (--with-roles). */
+  withRoles?: boolean;
   log: Logger;
   signal: AbortSignal;
   /** Stop after the initial load (the `initial-load` command): capture keeps the stream filled. */
@@ -192,6 +196,7 @@ export class FullMigration {
     if (!LOAD_PHASES.includes(this.migration.phase)) return;
     const again = Boolean(this.migration.load);
     await this.setPhase('INITIAL_LOAD');
+    if (this.p.withRoles) await this.recreateRoles();
     await this.raceWithCapture(
       runInitialLoad({
         source: this.p.source,
@@ -212,6 +217,25 @@ export class FullMigration {
     );
     if (this.p.signal.aborted) throw new MigratorError(ExitCode.INTERRUPTED, 'Interrupted during the initial load; rerun to restart it.');
     await this.setPhase('CATCHING_UP');
+  }
+
+  /** --with-roles: the custom roles of the selected databases, before their data (users-roles.ts). */
+  private async recreateRoles(): Promise<void> {
+    const dbs = [...new Set((this.preflight?.namespaces ?? []).map((n) => n.db))];
+    try {
+      const r = await recreateCustomRoles(this.p.source, this.p.target, dbs, this.p.rules);
+      this.p.log.info({ created: r.created, existing: r.existing }, `custom roles on the target: ${r.created.length} created, ${r.existing.length} already there (users are not migrated)`);
+    } catch (err) {
+      if (err instanceof MigratorError) throw err;
+      const code = (err as { code?: number }).code;
+      throw new MigratorError(ExitCode.PREFLIGHT_FAILED, `--with-roles: the custom roles could not be recreated on the target: ${errorMessage(err)}`, {
+        hint:
+          code === 13
+            ? 'The source user needs viewRole on the selected databases, the target user createRole (role userAdmin) on the target databases; grant them, or leave out --with-roles and create the roles yourself.'
+            : 'Fix the role named above on the target, or leave out --with-roles and create the roles yourself.',
+        cause: err,
+      });
+    }
   }
 
   /** Apply runs in the background from its checkpoints; status feeds catch-up detection. */
@@ -475,7 +499,17 @@ export class FullMigration {
     // Every shard applied the marker: every change made before the writes stopped is on the target.
     this.p.log.info('all shards applied the cutover marker; verifying');
     await this.stopPipelines();
-    this.verification = await verifyMigration(this.p.source, this.p.target, this.p.rules, { skipDbs: new Set([this.p.stateDb]) });
+    // Schema differences are warnings here, not a reason to abort: index and collection-option
+    // changes made on the source during replication are not replayed yet (issue #12, item 1), so
+    // the target holds the schema as the load copied it. `migrator verify` fails on them (exit 7)
+    // unless the user passes --ignore-schema.
+    this.verification = await verifyMigration(this.p.source, this.p.target, this.p.rules, {
+      skipDbs: new Set([this.p.stateDb]),
+      ignoreSchema: SCHEMA_KINDS,
+    });
+    for (const d of this.verification.schema.differences) {
+      this.p.log.warn({ kind: d.kind, source: d.source, target: d.target, name: d.name, difference: d.difference }, `schema difference (not replicated; see migrator verify): ${d.detail}`);
+    }
     if (!this.verification.match) {
       const bad = this.verification.namespaces.filter((n) => !n.match).map((n) => n.source || n.target);
       const err = new MigratorError(ExitCode.VERIFICATION_MISMATCH, `Cutover verification failed: ${bad.join(', ')} differ between source and target.`, {

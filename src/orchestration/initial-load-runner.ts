@@ -84,12 +84,18 @@ export async function runInitialLoad(p: InitialLoadInput): Promise<{ restored: n
     p.migrationId,
     Object.fromEntries(Object.entries(progress).map(([ns, v]) => [loadKey(ns), v])),
   );
-  const jobs = planPipes(p.namespaces, all, (db) => p.rules.targetDb(db), p.options);
+  // Database and collection maps alike (--map bar:bar_new, --map bar.a:shop.b) land where apply and verify put them.
+  const jobs = planPipes(p.namespaces, all, (db) => p.rules.targetDb(db), p.options, (ns) => p.rules.target(ns));
   if (p.options.drop && p.target) await keepShardedTargets(p, jobs);
   let restored = 0;
   const progressWriter = createLoadProgressWriter((ns, fields) => p.store.updateLoadProgress(p.migrationId, ns, fields));
   for (const job of jobs) {
-    const targetToSource = new Map(job.collections.map((c) => [`${job.targetDb}.${p.rules.target({ db: job.sourceDb, coll: c }).coll}`, `${job.sourceDb}.${c}`]));
+    const targetToSource = new Map(
+      job.collections.map((c) => {
+        const t = p.rules.target({ db: job.sourceDb, coll: c });
+        return [`${t.db}.${t.coll}`, `${job.sourceDb}.${c}`];
+      }),
+    );
     const finished = new Map<string, { target: string; documents: number }>();
     const onEvent = (e: ToolEvent) => {
       // Tools being stopped report the collections they were on as "finished (0 documents)":

@@ -1,5 +1,16 @@
-import type { MongoClient } from 'mongodb';
+import type { Document, MongoClient } from 'mongodb';
 import { collectionsMatch, compareCollections, type CollectionDiff } from './compare-collection.js';
+import {
+  applyIgnores,
+  compareIndexes,
+  compareOptions,
+  normalizeView,
+  targetKind,
+  type SchemaDifference,
+  type SchemaKind,
+  type SchemaReport,
+  type TargetKind,
+} from './compare-schema.js';
 
 export interface CollectionNs {
   db: string;
@@ -23,8 +34,13 @@ export interface NamespaceVerification extends CollectionDiff {
 }
 
 export interface VerificationReport {
+  /** Documents equal, and no schema difference outside the ignored kinds. */
   match: boolean;
+  /** Every collection's documents are equal (what `match` meant before schema was compared). */
+  documentsMatch: boolean;
   namespaces: NamespaceVerification[];
+  /** Index specs, collection options and views (compare-schema.ts). */
+  schema: SchemaReport;
 }
 
 const SYSTEM_DBS = new Set(['admin', 'local', 'config']);
@@ -52,18 +68,30 @@ export async function verifyMigration(
   source: MongoClient,
   target: MongoClient,
   sel: NamespaceSelection,
-  opts: { skipDbs: Set<string>; maxIds?: number; onNamespace?: (ns: string) => void },
+  opts: {
+    skipDbs: Set<string>;
+    maxIds?: number;
+    onNamespace?: (ns: string) => void;
+    /** Schema kinds the user excluded knowingly: still listed, not a mismatch. */
+    ignoreSchema?: readonly SchemaKind[];
+  },
 ): Promise<VerificationReport> {
   const namespaces: NamespaceVerification[] = [];
+  const schemaDiffs: Omit<SchemaDifference, 'ignored'>[] = [];
+  const emit = (d: Omit<SchemaDifference, 'ignored'>) => schemaDiffs.push(d);
+  const targetInfo = await targetKind(target);
   const sourceNs = await listSourceNamespaces(source, sel, opts.skipDbs);
   const seenTarget = new Set<string>();
+  const infos = new CollectionInfos();
   for (const ns of sourceNs) {
     const t = sel.target(ns);
     opts.onNamespace?.(`${ns.db}.${ns.coll}`);
     const diff = await compareCollections(source.db(ns.db).collection(ns.coll), target.db(t.db).collection(t.coll), opts.maxIds);
     seenTarget.add(`${t.db}.${t.coll}`);
     namespaces.push({ source: `${ns.db}.${ns.coll}`, target: `${t.db}.${t.coll}`, match: collectionsMatch(diff), ...diff });
+    await compareCollectionSchema(source, target, ns, t, infos, emit, targetInfo);
   }
+  await compareViews(source, target, sel, opts.skipDbs, infos, emit, new Set(sourceNs.map((n) => sel.target(n).db)));
   // Collections that exist only on the target but would belong to the migration.
   const targetDbs = new Set(sourceNs.map((n) => sel.target(n).db));
   for (const tdb of targetDbs) {
@@ -71,7 +99,8 @@ export async function verifyMigration(
     for (const c of colls) {
       const ns = `${tdb}.${c.name}`;
       const from = sel.sourceOf({ db: tdb, coll: c.name });
-      if (c.name.startsWith('system.') || seenTarget.has(ns) || !from || !sel.includes(from)) continue;
+      // Views hold no documents of their own (compared by compareViews).
+      if (c.name.startsWith('system.') || c.type === 'view' || seenTarget.has(ns) || !from || !sel.includes(from)) continue;
       const count = await target.db(tdb).collection(c.name).countDocuments();
       if (count === 0) continue;
       namespaces.push({
@@ -80,5 +109,120 @@ export async function verifyMigration(
       });
     }
   }
-  return { match: namespaces.every((n) => n.match), namespaces };
+  const documentsMatch = namespaces.every((n) => n.match);
+  const schema = applyIgnores(schemaDiffs, opts.ignoreSchema ?? []);
+  return { match: documentsMatch && schema.match, documentsMatch, namespaces, schema };
+}
+
+/** listCollections of a database, read once per side and database. */
+class CollectionInfos {
+  private readonly cache = new Map<string, Promise<Map<string, Document>>>();
+  get(client: MongoClient, side: 'source' | 'target', db: string): Promise<Map<string, Document>> {
+    const key = `${side}\0${db}`;
+    let p = this.cache.get(key);
+    if (!p) {
+      p = client.db(db).listCollections({}, { nameOnly: false }).toArray().then((l) => new Map(l.map((c) => [c.name, c as Document])));
+      this.cache.set(key, p);
+    }
+    return p;
+  }
+}
+
+async function listIndexSpecs(client: MongoClient, ns: CollectionNs): Promise<Document[]> {
+  try {
+    return await client.db(ns.db).collection(ns.coll).listIndexes().toArray();
+  } catch (err) {
+    if ((err as { code?: number }).code === 26) return []; // NamespaceNotFound: no collection, no indexes
+    throw err;
+  }
+}
+
+/** Index specs and collection options of one migrated collection on both sides. */
+async function compareCollectionSchema(
+  source: MongoClient,
+  target: MongoClient,
+  s: CollectionNs,
+  t: CollectionNs,
+  infos: CollectionInfos,
+  emit: (d: Omit<SchemaDifference, 'ignored'>) => void,
+  targetInfo: TargetKind | undefined,
+): Promise<void> {
+  const ns = { source: `${s.db}.${s.coll}`, target: `${t.db}.${t.coll}` };
+  const sInfo = (await infos.get(source, 'source', s.db)).get(s.coll);
+  const tInfo = (await infos.get(target, 'target', t.db)).get(t.coll);
+  if (!sInfo) return; // dropped on the source since it was listed
+  if (!tInfo) {
+    emit({
+      kind: 'options', ...ns, name: '(collection)', difference: 'missing', sourceSpec: { type: sInfo.type ?? 'collection' }, targetSpec: null,
+      detail: `collection ${ns.target} does not exist on the target`,
+    });
+    return;
+  }
+  if ((sInfo.type ?? 'collection') !== (tInfo.type ?? 'collection')) {
+    emit({
+      kind: 'options', ...ns, name: '(type)', difference: 'different', sourceSpec: { type: sInfo.type }, targetSpec: { type: tInfo.type },
+      detail: `source ${ns.source} is a ${String(sInfo.type)}, target ${ns.target} a ${String(tInfo.type)}`,
+    });
+  }
+  compareOptions(ns, (sInfo.options ?? {}) as Document, (tInfo.options ?? {}) as Document, emit, targetInfo);
+  compareIndexes(ns, await listIndexSpecs(source, s), await listIndexSpecs(target, t), emit, targetInfo);
+}
+
+/**
+ * Views of the selection (listCollections `type: 'view'`, options `viewOn` + `pipeline`,
+ * https://www.mongodb.com/docs/manual/reference/command/create/#std-label-create-view): each must
+ * exist on the target under its mapped name, reading the mapped name of its source collection,
+ * with the same pipeline and collation. Views only on the target (in a migrated database) are extra.
+ */
+async function compareViews(
+  source: MongoClient,
+  target: MongoClient,
+  sel: NamespaceSelection,
+  skipDbs: Set<string>,
+  infos: CollectionInfos,
+  emit: (d: Omit<SchemaDifference, 'ignored'>) => void,
+  targetDbs: Set<string>,
+): Promise<void> {
+  const seen = new Set<string>();
+  const { databases } = await source.db('admin').admin().listDatabases({ nameOnly: true });
+  for (const { name: db } of databases) {
+    if (SYSTEM_DBS.has(db) || skipDbs.has(db)) continue;
+    for (const [name, info] of await infos.get(source, 'source', db)) {
+      if (info.type !== 'view' || !sel.includes({ db, coll: name })) continue;
+      const t = sel.target({ db, coll: name });
+      targetDbs.add(t.db);
+      seen.add(`${t.db}.${t.coll}`);
+      const opts = (info.options ?? {}) as Document;
+      // The view reads a collection of its own database: on the target, that collection's mapped name.
+      const on = typeof opts.viewOn === 'string' ? sel.target({ db, coll: opts.viewOn }) : undefined;
+      const want = normalizeView(opts, on && on.db === t.db ? on.coll : undefined);
+      const tInfo = (await infos.get(target, 'target', t.db)).get(t.coll);
+      const ns = { source: `${db}.${name}`, target: `${t.db}.${t.coll}` };
+      if (!tInfo || tInfo.type !== 'view') {
+        emit({
+          kind: 'views', ...ns, name, difference: 'missing', sourceSpec: want, targetSpec: tInfo ? { type: tInfo.type } : null,
+          detail: `view ${ns.target} (on ${String(want.viewOn)}) ${tInfo ? `is a ${String(tInfo.type)} on the target, not a view` : 'is missing on the target'}`,
+        });
+        continue;
+      }
+      const got = normalizeView((tInfo.options ?? {}) as Document);
+      if (JSON.stringify(want) !== JSON.stringify(got)) {
+        emit({
+          kind: 'views', ...ns, name, difference: 'different', sourceSpec: want, targetSpec: got,
+          detail: `view ${ns.target} differs: source ${JSON.stringify(want)}, target ${JSON.stringify(got)}`,
+        });
+      }
+    }
+  }
+  for (const tdb of targetDbs) {
+    for (const [name, info] of await infos.get(target, 'target', tdb)) {
+      const from = sel.sourceOf({ db: tdb, coll: name });
+      if (info.type !== 'view' || seen.has(`${tdb}.${name}`) || !from) continue;
+      emit({
+        kind: 'views', source: '', target: `${tdb}.${name}`, name, difference: 'extra', sourceSpec: null,
+        targetSpec: normalizeView((info.options ?? {}) as Document),
+        detail: `view ${tdb}.${name} exists only on the target`,
+      });
+    }
+  }
 }

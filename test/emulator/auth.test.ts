@@ -137,6 +137,30 @@ describe('access control (SCRAM-SHA-256, built-in roles)', { skip: authSkip('mon
     assert.deepEqual((databases as { name: string }[]).map((d) => d.name), [db]);
   });
 
+  test('usersInfo: 1 and rolesInfo: 1 list a database\'s users and custom roles (not built-ins), with viewUser / viewRole', async () => {
+    const role = `emu_role_${run}`;
+    await t.admin.db(db).command({ createRole: role, privileges: [{ resource: { db, collection: 'c' }, actions: ['find'] }], roles: [] });
+    const local = `emu_local_${run}`;
+    await t.admin.db(db).command({ createUser: local, pwd: 'pw-local', roles: [{ role, db }] });
+    try {
+      const reader = await userClient(t, 'lister', [{ role: 'read', db }]);
+      const users = await t.admin.db(db).command({ usersInfo: 1 });
+      assert.deepEqual(users.users.map((u: { user: string; db: string; roles: unknown }) => [u.user, u.db, u.roles]), [[local, db, [{ role, db }]]]);
+      const admins = await t.admin.db('admin').command({ usersInfo: 1 });
+      assert.ok(admins.users.some((u: { user: string }) => u.user === `emu_lister_${run}`), 'admin users include the lister');
+      const roles = await t.admin.db(db).command({ rolesInfo: 1 });
+      assert.deepEqual(roles.roles.map((r: { role: string; db: string; isBuiltin: boolean }) => [r.role, r.db, r.isBuiltin]), [[role, db, false]]);
+      const shown = await t.admin.db(db).command({ rolesInfo: 1, showPrivileges: true });
+      assert.deepEqual(shown.roles[0].privileges, [{ resource: { db, collection: 'c' }, actions: ['find'] }]);
+      // read grants neither viewUser nor viewRole (https://www.mongodb.com/docs/manual/reference/built-in-roles/#mongodb-authrole-read).
+      await assert.rejects(reader.db(db).command({ usersInfo: 1 }), code(13));
+      await assert.rejects(reader.db(db).command({ rolesInfo: 1 }), code(13));
+    } finally {
+      await t.admin.db(db).command({ dropUser: local }).catch(() => undefined);
+      await t.admin.db(db).command({ dropRole: role }).catch(() => undefined);
+    }
+  });
+
   test('readWrite writes; a cluster-wide change stream needs readAnyDatabase', async () => {
     const rw = await userClient(t, 'rw', [{ role: 'readWrite', db }]);
     await rw.db(db).collection('c').updateOne({ _id: 3 as never }, { $set: { v: 3 } }, { upsert: true });

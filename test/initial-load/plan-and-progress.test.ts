@@ -64,3 +64,23 @@ test('tool output lines become progress events', () => {
   });
   assert.equal(parseToolLine('2025-01-01T10:00:04.000+0000\tpreparing collections to restore from'), undefined);
 });
+
+test('a collection map renames that collection in the load; the others follow their database map, one literal pair each', () => {
+  const all = new Map([['bar', ['products', 'orders', 'a*b']]]);
+  const selected = [{ db: 'bar', coll: 'products' }, { db: 'bar', coll: 'orders' }, { db: 'bar', coll: 'a*b' }];
+  const targetDb = (db: string) => (db === 'bar' ? 'bar_new' : db);
+  const targetOf = (ns: { db: string; coll: string }) => (ns.coll === 'products' ? { db: 'shop', coll: 'items' } : { db: targetDb(ns.db), coll: ns.coll });
+  const [job] = planPipes(selected, all, targetDb, DEFAULT_LOAD_OPTIONS, targetOf);
+  const pairs: string[] = [];
+  job!.restoreArgs.forEach((a, i) => {
+    if (a.startsWith('--nsFrom=')) pairs.push(`${a.slice(9)} -> ${job!.restoreArgs[i + 1]!.slice(7)}`);
+  });
+  // No `bar.*` pair that would also match bar.products: which of two matching pairs wins is the tool's choice.
+  assert.deepEqual(pairs, ['bar.a\\*b -> bar_new.a\\*b', 'bar.orders -> bar_new.orders', 'bar.products -> shop.items']);
+  // Without a collection map the database map stays one wildcard pair.
+  const [plain] = planPipes(selected, all, targetDb, DEFAULT_LOAD_OPTIONS);
+  assert.ok(plain!.restoreArgs.includes('--nsFrom=bar.*') && plain!.restoreArgs.includes('--nsTo=bar_new.*'));
+  // A collection map inside an unmapped database renames only that collection.
+  const [only] = planPipes(selected, all, (db) => db, DEFAULT_LOAD_OPTIONS, (ns) => (ns.coll === 'orders' ? { db: 'bar', coll: 'orders_v2' } : ns));
+  assert.deepEqual(only!.restoreArgs.filter((a) => a.startsWith('--ns') && !a.startsWith('--nsInclude')), ['--nsFrom=bar.orders', '--nsTo=bar.orders_v2']);
+});

@@ -46,4 +46,59 @@ describe('migrator verify', () => {
     assert.deepEqual(report.namespaces[0]!.extra, [1000]);
     assert.deepEqual(report.namespaces[0]!.different, [5]);
   });
+
+  test('a unique index missing on the target is a mismatch (exit 7) unless ignored; options and views are compared too', async () => {
+    const docs = Array.from({ length: 20 }, (_, i) => ({ _id: i, email: `u${i}@example.com` }));
+    await src.db('shop').collection<AnyDoc>('users').insertMany(docs);
+    await dst.db('shop').collection<AnyDoc>('users').insertMany(docs);
+    const args = ['verify', '--source-uri', a.uri, '--target-uri', b.uri, '--include', 'shop.*'];
+    assert.equal((await runMigrator(args)).exitCode, 0);
+
+    await src.db('shop').collection('users').createIndex({ email: 1 }, { unique: true, name: 'email_1' });
+    const text = await runMigrator(args);
+    assert.equal(text.exitCode, ExitCode.VERIFICATION_MISMATCH, text.all);
+    assert.match(text.stdout, /ok +shop\.users → shop\.users {2}source 20, target 20/); // the documents are equal
+    assert.match(text.stdout, /MISMATCH indexes shop\.users → shop\.users: index email_1 .*"unique":true.* is missing on the target/);
+    assert.match(text.stdout, /verification FAILED: source and target differ \(schema\)/);
+
+    const json = await runMigrator([...args, '--json']);
+    assert.equal(json.exitCode, ExitCode.VERIFICATION_MISMATCH, json.all);
+    const report = JSON.parse(json.stdout) as {
+      match: boolean; documentsMatch: boolean; namespaces: { match: boolean }[];
+      schema: { match: boolean; ignored: string[]; differences: { kind: string; source: string; target: string; name: string; difference: string; sourceSpec: { unique?: boolean }; ignored: boolean }[] };
+    };
+    assert.equal(report.match, false);
+    assert.equal(report.documentsMatch, true);
+    assert.equal(report.namespaces[0]!.match, true);
+    assert.deepEqual(
+      report.schema.differences.map((d) => [d.kind, d.source, d.target, d.name, d.difference, d.sourceSpec.unique, d.ignored]),
+      [['indexes', 'shop.users', 'shop.users', 'email_1', 'missing', true, false]],
+    );
+
+    // Knowingly excluded: listed, exit 0.
+    const ignored = await runMigrator([...args, '--ignore-schema', 'indexes']);
+    assert.equal(ignored.exitCode, 0, ignored.all);
+    assert.match(ignored.stdout, /schema: 0 difference\(s\), 1 ignored \(--ignore-schema indexes\)/);
+    assert.match(ignored.stdout, /ignored +indexes shop\.users/);
+
+    // The same index on the target: equal again. A view and a collation only on the source are not.
+    await dst.db('shop').collection('users').createIndex({ email: 1 }, { unique: true, name: 'email_1' });
+    assert.equal((await runMigrator(args)).exitCode, 0);
+    await src.db('shop').createCollection('names', { collation: { locale: 'fr', strength: 2 } });
+    await dst.db('shop').createCollection('names');
+    await src.db('shop').createCollection('active', { viewOn: 'users', pipeline: [{ $match: { email: { $exists: true } } }] });
+    const more = await runMigrator([...args, '--json']);
+    assert.equal(more.exitCode, ExitCode.VERIFICATION_MISMATCH, more.all);
+    const r2 = JSON.parse(more.stdout) as typeof report;
+    assert.deepEqual(
+      r2.schema.differences.map((d) => [d.kind, d.target, d.name, d.difference]).sort(),
+      [['options', 'shop.names', 'collation', 'missing'], ['views', 'shop.active', 'active', 'missing']],
+    );
+    const both = await runMigrator([...args, '--ignore-schema', 'options,views']);
+    assert.equal(both.exitCode, 0, both.all);
+    await dst.db('shop').createCollection('active', { viewOn: 'users', pipeline: [{ $match: { email: { $exists: true } } }] });
+    assert.equal((await runMigrator([...args, '--ignore-schema', 'options'])).exitCode, 0);
+    const bad = await runMigrator([...args, '--ignore-schema', 'nothing']);
+    assert.equal(bad.exitCode, ExitCode.USAGE, bad.all);
+  });
 });

@@ -4,16 +4,21 @@ import { requireEndpoint } from '../../config/load.js';
 import type { EndpointConfig } from '../../config/schema.js';
 import { connect } from '../../db/connect.js';
 import { describeServer, summarizeDatabases, type DatabaseSummary, type ServerInfo } from '../../db/server-info.js';
+import { formatAccessListing, listUsersAndRoles, type AccessListing } from '../../db/users-roles.js';
+import type { NamespaceRules } from '../../source/namespace-filter.js';
 import { redactUri } from '../../util/redact.js';
 import { printJson, printReport } from '../../util/output.js';
 import { commandContext } from '../context.js';
 import { createTasks } from '../tasks.js';
+import { namespaceRules } from '../resources.js';
 
 interface SideReport {
   role: 'source' | 'target';
   uri: string;
   server: ServerInfo;
   databases: DatabaseSummary[];
+  /** Source only: users and custom roles of the selected databases (never migrated). */
+  access?: AccessListing;
 }
 
 interface Ctx {
@@ -32,27 +37,35 @@ function formatSide(r: SideReport): string {
     lines.push(`  ${db.name}: ${db.collections.length} collections, ${docs} documents`);
     for (const c of db.collections) lines.push(`    ${c.name}: ${c.documents}`);
   }
+  if (r.access) lines.push(...formatAccessListing(r.access));
   return lines.join('\n');
 }
 
-async function inspect(role: 'source' | 'target', e: EndpointConfig, timeoutMs: number, ctx: Ctx, skipDbs: Set<string>) {
+async function inspect(role: 'source' | 'target', e: EndpointConfig, timeoutMs: number, ctx: Ctx, skipDbs: Set<string>, rules: NamespaceRules) {
   const client = await connect(role, e, timeoutMs);
   ctx.clients.push(client);
   const server = await describeServer(client, e.uri);
   const databases = await summarizeDatabases(client, skipDbs);
-  ctx.reports.push({ role, uri: redactUri(e.uri), server, databases });
+  const report: SideReport = { role, uri: redactUri(e.uri), server, databases };
+  if (role === 'source') {
+    // The databases --include/--exclude select (every user database by default).
+    const selected = databases.filter((d) => rules.includesDatabase(d.name) && (d.collections.length === 0 || d.collections.some((c) => rules.includes({ db: d.name, coll: c.name }))));
+    report.access = await listUsersAndRoles(client, selected.map((d) => d.name));
+  }
+  ctx.reports.push(report);
 }
 
 /** `migrator check`: connect to source and target and print what is there. */
 export const checkCommand: CommandModule<object, { json?: boolean }> = {
   command: 'check',
-  describe: 'Connect to the source and the target and report versions, topology, change streams and data',
+  describe: 'Connect to the source and the target and report versions, topology, change streams, data, and the source users and custom roles (not migrated)',
   builder: (y) => y.option('json', { type: 'boolean', default: false, describe: 'Print the report as JSON' }),
   handler: async (argv) => {
     const { config, log } = commandContext(argv as never);
     const source = requireEndpoint(config, 'source');
     const target = requireEndpoint(config, 'target');
     const skip = new Set([config.stateDb]);
+    const rules = namespaceRules(config);
     const ctx: Ctx = { reports: [], clients: [] };
     // listr2 rejects as soon as one side fails, while the other may still be connecting: wait for
     // both before closing, or a client opened late is never closed and the process never exits.
@@ -61,8 +74,8 @@ export const checkCommand: CommandModule<object, { json?: boolean }> = {
     try {
       await createTasks<Ctx>(
         [
-          { title: 'Inspect the source', task: (c) => track(inspect('source', source, config.connectTimeoutMs, c, skip)) },
-          { title: 'Inspect the target', task: (c) => track(inspect('target', target, config.connectTimeoutMs, c, skip)) },
+          { title: 'Inspect the source', task: (c) => track(inspect('source', source, config.connectTimeoutMs, c, skip, rules)) },
+          { title: 'Inspect the target', task: (c) => track(inspect('target', target, config.connectTimeoutMs, c, skip, rules)) },
         ],
         { logFormat: config.logFormat, concurrent: true },
       ).run(ctx);

@@ -22,6 +22,7 @@ export interface LoadArgs {
   'lease-ttl'?: string;
   'mongodump-path'?: string;
   'mongorestore-path'?: string;
+  'with-roles'?: boolean;
 }
 
 /** Initial-load options shared by full-migrate and initial-load. */
@@ -35,6 +36,7 @@ export const loadOptionsBuilder = {
   'lease-ttl': { type: 'string', default: '30s', describe: 'Apply shard lease time-to-live' },
   'mongodump-path': { type: 'string', describe: 'mongodump binary (default: from PATH)' },
   'mongorestore-path': { type: 'string', describe: 'mongorestore binary (default: from PATH)' },
+  'with-roles': { type: 'boolean', default: false, describe: 'Recreate the custom roles of the selected databases on the target (users are never migrated: passwords cannot be read)' },
 } as const;
 
 export function loadOptions(argv: LoadArgs): LoadOptions {
@@ -76,6 +78,7 @@ export async function prepareMigration(argv: LoadArgs, res: Resources, signal: A
     load: loadOptions(argv),
     dataDir: config.dataDir,
     enableChangeStreams: Boolean(argv['enable-change-streams']),
+    withRoles: Boolean(argv['with-roles']),
     log,
     signal,
     stopAfterLoad,
@@ -148,7 +151,11 @@ export const fullMigrateCommand: CommandModule<object, LoadArgs> = {
         { logFormat: config.logFormat },
       ).run();
       if (!signal.aborted) {
-        printReport(`migration ${config.migrationId} COMPLETED: ${m.verification?.namespaces.length ?? 0} collections verified equal`);
+        const schemaDiffs = m.verification?.schema.differences.length ?? 0;
+        printReport(
+          `migration ${config.migrationId} COMPLETED: ${m.verification?.namespaces.length ?? 0} collections verified equal` +
+            (schemaDiffs ? `; ${schemaDiffs} schema difference(s) (indexes, options, views) not replicated: see the warnings, or run migrator verify` : ''),
+        );
       }
     }),
 };

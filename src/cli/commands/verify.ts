@@ -2,6 +2,7 @@ import type { CommandModule } from 'yargs';
 import { BSON } from 'mongodb';
 import { requireEndpoint } from '../../config/load.js';
 import { verifyMigration, type VerificationReport } from '../../verify/verify-migration.js';
+import { SCHEMA_KINDS, type SchemaKind } from '../../verify/compare-schema.js';
 import { ExitCode } from '../../util/exit-codes.js';
 import { printJson, printReport } from '../../util/output.js';
 import { commandContext } from '../context.js';
@@ -18,18 +19,33 @@ export function formatVerification(r: VerificationReport): string {
     if (n.extraCount) lines.push(`  extra on target: ${n.extraCount}${n.extra.length ? ` (first: ${n.extra.map(idText).join(', ')})` : ''}`);
     if (n.differentCount) lines.push(`  different: ${n.differentCount} (first: ${n.different.map(idText).join(', ')})`);
   }
-  lines.push(r.match ? `verified: ${r.namespaces.length} collections match` : 'verification FAILED: source and target differ');
+  const counted = r.schema.differences.filter((d) => !d.ignored).length;
+  const ignored = r.schema.differences.length - counted;
+  if (r.schema.differences.length) lines.push(`schema: ${counted} difference(s)${ignored ? `, ${ignored} ignored (--ignore-schema ${r.schema.ignored.join(',')})` : ''}`);
+  for (const d of r.schema.differences) lines.push(`  ${d.ignored ? 'ignored ' : 'MISMATCH'} ${d.kind} ${d.source || '(none)'} → ${d.target}: ${d.detail}`);
+  lines.push(
+    r.match
+      ? `verified: ${r.namespaces.length} collections match${r.schema.differences.length ? '' : ', indexes, options and views included'}`
+      : `verification FAILED: source and target differ${r.documentsMatch ? ' (schema)' : ''}`,
+  );
   return lines.join('\n');
 }
 
 /** `migrator verify`: document-by-document comparison of every migrated collection. */
-export const verifyCommand: CommandModule<object, { json?: boolean; 'max-ids'?: number }> = {
+export const verifyCommand: CommandModule<object, { json?: boolean; 'max-ids'?: number; 'ignore-schema'?: string[] }> = {
   command: 'verify',
-  describe: 'Compare source and target document by document (canonical BSON, _id order); exit 7 on a mismatch',
+  describe: 'Compare source and target document by document (canonical BSON, _id order) and their indexes, collection options and views; exit 7 on a mismatch',
   builder: (y) =>
     y
       .option('json', { type: 'boolean', default: false, describe: 'Print the report as JSON' })
-      .option('max-ids', { type: 'number', default: 10, describe: 'How many differing _ids to list per collection' }),
+      .option('max-ids', { type: 'number', default: 10, describe: 'How many differing _ids to list per collection' })
+      .option('ignore-schema', {
+        type: 'string',
+        array: true,
+        choices: [...SCHEMA_KINDS, 'all'],
+        describe: 'Schema differences to list without failing: indexes, options, views or all (repeatable or comma-separated)',
+        coerce: (v: string[]) => v.flatMap((x) => String(x).split(',')).map((x) => x.trim()).filter(Boolean),
+      }),
   handler: async (argv) => {
     const { config, log } = commandContext(argv as never);
     const res = new Resources();
@@ -39,6 +55,7 @@ export const verifyCommand: CommandModule<object, { json?: boolean; 'max-ids'?: 
       const report = await verifyMigration(source, target, namespaceRules(config), {
         skipDbs: new Set([config.stateDb]),
         maxIds: argv['max-ids'],
+        ignoreSchema: ignoredKinds(argv['ignore-schema'] ?? []),
         onNamespace: (ns) => log.info({ ns }, 'verifying'),
       });
       if (argv.json) printJson(JSON.parse(BSON.EJSON.stringify(report, { relaxed: true })));
@@ -49,3 +66,7 @@ export const verifyCommand: CommandModule<object, { json?: boolean; 'max-ids'?: 
     }
   },
 };
+
+function ignoredKinds(list: string[]): SchemaKind[] {
+  return list.includes('all') ? [...SCHEMA_KINDS] : SCHEMA_KINDS.filter((k) => list.includes(k));
+}

@@ -266,6 +266,14 @@ export class AuthState {
     return this.users.get(AuthState.key(user, db));
   }
 
+  usersOf(db: string): StoredUser[] {
+    return [...this.users.values()].filter((u) => u.db === db);
+  }
+
+  customRolesOf(db: string): StoredRole[] {
+    return [...this.roles.values()].filter((r) => r.db === db);
+  }
+
   dropUser(user: string, db: string): boolean {
     return this.users.delete(AuthState.key(user, db));
   }
@@ -568,6 +576,9 @@ const connectionStatus: Handler = (ctx) => {
   return { authInfo, ok: 1 };
 };
 
+/** The number 1 of any numeric BSON type (not a user or role named "1"). */
+const isOne = (v: unknown): boolean => typeof v !== 'string' && !isPlainObject(v) && !Array.isArray(v) && Number(v) === 1;
+
 export const authCommands: Record<string, Handler> = {
   saslStart: (ctx) => requireAuthOn(ctx).saslStart(ctx.conn.auth, ctx.db, ctx.cmd),
   saslContinue: (ctx) => requireAuthOn(ctx).saslContinue(ctx.conn.auth, ctx.cmd),
@@ -596,6 +607,18 @@ export const authCommands: Record<string, Handler> = {
     return { ok: 1 };
   },
   usersInfo: (ctx) => {
+    // `usersInfo: 1`: every user of this database; needs viewUser on it
+    // (https://www.mongodb.com/docs/manual/reference/command/usersInfo/, "Required Access").
+    // Without access control there are no users here to list (a real server would list those it
+    // holds; an emulator without auth holds none).
+    if (isOne(ctx.cmd.usersInfo)) {
+      const auth = ctx.server.auth;
+      if (!auth) return { users: [], ok: 1 };
+      if (!isAuthorized(auth.privileges(ctx.conn.auth.users), { resource: { db: ctx.db, collection: '' }, actions: ['viewUser'] })) {
+        fail(UNAUTHORIZED, `not authorized on ${ctx.db} to execute command { usersInfo: 1 }`);
+      }
+      return { users: auth.usersOf(ctx.db).map((u) => ({ _id: `${u.db}.${u.user}`, user: u.user, db: u.db, roles: u.roles, mechanisms: ['SCRAM-SHA-256'] })), ok: 1 };
+    }
     const auth = requireAuthOn(ctx);
     const want = ctx.cmd.usersInfo;
     const names: { user: string; db: string }[] =
@@ -613,6 +636,19 @@ export const authCommands: Record<string, Handler> = {
     return { users, ok: 1 };
   },
   rolesInfo: (ctx) => {
+    // `rolesInfo: 1`: the user-defined roles of this database (built-in ones only with
+    // showBuiltinRoles); needs viewRole on it
+    // (https://www.mongodb.com/docs/manual/reference/command/rolesInfo/, "Required Access").
+    if (isOne(ctx.cmd.rolesInfo)) {
+      const auth = ctx.server.auth;
+      if (!auth) return { roles: [], ok: 1 };
+      if (!isAuthorized(auth.privileges(ctx.conn.auth.users), { resource: { db: ctx.db, collection: '' }, actions: ['viewRole'] })) {
+        fail(UNAUTHORIZED, `not authorized on ${ctx.db} to execute command { rolesInfo: 1 }`);
+      }
+      // showPrivileges adds each role's privileges (rolesInfo page, "showPrivileges").
+      const show = ctx.cmd.showPrivileges === true;
+      return { roles: auth.customRolesOf(ctx.db).map((r) => ({ role: r.role, db: r.db, isBuiltin: false, roles: r.roles, ...(show ? { privileges: r.privileges } : {}) })), ok: 1 };
+    }
     const auth = requireAuthOn(ctx);
     const want = ctx.cmd.rolesInfo;
     const names: RoleName[] = typeof want === 'string' ? [{ role: want, db: ctx.db }] : isPlainObject(want) ? [{ role: String(want.role), db: String(want.db) }] : [];
