@@ -133,6 +133,8 @@ export function stubTarget(): { client: MongoClient; stats: StubTargetStats } {
       return { ok: 1 };
     },
   });
-  const client = { db: () => ({ collection }) };
+  // `hello` without msg 'isdbgrid': a replica set, so apply reads no shard keys (shard-keys.ts).
+  const command = async () => ({ isWritablePrimary: true, ok: 1 });
+  const client = { db: () => ({ collection, command }) };
   return { client: client as unknown as MongoClient, stats };
 }

@@ -184,6 +184,14 @@ type Emit = (d: Omit<SchemaDifference, 'ignored'>) => void;
 
 const identity = (n: Document) => JSON.stringify([n.key, n.collation ?? null, n.partialFilterExpression ?? null]);
 
+/** Whether an index key pattern begins with every field of `prefix`, in order, with the same values. */
+function startsWithKey(key: unknown, prefix: Document): boolean {
+  if (!key || typeof key !== 'object') return false;
+  const k = Object.entries(key as Document);
+  const p = Object.entries(prefix);
+  return p.length > 0 && p.length <= k.length && p.every(([f, v], i) => k[i]![0] === f && same(k[i]![1], v));
+}
+
 /** Compares the index specs of one source collection with those of its target collection. */
 export function compareIndexes(
   ns: { source: string; target: string },
@@ -191,6 +199,7 @@ export function compareIndexes(
   targetSpecs: Document[],
   emit: Emit,
   targetInfo?: TargetKind,
+  targetShardKey?: Document,
 ): void {
   const src = sourceSpecs.map((raw) => ({ raw, n: normalizeIndexSpec(raw) }));
   const dst = targetSpecs.map((raw) => ({ raw, n: normalizeIndexSpec(raw) }));
@@ -227,6 +236,10 @@ export function compareIndexes(
     }
   }
   for (const t of dst) {
+    // A sharded target collection has an index on its shard key that the source need not have:
+    // sharding requires one ("Shard Key Indexes",
+    // https://www.mongodb.com/docs/manual/core/sharding-shard-key/#shard-key-indexes). Not a difference.
+    if (targetShardKey && startsWithKey(t.n.key, targetShardKey)) continue;
     emit({
       kind: 'indexes', ...ns, name: String(t.n.name), difference: 'extra', sourceSpec: null, targetSpec: t.n,
       detail: `index ${String(t.n.name)} ${JSON.stringify(t.n)} exists only on the target`,

@@ -1,4 +1,5 @@
 import type { Document, MongoClient } from 'mongodb';
+import { readShardKeys } from '../apply/shard-keys.js';
 import { collectionsMatch, compareCollections, type CollectionDiff } from './compare-collection.js';
 import {
   applyIgnores,
@@ -80,6 +81,8 @@ export async function verifyMigration(
   const schemaDiffs: Omit<SchemaDifference, 'ignored'>[] = [];
   const emit = (d: Omit<SchemaDifference, 'ignored'>) => schemaDiffs.push(d);
   const targetInfo = await targetKind(target);
+  // A sharded target's shard keys (empty elsewhere): their indexes exist only on the target.
+  const shardKeys = await readShardKeys(target).catch(() => new Map<string, Document>());
   const sourceNs = await listSourceNamespaces(source, sel, opts.skipDbs);
   const seenTarget = new Set<string>();
   const infos = new CollectionInfos();
@@ -89,7 +92,7 @@ export async function verifyMigration(
     const diff = await compareCollections(source.db(ns.db).collection(ns.coll), target.db(t.db).collection(t.coll), opts.maxIds);
     seenTarget.add(`${t.db}.${t.coll}`);
     namespaces.push({ source: `${ns.db}.${ns.coll}`, target: `${t.db}.${t.coll}`, match: collectionsMatch(diff), ...diff });
-    await compareCollectionSchema(source, target, ns, t, infos, emit, targetInfo);
+    await compareCollectionSchema(source, target, ns, t, infos, emit, targetInfo, shardKeys.get(`${t.db}.${t.coll}`));
   }
   await compareViews(source, target, sel, opts.skipDbs, infos, emit, new Set(sourceNs.map((n) => sel.target(n).db)));
   // Collections that exist only on the target but would belong to the migration.
@@ -146,6 +149,7 @@ async function compareCollectionSchema(
   infos: CollectionInfos,
   emit: (d: Omit<SchemaDifference, 'ignored'>) => void,
   targetInfo: TargetKind | undefined,
+  targetShardKey: Document | undefined,
 ): Promise<void> {
   const ns = { source: `${s.db}.${s.coll}`, target: `${t.db}.${t.coll}` };
   const sInfo = (await infos.get(source, 'source', s.db)).get(s.coll);
@@ -165,7 +169,7 @@ async function compareCollectionSchema(
     });
   }
   compareOptions(ns, (sInfo.options ?? {}) as Document, (tInfo.options ?? {}) as Document, emit, targetInfo);
-  compareIndexes(ns, await listIndexSpecs(source, s), await listIndexSpecs(target, t), emit, targetInfo);
+  compareIndexes(ns, await listIndexSpecs(source, s), await listIndexSpecs(target, t), emit, targetInfo, targetShardKey);
 }
 
 /**

@@ -98,3 +98,14 @@ test('ignored kinds are listed but not a mismatch', () => {
   assert.equal(applyIgnores([one('indexes'), one('options')], ['indexes']).match, false);
   assert.equal(applyIgnores([], []).match, true);
 });
+
+test("a sharded target's shard-key index is not an extra index; other target-only indexes are", () => {
+  const id = { v: 2, key: { _id: 1 }, name: '_id_' };
+  const region = { v: 2, key: { region: 1 }, name: 'region_1' };
+  const other = { v: 2, key: { sku: 1 }, name: 'sku_1' };
+  assert.equal(diffsOf((emit) => compareIndexes(ns, [id], [id, region], emit, undefined, { region: 1 })).length, 0);
+  const d = diffsOf((emit) => compareIndexes(ns, [id], [id, region, other], emit, undefined, { region: 1 }));
+  assert.deepEqual(d.map((x) => [x.difference, x.name]), [['extra', 'sku_1']]);
+  // Without a shard key (an unsharded target) the same index is an extra one.
+  assert.equal(diffsOf((emit) => compareIndexes(ns, [id], [id, region], emit)).length, 1);
+});
