@@ -14,6 +14,7 @@ import { createLogger } from '../../src/util/logger.js';
 import { MigratorError } from '../../src/util/errors.js';
 import { ExitCode } from '../../src/util/exit-codes.js';
 import { compareEventPosition, type ChangeEnvelope } from '../../src/source/change-envelope.js';
+import { waitUntil } from '../support/wait.js';
 
 type AnyDoc = { _id: number | string | ObjectId; [k: string]: unknown };
 
@@ -24,15 +25,6 @@ function startCapture(opts: Omit<Parameters<typeof runCapture>[0], 'signal' | 'l
   const controller = new AbortController();
   const done = runCapture({ cdcOnly: true, ...opts, signal: controller.signal, log, checkpointIntervalMs: 100, maxAwaitTimeMs: 100 });
   return { done, stop: async () => (controller.abort(), done) };
-}
-
-async function waitUntil(cond: () => Promise<boolean>, ms: number, what: string) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 const keyOf = (e: ChangeEnvelope) => `${e.ns.db}.${e.ns.coll}/${Buffer.from(BSON.serialize({ k: e.key?._id ?? null })).toString('hex')}`;

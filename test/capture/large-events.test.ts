@@ -12,18 +12,10 @@ import { runCapture } from '../../src/source/capture-runner.js';
 import { NamespaceRules } from '../../src/source/namespace-filter.js';
 import { StateStore } from '../../src/state/store.js';
 import { createLogger } from '../../src/util/logger.js';
+import { waitUntil } from '../support/wait.js';
 
 type AnyDoc = { _id: number | string; [k: string]: unknown };
 const NINE_MIB = 9 * 1024 * 1024;
-
-async function waitUntil(cond: () => Promise<boolean>, ms: number, what: string) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe('capture: change events over 16 MiB', () => {
   let stateEmu: MongoEmulator;

@@ -6,15 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MongoServerError, type Document } from 'mongodb';
 import { nextEvents, onProfile, openTarget, started, type AnyDoc } from './target.js';
-
-async function waitUntil(cond: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+import { waitUntil } from '../support/wait.js';
 
 for (const profile of ['mongodb-5.0', 'mongodb-7.0'] as const) {
   test(`${profile}: a time-series collection is listed as 'timeseries', is queryable, and refuses change streams; its writes are not in database streams`, { skip: onProfile(profile) }, async () => {
@@ -81,7 +73,7 @@ test('mongodb-7.0: a TTL index expires documents (deletes in the change stream);
       { _id: 4, at: [new Date(Date.now() + 3_600_000), old] }, // the earliest date counts
       { _id: 5, seen: old },
     ]);
-    await waitUntil(async () => (await coll.countDocuments({ _id: { $in: [1, 4] } })) === 0, 150_000, 'the TTL monitor to remove expired documents');
+    await waitUntil(async () => (await coll.countDocuments({ _id: { $in: [1, 4] } })) === 0, 150_000, 'the TTL monitor to remove expired documents', 200);
     const events = (await nextEvents(stream, 7, 10_000)) as unknown as Document[];
     const deletes = events.filter((e) => e.operationType === 'delete').map((e) => e.documentKey._id).sort();
     assert.deepEqual(deletes, [1, 4]);
@@ -91,7 +83,7 @@ test('mongodb-7.0: a TTL index expires documents (deletes in the change stream);
     assert.equal(reply.expireAfterSeconds_new, 10);
     const [seenIndex] = (await coll.listIndexes().toArray()).filter((i) => i.name === 'seen_1');
     assert.equal(seenIndex?.expireAfterSeconds, 10);
-    await waitUntil(async () => (await coll.countDocuments({ _id: 5 })) === 0, 150_000, 'the shortened TTL to expire _id 5');
+    await waitUntil(async () => (await coll.countDocuments({ _id: 5 })) === 0, 150_000, 'the shortened TTL to expire _id 5', 200);
     await stream.close();
   } finally {
     await t.close();

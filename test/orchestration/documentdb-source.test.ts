@@ -18,18 +18,10 @@ import { createLogger } from '../../src/util/logger.js';
 import { MigratorError } from '../../src/util/errors.js';
 import { ExitCode } from '../../src/util/exit-codes.js';
 import { toolUri } from '../../src/initial-load/dump-restore-plan.js';
+import { waitUntil } from '../support/wait.js';
 
 const log = createLogger({ format: 'json', verbose: false, out: { write: () => true } as unknown as NodeJS.WritableStream });
 const enableAll = { modifyChangeStreams: 1, database: '', collection: '', enable: true };
-
-async function waitUntil(cond: () => Promise<boolean>, ms: number, what: string) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe('DocumentDB source (documentdb-4.0 profile)', () => {
   let source: MongoEmulator;
