@@ -1,6 +1,6 @@
 import type { CollationOptions, Document, MongoClient } from 'mongodb';
 import type { NamespaceRules } from '../source/namespace-filter.js';
-import { normalizeView } from '../verify/compare-schema.js';
+import { mapViewPipeline, normalizeView } from '../verify/compare-schema.js';
 import { MigratorError } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
 import type { Logger } from '../util/logger.js';
@@ -30,8 +30,9 @@ const SYSTEM_DBS = new Set(['admin', 'local', 'config']);
  * view: https://www.mongodb.com/docs/manual/core/views/create-view/).
  *
  * `viewOn` is a collection of the view's own database; it becomes that collection's target name
- * (`--map db.coll:db.coll2`), as verify expects (verify-migration.ts compareViews). Not mapped:
- * `from` of `$lookup` / `$unionWith` stages inside the pipeline (README "What verify compares").
+ * (`--map db.coll:db.coll2`), and so do the collections its pipeline reads ($lookup, $unionWith,
+ * $graphLookup: compare-schema.ts mapViewPipeline), as verify expects (verify-migration.ts
+ * compareViews). A name mapped into another database is kept (a view reads only its own database).
  */
 export async function listSelectedViews(source: MongoClient, rules: NamespaceRules): Promise<PlannedView[]> {
   const out: PlannedView[] = [];
@@ -47,7 +48,12 @@ export async function listSelectedViews(source: MongoClient, rules: NamespaceRul
       if (typeof opts.viewOn !== 'string') continue;
       const target = rules.target({ db, coll: name });
       const on = rules.target({ db, coll: opts.viewOn });
-      const options: PlannedView['options'] = { viewOn: on.db === target.db ? on.coll : opts.viewOn, pipeline: (opts.pipeline ?? []) as Document[] };
+      // Collections the pipeline reads ($lookup, $unionWith, …) follow --map like viewOn, when they stay in the view's database.
+      const rename = (coll: string) => {
+        const m = rules.target({ db, coll });
+        return m.db === target.db ? m.coll : coll;
+      };
+      const options: PlannedView['options'] = { viewOn: rename(opts.viewOn), pipeline: mapViewPipeline(opts.pipeline ?? [], rename) as Document[] };
       if (opts.collation !== undefined) options.collation = opts.collation as CollationOptions;
       views.push({ source: `${db}.${name}`, db, name, target, options, sourceViewOn: opts.viewOn, ...(on.db !== target.db ? { crossDb: `${on.db}.${on.coll}` } : {}) });
     }

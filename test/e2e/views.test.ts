@@ -39,6 +39,9 @@ describe('views', () => {
     await bar.createCollection('cheap', { viewOn: 'products', pipeline: cheap });
     await bar.createCollection('cheapIds', { viewOn: 'cheap', pipeline: ids });
     await bar.createCollection('bigOrders', { viewOn: 'orders', pipeline: big });
+    // $lookup from the renamed collection: its `from` follows the map too.
+    const withProduct = (from: string) => [{ $lookup: { from, localField: '_id', foreignField: '_id', as: 'product' } }];
+    await bar.createCollection('orderProducts', { viewOn: 'orders', pipeline: withProduct('products') });
     const stream = kinesis.uniqueStreamName('views');
     await kinesis.createStream(stream, 1);
     const maps = ['--map', 'bar.products:bar.items'];
@@ -67,6 +70,7 @@ describe('views', () => {
     assert.deepEqual((await info('cheap'))?.options, { viewOn: 'items', pipeline: cheap });
     assert.deepEqual((await info('cheapIds'))?.options, { viewOn: 'cheap', pipeline: ids });
     assert.deepEqual((await info('bigOrders'))?.options, { viewOn: 'orders', pipeline: big });
+    assert.deepEqual((await info('orderProducts'))?.options, { viewOn: 'orders', pipeline: withProduct('items') });
     // The views answer with the migrated data, including the change made after the load.
     const read = (c: MongoClient, name: string) => c.db('bar').collection<{ _id: number }>(name).find({}, { sort: { _id: 1 } }).toArray();
     assert.deepEqual(await read(dst, 'cheapIds'), await read(src, 'cheapIds'));

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { MongoClient, type Document } from 'mongodb';
 import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
 import { createTargetViews, listSelectedViews } from '../../src/initial-load/views.js';
+import { mapViewPipeline } from '../../src/verify/compare-schema.js';
 import { NamespaceRules } from '../../src/source/namespace-filter.js';
 import { MigratorError } from '../../src/util/errors.js';
 import { ExitCode } from '../../src/util/exit-codes.js';
@@ -36,6 +37,29 @@ describe('views on the target', () => {
   after(async () => {
     await Promise.all([src.close(), dst.close()]);
     await Promise.all([source.stop(), target.stop()]);
+  });
+
+  test('mapViewPipeline renames the collections $lookup, $graphLookup, $unionWith and sub-pipelines read', () => {
+    const rename = (c: string) => (c === 'products' ? 'items' : c);
+    assert.deepEqual(
+      mapViewPipeline(
+        [
+          { $match: { from: 'products' } },
+          { $lookup: { from: 'products', as: 'p', pipeline: [{ $unionWith: 'products' }] } },
+          { $graphLookup: { from: 'products', startWith: '$a', connectFromField: 'a', connectToField: 'b', as: 'g' } },
+          { $unionWith: { coll: 'orders', pipeline: [{ $lookup: { from: 'products', as: 'q' } }] } },
+          { $facet: { x: [{ $unionWith: 'products' }] } },
+        ],
+        rename,
+      ),
+      [
+        { $match: { from: 'products' } },
+        { $lookup: { from: 'items', as: 'p', pipeline: [{ $unionWith: 'items' }] } },
+        { $graphLookup: { from: 'items', startWith: '$a', connectFromField: 'a', connectToField: 'b', as: 'g' } },
+        { $unionWith: { coll: 'orders', pipeline: [{ $lookup: { from: 'items', as: 'q' } }] } },
+        { $facet: { x: [{ $unionWith: 'items' }] } },
+      ],
+    );
   });
 
   test('a view on a view comes after its base; viewOn follows --map', async () => {
