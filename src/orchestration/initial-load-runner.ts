@@ -9,6 +9,7 @@ import { runDumpRestorePipe } from '../initial-load/dump-restore-pipe.js';
 import { killStaleTools, removeStaleToolConfigs } from '../initial-load/stale-tools.js';
 import type { ToolBinaries } from '../initial-load/tool-binaries.js';
 import type { ToolEvent } from '../initial-load/tool-progress.js';
+import { createTargetViews } from '../initial-load/views.js';
 import { createLoadProgressWriter } from './load-progress-writer.js';
 import type { Logger } from '../util/logger.js';
 
@@ -128,6 +129,12 @@ export async function runInitialLoad(p: InitialLoadInput): Promise<{ restored: n
     restored += r.restored;
   }
   await progressWriter.flush();
+  // Views last: the load excludes them (they hold no data), and each reads a collection (or a
+  // view) that must exist first. Before finishLoad, so a crash here reloads and recreates them.
+  if (p.target) {
+    const v = await createTargetViews({ source: p.source, target: p.target, rules: p.rules, drop: Boolean(p.options.drop), log: p.log });
+    if (v.created.length || v.existing.length) p.log.info({ created: v.created.length, existing: v.existing.length }, 'views on the target');
+  }
   await p.store.finishLoad(p.migrationId);
   return { restored };
 }

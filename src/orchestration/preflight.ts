@@ -3,6 +3,7 @@ import type { Document, MongoClient } from 'mongodb';
 import { readShardKeys } from '../apply/shard-keys.js';
 import { describeServer, type ServerInfo } from '../db/server-info.js';
 import { documentDbIncompatibilities } from '../db/documentdb-compat.js';
+import { listSelectedViews } from '../initial-load/views.js';
 import { listSourceNamespaces } from '../verify/verify-migration.js';
 import type { NamespaceRules } from '../source/namespace-filter.js';
 import { toolVersions, type ToolBinaries, type ToolVersions } from '../initial-load/tool-binaries.js';
@@ -179,6 +180,17 @@ export async function runPreflight(p: PreflightInput): Promise<PreflightReport> 
             .map((r) => `${r.ns} (${r.what.join(', ')})`)
             .join('; ')}${refused.length > 5 ? '; …' : ''}`,
           'Leave them out with --exclude, or change them on the source (an uncapped copy; drop or replace the unsupported indexes), then rerun.',
+        );
+      }
+      // Amazon DocumentDB has views only from its 8.0 API on
+      // (https://docs.aws.amazon.com/documentdb/latest/developerguide/views.html); 4.0 and 5.0
+      // refuse create with viewOn, which the load would meet only after copying all the data.
+      const views = Number.parseInt(report.target.version, 10) < 8 ? await retryTransient('views', () => listSelectedViews(p.source, p.rules), PREFLIGHT_RETRY) : [];
+      if (views.length) {
+        problem(
+          'DocumentDB target views',
+          `Amazon DocumentDB ${report.target.version} has no views (they come with its 8.0 API); the source has ${views.length}: ${views.slice(0, 5).map((v) => v.source).join(', ')}${views.length > 5 ? ', …' : ''}`,
+          `Leave them out (${views.slice(0, 5).map((v) => `--exclude '${v.source}'`).join(' ')}${views.length > 5 ? ' …' : ''}) and rebuild them as queries or collections on the target.`,
         );
       }
     }

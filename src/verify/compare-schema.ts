@@ -270,6 +270,40 @@ export function compareOptions(
   }
 }
 
+/**
+ * A view's pipeline with the collections its stages read renamed (`--map db.coll:db.coll2`): the
+ * `from` of $lookup and $graphLookup, $unionWith's collection, also inside the sub-pipelines of
+ * $lookup, $unionWith and $facet (https://www.mongodb.com/docs/manual/reference/operator/aggregation/lookup/,
+ * …/unionWith/, …/graphLookup/, …/facet/). `rename` answers the target name of a collection of
+ * the view's database. Other stages are kept as they are.
+ */
+export function mapViewPipeline(pipeline: unknown, rename: (coll: string) => string): unknown {
+  if (!Array.isArray(pipeline)) return pipeline;
+  const sub = (p: unknown) => mapViewPipeline(p, rename);
+  return pipeline.map((stage: unknown) => {
+    if (stage === null || typeof stage !== 'object' || Array.isArray(stage)) return stage;
+    const [op, arg] = Object.entries(stage as Document)[0] ?? [];
+    if (op === undefined || arg === null || typeof arg !== 'object') {
+      return op === '$unionWith' && typeof arg === 'string' ? { $unionWith: rename(arg) } : stage;
+    }
+    const a = arg as Document;
+    if (op === '$lookup' || op === '$graphLookup') {
+      const out: Document = { ...a };
+      if (typeof a.from === 'string') out.from = rename(a.from);
+      if (a.pipeline !== undefined) out.pipeline = sub(a.pipeline);
+      return { [op]: out };
+    }
+    if (op === '$unionWith') {
+      const out: Document = { ...a };
+      if (typeof a.coll === 'string') out.coll = rename(a.coll);
+      if (a.pipeline !== undefined) out.pipeline = sub(a.pipeline);
+      return { $unionWith: out };
+    }
+    if (op === '$facet') return { $facet: Object.fromEntries(Object.entries(a).map(([k, v]) => [k, sub(v)])) };
+    return stage;
+  });
+}
+
 /** A view as compared: what it reads (mapped to the target's name), its pipeline and collation. */
 export function normalizeView(options: Document, viewOn?: string): Document {
   const out: Document = { viewOn: viewOn ?? options.viewOn, pipeline: plainValue(options.pipeline ?? []) };

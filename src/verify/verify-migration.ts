@@ -5,6 +5,7 @@ import {
   applyIgnores,
   compareIndexes,
   compareOptions,
+  mapViewPipeline,
   normalizeView,
   targetKind,
   type SchemaDifference,
@@ -199,7 +200,11 @@ async function compareViews(
       const opts = (info.options ?? {}) as Document;
       // The view reads a collection of its own database: on the target, that collection's mapped name.
       const on = typeof opts.viewOn === 'string' ? sel.target({ db, coll: opts.viewOn }) : undefined;
-      const want = normalizeView(opts, on && on.db === t.db ? on.coll : undefined);
+      const rename = (coll: string) => {
+        const m = sel.target({ db, coll });
+        return m.db === t.db ? m.coll : coll;
+      };
+      const want = normalizeView({ ...opts, pipeline: mapViewPipeline(opts.pipeline ?? [], rename) }, on && on.db === t.db ? on.coll : undefined);
       const tInfo = (await infos.get(target, 'target', t.db)).get(t.coll);
       const ns = { source: `${db}.${name}`, target: `${t.db}.${t.coll}` };
       if (!tInfo || tInfo.type !== 'view') {

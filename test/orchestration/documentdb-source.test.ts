@@ -201,6 +201,7 @@ describe('DocumentDB target (documentdb-5.0 profile) from MongoDB 6.0', () => {
       await shop.collection('plain').createIndex({ name: 1 }, { unique: true });
       await shop.collection('plain').createIndex({ body: 'text' }); // text: 5.0 has it
       await shop.collection('plain').insertOne({ name: 'a' });
+      await shop.createCollection('plainA', { viewOn: 'plain', pipeline: [{ $match: { name: 'a' } }] });
       const check = (rules: NamespaceRules) =>
         runPreflight({ source: src, sourceUri: source.uri, target: dst, targetUri: target.uri, rules, stateDb: 'migrator_state', requireEmptyTarget: true, enableChangeStreams: false });
       const report = await check(new NamespaceRules({ include: ['shop.*'] }));
@@ -210,8 +211,13 @@ describe('DocumentDB target (documentdb-5.0 profile) from MongoDB 6.0', () => {
       assert.match(p.problem, /shop\.places \(2d index loc_2d\)/);
       assert.doesNotMatch(p.problem, /shop\.plain/);
       assert.match(p.remedy, /--exclude/);
-      const without = await check(new NamespaceRules({ include: ['shop.*'], exclude: ['shop.log', 'shop.places'] }));
-      assert.equal(without.problems.find((x) => x.check === 'DocumentDB target'), undefined, JSON.stringify(without.problems));
+      // Views: DocumentDB 5.0 has none; named with the --exclude that leaves them out.
+      const v = report.problems.find((x) => x.check === 'DocumentDB target views');
+      assert.ok(v, JSON.stringify(report.problems));
+      assert.match(v.problem, /shop\.plainA/);
+      assert.match(v.remedy, /--exclude 'shop\.plainA'/);
+      const without = await check(new NamespaceRules({ include: ['shop.*'], exclude: ['shop.log', 'shop.places', 'shop.plainA'] }));
+      assert.equal(without.problems.find((x) => x.check.startsWith('DocumentDB target')), undefined, JSON.stringify(without.problems));
     } finally {
       await Promise.all([src.close(), dst.close()]);
       await Promise.all([source.stop(), target.stop()]);

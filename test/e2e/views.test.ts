@@ -1,0 +1,83 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execa } from 'execa';
+import { MongoClient, type Document } from 'mongodb';
+import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
+import { ensureGoTools, goToolPath } from '../support/go-tools.js';
+import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
+import { waitForPhase } from '../support/phases.js';
+import { StateStore } from '../../src/state/store.js';
+
+const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
+
+/** Views of the selection are created on the target after the load, reading the mapped collections. */
+describe('views', () => {
+  let source: MongoEmulator;
+  let target: MongoEmulator;
+  let kinesis: KinesisLocal;
+  let src: MongoClient;
+  let dst: MongoClient;
+  before(async () => {
+    await ensureGoTools();
+    [source, target, kinesis] = await Promise.all([startMongoEmulator(), startMongoEmulator(), startKinesisLocal()]);
+    src = new MongoClient(source.uri);
+    dst = new MongoClient(target.uri);
+  });
+  after(async () => {
+    await Promise.all([src.close(), dst.close()]);
+    await Promise.all([source.stop(), target.stop(), kinesis.stop()]);
+  });
+
+  test('full-migrate recreates them (a view on a renamed collection, a view on a view); verify passes', { timeout: 240_000 }, async () => {
+    const bar = src.db('bar');
+    await bar.collection('products').insertMany(Array.from({ length: 100 }, (_, i) => ({ _id: i, sku: `sku-${i}`, price: i }) as Document));
+    await bar.collection('orders').insertMany(Array.from({ length: 20 }, (_, i) => ({ _id: i, total: i }) as Document));
+    const cheap = [{ $match: { price: { $lt: 10 } } }];
+    const ids = [{ $project: { _id: 1 } }];
+    const big = [{ $match: { total: { $gte: 10 } } }];
+    await bar.createCollection('cheap', { viewOn: 'products', pipeline: cheap });
+    await bar.createCollection('cheapIds', { viewOn: 'cheap', pipeline: ids });
+    await bar.createCollection('bigOrders', { viewOn: 'orders', pipeline: big });
+    // $lookup from the renamed collection: its `from` follows the map too.
+    const withProduct = (from: string) => [{ $lookup: { from, localField: '_id', foreignField: '_id', as: 'product' } }];
+    await bar.createCollection('orderProducts', { viewOn: 'orders', pipeline: withProduct('products') });
+    const stream = kinesis.uniqueStreamName('views');
+    await kinesis.createStream(stream, 1);
+    const maps = ['--map', 'bar.products:bar.items'];
+    const common = ['--source-uri', source.uri, '--target-uri', target.uri, ...maps, '--kinesis-stream', stream, '--kinesis-endpoint', kinesis.endpoint, '--migration-id', 'views'];
+    const proc = execa(
+      process.execPath,
+      ['--import', 'tsx', MAIN, 'full-migrate', ...common, '--lease-ttl', '5s', '--mongodump-path', goToolPath('mongodump'), '--mongorestore-path', goToolPath('mongorestore'), '--data-dir', `/tmp/migrator-views-${process.pid}`, '--log-format', 'json'],
+      { cwd: PROJECT_ROOT, reject: false, stdin: 'ignore', env: { CI: 'true' } },
+    );
+    const store = await StateStore.open({ client: dst });
+    try {
+      await waitForPhase(store, 'views', ['READY_FOR_CUTOVER'], { proc, timeoutMs: 120_000 });
+      await bar.collection<{ _id: number; sku: string; price: number }>('products').insertOne({ _id: 1000, sku: 'late', price: 1 });
+      const cut = await runMigrator(['cutover', ...common, '--writes-stopped', '--wait', '--timeout', '90s']);
+      assert.equal(cut.exitCode, 0, cut.all);
+    } catch (err) {
+      proc.kill('SIGKILL');
+      await proc;
+      throw err;
+    }
+    const done = await proc;
+    assert.equal(done.exitCode, 0, String(done.stderr).slice(-3000));
+    assert.match(String(done.stderr), /"target":"bar\.cheapIds"[^\n]*"msg":"view created"/);
+
+    const info = async (name: string) => (await dst.db('bar').listCollections({ name }).toArray())[0] as (Document & { type?: string; options?: Document }) | undefined;
+    assert.deepEqual((await info('cheap'))?.options, { viewOn: 'items', pipeline: cheap });
+    assert.deepEqual((await info('cheapIds'))?.options, { viewOn: 'cheap', pipeline: ids });
+    assert.deepEqual((await info('bigOrders'))?.options, { viewOn: 'orders', pipeline: big });
+    assert.deepEqual((await info('orderProducts'))?.options, { viewOn: 'orders', pipeline: withProduct('items') });
+    // The views answer with the migrated data, including the change made after the load.
+    const read = (c: MongoClient, name: string) => c.db('bar').collection<{ _id: number }>(name).find({}, { sort: { _id: 1 } }).toArray();
+    assert.deepEqual(await read(dst, 'cheapIds'), await read(src, 'cheapIds'));
+    assert.ok((await read(dst, 'cheapIds')).some((d) => d._id === 1000));
+    assert.deepEqual(await read(dst, 'bigOrders'), await read(src, 'bigOrders'));
+
+    const verify = await runMigrator(['verify', '--source-uri', source.uri, '--target-uri', target.uri, ...maps]);
+    assert.equal(verify.exitCode, 0, verify.all);
+  });
+});
