@@ -1,10 +1,9 @@
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
 import { MongoClient, type Document } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
-import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
-import { ensureGoTools, goToolPath } from '../support/go-tools.js';
+import { useLocalStack } from '../support/local-stack.js';
+import { goToolPath } from '../support/go-tools.js';
 import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
 import { waitForPhase } from '../support/phases.js';
 import { StateStore } from '../../src/state/store.js';
@@ -14,23 +13,10 @@ const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
 
 /** `--map db.coll:db2.coll2` holds for the load, the changes and verify alike. */
 describe('a collection renamed with --map', () => {
-  let source: MongoEmulator;
-  let target: MongoEmulator;
-  let kinesis: KinesisLocal;
-  let src: MongoClient;
-  let dst: MongoClient;
-  before(async () => {
-    await ensureGoTools();
-    [source, target, kinesis] = await Promise.all([startMongoEmulator(), startMongoEmulator(), startKinesisLocal()]);
-    src = new MongoClient(source.uri);
-    dst = new MongoClient(target.uri);
-  });
-  after(async () => {
-    await Promise.all([src.close(), dst.close()]);
-    await Promise.all([source.stop(), target.stop(), kinesis.stop()]);
-  });
+  const stack = useLocalStack();
 
   test('ends equal under its new name after the cutover, with its index; the rest of its database follows the database map', { timeout: 240_000 }, async () => {
+    const { source, target, kinesis, src, dst } = stack;
     const products = src.db('bar').collection<AnyDoc>('products');
     await products.insertMany(Array.from({ length: 500 }, (_, i) => ({ _id: i, sku: `sku-${i}`, price: i })));
     await products.createIndex({ sku: 1 }, { unique: true });

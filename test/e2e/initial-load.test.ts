@@ -1,9 +1,8 @@
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MongoClient, type Document } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
-import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
-import { ensureGoTools, goToolPath } from '../support/go-tools.js';
+import type { Document } from 'mongodb';
+import { useLocalStack } from '../support/local-stack.js';
+import { goToolPath } from '../support/go-tools.js';
 import { runMigrator } from '../support/cli.js';
 import { StateStore } from '../../src/state/store.js';
 import { readStreamEnvelopes } from '../support/stream-contents.js';
@@ -12,24 +11,10 @@ import { ExitCode } from '../../src/util/exit-codes.js';
 type AnyDoc = Document & { _id: number | string };
 
 describe('migrator initial-load', () => {
-  let source: MongoEmulator;
-  let target: MongoEmulator;
-  let kinesis: KinesisLocal;
-  let src: MongoClient;
-  let dst: MongoClient;
-
-  before(async () => {
-    await ensureGoTools(['mongodump', 'mongorestore']);
-    [source, target, kinesis] = await Promise.all([startMongoEmulator(), startMongoEmulator(), startKinesisLocal()]);
-    src = new MongoClient(source.uri);
-    dst = new MongoClient(target.uri);
-  });
-  after(async () => {
-    await Promise.all([src.close(), dst.close()]);
-    await Promise.all([source.stop(), target.stop(), kinesis.stop()]);
-  });
+  const stack = useLocalStack(['mongodump', 'mongorestore']);
 
   test('copies the data, leaves the changes made meanwhile in the stream, and hands over at CATCHING_UP', { timeout: 120_000 }, async () => {
+    const { source, target, kinesis, src, dst } = stack;
     await src.db('bar').collection<AnyDoc>('products').insertMany(Array.from({ length: 3000 }, (_, i) => ({ _id: i, n: i })));
     const stream = kinesis.uniqueStreamName('il');
     await kinesis.createStream(stream, 1);
@@ -71,6 +56,7 @@ describe('migrator initial-load', () => {
   });
 
   test('needs a real stream: the embedded one would end with the process', async () => {
+    const { source, target } = stack;
     const r = await runMigrator(['initial-load', '--source-uri', source.uri, '--target-uri', target.uri]);
     assert.equal(r.exitCode, ExitCode.USAGE, r.all);
     assert.match(r.stderr, /--kinesis-stream/);

@@ -1,10 +1,9 @@
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
 import { MongoClient, type Document } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
-import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
-import { ensureGoTools, goToolPath } from '../support/go-tools.js';
+import { useLocalStack } from '../support/local-stack.js';
+import { goToolPath } from '../support/go-tools.js';
 import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
 import { waitForPhase } from '../support/phases.js';
 import { StateStore } from '../../src/state/store.js';
@@ -13,23 +12,10 @@ const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
 
 /** Views of the selection are created on the target after the load, reading the mapped collections. */
 describe('views', () => {
-  let source: MongoEmulator;
-  let target: MongoEmulator;
-  let kinesis: KinesisLocal;
-  let src: MongoClient;
-  let dst: MongoClient;
-  before(async () => {
-    await ensureGoTools();
-    [source, target, kinesis] = await Promise.all([startMongoEmulator(), startMongoEmulator(), startKinesisLocal()]);
-    src = new MongoClient(source.uri);
-    dst = new MongoClient(target.uri);
-  });
-  after(async () => {
-    await Promise.all([src.close(), dst.close()]);
-    await Promise.all([source.stop(), target.stop(), kinesis.stop()]);
-  });
+  const stack = useLocalStack();
 
   test('full-migrate recreates them (a view on a renamed collection, a view on a view); verify passes', { timeout: 240_000 }, async () => {
+    const { source, target, kinesis, src, dst } = stack;
     const bar = src.db('bar');
     await bar.collection('products').insertMany(Array.from({ length: 100 }, (_, i) => ({ _id: i, sku: `sku-${i}`, price: i }) as Document));
     await bar.collection('orders').insertMany(Array.from({ length: 20 }, (_, i) => ({ _id: i, total: i }) as Document));
