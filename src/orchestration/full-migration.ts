@@ -23,6 +23,7 @@ import { runInitialLoad } from './initial-load-runner.js';
 import { preflightError, runPreflight, type PreflightReport } from './preflight.js';
 import { takeResumePoint } from './resume-point.js';
 import { setSourceWriteBlock, writeBlockCapability } from './write-block.js';
+import { holdTargetTtl, restoreHeldTtl, warnTtlHeld } from './ttl.js';
 
 export interface FullMigrationInput {
   migrationId: string;
@@ -322,6 +323,8 @@ export class FullMigration {
   async replicateUntilCutover(onStatus?: (text: string) => void): Promise<void> {
     try {
       await this.releaseStaleWriteBlock();
+      // Idempotent: re-holds a TTL index restored by a cutover that then did not complete (ttl.ts).
+      await holdTargetTtl({ target: this.p.target, store: this.p.store, migrationId: this.p.migrationId, targets: (this.preflight?.namespaces ?? []).map((n) => this.p.rules.target(n)), log: this.p.log });
       await this.replicateLoop(onStatus);
     } catch (err) {
       if (this.p.signal.aborted) {
@@ -506,6 +509,8 @@ export class FullMigration {
     this.verification = await verifyMigration(this.p.source, this.p.target, this.p.rules, {
       skipDbs: new Set([this.p.stateDb]),
       ignoreSchema: SCHEMA_KINDS,
+      ttlHolds: await s.listTtlHolds(id),
+      ttlExpiredAfterBarrier: true, // every shard applied the barrier, writes stopped (src/verify/ttl-lapse.ts)
     });
     for (const d of this.verification.schema.differences) {
       this.p.log.warn({ kind: d.kind, source: d.source, target: d.target, name: d.name, difference: d.difference }, `schema difference (not replicated; see migrator verify): ${d.detail}`);
@@ -518,6 +523,9 @@ export class FullMigration {
       await s.abortCutover(id, err.message);
       throw err; // replicateUntilCutover unblocks the writes
     }
+    // The target's TTL indexes get their original expireAfterSeconds back: only now, once the
+    // verification passed (a mismatch aborts the cutover and the sync continues, still held).
+    await restoreHeldTtl({ target: this.p.target, store: s, migrationId: id, log: this.p.log });
     await s.completeCutover(id);
     await this.setPhase('COMPLETED');
     return true;
@@ -573,5 +581,6 @@ export class FullMigration {
     await this.p.store.recordError(this.p.migrationId, err).catch(() => undefined);
     await this.p.store.setPhase(this.p.migrationId, 'FAILED').catch(() => undefined);
     this.p.log.error({ err: errorMessage(err) }, 'migration failed');
+    await warnTtlHeld(this.p.store, this.p.migrationId, this.p.log).catch(() => undefined);
   }
 }

@@ -11,6 +11,7 @@ import type { ToolBinaries } from '../initial-load/tool-binaries.js';
 import type { ToolEvent } from '../initial-load/tool-progress.js';
 import { createTargetViews } from '../initial-load/views.js';
 import { createLoadProgressWriter } from './load-progress-writer.js';
+import { holdTargetTtl } from './ttl.js';
 import type { Logger } from '../util/logger.js';
 
 export interface InitialLoadInput {
@@ -134,6 +135,10 @@ export async function runInitialLoad(p: InitialLoadInput): Promise<{ restored: n
   if (p.target) {
     const v = await createTargetViews({ source: p.source, target: p.target, rules: p.rules, drop: Boolean(p.options.drop), log: p.log });
     if (v.created.length || v.existing.length) p.log.info({ created: v.created.length, existing: v.existing.length }, 'views on the target');
+    // The target's TTL indexes must not expire documents on their own during the sync (ttl.ts):
+    // held now that mongorestore built them, before the load counts as finished (a crash here reloads
+    // and holds again; the originals are recorded before any index changes).
+    await holdTargetTtl({ target: p.target, store: p.store, migrationId: p.migrationId, targets: p.namespaces.map((n) => p.rules.target(n)), log: p.log });
   }
   await p.store.finishLoad(p.migrationId);
   return { restored };

@@ -35,6 +35,9 @@
  *                     writesStopped, writesBlockedByMigrator, waitingForWritesStopped,
  *                     abortReason|null, abortedAt|null, completedAt|null }
  *   lastError         null | { message, at, phase, exitCode|null }
+ *   ttlHeld           [{ target, name, originalExpireAfterSeconds, heldSince }]: TTL indexes the migration
+ *                     holds on the target (expireAfterSeconds 2147483647 until the cutover restores the
+ *                     original; src/apply/ttl-hold.ts); [] when none is held
  *
  * Lag: `lag.events` compares the capture checkpoint's event count with the sum of the shards'
  * applied-event counters. Broadcast envelopes (DDL, cutover barriers) count once in capture and once
@@ -53,7 +56,10 @@ import type {
   ShardDoc,
   ShardLease,
   StateStore,
+  TtlHoldDoc,
 } from '../state/store.js';
+import { HELD_EXPIRE_AFTER_SECONDS } from '../apply/ttl-hold.js';
+import { activeTtlHolds, restoreCommandText } from './ttl.js';
 import { loadNs } from '../state/store.js';
 import { formatDuration } from '../util/duration.js';
 import { MigratorError } from '../util/errors.js';
@@ -71,6 +77,16 @@ export interface StatusInputs {
   cutover: CutoverDoc | null;
   /** The capture lease (which process is the active capture), when one was ever taken. */
   captureLease?: ShardLease | null;
+  /** TTL indexes held on the target (restored ones included; the report keeps those not restored). */
+  ttlHolds?: TtlHoldDoc[];
+}
+
+export interface TtlHeldStatus {
+  /** Target namespace. */
+  target: string;
+  name: string;
+  originalExpireAfterSeconds: number;
+  heldSince: string | null;
 }
 
 export interface ClusterTimeJson {
@@ -190,6 +206,7 @@ export interface StatusReport {
   shards: ShardStatus[];
   cutover: CutoverStatus | null;
   lastError: LastErrorStatus | null;
+  ttlHeld: TtlHeldStatus[];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -423,6 +440,12 @@ export function buildStatusReport(inputs: StatusInputs, now: Date = new Date()):
     lastError: le
       ? { message: String(le.message ?? ''), at: iso(le.at), phase: String(le.phase ?? ''), exitCode: num(le.exitCode) ?? null }
       : null,
+    ttlHeld: activeTtlHolds(inputs.ttlHolds ?? []).map((h) => ({
+      target: `${h.db}.${h.coll}`,
+      name: h.name,
+      originalExpireAfterSeconds: h.originalExpireAfterSeconds,
+      heldSince: iso(h.recordedAt),
+    })),
   };
 }
 
@@ -544,6 +567,17 @@ export function formatStatusReport(r: StatusReport): string {
   const rp = r.resumePoint;
   lines.push(rp ? `resume point: ${ctText(rp.clusterTime)}, taken ${rp.takenAt ?? 'unknown'}` : 'resume point: not taken yet');
   lines.push(...cutoverLines(r, now));
+  if (r.ttlHeld.length) {
+    lines.push(`TTL held on the target: ${r.ttlHeld.length} index(es) do not expire documents until the cutover restores them (expireAfterSeconds ${HELD_EXPIRE_AFTER_SECONDS}):`);
+    for (const h of r.ttlHeld) lines.push(`  ${h.target} ${h.name}: original expireAfterSeconds ${h.originalExpireAfterSeconds}`);
+    if (r.phase === 'FAILED' || r.phase === 'ABORTED') {
+      lines.push('  to abandon the migration, restore them on the target:');
+      for (const h of r.ttlHeld) {
+        const [db, ...rest] = h.target.split('.');
+        lines.push(`    ${restoreCommandText({ db: db!, coll: rest.join('.'), name: h.name, originalExpireAfterSeconds: h.originalExpireAfterSeconds })}`);
+      }
+    }
+  }
   const e = r.lastError;
   if (e) lines.push(`last error (${e.phase}${e.exitCode !== null ? `, exit ${e.exitCode}` : ''}, ${e.at ?? 'unknown'}): ${e.message}`);
   return lines.join('\n');
@@ -570,11 +604,12 @@ export async function requireMigration(store: StateStore, id: string): Promise<M
 /** Reads every document the status is computed from; STATE_CONFLICT when the migration is unknown. */
 export async function readStatusInputs(store: StateStore, id: string): Promise<StatusInputs> {
   const migration = await requireMigration(store, id);
-  const [capture, shards, cutover, captureLease] = await Promise.all([
+  const [capture, shards, cutover, captureLease, ttlHolds] = await Promise.all([
     store.getCaptureCheckpoint(id),
     store.listShards(id),
     store.getCutover(id),
     store.getCaptureLease(id),
+    store.listTtlHolds(id),
   ]);
-  return { migration, capture, shards, cutover, captureLease };
+  return { migration, capture, shards, cutover, captureLease, ttlHolds };
 }

@@ -215,6 +215,26 @@ export interface DdlRendezvousDoc {
   createdAt: Date;
 }
 
+/** A target TTL index whose expireAfterSeconds the migration holds (src/apply/ttl-hold.ts). */
+export interface TtlHoldDoc {
+  /** `${migrationId}/${db}.${coll}/${name}`. */
+  _id: string;
+  migrationId: string;
+  /** Target namespace and index name. */
+  db: string;
+  coll: string;
+  name: string;
+  keyPattern: Document;
+  /** The value the source has (the one to restore). Never the held value itself. */
+  originalExpireAfterSeconds: number;
+  recordedAt: Date;
+  updatedAt: Date;
+  /** Set once the original value is back on the target (cleared when held again). */
+  restoredAt?: Date;
+  /** Why the restore changed nothing (index gone, or changed by someone else). */
+  restoreNote?: string;
+}
+
 export interface StateStoreOptions {
   client: MongoClient;
   /** Default `migrator_state`. */
@@ -288,6 +308,8 @@ export type CaptureStateStore = LeaseStateStore & Pick<StateStore, 'getMigration
 export type ApplyStateStore = LeaseStateStore &
   DdlStateStore &
   Pick<StateStore, 'getMigration' | 'getApplyCheckpoint' | 'saveApplyCheckpoint' | 'setShardStall' | 'recordBarrierReached' | 'recordError'>;
+/** What holding and restoring TTL indexes calls (src/apply/ttl-hold.ts, src/orchestration/ttl.ts); the DDL replay adds it to ApplyStateStore when it holds replayed indexes. */
+export type TtlStateStore = Pick<StateStore, 'recordTtlHold' | 'listTtlHolds' | 'markTtlRestored'>;
 
 export class StateStore {
   readonly db: Db;
@@ -299,6 +321,7 @@ export class StateStore {
   readonly ddlRendezvous: Collection<DdlRendezvousDoc>;
   /** Capture's lease per migration (same document shape as `shards`, without checkpoints). */
   readonly captureLeases: Collection<ShardDoc>;
+  readonly ttlHolds: Collection<TtlHoldDoc>;
   private readonly retry: TransientRetryPolicy;
 
   constructor(options: StateStoreOptions) {
@@ -313,6 +336,7 @@ export class StateStore {
     this.cutovers = coll<CutoverDoc>('cutovers');
     this.ddlRendezvous = coll<DdlRendezvousDoc>('ddl_rendezvous');
     this.captureLeases = coll<ShardDoc>('capture_leases');
+    this.ttlHolds = coll<TtlHoldDoc>('ttl_holds');
   }
 
   /** Opens the store and creates its indexes (idempotent). */
@@ -744,5 +768,43 @@ export class StateStore {
       { _id: `${migrationId}/${ddlKey}`, appliedAt: { $exists: false } },
       { $set: { appliedAt: this.now(), appliedBy: shardId } },
     );
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // TTL indexes held on the target during the sync (src/apply/ttl-hold.ts)
+
+  /**
+   * Records (or updates) the original expireAfterSeconds of a target TTL index about to be held.
+   * Called BEFORE the target is changed. Clears `restoredAt`: the index is held (again).
+   */
+  async recordTtlHold(
+    migrationId: string,
+    hold: { db: string; coll: string; name: string; keyPattern: Document; originalExpireAfterSeconds: number },
+  ): Promise<void> {
+    const _id = `${migrationId}/${hold.db}.${hold.coll}/${hold.name}`;
+    const now = this.now();
+    await upsertTolerantOfRace(
+      () =>
+        this.ttlHolds.updateOne(
+          { _id },
+          {
+            $set: { migrationId, ...hold, updatedAt: now },
+            $setOnInsert: { recordedAt: now },
+            $unset: { restoredAt: '', restoreNote: '' },
+          },
+          { upsert: true },
+        ),
+      () => undefined,
+    );
+  }
+
+  /** The migration's TTL holds, restored or not, in a stable order. */
+  listTtlHolds(migrationId: string): Promise<TtlHoldDoc[]> {
+    return retryTransient('ttl_holds.find', () => this.ttlHolds.find({ migrationId }).sort({ _id: 1 }).toArray(), this.retry);
+  }
+
+  /** The original value is back on the target (idempotent). */
+  async markTtlRestored(id: string, note?: string): Promise<void> {
+    await this.ttlHolds.updateOne({ _id: id }, { $set: { restoredAt: this.now(), updatedAt: this.now(), ...(note ? { restoreNote: note } : {}) } });
   }
 }

@@ -14,6 +14,12 @@ export interface CollectionDiff {
   missingCount: number;
   extraCount: number;
   differentCount: number;
+  /**
+   * _ids on one side only that the source's TTL provably expired during the cutover's verification
+   * (src/verify/ttl-lapse.ts; first `maxIds`): not counted as missing or extra, and not a mismatch.
+   */
+  ttlExpired: unknown[];
+  ttlExpiredCount: number;
   /** SHA-256 over the canonical bytes of all source documents in _id order. */
   sourceHash: string;
   targetHash: string;
@@ -57,11 +63,25 @@ async function* rawDocs(coll: Collection, side: string): AsyncGenerator<RawDoc> 
   }
 }
 
+export interface CompareOptions {
+  /**
+   * Only from the cutover's verification (the proof's first condition, src/verify/ttl-lapse.ts):
+   * whether the document (raw BSON of the copy that exists) was provably expired by the source's TTL.
+   */
+  expiredByTtl?: (raw: Buffer) => Promise<boolean>;
+}
+
 /** Merge-joins both sides by `_id`, counting and listing what is missing, extra or different. */
-export async function compareCollections(source: Collection, target: Collection, maxIds = 10): Promise<CollectionDiff> {
+export async function compareCollections(source: Collection, target: Collection, maxIds = 10, options: CompareOptions = {}): Promise<CollectionDiff> {
   const diff: CollectionDiff = {
     sourceCount: 0, targetCount: 0, missing: [], extra: [], different: [],
-    missingCount: 0, extraCount: 0, differentCount: 0, sourceHash: '', targetHash: '',
+    missingCount: 0, extraCount: 0, differentCount: 0, ttlExpired: [], ttlExpiredCount: 0, sourceHash: '', targetHash: '',
+  };
+  const expired = async (raw: Buffer, id: unknown) => {
+    if (!options.expiredByTtl || !(await options.expiredByTtl(raw))) return false;
+    diff.ttlExpiredCount++;
+    if (diff.ttlExpired.length < maxIds) diff.ttlExpired.push(id);
+    return true;
   };
   const sh = createHash('sha256');
   const th = createHash('sha256');
@@ -77,14 +97,18 @@ export async function compareCollections(source: Collection, target: Collection,
     if (c < 0 && !a.done) {
       diff.sourceCount++;
       sh.update(a.value.bytes);
-      diff.missingCount++;
-      note(diff.missing, a.value.id);
+      if (!(await expired(a.value.bytes, a.value.id))) {
+        diff.missingCount++;
+        note(diff.missing, a.value.id);
+      }
       a = await s.next();
     } else if (c > 0 && !b.done) {
       diff.targetCount++;
       th.update(b.value.bytes);
-      diff.extraCount++;
-      note(diff.extra, b.value.id);
+      if (!(await expired(b.value.bytes, b.value.id))) {
+        diff.extraCount++;
+        note(diff.extra, b.value.id);
+      }
       b = await t.next();
     } else if (!a.done && !b.done) {
       diff.sourceCount++;

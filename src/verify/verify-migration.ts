@@ -1,6 +1,8 @@
 import type { Document, MongoClient } from 'mongodb';
 import { readShardKeys } from '../apply/shard-keys.js';
+import { HELD_EXPIRE_AFTER_SECONDS, ttlSeconds } from '../apply/ttl-hold.js';
 import { collectionsMatch, compareCollections, type CollectionDiff } from './compare-collection.js';
+import { lapseCheck, sourceClock, ttlRules } from './ttl-lapse.js';
 import {
   applyIgnores,
   compareIndexes,
@@ -76,6 +78,18 @@ export async function verifyMigration(
     onNamespace?: (ns: string) => void;
     /** Schema kinds the user excluded knowingly: still listed, not a mismatch. */
     ignoreSchema?: readonly SchemaKind[];
+    /**
+     * TTL indexes the migration holds on the target (state store, src/apply/ttl-hold.ts): their held
+     * expireAfterSeconds is compared as the recorded original, so a sync in progress shows no
+     * difference for them.
+     */
+    ttlHolds?: readonly HeldTtlIndex[];
+    /**
+     * Only the cutover sets this, after every shard applied the barrier with writes stopped: documents
+     * on one side only that the source's TTL provably expired are counted as `ttlExpired` instead of
+     * missing/extra (the proof: src/verify/ttl-lapse.ts).
+     */
+    ttlExpiredAfterBarrier?: boolean;
   },
 ): Promise<VerificationReport> {
   const namespaces: NamespaceVerification[] = [];
@@ -90,10 +104,12 @@ export async function verifyMigration(
   for (const ns of sourceNs) {
     const t = sel.target(ns);
     opts.onNamespace?.(`${ns.db}.${ns.coll}`);
-    const diff = await compareCollections(source.db(ns.db).collection(ns.coll), target.db(t.db).collection(t.coll), opts.maxIds);
+    // The source's TTL indexes as they are now (what its monitor applies), for the lapse proof.
+    const expiredByTtl = opts.ttlExpiredAfterBarrier ? lapseCheck(ttlRules(await listIndexSpecs(source, ns)), () => sourceClock(source)) : undefined;
+    const diff = await compareCollections(source.db(ns.db).collection(ns.coll), target.db(t.db).collection(t.coll), opts.maxIds, { expiredByTtl });
     seenTarget.add(`${t.db}.${t.coll}`);
     namespaces.push({ source: `${ns.db}.${ns.coll}`, target: `${t.db}.${t.coll}`, match: collectionsMatch(diff), ...diff });
-    await compareCollectionSchema(source, target, ns, t, infos, emit, targetInfo, shardKeys.get(`${t.db}.${t.coll}`));
+    await compareCollectionSchema(source, target, ns, t, infos, emit, targetInfo, shardKeys.get(`${t.db}.${t.coll}`), opts.ttlHolds ?? []);
   }
   await compareViews(source, target, sel, opts.skipDbs, infos, emit, new Set(sourceNs.map((n) => sel.target(n).db)));
   // Collections that exist only on the target but would belong to the migration.
@@ -109,7 +125,7 @@ export async function verifyMigration(
       if (count === 0) continue;
       namespaces.push({
         source: '', target: ns, match: false, sourceCount: 0, targetCount: count, missing: [], extra: [],
-        different: [], missingCount: 0, extraCount: count, differentCount: 0, sourceHash: '', targetHash: '',
+        different: [], missingCount: 0, extraCount: count, differentCount: 0, ttlExpired: [], ttlExpiredCount: 0, sourceHash: '', targetHash: '',
       });
     }
   }
@@ -151,6 +167,7 @@ async function compareCollectionSchema(
   emit: (d: Omit<SchemaDifference, 'ignored'>) => void,
   targetInfo: TargetKind | undefined,
   targetShardKey: Document | undefined,
+  ttlHolds: readonly HeldTtlIndex[],
 ): Promise<void> {
   const ns = { source: `${s.db}.${s.coll}`, target: `${t.db}.${t.coll}` };
   const sInfo = (await infos.get(source, 'source', s.db)).get(s.coll);
@@ -170,7 +187,29 @@ async function compareCollectionSchema(
     });
   }
   compareOptions(ns, (sInfo.options ?? {}) as Document, (tInfo.options ?? {}) as Document, emit, targetInfo);
-  compareIndexes(ns, await listIndexSpecs(source, s), await listIndexSpecs(target, t), emit, targetInfo, targetShardKey);
+  const targetSpecs = unholdTtl(await listIndexSpecs(target, t), t, ttlHolds);
+  compareIndexes(ns, await listIndexSpecs(source, s), targetSpecs, emit, targetInfo, targetShardKey);
+}
+
+/** A TTL index held on the target during the sync (src/apply/ttl-hold.ts): target namespace, name, recorded original. */
+export interface HeldTtlIndex {
+  db: string;
+  coll: string;
+  name: string;
+  originalExpireAfterSeconds: number;
+}
+
+/**
+ * Target index specs as the migration will leave them: a TTL index at the held value whose hold is
+ * recorded gets its recorded original back (it is restored at the cutover). Without a record, the
+ * held value stays and is reported like any other difference.
+ */
+export function unholdTtl(specs: Document[], t: CollectionNs, holds: readonly HeldTtlIndex[]): Document[] {
+  return specs.map((spec) => {
+    if (ttlSeconds(spec.expireAfterSeconds) !== HELD_EXPIRE_AFTER_SECONDS) return spec;
+    const h = holds.find((x) => x.db === t.db && x.coll === t.coll && x.name === spec.name);
+    return h ? { ...spec, expireAfterSeconds: h.originalExpireAfterSeconds } : spec;
+  });
 }
 
 /**

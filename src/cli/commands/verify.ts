@@ -1,7 +1,11 @@
 import type { CommandModule } from 'yargs';
-import { BSON } from 'mongodb';
+import { BSON, type MongoClient } from 'mongodb';
 import { requireEndpoint } from '../../config/load.js';
-import { verifyMigration, type VerificationReport } from '../../verify/verify-migration.js';
+import { verifyMigration, type HeldTtlIndex, type VerificationReport } from '../../verify/verify-migration.js';
+import { StateStore } from '../../state/store.js';
+import { errorMessage } from '../../util/errors.js';
+import type { Logger } from '../../util/logger.js';
+import type { MigratorConfig } from '../../config/schema.js';
 import { SCHEMA_KINDS, type SchemaKind } from '../../verify/compare-schema.js';
 import { ExitCode } from '../../util/exit-codes.js';
 import { printJson, printReport } from '../../util/output.js';
@@ -18,6 +22,7 @@ export function formatVerification(r: VerificationReport): string {
     if (n.missingCount) lines.push(`  missing on target: ${n.missingCount} (first: ${n.missing.map(idText).join(', ')})`);
     if (n.extraCount) lines.push(`  extra on target: ${n.extraCount}${n.extra.length ? ` (first: ${n.extra.map(idText).join(', ')})` : ''}`);
     if (n.differentCount) lines.push(`  different: ${n.differentCount} (first: ${n.different.map(idText).join(', ')})`);
+    if (n.ttlExpiredCount) lines.push(`  expired by the source's TTL during the comparison (not a difference): ${n.ttlExpiredCount} (first: ${n.ttlExpired.map(idText).join(', ')})`);
   }
   const counted = r.schema.differences.filter((d) => !d.ignored).length;
   const ignored = r.schema.differences.length - counted;
@@ -56,6 +61,7 @@ export const verifyCommand: CommandModule<object, { json?: boolean; 'max-ids'?: 
         skipDbs: new Set([config.stateDb]),
         maxIds: argv['max-ids'],
         ignoreSchema: ignoredKinds(argv['ignore-schema'] ?? []),
+        ttlHolds: await heldTtlIndexes(res, config, target, log),
         onNamespace: (ns) => log.info({ ns }, 'verifying'),
       });
       if (argv.json) printJson(JSON.parse(BSON.EJSON.stringify(report, { relaxed: true })));
@@ -66,6 +72,23 @@ export const verifyCommand: CommandModule<object, { json?: boolean; 'max-ids'?: 
     }
   },
 };
+
+/**
+ * The TTL indexes the migration (--migration-id) holds on the target during the sync, from the state
+ * store: verify compares them at their recorded original expireAfterSeconds. Read-only and best
+ * effort — no store, no migration or an unreachable store means no holds (held indexes then show
+ * as differences).
+ */
+async function heldTtlIndexes(res: Resources, config: MigratorConfig, target: MongoClient, log: Logger): Promise<HeldTtlIndex[]> {
+  try {
+    const client = config.state ? await res.connect('state store', config) : target;
+    const store = new StateStore({ client, dbName: config.stateDb, retry: { retryForMs: 0 } });
+    return (await store.listTtlHolds(config.migrationId)).filter((h) => !h.restoredAt);
+  } catch (err) {
+    log.debug({ err: errorMessage(err) }, 'no TTL holds read from the state store');
+    return [];
+  }
+}
 
 function ignoredKinds(list: string[]): SchemaKind[] {
   return list.includes('all') ? [...SCHEMA_KINDS] : SCHEMA_KINDS.filter((k) => list.includes(k));
