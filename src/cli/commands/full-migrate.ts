@@ -152,8 +152,10 @@ export const fullMigrateCommand: CommandModule<object, LoadArgs> = {
       ).run();
       if (!signal.aborted) {
         const schemaDiffs = m.verification?.schema.differences.length ?? 0;
+        const ttlExpired = m.verification?.namespaces.reduce((n, x) => n + x.ttlExpiredCount, 0) ?? 0;
         printReport(
           `migration ${config.migrationId} COMPLETED: ${m.verification?.namespaces.length ?? 0} collections verified equal` +
+            (ttlExpired ? ` (${ttlExpired} document(s) expired by the source's TTL during the verification, proven, left to the restored TTL on the target)` : '') +
             (schemaDiffs ? `; ${schemaDiffs} schema difference(s) (indexes, options, views) not replicated: see the warnings, or run migrator verify` : ''),
         );
       }
