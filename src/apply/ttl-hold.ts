@@ -123,3 +123,45 @@ export async function recordHeldTtl(
   if (originalExpireAfterSeconds === undefined || originalExpireAfterSeconds === HELD_EXPIRE_AFTER_SECONDS) return;
   await store.recordTtlHold(migrationId, { db: target.db, coll: target.coll, name: index.name, keyPattern: index.key, originalExpireAfterSeconds });
 }
+
+/**
+ * For the DDL replay of a `createIndexes` event: records the original of every TTL spec (before the
+ * target changes, see the invariant above) and returns the specs to create on the target, TTL held.
+ * `target` is the target namespace (after --map).
+ */
+export async function holdReplayedIndexes(store: TtlHoldStore, migrationId: string, target: { db: string; coll: string }, specs: readonly Document[]): Promise<Document[]> {
+  const out: Document[] = [];
+  for (const spec of specs) {
+    const held = holdTtl(spec);
+    if (held.originalExpireAfterSeconds !== undefined) {
+      await recordHeldTtl(store, migrationId, target, { name: String(spec.name), key: spec.key as Document }, held.originalExpireAfterSeconds);
+    }
+    out.push(held.spec);
+  }
+  return out;
+}
+
+/**
+ * For the DDL replay of a `collMod` (a `modify` event) on the target namespace `target`: when it
+ * changes a TTL index's expireAfterSeconds, records the new value as the one to restore and returns
+ * the command with the value held; any other collMod is returned unchanged. The index (named by
+ * `name` or `keyPattern` in the command) is resolved on the target with `findIndex` (e.g. over
+ * listIndexes) for its name and key pattern; one that cannot be found is not recorded and the held
+ * command still runs (the target then reports the missing index itself).
+ */
+export async function holdReplayedCollMod(
+  store: TtlHoldStore,
+  migrationId: string,
+  target: { db: string; coll: string },
+  command: Document,
+  findIndex: (by: { name?: string; keyPattern?: Document }) => Promise<{ name: string; key: Document } | undefined>,
+): Promise<Document> {
+  const held = holdCollMod(command);
+  if (!held.index) return held.command;
+  const by: { name?: string; keyPattern?: Document } = {};
+  if (held.index.name !== undefined) by.name = held.index.name;
+  if (held.index.keyPattern !== undefined) by.keyPattern = held.index.keyPattern;
+  const idx = await findIndex(by);
+  if (idx) await recordHeldTtl(store, migrationId, target, idx, held.index.originalExpireAfterSeconds);
+  return held.command;
+}

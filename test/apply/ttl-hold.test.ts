@@ -1,7 +1,17 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Double, Int32, Long } from 'mongodb';
-import { HELD_EXPIRE_AFTER_SECONDS, holdCollMod, holdTtl, isTtlSpec, recordHeldTtl, ttlSeconds, type TtlHold } from '../../src/apply/ttl-hold.js';
+import {
+  HELD_EXPIRE_AFTER_SECONDS,
+  holdCollMod,
+  holdReplayedCollMod,
+  holdReplayedIndexes,
+  holdTtl,
+  isTtlSpec,
+  recordHeldTtl,
+  ttlSeconds,
+  type TtlHold,
+} from '../../src/apply/ttl-hold.js';
 
 describe('holdTtl (index specs replayed or restored on the target)', () => {
   test('a TTL index gets the held expireAfterSeconds and reports its original; the input is not changed', () => {
@@ -58,5 +68,47 @@ describe('recordHeldTtl', () => {
     await recordHeldTtl(store, 'm1', { db: 'app', coll: 's' }, { name: 'a_1', key: { a: 1 } }, undefined);
     await recordHeldTtl(store, 'm1', { db: 'app', coll: 's' }, { name: 'b_1', key: { b: 1 } }, HELD_EXPIRE_AFTER_SECONDS);
     assert.deepEqual(recorded, [['m1', { db: 'app', coll: 's', name: 'at_1', keyPattern: { at: 1 }, originalExpireAfterSeconds: 3600 }]]);
+  });
+});
+
+describe('DDL replay helpers', () => {
+  const fakeStore = () => {
+    const recorded: TtlHold[] = [];
+    return { recorded, store: { recordTtlHold: async (_id: string, h: TtlHold) => void recorded.push(h) } };
+  };
+  const ns = { db: 'app2', coll: 'sessions2' };
+
+  test('createIndexes: TTL specs recorded, then returned held; others unchanged, in order', async () => {
+    const f = fakeStore();
+    const specs = await holdReplayedIndexes(f.store, 'm', ns, [
+      { key: { a: 1 }, name: 'a_1', unique: true },
+      { key: { at: 1 }, name: 'at_1', expireAfterSeconds: 30 },
+    ]);
+    assert.deepEqual(specs, [
+      { key: { a: 1 }, name: 'a_1', unique: true },
+      { key: { at: 1 }, name: 'at_1', expireAfterSeconds: HELD_EXPIRE_AFTER_SECONDS },
+    ]);
+    assert.deepEqual(f.recorded, [{ db: 'app2', coll: 'sessions2', name: 'at_1', keyPattern: { at: 1 }, originalExpireAfterSeconds: 30 }]);
+  });
+
+  test('collMod: the new value recorded under the index found on the target; the command held', async () => {
+    const f = fakeStore();
+    const lookups: unknown[] = [];
+    const find = async (by: { name?: string; keyPattern?: object }) => (lookups.push(by), by.name === 'missing' ? undefined : { name: 'at_1', key: { at: 1 } });
+    const cmd = await holdReplayedCollMod(f.store, 'm', ns, { collMod: 'sessions2', index: { keyPattern: { at: 1 }, expireAfterSeconds: 90 } }, find);
+    assert.deepEqual(cmd, { collMod: 'sessions2', index: { keyPattern: { at: 1 }, expireAfterSeconds: HELD_EXPIRE_AFTER_SECONDS } });
+    assert.deepEqual(lookups, [{ keyPattern: { at: 1 } }]);
+    assert.deepEqual(f.recorded, [{ db: 'app2', coll: 'sessions2', name: 'at_1', keyPattern: { at: 1 }, originalExpireAfterSeconds: 90 }]);
+    // Not found on the target: nothing recorded, the held command still goes (the target says why it fails).
+    const g = fakeStore();
+    assert.deepEqual(await holdReplayedCollMod(g.store, 'm', ns, { collMod: 's', index: { name: 'missing', expireAfterSeconds: 5 } }, find), {
+      collMod: 's',
+      index: { name: 'missing', expireAfterSeconds: HELD_EXPIRE_AFTER_SECONDS },
+    });
+    assert.deepEqual(g.recorded, []);
+    // Not a TTL change: no lookup, unchanged.
+    const hide = { collMod: 's', index: { name: 'a_1', hidden: true } };
+    assert.deepEqual(await holdReplayedCollMod(g.store, 'm', ns, hide, find), hide);
+    assert.equal(lookups.length, 2);
   });
 });
