@@ -30,9 +30,22 @@
  * A value read back as the held value itself is never recorded as an original (a rerun after the
  * hold must not overwrite the user's value with ours).
  *
- * API for the DDL replay during CDC (createIndexes / collMod events): pass each index spec through
- * {@link holdTtl} (createIndexes) or each collMod command through {@link holdCollMod} before running
- * it on the target, and record what they return with {@link recordHeldTtl} BEFORE running it.
+ * API for the DDL replay during CDC (createIndexes / collMod events), on the TARGET namespace:
+ *  - createIndexes: `specs = await holdReplayedIndexes(store, migrationId, targetNs, specs)`, then
+ *    run createIndexes with the returned specs;
+ *  - collMod: `cmd = await holdReplayedCollMod(store, migrationId, targetNs, cmd, findIndex)`, then
+ *    run the returned command (`findIndex` resolves `{name}` / `{keyPattern}` to the target index's
+ *    `{name, key}`, e.g. over listIndexes).
+ * Both record before they return, so the record precedes the target change. The pure parts are
+ * {@link holdTtl} and {@link holdCollMod}; {@link recordHeldTtl} records one original.
+ *
+ * Amazon DocumentDB documents TTL indexes (createIndex with expireAfterSeconds,
+ * https://docs.aws.amazon.com/documentdb/latest/developerguide/index-property-expireafterseconds.html)
+ * but not changing one with collMod: the hold is attempted, and a refusal is a WARN (ttl.ts), not an
+ * error. The sync stays correct then (the source's deletes arrive; a document the target expired
+ * early comes back with the source's next change of it), and the cutover's verification still sets
+ * aside a document missing on the target only when the source's own TTL proves it lapsed
+ * (src/verify/ttl-lapse.ts).
  */
 import { Double, Int32, Long, type Document } from 'mongodb';
 
