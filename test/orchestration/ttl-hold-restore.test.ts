@@ -83,6 +83,25 @@ describe('hold and restore', () => {
   });
 });
 
+describe('a target that refuses the collMod', () => {
+  test('the hold is a WARN, not a failure; the record stays and the restore leaves the index as it is', async () => {
+    const c = dst.db('app').collection('refused');
+    await c.createIndex({ at: 1 }, { expireAfterSeconds: 30, name: 'at_ttl' });
+    // failCommand (https://github.com/mongodb/mongo/wiki/The-%22failCommand%22-fail-point): collMod fails once, as CommandNotFound.
+    await dst.db('admin').command({ configureFailPoint: 'failCommand', mode: { times: 1 }, data: { failCommands: ['collMod'], errorCode: 59 } });
+    const lines: string[] = [];
+    const warnLog = createLogger({ format: 'json', verbose: false, out: { write: (l: string) => lines.push(l) > 0 } as unknown as NodeJS.WritableStream });
+    const r = await holdTargetTtl({ target: dst, store, migrationId: 'm3', targets: [{ db: 'app', coll: 'refused' }], log: warnLog });
+    assert.deepEqual(r.held, []);
+    assert.deepEqual(r.failed.map((f) => [f.ns, f.name]), [['app.refused', 'at_ttl']]);
+    assert.ok(lines.some((l) => /could not hold the TTL index on the target/.test(l) && /"level":40/.test(l)), lines.join(''));
+    assert.equal(await ttlOf('refused', 'at_ttl'), 30);
+    const restored = await restoreHeldTtl({ target: dst, store, migrationId: 'm3', log });
+    assert.deepEqual(restored.restored, []);
+    assert.equal(await ttlOf('refused', 'at_ttl'), 30);
+  });
+});
+
 describe('status', () => {
   test('ttlHeld lists the holds not restored; the text says so, with the restore commands once FAILED', async () => {
     const now = new Date('2026-12-05T12:00:00Z');
