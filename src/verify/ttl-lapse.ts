@@ -26,7 +26,8 @@
  *     The source's clock is `hello.localTime` ("the local server time in UTC",
  *     https://www.mongodb.com/docs/manual/reference/command/hello/#mongodb-data-hello.localTime),
  *     read AFTER the document was seen missing: a document the monitor deleted lapsed at or before
- *     the monitor's clock at deletion, which is <= any later reading. A source that reports no
+ *     the monitor's clock at deletion, which is <= any later reading. (A reading cached from earlier
+ *     only makes the test stricter; the check reads the clock again before it gives up.) A source that reports no
  *     localTime proves nothing (the document stays a mismatch).
  * Then the document is absent from the source's final state by the source's own TTL, and nothing
  * else can explain the difference. Anything short of this stays missing/extra and fails the cutover.
