@@ -79,6 +79,7 @@ export async function prepareMigration(argv: LoadArgs, res: Resources, signal: A
     dataDir: config.dataDir,
     enableChangeStreams: Boolean(argv['enable-change-streams']),
     withRoles: Boolean(argv['with-roles']),
+    timeSeries: config.timeSeries,
     log,
     signal,
     stopAfterLoad,
@@ -154,7 +155,8 @@ export const fullMigrateCommand: CommandModule<object, LoadArgs> = {
         const schemaDiffs = m.verification?.schema.differences.length ?? 0;
         printReport(
           `migration ${config.migrationId} COMPLETED: ${m.verification?.namespaces.length ?? 0} collections verified equal` +
-            (schemaDiffs ? `; ${schemaDiffs} schema difference(s) (indexes, options, views) not replicated: see the warnings, or run migrator verify` : ''),
+            (schemaDiffs ? `; ${schemaDiffs} schema difference(s) (indexes, options, views) not replicated: see the warnings, or run migrator verify` : '') +
+            (m.loadOnly.length ? `\nNOT IN SYNC: ${m.loadOnly.join(', ')} (time series) were copied once by the initial load and not kept in sync since` : ''),
         );
       }
     }),
