@@ -44,6 +44,8 @@ function partialFilterOperatorsRefused(filter: unknown, top = true): string[] {
  * (https://docs.aws.amazon.com/documentdb/latest/developerguide/mongo-apis.html, "Indexes and index
  * properties" and "Administrative Commands";
  * https://docs.aws.amazon.com/documentdb/latest/developerguide/functional-differences.html).
+ * (2dsphere and hashed indexes are supported, so not listed.) Collection options storageEngine and
+ * changeStreamPreAndPostImages are refused too (not in the supported list).
  * Text indexes and partial indexes exist from the 5.0 API on; a partial index's filter may use only
  * the operators the partial-index page lists. Time-series collections are left to the caller
  * (target-compat.ts gives them their own choice, --time-series).
@@ -63,6 +65,18 @@ export function documentDbRefusalItems(apiVersion: string, collectionOptions: Re
   }
   if (collectionOptions.clusteredIndex !== undefined) {
     out.push({ item: 'clustered collection', problem: `${api} has no clustered collections (${AWS_APIS})`, remedy: 'Leave it out with --exclude, or copy it on the source into an ordinary collection, then rerun.' });
+  }
+  for (const k of ['storageEngine', 'changeStreamPreAndPostImages'] as const) {
+    if (collectionOptions[k] !== undefined && collectionOptions[k] !== false) {
+      out.push({
+        item: `collection option ${k}`,
+        problem: `${api} does not support the collection option ${k} (${AWS_APIS})`,
+        remedy:
+          k === 'changeStreamPreAndPostImages'
+            ? 'Turn it off on the source (collMod with changeStreamPreAndPostImages: {enabled: false}), or leave the collection out with --exclude, then rerun.'
+            : 'Copy the collection on the source into one created without storageEngine options, or leave it out with --exclude, then rerun.',
+      });
+    }
   }
   const dropIndex = (name: string) => `Drop index ${name} on the source (db.coll.dropIndex("${name}")) or leave the collection out with --exclude, then rerun.`;
   for (const ix of indexes) {
