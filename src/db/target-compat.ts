@@ -144,7 +144,7 @@ export async function targetCompatibility(p: CompatInput): Promise<CompatReport>
   const targetName = t.flavor === 'documentdb' ? `Amazon DocumentDB ${t.version}` : t.flavor === 'ferretdb' ? `FerretDB (reports ${t.version})` : `MongoDB ${t.version}`;
   const limit = maxDocumentBytes(t);
   const nearLimit = limit - NEAR_LIMIT_MARGIN;
-  const useBsonSize = hasBsonSize(p.sourceInfo);
+  let useBsonSize = hasBsonSize(p.sourceInfo);
   let sizes: CompatReport['sampling']['sizes'] = p.namespaces.length ? (useBsonSize ? 'bsonSize' : 'sample') : 'none';
   let documentsRead = 0;
 
@@ -220,8 +220,10 @@ export async function targetCompatibility(p: CompatInput): Promise<CompatReport>
         const found = await largeDocumentsBySize(p.source, { db, coll: info.name }, nearLimit, 5);
         if (found) large = found;
         else {
-          // The source refused $bsonSize (a server without it): measure a sample instead.
+          // The source refused $bsonSize (a server without it): measure a sample instead, here
+          // and (in the first pass) for the collections still to come.
           sizes = 'sample';
+          useBsonSize = false;
           for await (const doc of p.source.db(db).collection(info.name).find({}, { limit: sampleSize, batchSize: 100 })) {
             documentsRead++;
             const size = BSON.calculateObjectSize(doc);
