@@ -90,6 +90,20 @@ export function documentDbRefusalItems(apiVersion: string, collectionOptions: Re
         out.push({ item: `${t} index ${name}`, problem: `${api} supports only 2dsphere geospatial indexes, not ${t} (${AWS_APIS})`, remedy: `${dropIndex(name)} A 2dsphere index on GeoJSON points is the supported replacement.` });
       }
     }
+    // 2dsphere: "Supported index properties: name" only
+    // (https://docs.aws.amazon.com/documentdb/latest/developerguide/indexes-geospatial.html). The
+    // 2dsphereIndexVersion MongoDB adds to every 2dsphere index is not listed either way
+    // (undocumented), so it is not reported; sparse, unique, partial filters and the like are.
+    if (keys.some(([, type]) => type === '2dsphere')) {
+      const extra = Object.keys(ix).filter((k) => !['v', 'key', 'name', 'ns', 'background', '2dsphereIndexVersion'].includes(k) && ix[k] !== false);
+      if (extra.length) {
+        out.push({
+          item: `2dsphere index ${name} with ${extra.join(', ')}`,
+          problem: `${api} supports 2dsphere indexes with no property but their name (https://docs.aws.amazon.com/documentdb/latest/developerguide/indexes-geospatial.html)`,
+          remedy: `Recreate index ${name} on the source without ${extra.join(', ')}, or drop it, then rerun.`,
+        });
+      }
+    }
     if (!v5 && keys.some(([, type]) => type === 'text')) {
       out.push({ item: `text index ${name}`, problem: `${api} has no text indexes (they come with the 5.0 API: ${AWS_APIS})`, remedy: `${dropIndex(name)} Or migrate into a DocumentDB 5.0 cluster.` });
     }

@@ -132,6 +132,19 @@ async function largeDocumentsBySize(source: MongoClient, ns: { db: string; coll:
   }
 }
 
+/** The value at a dotted path (no array traversal: a 2dsphere key names a field of the document). */
+function valueAt(doc: Document, path: string): unknown {
+  let v: unknown = doc;
+  for (const part of path.split('.')) {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
+    v = (v as Record<string, unknown>)[part];
+  }
+  return v;
+}
+
+const isGeoJsonPoint = (v: unknown) => typeof v === 'object' && v !== null && (v as { type?: unknown }).type === 'Point' && Array.isArray((v as { coordinates?: unknown }).coordinates);
+const geoShape = (v: unknown) => (typeof v === 'object' && v !== null && typeof (v as { type?: unknown }).type === 'string' ? `a ${String((v as { type: string }).type)}` : Array.isArray(v) ? 'a legacy coordinate pair' : typeof v);
+
 const excludeFlag = (ns: string) => `--exclude '${ns}'`;
 
 export async function targetCompatibility(p: CompatInput): Promise<CompatReport> {
@@ -186,11 +199,18 @@ export async function targetCompatibility(p: CompatInput): Promise<CompatReport>
         for (const r of ferretDbRefusalItems(options, indexes)) add(ns, r.item, r.problem, r.remedy);
       }
 
+      // Amazon DocumentDB stores geospatial data as GeoJSON points only ("At this moment, Amazon
+      // DocumentDB only supports points": https://docs.aws.amazon.com/documentdb/latest/developerguide/geospatial.html),
+      // so a 2dsphere-indexed field holding another shape (or a legacy pair) is checked on the sample.
+      const geoFields = t.flavor === 'documentdb'
+        ? indexes.flatMap((ix) => Object.entries((ix.key ?? {}) as Record<string, unknown>).filter(([, type]) => type === '2dsphere').map(([f]) => f))
+        : [];
+      const badGeo: string[] = [];
       // Documents: field names on a bounded sample (the first `sampleSize` in natural order), sizes
       // with $bsonSize on the whole collection where the source has it, else on the same sample.
       const checkNames = rejectsDotDollarNames(t);
       const sampledLarge: { _id: unknown; size: number }[] = [];
-      if (checkNames || !useBsonSize) {
+      if (checkNames || !useBsonSize || geoFields.length) {
         const cursor = p.source.db(db).collection(info.name).find({}, { limit: sampleSize, batchSize: 100 });
         const bad: { _id: unknown; fields: string[] }[] = [];
         for await (const doc of cursor) {
@@ -198,6 +218,10 @@ export async function targetCompatibility(p: CompatInput): Promise<CompatReport>
           if (checkNames && bad.length < 3) {
             const fields = dotDollarFields(doc);
             if (fields.length) bad.push({ _id: doc._id, fields });
+          }
+          for (const f of geoFields) {
+            const v = valueAt(doc, f);
+            if (v !== undefined && v !== null && !isGeoJsonPoint(v) && badGeo.length < 3) badGeo.push(`_id ${JSON.stringify(doc._id)} (${f}: ${geoShape(v)})`);
           }
           if (!useBsonSize) {
             const size = BSON.calculateObjectSize(doc);
@@ -214,6 +238,14 @@ export async function targetCompatibility(p: CompatInput): Promise<CompatReport>
             `Rename those fields on the source (e.g. an update with $setField/$unsetField, or in the application), or leave the collection out (${excludeFlag(ns)}), then rerun.${t.flavor === 'mongodb' ? ' Or migrate into MongoDB 5.0 or later, which stores them.' : ''}`,
           );
         }
+      }
+      if (badGeo.length) {
+        add(
+          ns,
+          '2dsphere data other than points',
+          `${targetName} stores geospatial data as GeoJSON points only (https://docs.aws.amazon.com/documentdb/latest/developerguide/geospatial.html); among the first ${sampleSize} documents: ${badGeo.join('; ')}`,
+          'Convert those values to {type: "Point", coordinates: [lng, lat]} on the source, or drop the 2dsphere index / leave the collection out (--exclude), then rerun.',
+        );
       }
       let large = sampledLarge;
       if (useBsonSize && (info as { type?: string }).type !== 'timeseries') {
