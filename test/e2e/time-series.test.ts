@@ -56,6 +56,7 @@ describe('time-series collections', () => {
       assert.match(status.stdout, /not in sync: shop\.cpu \(time series, copied once/);
       const cut = await runMigrator(['cutover', ...common, '--writes-stopped', '--wait', '--timeout', '90s']);
       assert.equal(cut.exitCode, 0, cut.all);
+      assert.match(cut.stdout, /completed[^\n]*\nNOT IN SYNC: shop\.cpu \(time series\) were copied once/);
     } catch (err) {
       proc.kill('SIGKILL');
       await proc;
