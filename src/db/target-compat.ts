@@ -197,6 +197,8 @@ export async function targetCompatibility(p: CompatInput): Promise<CompatReport>
         for (const r of documentDbRefusalItems(t.version, options, indexes)) add(ns, r.item, r.problem, r.remedy);
       } else if (t.flavor === 'ferretdb') {
         for (const r of ferretDbRefusalItems(options, indexes)) add(ns, r.item, r.problem, r.remedy);
+      } else {
+        for (const r of olderMongoDbRefusals(t.version, options)) add(ns, r.item, r.problem, r.remedy);
       }
 
       // Amazon DocumentDB stores geospatial data as GeoJSON points only ("At this moment, Amazon
@@ -319,6 +321,28 @@ export function ferretDbRefusalItems(options: Record<string, unknown>, indexes: 
     for (const k of ['partialFilterExpression', 'expireAfterSeconds', 'hidden', 'collation'] as const) {
       if (ix[k] !== undefined && ix[k] !== false) out.push({ item: `index ${name} with ${k}`, problem: `FerretDB does not implement the index option ${k} (${FERRETDB_NOTE})`, remedy: `Recreate index ${name} on the source without ${k}, or drop it, then rerun.` });
     }
+  }
+  return out;
+}
+
+/**
+ * Collection options an older MongoDB target does not have yet: clustered collections from 5.3
+ * (https://www.mongodb.com/docs/manual/core/clustered-collections/), changeStreamPreAndPostImages
+ * from 6.0 (https://www.mongodb.com/docs/manual/reference/command/create/). (Time series: above.)
+ */
+export function olderMongoDbRefusals(version: string, options: Record<string, unknown>): { item: string; problem: string; remedy: string }[] {
+  const [maj = 0, min = 0] = version.split('.').map((x) => Number.parseInt(x, 10));
+  const atLeast = (a: number, b: number) => maj > a || (maj === a && min >= b);
+  const out: { item: string; problem: string; remedy: string }[] = [];
+  if (options.clusteredIndex !== undefined && !atLeast(5, 3)) {
+    out.push({ item: 'clustered collection', problem: `MongoDB ${version} has no clustered collections (new in 5.3)`, remedy: 'Migrate into MongoDB 5.3 or later, or copy the collection on the source into an ordinary one (or --exclude it), then rerun.' });
+  }
+  if (options.changeStreamPreAndPostImages !== undefined && options.changeStreamPreAndPostImages !== false && !atLeast(6, 0)) {
+    out.push({
+      item: 'collection option changeStreamPreAndPostImages',
+      problem: `MongoDB ${version} does not have changeStreamPreAndPostImages (new in 6.0)`,
+      remedy: 'Turn it off on the source (collMod with changeStreamPreAndPostImages: {enabled: false}), or migrate into MongoDB 6.0 or later, then rerun.',
+    });
   }
   return out;
 }

@@ -10,7 +10,7 @@ import { startFerretDB } from '../support/ferretdb.js';
 import { ensureGoTools } from '../support/go-tools.js';
 import { describeServer } from '../../src/db/server-info.js';
 import { documentDbRefusalItems } from '../../src/db/documentdb-compat.js';
-import { dotDollarFields, targetCompatibility } from '../../src/db/target-compat.js';
+import { dotDollarFields, olderMongoDbRefusals, targetCompatibility } from '../../src/db/target-compat.js';
 import { listSourceNamespaces } from '../../src/verify/verify-migration.js';
 import { NamespaceRules } from '../../src/source/namespace-filter.js';
 
@@ -29,6 +29,13 @@ test('DocumentDB partial indexes: 4.0 has none; 5.0 only $eq, $exists, compariso
   // Text indexes exist from the 5.0 API on.
   assert.equal(documentDbRefusalItems('5.0.0', {}, [{ name: 't', key: { body: 'text' } }]).length, 0);
   assert.equal(documentDbRefusalItems('4.0.0', {}, [{ name: 't', key: { body: 'text' } }]).length, 1);
+});
+
+test('an older MongoDB target: clustered collections before 5.3, changeStreamPreAndPostImages before 6.0', () => {
+  const opts = { clusteredIndex: { key: { _id: 1 }, unique: true }, changeStreamPreAndPostImages: { enabled: true } };
+  assert.deepEqual(olderMongoDbRefusals('5.0.28', opts).map((r) => r.item), ['clustered collection', 'collection option changeStreamPreAndPostImages']);
+  assert.deepEqual(olderMongoDbRefusals('5.3.0', opts).map((r) => r.item), ['collection option changeStreamPreAndPostImages']);
+  assert.deepEqual(olderMongoDbRefusals('7.0.12', opts), []);
 });
 
 describe('the doctor against emulated targets', () => {
