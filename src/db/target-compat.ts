@@ -110,25 +110,38 @@ function hasBsonSize(s: ServerInfo | undefined): boolean {
   return maj > 4 || (maj === 4 && min >= 4);
 }
 
+/** How long the $bsonSize scan of one collection may run (maxTimeMS); past it, the sample is measured instead. */
+export const BSON_SIZE_SCAN_MS = 60_000;
+
 /**
  * Documents of one collection at or above `threshold` bytes, with $bsonSize (a server-side scan
- * returning at most `limit` small documents). undefined when the server refuses the expression
- * (then the caller measures its sample instead, and says so).
+ * returning at most `limit` small documents, stopped by the server after BSON_SIZE_SCAN_MS:
+ * MaxTimeMSExpired, 50). 'refused' when the server does not know the expression, 'timeout' when
+ * the scan ran out of time: the caller then measures its sample instead, and says so.
  */
-async function largeDocumentsBySize(source: MongoClient, ns: { db: string; coll: string }, threshold: number, limit: number): Promise<{ _id: unknown; size: number }[] | undefined> {
+async function largeDocumentsBySize(
+  source: MongoClient,
+  ns: { db: string; coll: string },
+  threshold: number,
+  limit: number,
+): Promise<{ _id: unknown; size: number }[] | 'refused' | 'timeout'> {
   try {
     return (await source
       .db(ns.db)
       .collection(ns.coll)
-      .aggregate([
-        { $match: { $expr: { $gte: [{ $bsonSize: '$$ROOT' }, threshold] } } },
-        { $project: { _id: 1, size: { $bsonSize: '$$ROOT' } } },
-        { $limit: limit },
-      ])
+      .aggregate(
+        [
+          { $match: { $expr: { $gte: [{ $bsonSize: '$$ROOT' }, threshold] } } },
+          { $project: { _id: 1, size: { $bsonSize: '$$ROOT' } } },
+          { $limit: limit },
+        ],
+        { maxTimeMS: BSON_SIZE_SCAN_MS },
+      )
       .toArray()) as { _id: unknown; size: number }[];
   } catch (err) {
+    if ((err as { code?: number }).code === 50) return 'timeout';
     if (isTransientError(err)) throw err;
-    return undefined;
+    return 'refused';
   }
 }
 
@@ -252,12 +265,12 @@ export async function targetCompatibility(p: CompatInput): Promise<CompatReport>
       let large = sampledLarge;
       if (useBsonSize && (info as { type?: string }).type !== 'timeseries') {
         const found = await largeDocumentsBySize(p.source, { db, coll: info.name }, nearLimit, 5);
-        if (found) large = found;
+        if (Array.isArray(found)) large = found;
         else {
-          // The source refused $bsonSize (a server without it): measure a sample instead, here
-          // and (in the first pass) for the collections still to come.
+          // The source refused $bsonSize (a server without it: then for the collections still to
+          // come as well), or the scan ran out of time: measure the sample instead.
           sizes = 'sample';
-          useBsonSize = false;
+          if (found === 'refused') useBsonSize = false;
           for await (const doc of p.source.db(db).collection(info.name).find({}, { limit: sampleSize, batchSize: 100 })) {
             documentsRead++;
             const size = BSON.calculateObjectSize(doc);
