@@ -70,23 +70,29 @@ export const NEAR_LIMIT_MARGIN = 512 * 1024;
 
 const FERRETDB_NOTE = 'observed on FerretDB v1, which answers NotImplemented (238) or refuses the key; https://docs.ferretdb.io/migration/compatibility/';
 
-/** MongoDB before 5.0 refuses field names starting with $ or holding a dot in stored documents
- *  (https://www.mongodb.com/docs/v4.4/reference/limits/#Restrictions-on-Field-Names; 5.0 allows
- *  them: https://www.mongodb.com/docs/manual/core/dot-dollar-considerations/). Amazon DocumentDB
- *  documents no support for them (its API list stops at MongoDB 5.0's features without the field
- *  name change: https://docs.aws.amazon.com/documentdb/latest/developerguide/mongo-apis.html), so
- *  they are treated as refused (undocumented: the less convenient answer). FerretDB v1 refuses them
- *  ("invalid key", code 2: observed). */
-function rejectsDotDollarNames(t: ServerInfo): boolean {
-  if (t.flavor !== 'mongodb') return true;
-  return Number.parseInt(t.version, 10) < 5;
+/**
+ * Which field names the target refuses to store:
+ * - MongoDB before 5.0: top-level names starting with $ ("Top-level field names cannot start with
+ *   the dollar sign ($) character. Otherwise, starting in MongoDB 3.6, the server permits storage of
+ *   field names that contain dots and dollar signs":
+ *   https://www.mongodb.com/docs/v4.4/reference/limits/#Restrictions-on-Field-Names); 5.0 stores
+ *   them all (https://www.mongodb.com/docs/manual/core/dot-dollar-considerations/).
+ * - Amazon DocumentDB: its guide says nothing about such names (its API list has neither the 5.0
+ *   change nor $getField/$setField: https://docs.aws.amazon.com/documentdb/latest/developerguide/mongo-apis.html),
+ *   so every $-prefixed or dotted name is reported (undocumented: the less convenient answer).
+ * - FerretDB v1: any $-prefixed or dotted name, nested too ("invalid key", code 2: observed).
+ */
+function refusedFieldNames(t: ServerInfo): 'none' | 'top-level-dollar' | 'all' {
+  if (t.flavor !== 'mongodb') return 'all';
+  return Number.parseInt(t.version, 10) < 5 ? 'top-level-dollar' : 'none';
 }
 
-/** Field names starting with '$' or holding '.', anywhere in the document (arrays included). */
-export function dotDollarFields(doc: unknown, prefix = '', out: string[] = [], limit = 5): string[] {
+/** Field names starting with '$' or holding '.', anywhere in the document (arrays included); with
+ *  `topLevelDollarOnly`, only top-level names starting with '$'. */
+export function dotDollarFields(doc: unknown, opts: { topLevelDollarOnly?: boolean } = {}, prefix = '', out: string[] = [], limit = 5): string[] {
   if (out.length >= limit || doc === null || typeof doc !== 'object') return out;
   if (Array.isArray(doc)) {
-    for (const v of doc) dotDollarFields(v, `${prefix}[]`, out, limit);
+    if (!opts.topLevelDollarOnly) for (const v of doc) dotDollarFields(v, opts, `${prefix}[]`, out, limit);
     return out;
   }
   // BSON values (ObjectId, Date, Binary…) are leaves; only plain documents have field names.
@@ -94,10 +100,9 @@ export function dotDollarFields(doc: unknown, prefix = '', out: string[] = [], l
   if (proto !== Object.prototype && proto !== null) return out;
   for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
     const path = prefix ? `${prefix}.${k}` : k;
-    if (k.startsWith('$') || k.includes('.')) {
-      if (out.length < limit) out.push(JSON.stringify(path));
-    }
-    dotDollarFields(v, path, out, limit);
+    const refused = opts.topLevelDollarOnly ? k.startsWith('$') : k.startsWith('$') || k.includes('.');
+    if (refused && out.length < limit) out.push(JSON.stringify(path));
+    if (!opts.topLevelDollarOnly) dotDollarFields(v, opts, path, out, limit);
   }
   return out;
 }
@@ -223,7 +228,8 @@ export async function targetCompatibility(p: CompatInput): Promise<CompatReport>
       const badGeo: string[] = [];
       // Documents: field names on a bounded sample (the first `sampleSize` in natural order), sizes
       // with $bsonSize on the whole collection where the source has it, else on the same sample.
-      const checkNames = rejectsDotDollarNames(t);
+      const names = refusedFieldNames(t);
+      const checkNames = names !== 'none';
       const sampledLarge: { _id: unknown; size: number }[] = [];
       if (checkNames || !useBsonSize || geoFields.length) {
         const cursor = p.source.db(db).collection(info.name).find({}, { limit: sampleSize, batchSize: 100 });
@@ -231,7 +237,7 @@ export async function targetCompatibility(p: CompatInput): Promise<CompatReport>
         for await (const doc of cursor) {
           documentsRead++;
           if (checkNames && bad.length < 3) {
-            const fields = dotDollarFields(doc);
+            const fields = dotDollarFields(doc, { topLevelDollarOnly: names === 'top-level-dollar' });
             if (fields.length) bad.push({ _id: doc._id, fields });
           }
           for (const f of geoFields) {
@@ -247,7 +253,7 @@ export async function targetCompatibility(p: CompatInput): Promise<CompatReport>
           add(
             ns,
             'field names with $ or .',
-            `${targetName} refuses field names that start with $ or contain a dot; among the first ${sampleSize} documents: ${bad
+            `${targetName} refuses ${names === 'top-level-dollar' ? 'top-level field names that start with $' : 'field names that start with $ or contain a dot'}; among the first ${sampleSize} documents: ${bad
               .map((b) => `_id ${JSON.stringify(b._id)} (${b.fields.join(', ')})`)
               .join('; ')}${t.flavor === 'ferretdb' ? ` (${FERRETDB_NOTE})` : ''}`,
             `Rename those fields on the source (e.g. an update with $setField/$unsetField, or in the application), or leave the collection out (${excludeFlag(ns)}), then rerun.${t.flavor === 'mongodb' ? ' Or migrate into MongoDB 5.0 or later, which stores them.' : ''}`,
