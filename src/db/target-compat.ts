@@ -117,6 +117,8 @@ function hasBsonSize(s: ServerInfo | undefined): boolean {
 
 /** How long the $bsonSize scan of one collection may run (maxTimeMS); past it, the sample is measured instead. */
 export const BSON_SIZE_SCAN_MS = 60_000;
+/** How long all $bsonSize scans of one report may take together. */
+export const BSON_SIZE_TOTAL_MS = 300_000;
 
 /**
  * Documents of one collection at or above `threshold` bytes, with $bsonSize (a server-side scan
@@ -129,6 +131,7 @@ async function largeDocumentsBySize(
   ns: { db: string; coll: string },
   threshold: number,
   limit: number,
+  maxTimeMS: number,
 ): Promise<{ _id: unknown; size: number }[] | 'refused' | 'timeout'> {
   try {
     return (await source
@@ -140,7 +143,7 @@ async function largeDocumentsBySize(
           { $project: { _id: 1, size: { $bsonSize: '$$ROOT' } } },
           { $limit: limit },
         ],
-        { maxTimeMS: BSON_SIZE_SCAN_MS },
+        { maxTimeMS },
       )
       .toArray()) as { _id: unknown; size: number }[];
   } catch (err) {
@@ -175,7 +178,12 @@ export async function targetCompatibility(p: CompatInput): Promise<CompatReport>
   const targetName = t.flavor === 'documentdb' ? `Amazon DocumentDB ${t.version}` : t.flavor === 'ferretdb' ? `FerretDB (reports ${t.version})` : `MongoDB ${t.version}`;
   const limit = maxDocumentBytes(t);
   const nearLimit = limit - NEAR_LIMIT_MARGIN;
-  let useBsonSize = hasBsonSize(p.sourceInfo);
+  // The whole-collection $bsonSize scan only where it can find a blocking item: a target whose
+  // limit is below MongoDB's 16 MiB (DocumentDB), since no MongoDB source holds a larger document.
+  // Elsewhere only "near the limit" warnings are possible, and the sample is enough for those.
+  // The scans together stop after BSON_SIZE_TOTAL_MS (then the samples are measured).
+  let useBsonSize = hasBsonSize(p.sourceInfo) && limit < 16 * 1024 * 1024;
+  const scanDeadline = Date.now() + BSON_SIZE_TOTAL_MS;
   let sizes: CompatReport['sampling']['sizes'] = p.namespaces.length ? (useBsonSize ? 'bsonSize' : 'sample') : 'none';
   let documentsRead = 0;
 
@@ -269,8 +277,12 @@ export async function targetCompatibility(p: CompatInput): Promise<CompatReport>
         );
       }
       let large = sampledLarge;
+      if (useBsonSize && Date.now() >= scanDeadline) {
+        sizes = 'sample';
+        useBsonSize = false; // the budget is spent: the collections still to come are measured on their sample
+      }
       if (useBsonSize && (info as { type?: string }).type !== 'timeseries') {
-        const found = await largeDocumentsBySize(p.source, { db, coll: info.name }, nearLimit, 5);
+        const found = await largeDocumentsBySize(p.source, { db, coll: info.name }, nearLimit, 5, Math.min(BSON_SIZE_SCAN_MS, Math.max(1000, scanDeadline - Date.now())));
         if (Array.isArray(found)) large = found;
         else {
           // The source refused $bsonSize (a server without it: then for the collections still to
