@@ -115,6 +115,18 @@ describe('compatibility doctor against a DocumentDB 5.0 target', () => {
     assert.match(clean.stdout, /compatible: nothing in the selection is refused/);
   });
 
+  test('check --target-compat with a source user that cannot list indexes: exit 4 naming the privileges, no crash', { timeout: 60_000 }, async () => {
+    await src.db('admin').command({ configureFailPoint: 'failCommand', mode: { times: 1 }, data: { failCommands: ['listIndexes'], errorCode: 13, errmsg: 'not authorized on shop to execute command { listIndexes: ... }' } });
+    try {
+      const r = await runMigrator(['check', '--target-compat', ...conn, '--include', 'shop.*']);
+      assert.equal(r.exitCode, ExitCode.PREFLIGHT_FAILED, r.all);
+      assert.match(r.stderr, /^error: The compatibility check could not read the source: /m);
+      assert.match(r.stderr, /^hint: The source user needs listDatabases, listCollections, listIndexes and find/m);
+    } finally {
+      await src.db('admin').command({ configureFailPoint: 'failCommand', mode: 'off' });
+    }
+  });
+
   test('full-migrate preflight reports the same items in one run, exit 4, and copies nothing', { timeout: 120_000 }, async () => {
     const stream = kinesis.uniqueStreamName('doctor');
     await kinesis.createStream(stream, 1);

@@ -5,6 +5,8 @@ import { requireEndpoint, type MigratorConfig } from '../../config/load.js';
 import { formatCompatReport, targetCompatibility } from '../../db/target-compat.js';
 import { listSourceNamespaces } from '../../verify/verify-migration.js';
 import { ExitCode } from '../../util/exit-codes.js';
+import { MigratorError, errorMessage } from '../../util/errors.js';
+import { isTransientError } from '../../db/transient-errors.js';
 import type { EndpointConfig } from '../../config/schema.js';
 import { connect } from '../../db/connect.js';
 import { describeServer, summarizeDatabases, type DatabaseSummary, type ServerInfo } from '../../db/server-info.js';
@@ -71,8 +73,17 @@ async function targetCompat(config: MigratorConfig, json: boolean): Promise<void
     const [source, target] = await Promise.all([res.connect('source', config, sourceEndpoint), res.connect('target', config, targetEndpoint)]);
     const [sourceInfo, targetInfo] = await Promise.all([describeServer(source, sourceEndpoint.uri), describeServer(target, targetEndpoint.uri)]);
     const rules = namespaceRules(config);
-    const namespaces = await listSourceNamespaces(source, rules, new Set([config.stateDb]));
-    const report = await targetCompatibility({ source, sourceInfo, target: targetInfo, namespaces, rules, timeSeries: config.timeSeries });
+    // A source user without the read privileges gets one message naming them (exit 4), not a crash.
+    const report = await (async () => {
+      const namespaces = await listSourceNamespaces(source, rules, new Set([config.stateDb]));
+      return targetCompatibility({ source, sourceInfo, target: targetInfo, namespaces, rules, timeSeries: config.timeSeries });
+    })().catch((err: unknown) => {
+      if (isTransientError(err)) throw err;
+      throw new MigratorError(ExitCode.PREFLIGHT_FAILED, `The compatibility check could not read the source: ${errorMessage(err)}`, {
+        hint: 'The source user needs listDatabases, listCollections, listIndexes and find on the selected databases (role read on each, or readAnyDatabase).',
+        cause: err,
+      });
+    });
     if (json) printJson(JSON.parse(BSON.EJSON.stringify(report, { relaxed: true })));
     else printReport(formatCompatReport(report));
     if (report.items.some((i) => i.blocking)) process.exitCode = ExitCode.PREFLIGHT_FAILED;
