@@ -103,12 +103,14 @@ describe('compatibility doctor against a DocumentDB 5.0 target', () => {
     const ts = report.items.find((i) => i.namespace === 'shop.cpu')!;
     assert.match(ts.remedy, /--exclude 'shop\.cpu'/);
     assert.equal(report.sampling.documentsPerCollection, 1000);
+    // Sizes: the MongoDB 7.0 source has $bsonSize, so every document was measured, not a sample.
+    assert.equal(report.sampling.sizes, 'bsonSize');
 
     const text = await runMigrator(['check', '--target-compat', ...conn, '--include', 'shop.*']);
     assert.equal(text.exitCode, ExitCode.PREFLIGHT_FAILED, text.all);
     assert.match(text.stdout, /\d+ incompatibilities/);
     assert.match(text.stdout, /shop\.places\s+2d index loc_2d\n\s+problem: .*2dsphere.*\n\s+remedy: {2}Drop index loc_2d/);
-    assert.match(text.stdout, /examined \d+ collection\(s\): field names on the first 1000 documents/);
+    assert.match(text.stdout, /examined \d+ collection\(s\): field names on the first 1000 documents of each \(\d+ read\), sizes with \$bsonSize on every document/);
 
     const clean = await runMigrator(['check', '--target-compat', ...conn, '--include', 'clean.*']);
     assert.equal(clean.exitCode, 0, clean.all);
