@@ -57,6 +57,7 @@ export function resolveConfig(args: RawArgs): MigratorConfig {
       http: args['kinesis-http'] ?? 'auto',
     },
     namespaces: { include: list(args.include), exclude: list(args.exclude), map: list(args.map) },
+    timeSeries: args['time-series'] ?? 'refuse',
     dataDir: args['data-dir'],
     connectTimeoutMs: String(args['connect-timeout'] ?? '10s'),
     logFormat: args['log-format'] ?? 'text',

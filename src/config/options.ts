@@ -81,6 +81,13 @@ export const sharedOptions: Record<string, Options> = {
     group: GROUPS.namespaces,
     describe: 'Rename on the target: a database SRC_DB:DST_DB, or a collection srcdb.coll:dstdb.coll (repeatable)',
   },
+  'time-series': {
+    type: 'string',
+    group: GROUPS.namespaces,
+    choices: ['refuse', 'load-only'],
+    default: 'refuse',
+    describe: 'Time-series collections (change streams do not follow them): refuse = preflight stops on them; load-only = copy them once in the initial load, not kept in sync',
+  },
   'data-dir': {
     type: 'string',
     group: GROUPS.runtime,

@@ -59,6 +59,8 @@ export const configSchema = z
         }
       }),
     }),
+    /** --time-series (target-compat.ts): time-series collections refused by preflight, or copied once. */
+    timeSeries: z.enum(['refuse', 'load-only']),
     dataDir: z.string().min(1),
     connectTimeoutMs: z.string().transform((s, ctx) => {
       const ms = parseDuration(s);
@@ -92,6 +94,7 @@ export const FIELD_FLAGS: Record<string, string> = {
   'namespaces.include': 'include',
   'namespaces.exclude': 'exclude',
   'namespaces.map': 'map',
+  timeSeries: 'time-series',
   dataDir: 'data-dir',
   connectTimeoutMs: 'connect-timeout',
   logFormat: 'log-format',

@@ -21,6 +21,7 @@ import { ExitCode } from '../util/exit-codes.js';
 import type { Logger } from '../util/logger.js';
 import { runInitialLoad } from './initial-load-runner.js';
 import { preflightError, runPreflight, type PreflightReport } from './preflight.js';
+import type { TimeSeriesMode } from '../db/target-compat.js';
 import { takeResumePoint } from './resume-point.js';
 import { setSourceWriteBlock, writeBlockCapability } from './write-block.js';
 import { holdTargetTtl, restoreHeldTtl, warnTtlHeld } from './ttl.js';
@@ -42,6 +43,8 @@ export interface FullMigrationInput {
   enableChangeStreams: boolean;
   /** Recreate the source's custom roles of the selected databases on the target (--with-roles). */
   withRoles?: boolean;
+  /** --time-series: refuse time-series collections in preflight (default), or copy them once (load-only). */
+  timeSeries?: TimeSeriesMode;
   log: Logger;
   signal: AbortSignal;
   /** Stop after the initial load (the `initial-load` command): capture keeps the stream filled. */
@@ -147,6 +150,7 @@ export class FullMigration {
       bins: LOAD_PHASES.includes(this.migration.phase) ? this.p.bins : undefined,
       requireEmptyTarget: fresh && !this.p.load.drop,
       enableChangeStreams: this.p.enableChangeStreams,
+      timeSeries: this.p.timeSeries,
     });
     this.preflight = report;
     this.sourceInfo = report.source;
@@ -159,6 +163,11 @@ export class FullMigration {
     }
     if (report.problems.length) throw preflightError(report);
     return report;
+  }
+
+  /** Time-series collections of the selection copied once, not kept in sync (--time-series=load-only). */
+  get loadOnly(): string[] {
+    return this.preflight?.compat?.loadOnly ?? [];
   }
 
   /** Records the resume point once; later runs keep the original. */
@@ -207,6 +216,7 @@ export class FullMigration {
         migrationId: this.p.migrationId,
         rules: this.p.rules,
         namespaces: this.preflight?.namespaces ?? [],
+        loadOnly: this.loadOnly,
         bins: this.p.bins,
         options: { ...this.p.load, drop: this.p.load.drop || again },
         target: this.p.target,
@@ -326,6 +336,12 @@ export class FullMigration {
       // Idempotent: re-holds a TTL index restored by a cutover that then did not complete (ttl.ts).
       await holdTargetTtl({ target: this.p.target, store: this.p.store, migrationId: this.p.migrationId, targets: (this.preflight?.namespaces ?? []).map((n) => this.p.rules.target(n)), log: this.p.log });
       await this.replicateLoop(onStatus);
+      if (this.migration.phase === 'COMPLETED' && this.loadOnly.length) {
+        this.p.log.warn(
+          { loadOnly: this.loadOnly },
+          `cut over; NOT IN SYNC: ${this.loadOnly.join(', ')} (time series, --time-series=load-only) were copied once by the initial load; change streams do not report their writes, so anything written to them since is not on the target`,
+        );
+      }
     } catch (err) {
       if (this.p.signal.aborted) {
         await this.afterCutoverStop();
@@ -511,6 +527,7 @@ export class FullMigration {
       ignoreSchema: SCHEMA_KINDS,
       ttlHolds: await s.listTtlHolds(id),
       ttlExpiredAfterBarrier: true, // every shard applied the barrier, writes stopped (src/verify/ttl-lapse.ts)
+      timeSeriesLoadOnly: this.p.timeSeries === 'load-only',
     });
     for (const d of this.verification.schema.differences) {
       this.p.log.warn({ kind: d.kind, source: d.source, target: d.target, name: d.name, difference: d.difference }, `schema difference (not replicated; see migrator verify): ${d.detail}`);

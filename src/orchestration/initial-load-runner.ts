@@ -10,6 +10,7 @@ import { killStaleTools, removeStaleToolConfigs } from '../initial-load/stale-to
 import type { ToolBinaries } from '../initial-load/tool-binaries.js';
 import type { ToolEvent } from '../initial-load/tool-progress.js';
 import { createTargetViews } from '../initial-load/views.js';
+import { copyTimeSeriesOnce } from '../initial-load/time-series-copy.js';
 import { createLoadProgressWriter } from './load-progress-writer.js';
 import { holdTargetTtl } from './ttl.js';
 import type { Logger } from '../util/logger.js';
@@ -22,6 +23,8 @@ export interface InitialLoadInput {
   migrationId: string;
   rules: NamespaceRules;
   namespaces: { db: string; coll: string }[];
+  /** Source namespaces ("db.coll") of time-series collections copied once (--time-series=load-only): not through the tools. */
+  loadOnly?: string[];
   bins: ToolBinaries;
   options: LoadOptions;
   /** The target: with `options.drop`, its sharded collections are emptied rather than dropped. */
@@ -72,6 +75,7 @@ export async function runInitialLoad(p: InitialLoadInput): Promise<{ restored: n
   const stale = killStaleTools(p.workDir);
   removeStaleToolConfigs(p.workDir);
   if (stale.length) p.log.warn({ pids: stale }, 'killed mongodump/mongorestore left running by an interrupted load');
+  const loadOnly = new Set(p.loadOnly ?? []);
   const all = new Map<string, string[]>();
   for (const db of new Set(p.namespaces.map((n) => n.db))) {
     const colls = await p.source.db(db).listCollections({}, { nameOnly: true }).toArray();
@@ -80,14 +84,15 @@ export async function runInitialLoad(p: InitialLoadInput): Promise<{ restored: n
   const progress: Record<string, LoadCollectionProgress> = {};
   for (const ns of p.namespaces) {
     const t = p.rules.target(ns);
-    progress[`${ns.db}.${ns.coll}`] = { target: `${t.db}.${t.coll}`, done: false };
+    progress[`${ns.db}.${ns.coll}`] = { target: `${t.db}.${t.coll}`, done: false, ...(loadOnly.has(`${ns.db}.${ns.coll}`) ? { loadOnly: true } : {}) };
   }
   await p.store.startLoad(
     p.migrationId,
     Object.fromEntries(Object.entries(progress).map(([ns, v]) => [loadKey(ns), v])),
   );
   // Database and collection maps alike (--map bar:bar_new, --map bar.a:shop.b) land where apply and verify put them.
-  const jobs = planPipes(p.namespaces, all, (db) => p.rules.targetDb(db), p.options, (ns) => p.rules.target(ns));
+  const piped = p.namespaces.filter((n) => !loadOnly.has(`${n.db}.${n.coll}`));
+  const jobs = planPipes(piped, all, (db) => p.rules.targetDb(db), p.options, (ns) => p.rules.target(ns));
   if (p.options.drop && p.target) await keepShardedTargets(p, jobs);
   let restored = 0;
   const progressWriter = createLoadProgressWriter((ns, fields) => p.store.updateLoadProgress(p.migrationId, ns, fields));
@@ -130,6 +135,16 @@ export async function runInitialLoad(p: InitialLoadInput): Promise<{ restored: n
     restored += r.restored;
   }
   await progressWriter.flush();
+  // Time-series collections copied once (--time-series=load-only), after the pipes, by the driver
+  // (time-series-copy.ts says why not by the tools).
+  for (const ns of p.namespaces.filter((n) => loadOnly.has(`${n.db}.${n.coll}`))) {
+    if (p.signal?.aborted || !p.target) break;
+    const to = p.rules.target(ns);
+    const n = await copyTimeSeriesOnce({ source: p.source, target: p.target, from: ns, to, drop: Boolean(p.options.drop), signal: p.signal, log: p.log });
+    if (p.signal?.aborted) break;
+    await p.store.updateLoadProgress(p.migrationId, `${ns.db}.${ns.coll}`, { total: n, dumped: n, restored: n, done: true });
+    restored += n;
+  }
   // Views last: the load excludes them (they hold no data), and each reads a collection (or a
   // view) that must exist first. Before finishLoad, so a crash here reloads and recreates them.
   if (p.target) {

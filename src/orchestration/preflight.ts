@@ -2,8 +2,7 @@ import { DescribeStreamSummaryCommand, type KinesisClient } from '@aws-sdk/clien
 import type { Document, MongoClient } from 'mongodb';
 import { readShardKeys } from '../apply/shard-keys.js';
 import { describeServer, type ServerInfo } from '../db/server-info.js';
-import { documentDbIncompatibilities } from '../db/documentdb-compat.js';
-import { listSelectedViews } from '../initial-load/views.js';
+import { targetCompatibility, type CompatReport, type TimeSeriesMode } from '../db/target-compat.js';
 import { listSourceNamespaces } from '../verify/verify-migration.js';
 import type { NamespaceRules } from '../source/namespace-filter.js';
 import { toolVersions, type ToolBinaries, type ToolVersions } from '../initial-load/tool-binaries.js';
@@ -31,6 +30,8 @@ export interface PreflightReport {
   problems: PreflightProblem[];
   /** Things that do not stop the migration but change how it runs (logged). */
   warnings: string[];
+  /** The compatibility doctor's report (absent when the target or the namespaces could not be read). */
+  compat?: CompatReport;
 }
 
 export interface PreflightInput {
@@ -49,6 +50,8 @@ export interface PreflightInput {
   enableChangeStreams: boolean;
   /** Hours of stream retention the migration needs at least (default 24). */
   minRetentionHours?: number;
+  /** --time-series: a time-series collection is a problem (refuse, the default) or copied once (load-only). */
+  timeSeries?: TimeSeriesMode;
 }
 
 /** A database failing over during preflight is waited out (briefly), not reported as a problem to fix. */
@@ -143,22 +146,6 @@ export async function runPreflight(p: PreflightInput): Promise<PreflightReport> 
         'Check --include/--exclude against `migrator check`.',
       );
     }
-    // Time-series collections: change streams do not report their writes ("Time series
-    // collections don't support change streams":
-    // https://www.mongodb.com/docs/manual/core/timeseries/timeseries-limitations/), so every change
-    // made to one during the migration would be lost without a trace.
-    const timeseries: string[] = [];
-    for (const db of new Set(report.namespaces.map((n) => n.db))) {
-      const names = await retryTransient('listCollections', () => p.source.db(db).listCollections({ type: 'timeseries' }, { nameOnly: true }).toArray(), PREFLIGHT_RETRY);
-      for (const { name } of names) if (report.namespaces.some((n) => n.db === db && n.coll === name)) timeseries.push(`${db}.${name}`);
-    }
-    if (timeseries.length) {
-      problem(
-        'time-series collections',
-        `${timeseries.join(', ')}: change streams do not report writes to time-series collections, so changes made during the migration would be lost`,
-        `Exclude them (${timeseries.map((n) => `--exclude '${n}'`).join(' ')}) and copy them with mongodump/mongorestore once their writers have stopped.`,
-      );
-    }
     if (p.requireEmptyTarget) {
       const busy: string[] = [];
       for (const ns of report.namespaces) {
@@ -170,28 +157,18 @@ export async function runPreflight(p: PreflightInput): Promise<PreflightReport> 
         problem('target namespaces', `target collections already hold data: ${busy.slice(0, 5).join(', ')}${busy.length > 5 ? ', …' : ''}`, 'Pass --drop to replace them, or map to other databases with --map.');
       }
     }
-    if (report.target?.flavor === 'documentdb' && report.namespaces.length) {
-      const refused = await retryTransient('namespaces', () => documentDbIncompatibilities(p.source, report.namespaces, report.target!.version), PREFLIGHT_RETRY);
-      if (refused.length) {
-        problem(
-          'DocumentDB target',
-          `Amazon DocumentDB ${report.target.version} cannot create what these source collections have: ${refused
-            .slice(0, 5)
-            .map((r) => `${r.ns} (${r.what.join(', ')})`)
-            .join('; ')}${refused.length > 5 ? '; …' : ''}`,
-          'Leave them out with --exclude, or change them on the source (an uncapped copy; drop or replace the unsupported indexes), then rerun.',
-        );
-      }
-      // Amazon DocumentDB has views only from its 8.0 API on
-      // (https://docs.aws.amazon.com/documentdb/latest/developerguide/views.html); 4.0 and 5.0
-      // refuse create with viewOn, which the load would meet only after copying all the data.
-      const views = Number.parseInt(report.target.version, 10) < 8 ? await retryTransient('views', () => listSelectedViews(p.source, p.rules), PREFLIGHT_RETRY) : [];
-      if (views.length) {
-        problem(
-          'DocumentDB target views',
-          `Amazon DocumentDB ${report.target.version} has no views (they come with its 8.0 API); the source has ${views.length}: ${views.slice(0, 5).map((v) => v.source).join(', ')}${views.length > 5 ? ', …' : ''}`,
-          `Leave them out (${views.slice(0, 5).map((v) => `--exclude '${v.source}'`).join(' ')}${views.length > 5 ? ' …' : ''}) and rebuild them as queries or collections on the target.`,
-        );
+    // The compatibility doctor (target-compat.ts): everything the target cannot hold, one problem
+    // per item, so the operator sees all of them at once; the same report as `check --target-compat`.
+    if (report.target && report.namespaces.length) {
+      const compat = await retryTransient(
+        'target compatibility',
+        () => targetCompatibility({ source: p.source, sourceInfo: report.source, target: report.target!, namespaces: report.namespaces, rules: p.rules, timeSeries: p.timeSeries ?? 'refuse' }),
+        PREFLIGHT_RETRY,
+      );
+      report.compat = compat;
+      for (const i of compat.items) {
+        if (i.blocking) problem(`${i.namespace}: ${i.item}`, i.problem, i.remedy);
+        else report.warnings.push(`${i.namespace}: ${i.item}: ${i.problem}`);
       }
     }
   } catch (err) {

@@ -18,7 +18,8 @@
  *   resumePoint       null | { clusterTime: {t, i}, resumeToken: object|null (relaxed EJSON), takenAt }
  *   load              null | { attempt, startedAt, finishedAt|null, done, collections: count,
  *                     collectionsDone, totalDocuments, restoredDocuments, percent (0-100, 1 decimal),
- *                     namespaces: [{ ns, target, total|null, dumped|null, restored|null, done, percent|null }] }
+ *                     namespaces: [{ ns, target, total|null, dumped|null, restored|null, done, percent|null,
+ *                     loadOnly? (true: a time-series collection copied once, not kept in sync) }] }
  *   capture           null | { events, markers, bytes, lastEventAt|null, clusterTime: {t,i}|null, checkpointAt, leaseOwner|null, leaseActive }
  *   apply             { events (sum over shards), shards, shardsEnded, lastClusterTime (seconds)|null,
  *                     lastAppliedAt|null (wall time of the newest applied event), maxMillisBehindLatest|null,
@@ -102,6 +103,8 @@ export interface LoadNamespaceStatus {
   restored: number | null;
   done: boolean;
   percent: number | null;
+  /** A time-series collection copied once (--time-series=load-only): not kept in sync. */
+  loadOnly?: boolean;
 }
 
 export interface LoadStatus {
@@ -287,6 +290,7 @@ function buildLoad(m: MigrationDoc): LoadStatus | null {
       restored: restored ?? null,
       done,
       percent: percentOf(done, restored ?? 0, total),
+      ...(p?.loadOnly === true ? { loadOnly: true } : {}),
     });
   }
   namespaces.sort((a, b) => (a.ns < b.ns ? -1 : a.ns > b.ns ? 1 : 0));
@@ -531,7 +535,11 @@ export function formatStatusReport(r: StatusReport): string {
       const target = n.target !== n.ns ? ` → ${n.target}` : '';
       const count = `${n.restored ?? 0}/${n.total ?? '?'}`;
       const pct = n.percent === null ? '' : ` ${n.percent}%`;
-      lines.push(`  ${n.ns}${target}: ${count}${pct}${n.done ? ' done' : ''}`);
+      lines.push(`  ${n.ns}${target}: ${count}${pct}${n.done ? ' done' : ''}${n.loadOnly ? ' (load-only)' : ''}`);
+    }
+    const loadOnly = l.namespaces.filter((n) => n.loadOnly).map((n) => n.ns);
+    if (loadOnly.length) {
+      lines.push(`  not in sync: ${loadOnly.join(', ')} (time series, copied once by the load; change streams do not report their writes, so later writes are not migrated)`);
     }
   }
 

@@ -89,6 +89,8 @@ export interface LoadCollectionProgress {
   dumped?: number;
   restored?: number;
   done?: boolean;
+  /** A time-series collection copied once by the load (--time-series=load-only), not kept in sync. */
+  loadOnly?: boolean;
 }
 
 export interface LoadState {

@@ -11,8 +11,9 @@ export const ExitCode = {
   USAGE: 2,
   /** A database (source, target or state store) could not be reached or refused the credentials. */
   CONNECTION_FAILED: 3,
-  /** Preflight checks found problems that must be fixed before migrating (e.g. a missing role), or
-   *  the source refused the cutover marker for lack of a privilege. */
+  /** Preflight checks found problems that must be fixed before migrating (e.g. a missing role, or
+   *  something of the selection the target cannot hold: also `check --target-compat`), or the
+   *  source refused the cutover marker for lack of a privilege. */
   PREFLIGHT_FAILED: 4,
   /** The Kinesis stream is missing, not ACTIVE, or refused requests. */
   STREAM_FAILED: 5,

@@ -1,10 +1,10 @@
 // Conformance: catalog behaviours the migrator meets on real sources, as documented (pages cited
 // next to the emulator code): time-series collections (5.0+) listed as 'timeseries' and refusing
 // change streams, views listed as 'view' and queryable, TTL indexes expiring documents (deletes
-// that change streams report) and collMod changing expireAfterSeconds.
+// that change streams report) and collMod changing expireAfterSeconds; $bsonSize (4.4+, not DocumentDB).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MongoServerError, type Document } from 'mongodb';
+import { BSON, MongoClient, MongoServerError, type Document } from 'mongodb';
 import { nextEvents, onProfile, openTarget, started, type AnyDoc } from './target.js';
 import { waitUntil } from '../support/wait.js';
 
@@ -86,6 +86,41 @@ test('mongodb-7.0: a TTL index expires documents (deletes in the change stream);
     await waitUntil(async () => (await coll.countDocuments({ _id: 5 })) === 0, 150_000, 'the shortened TTL to expire _id 5', 200);
     await stream.close();
   } finally {
+    await t.close();
+  }
+});
+
+// $bsonSize (new in 4.4: https://www.mongodb.com/docs/manual/reference/operator/aggregation/bsonSize/):
+// the compatibility doctor (src/db/target-compat.ts) finds documents over a target's size limit with it.
+for (const profile of ['mongodb-4.4', 'mongodb-7.0'] as const) {
+  test(`${profile}: $bsonSize gives a document's BSON size, null for a missing value, and filters in $expr`, { skip: onProfile(profile) }, async () => {
+    const t = await openTarget({ profile });
+    try {
+      const coll = t.client.db(t.dbName('bsonsize')).collection<AnyDoc>('c');
+      const docs: AnyDoc[] = [
+        { _id: 1, n: 1, d: 1.5, s: 'x'.repeat(100), sub: { a: [1, 2, { b: 'c' }] }, at: new Date(0) },
+        { _id: 2, s: 'y'.repeat(5000) },
+      ];
+      await coll.insertMany(docs);
+      const sizes = await coll.aggregate([{ $project: { size: { $bsonSize: '$$ROOT' }, none: { $bsonSize: '$missing' } } }, { $sort: { _id: 1 } }]).toArray();
+      assert.deepEqual(sizes, docs.map((d) => ({ _id: d._id, size: BSON.calculateObjectSize(d), none: null })));
+      const big = await coll.aggregate([{ $match: { $expr: { $gte: [{ $bsonSize: '$$ROOT' }, 1000] } } }, { $project: { _id: 1 } }]).toArray();
+      assert.deepEqual(big, [{ _id: 2 }]);
+    } finally {
+      await t.close();
+    }
+  });
+}
+
+test('documentdb-5.0: $bsonSize is not an operator (not in AWS\'s supported-API list)', { skip: onProfile('documentdb-5.0') }, async () => {
+  const t = await openTarget({ profile: 'documentdb-5.0' });
+  const client = new MongoClient(t.uri, { retryWrites: false }); // DocumentDB refuses retryable writes
+  try {
+    const coll = client.db(t.dbName('bsonsize')).collection<AnyDoc>('c');
+    await coll.insertOne({ _id: 1 });
+    await assert.rejects(coll.aggregate([{ $project: { size: { $bsonSize: '$$ROOT' } } }]).toArray());
+  } finally {
+    await client.close();
     await t.close();
   }
 });

@@ -58,9 +58,17 @@ describe('preflight', () => {
       await ts.db('metrics').createCollection('cpu', { timeseries: { timeField: 't' } });
       const report = await run();
       assert.equal(report.problems.length, 1, JSON.stringify(report.problems));
-      assert.equal(report.problems[0]!.check, 'time-series collections');
-      assert.match(report.problems[0]!.problem, /metrics\.cpu/);
+      assert.equal(report.problems[0]!.check, 'metrics.cpu: time-series collection');
+      assert.match(report.problems[0]!.problem, /change streams do not report writes to time-series collections/);
+      // The choice: leave it out, or copy it once.
       assert.match(report.problems[0]!.remedy, /--exclude 'metrics\.cpu'/);
+      assert.match(report.problems[0]!.remedy, /--time-series=load-only/);
+      const loadOnly = await runPreflight({
+        source: src, sourceUri: source.uri, target: dst, targetUri: target.uri, rules: new NamespaceRules({}),
+        stateDb: 'migrator_state', requireEmptyTarget: true, enableChangeStreams: false, timeSeries: 'load-only',
+      });
+      assert.deepEqual(loadOnly.problems, []);
+      assert.deepEqual(loadOnly.compat?.loadOnly, ['metrics.cpu']);
       const excluded = await runPreflight({
         source: src, sourceUri: source.uri, target: dst, targetUri: target.uri, rules: new NamespaceRules({ exclude: ['metrics.cpu'] }),
         stateDb: 'migrator_state', requireEmptyTarget: true, enableChangeStreams: false,

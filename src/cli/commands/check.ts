@@ -1,6 +1,12 @@
 import type { CommandModule } from 'yargs';
 import type { MongoClient } from 'mongodb';
-import { requireEndpoint } from '../../config/load.js';
+import { BSON } from 'mongodb';
+import { requireEndpoint, type MigratorConfig } from '../../config/load.js';
+import { formatCompatReport, targetCompatibility } from '../../db/target-compat.js';
+import { listSourceNamespaces } from '../../verify/verify-migration.js';
+import { ExitCode } from '../../util/exit-codes.js';
+import { MigratorError, errorMessage } from '../../util/errors.js';
+import { isTransientError } from '../../db/transient-errors.js';
 import type { EndpointConfig } from '../../config/schema.js';
 import { connect } from '../../db/connect.js';
 import { describeServer, summarizeDatabases, type DatabaseSummary, type ServerInfo } from '../../db/server-info.js';
@@ -10,7 +16,7 @@ import { redactUri } from '../../util/redact.js';
 import { printJson, printReport } from '../../util/output.js';
 import { commandContext } from '../context.js';
 import { createTasks } from '../tasks.js';
-import { namespaceRules } from '../resources.js';
+import { Resources, namespaceRules } from '../resources.js';
 
 interface SideReport {
   role: 'source' | 'target';
@@ -55,13 +61,52 @@ async function inspect(role: 'source' | 'target', e: EndpointConfig, timeoutMs: 
   ctx.reports.push(report);
 }
 
+/**
+ * `migrator check --target-compat`: the compatibility doctor alone (target-compat.ts), the report
+ * full-migrate and initial-load run in preflight. Exit 4 when the target refuses anything.
+ */
+async function targetCompat(config: MigratorConfig, json: boolean): Promise<void> {
+  const res = new Resources();
+  try {
+    const sourceEndpoint = requireEndpoint(config, 'source');
+    const targetEndpoint = requireEndpoint(config, 'target');
+    const [source, target] = await Promise.all([res.connect('source', config, sourceEndpoint), res.connect('target', config, targetEndpoint)]);
+    const [sourceInfo, targetInfo] = await Promise.all([describeServer(source, sourceEndpoint.uri), describeServer(target, targetEndpoint.uri)]);
+    const rules = namespaceRules(config);
+    // A source user without the read privileges gets one message naming them (exit 4), not a crash.
+    const report = await (async () => {
+      const namespaces = await listSourceNamespaces(source, rules, new Set([config.stateDb]));
+      return targetCompatibility({ source, sourceInfo, target: targetInfo, namespaces, rules, timeSeries: config.timeSeries });
+    })().catch((err: unknown) => {
+      if (isTransientError(err)) throw err;
+      throw new MigratorError(ExitCode.PREFLIGHT_FAILED, `The compatibility check could not read the source: ${errorMessage(err)}`, {
+        hint: 'The source user needs listDatabases, listCollections, listIndexes and find on the selected databases (role read on each, or readAnyDatabase).',
+        cause: err,
+      });
+    });
+    if (json) printJson(JSON.parse(BSON.EJSON.stringify(report, { relaxed: true })));
+    else printReport(formatCompatReport(report));
+    if (report.items.some((i) => i.blocking)) process.exitCode = ExitCode.PREFLIGHT_FAILED;
+  } finally {
+    await res.close();
+  }
+}
+
 /** `migrator check`: connect to source and target and print what is there. */
-export const checkCommand: CommandModule<object, { json?: boolean }> = {
+export const checkCommand: CommandModule<object, { json?: boolean; 'target-compat'?: boolean }> = {
   command: 'check',
-  describe: 'Connect to the source and the target and report versions, topology, change streams, data, and the source users and custom roles (not migrated)',
-  builder: (y) => y.option('json', { type: 'boolean', default: false, describe: 'Print the report as JSON' }),
+  describe: 'Connect to the source and the target and report versions, topology, change streams, data, and the source users and custom roles (not migrated); --target-compat: what the target cannot hold',
+  builder: (y) =>
+    y
+      .option('json', { type: 'boolean', default: false, describe: 'Print the report as JSON' })
+      .option('target-compat', {
+        type: 'boolean',
+        default: false,
+        describe: 'Only list what of the selection the target cannot hold (indexes, options, views, time series, field names, document sizes), with remedies; exit 4 if anything',
+      }),
   handler: async (argv) => {
     const { config, log } = commandContext(argv as never);
+    if (argv['target-compat']) return targetCompat(config, Boolean(argv.json));
     const source = requireEndpoint(config, 'source');
     const target = requireEndpoint(config, 'target');
     const skip = new Set([config.stateDb]);

@@ -174,7 +174,12 @@ export const cutoverCommand: CommandModule<object, CutoverArgs> = {
           wait: { outcome: outcome.kind, elapsedMs: outcome.elapsedMs, exitCode: cutoverWaitExitCode(outcome) },
         });
       } else if (outcome.kind === 'completed') {
-        printReport(`cutover of migration ${id} completed after ${formatDuration(outcome.elapsedMs)} of waiting: the target is ready.`);
+        // Time-series collections copied once (--time-series=load-only) are not on the target as they are now.
+        const loadOnly = (outcome.report?.load?.namespaces ?? []).filter((n) => n.loadOnly).map((n) => n.ns);
+        printReport(
+          `cutover of migration ${id} completed after ${formatDuration(outcome.elapsedMs)} of waiting: the target is ready.` +
+            (loadOnly.length ? `\nNOT IN SYNC: ${loadOnly.join(', ')} (time series) were copied once by the initial load and not kept in sync since.` : ''),
+        );
       }
       const err = cutoverWaitError(id, outcome);
       if (err) throw err;

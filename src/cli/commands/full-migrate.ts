@@ -79,6 +79,7 @@ export async function prepareMigration(argv: LoadArgs, res: Resources, signal: A
     dataDir: config.dataDir,
     enableChangeStreams: Boolean(argv['enable-change-streams']),
     withRoles: Boolean(argv['with-roles']),
+    timeSeries: config.timeSeries,
     log,
     signal,
     stopAfterLoad,
@@ -156,7 +157,8 @@ export const fullMigrateCommand: CommandModule<object, LoadArgs> = {
         printReport(
           `migration ${config.migrationId} COMPLETED: ${m.verification?.namespaces.length ?? 0} collections verified equal` +
             (ttlExpired ? ` (${ttlExpired} document(s) expired by the source's TTL during the verification, proven, left to the restored TTL on the target)` : '') +
-            (schemaDiffs ? `; ${schemaDiffs} schema difference(s) (indexes, options, views) not replicated: see the warnings, or run migrator verify` : ''),
+            (schemaDiffs ? `; ${schemaDiffs} schema difference(s) (indexes, options, views) not replicated: see the warnings, or run migrator verify` : '') +
+            (m.loadOnly.length ? `\nNOT IN SYNC: ${m.loadOnly.join(', ')} (time series) were copied once by the initial load and not kept in sync since` : ''),
         );
       }
     }),

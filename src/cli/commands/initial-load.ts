@@ -43,7 +43,8 @@ export const initialLoadCommand: CommandModule<object, LoadArgs> = {
           ? `initial load of ${config.migrationId} done; the changes since the resume point are in the stream.\n`
           : `initial load of ${config.migrationId} done; capture stopped before it had read every change made since then (nothing is lost: ` +
             'the next capture continues from its checkpoint).\n') +
-          'Continue with `migrator full-migrate` (same options), or run `migrator capture` and `migrator apply`.',
+          'Continue with `migrator full-migrate` (same options), or run `migrator capture` and `migrator apply`.' +
+          (m.loadOnly.length ? `\nNOT IN SYNC: ${m.loadOnly.join(', ')} (time series) were copied once and will not follow later writes.` : ''),
       );
     }),
 };

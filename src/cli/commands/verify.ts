@@ -17,6 +17,10 @@ const idText = (id: unknown) => BSON.EJSON.stringify({ _id: id }, { relaxed: tru
 export function formatVerification(r: VerificationReport): string {
   const lines: string[] = [];
   for (const n of r.namespaces) {
+    if (n.loadOnly) {
+      lines.push(`load-only ${n.source} → ${n.target}  source ${n.sourceCount}, target ${n.targetCount} (time series: copied once, not kept in sync, not compared)`);
+      continue;
+    }
     const status = n.match ? 'ok      ' : 'MISMATCH';
     lines.push(`${status} ${n.source || '(none)'} → ${n.target}  source ${n.sourceCount}, target ${n.targetCount}`);
     if (n.missingCount) lines.push(`  missing on target: ${n.missingCount} (first: ${n.missing.map(idText).join(', ')})`);
@@ -62,6 +66,7 @@ export const verifyCommand: CommandModule<object, { json?: boolean; 'max-ids'?: 
         maxIds: argv['max-ids'],
         ignoreSchema: ignoredKinds(argv['ignore-schema'] ?? []),
         ttlHolds: await heldTtlIndexes(res, config, target, log),
+        timeSeriesLoadOnly: config.timeSeries === 'load-only',
         onNamespace: (ns) => log.info({ ns }, 'verifying'),
       });
       if (argv.json) printJson(JSON.parse(BSON.EJSON.stringify(report, { relaxed: true })));

@@ -1,7 +1,8 @@
 // Read and write commands: find, getMore, killCursors, count, distinct, aggregate (including
 // $changeStream), insert, update, delete, findAndModify.
 import { Aggregator } from 'mingo';
-import { Long } from 'bson';
+import { Context, evalExpr } from 'mingo/core';
+import { Long, serialize } from 'bson';
 import {
   canonicalKey,
   compareValues,
@@ -32,7 +33,7 @@ import { CommandError, ErrorCodes, codeName, fail } from './errors.js';
 import { asMingoError, collationComparator, collationFold, compileFilter, compileProjection, foldDoc, idCandidates, letVariables, parseSort, sortDocs } from './query.js';
 import { StorageEngine, type Collection } from './storage-engine.js';
 import { applyUpdate, isOperatorUpdate, upsertSeed } from './update-engine.js';
-import { deepCopy } from './bson-values.js';
+import { deepCopy, type ViewContext } from './bson-values.js';
 import { hasFullShardKey, hasIdEquality, shardKeyValues, untargetable, upsertWithoutShardKey } from './sharding.js';
 import type { UpdateOutcome } from './update-engine.js';
 
@@ -54,7 +55,7 @@ function shardedUpdateCheck(ctx: CommandContext, name: string, spec: Doc): ((bef
     }
   };
 }
-import { versionAtLeast } from './profiles.js';
+import { versionAtLeast, type EmulatorProfile } from './profiles.js';
 
 const DEFAULT_AWAIT_MS = 1000;
 
@@ -281,6 +282,7 @@ const aggregate: Handler = (ctx) => {
         collectionResolver: (name: string) => readDocuments(server.engine, db, name).map((d) => toView(d, vctx) as Doc),
         ...(isPlainObject(cmd.let) ? { variables: letVariables(cmd.let) } : {}),
         ...sortCollation,
+        ...(hasBsonSize(server.profile) ? { context: bsonSizeContext(vctx) } : {}),
       },
     );
     results = agg.run(source.map((d) => toView(d, vctx) as Doc)).map((r) => restoreFromView(r, vctx) as Doc);
@@ -680,3 +682,30 @@ export const crudCommands: Record<string, Handler> = {
 
 /** Commands that are retryable writes (deduplicated per lsid + txnNumber). */
 export const RETRYABLE_WRITES = new Set(['insert', 'update', 'delete', 'findAndModify', 'findandmodify', 'bulkWrite']);
+
+/**
+ * `$bsonSize` (new in MongoDB 4.4: https://www.mongodb.com/docs/manual/reference/operator/aggregation/bsonSize/):
+ * the size in bytes of an object encoded as BSON, null for null or a missing value, an error for
+ * anything else (the error code is undocumented). Measured on the stored BSON behind the value
+ * mingo sees (the view context maps it back), so types and sizes are exact. Not on the DocumentDB
+ * profiles: AWS's supported-API list does not have it
+ * (https://docs.aws.amazon.com/documentdb/latest/developerguide/mongo-apis.html), so it stays an
+ * unknown operator there.
+ */
+function hasBsonSize(profile: EmulatorProfile): boolean {
+  return !isDocumentDB(profile) && versionAtLeast(profile, 4, 4);
+}
+
+function bsonSizeContext(vctx: ViewContext): Context {
+  return Context.init({
+    expression: {
+      $bsonSize: (obj: unknown, expr: unknown, options: Parameters<typeof evalExpr>[2]): number | null => {
+        const v: unknown = evalExpr(obj as never, expr as never, options);
+        if (v === null || v === undefined) return null;
+        if (!isPlainObject(v)) throw new CommandError(ErrorCodes.TypeMismatch, `$bsonSize requires a document input, found: ${Array.isArray(v) ? 'array' : typeof v}`);
+        // serialize, not calculateObjectSize: bson 6.10's calculateObjectSize counts an Int32 as a document.
+        return serialize(restoreFromView(v, vctx) as Doc).length;
+      },
+    },
+  });
+}
