@@ -93,6 +93,28 @@ function setAsideForeignEnv(argv: string[], env: NodeJS.ProcessEnv): string[] {
   return aside;
 }
 
+/** The CLI's parser: every command line, documented or run, is parsed by this one definition. */
+function buildParser(argv: string[], fileConfig: Record<string, unknown>, cmds: CommandModule<object, never>[]) {
+  return yargs(argv)
+    .scriptName('migrator')
+    .usage('$0 <command> [options]\n\nOnline migration between MongoDB-compatible databases through Amazon Kinesis.')
+    .env('MIGRATOR')
+    .config(fileConfig)
+    .options(sharedOptions)
+    .strict()
+    .command(cmds)
+    .demandCommand(1, 'Name a command, e.g. migrator check.')
+    .version(packageVersion())
+    .help()
+    .alias('h', 'help')
+    .wrap(Math.min(110, process.stdout.columns || 110))
+    .exitProcess(false)
+    // Throwing stops yargs: with exitProcess(false) it would otherwise still run the handler.
+    .fail((msg, err) => {
+      throw err ?? new UsageError(msg, 'Run migrator --help for the options.');
+    });
+}
+
 /**
  * Runs the CLI and returns the exit code (never calls process.exit, so tests can call it in-process).
  * Secrets from the environment are registered for redaction before anything is printed.
@@ -114,24 +136,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
       if (typeof fileConfig[k] === 'string') registerUriSecrets(fileConfig[k]);
     }
     const aside = setAsideForeignEnv(argv, process.env);
-    const parser = yargs(argv)
-      .scriptName('migrator')
-      .usage('$0 <command> [options]\n\nOnline migration between MongoDB-compatible databases through Amazon Kinesis.')
-      .env('MIGRATOR')
-      .config(fileConfig)
-      .options(sharedOptions)
-      .strict()
-      .command(commands)
-      .demandCommand(1, 'Name a command, e.g. migrator check.')
-      .version(packageVersion())
-      .help()
-      .alias('h', 'help')
-      .wrap(Math.min(110, process.stdout.columns || 110))
-      .exitProcess(false)
-      // Throwing stops yargs: with exitProcess(false) it would otherwise still run the handler.
-      .fail((msg, err) => {
-        throw err ?? new UsageError(msg, 'Run migrator --help for the options.');
-      });
+    const parser = buildParser(argv, fileConfig, commands);
     if (aside.length && verbose) printError(`note: ignoring ${aside.join(', ')} (not options of this command)`);
     process.exitCode = undefined;
     await parser.parseAsync();
@@ -139,5 +144,31 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
     return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.OK;
   } catch (err) {
     return reportError(err, verbose);
+  }
+}
+
+/**
+ * Parses a command line exactly as runCli would (same options, MIGRATOR_* environment from `env`,
+ * strictness) without running the command: for tests that keep documented command lines true.
+ * Throws the UsageError runCli would report (exit 2). `unknownEnv`: MIGRATOR_* variables of `env`
+ * that this command would set aside (ignore), e.g. a misspelt or unknown option.
+ */
+export function parseOnly(argv: string[], env: NodeJS.ProcessEnv = {}): { args: Record<string, unknown>; unknownEnv: string[] } {
+  const known = new Set([...optionNamesOf(commandOf(argv))].map(camel));
+  const unknownEnv = Object.keys(env).filter(
+    (k) => k.startsWith('MIGRATOR_') && k !== 'MIGRATOR_CONFIG' && !known.has(camel(k.slice('MIGRATOR_'.length).toLowerCase().replace(/_/g, '-'))),
+  );
+  // yargs reads MIGRATOR_* from process.env (the object it saw when loaded): this run's are put
+  // there and the process's own put back after; parseSync awaits nothing in between.
+  const mine = (e: NodeJS.ProcessEnv) => Object.entries(e).filter(([k]) => k.startsWith('MIGRATOR_'));
+  const saved = mine(process.env);
+  for (const [k] of saved) delete process.env[k];
+  for (const [k, v] of mine(env)) if (!unknownEnv.includes(k)) process.env[k] = v;
+  try {
+    const noop = commands.map((c) => ({ ...c, handler: () => undefined }));
+    return { args: buildParser(argv, {}, noop).parseSync() as Record<string, unknown>, unknownEnv };
+  } finally {
+    for (const [k] of mine(process.env)) delete process.env[k];
+    for (const [k, v] of saved) process.env[k] = v;
   }
 }

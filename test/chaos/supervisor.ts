@@ -23,6 +23,8 @@ export class Supervised {
     readonly name: string,
     private readonly args: string[],
     private readonly restartDelayMs = 500,
+    /** The whole environment of every incarnation (as a container's); default: this process's, plus CI=true. */
+    private readonly env?: Record<string, string>,
   ) {}
 
   start(): void {
@@ -32,7 +34,8 @@ export class Supervised {
           cwd: PROJECT_ROOT,
           reject: false,
           stdin: 'ignore',
-          env: { CI: 'true' },
+          env: this.env ?? { CI: 'true' },
+          extendEnv: this.env === undefined,
           forceKillAfterDelay: 10_000, // docker stop's grace period
         });
         const r = await this.proc;
