@@ -90,6 +90,7 @@ export function memoryStateStore(): MemoryStateStore {
     },
     // the benchmark's in-memory target never stalls
     setShardStall: async () => undefined,
+    setShardAppliedThrough: async () => undefined,
     recordError: async () => undefined,
     // no cutover in the benchmark workload
     recordBarrierReached: async () => null,

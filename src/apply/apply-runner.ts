@@ -116,6 +116,9 @@ export function emptyCounters(): ApplyCounters {
   };
 }
 
+/** How often apply publishes each held shard's appliedThroughAt to the state store. */
+const PUBLISH_PROGRESS_MS = 1_000;
+
 const SUMMED: (keyof ApplyCounters)[] = ['events', 'upserts', 'updates', 'deletes', 'ddl', 'skipped', 'collapsed', 'barriers', 'batches', 'conflictRetries'];
 
 export interface ApplyShardStatus {
@@ -358,6 +361,7 @@ class ApplyRunner {
     else outer?.addEventListener('abort', onAbort, { once: true });
     let statusTimer: NodeJS.Timeout | undefined;
     let stallTimer: NodeJS.Timeout | undefined;
+    let progressTimer: NodeJS.Timeout | undefined;
     let failed = false;
     try {
       // The stream is checked first: a wrong stream is reported at once, not after the load.
@@ -378,6 +382,8 @@ class ApplyRunner {
       statusTimer.unref?.();
       stallTimer = setInterval(() => void this.checkStalls(), Math.max(50, Math.min(5_000, Math.floor(this.stallWarnMs / 4))));
       stallTimer.unref?.();
+      progressTimer = setInterval(() => void this.publishProgress(), PUBLISH_PROGRESS_MS);
+      progressTimer.unref?.();
       while (!this.shutdown.signal.aborted && this.stopReason === undefined) {
         await this.runConsumerOnce();
         if (!this.shutdown.signal.aborted && this.stopReason === undefined) {
@@ -399,6 +405,7 @@ class ApplyRunner {
     } finally {
       if (statusTimer) clearInterval(statusTimer);
       if (stallTimer) clearInterval(stallTimer);
+      if (progressTimer) clearInterval(progressTimer);
       outer?.removeEventListener('abort', onAbort);
       this.keeper.stop();
       for (const r of this.runs.values()) r.abort.abort(new ApplyInterrupted('stopped'));
@@ -946,6 +953,31 @@ class ApplyRunner {
       totals,
       sessionEvents: this.sessionEvents,
     };
+  }
+
+  /**
+   * Publishes each held shard's appliedThroughAt to its state-store document, so an orchestrator
+   * whose own apply does not hold that shard (a second `migrator apply` does) can still tell when
+   * it is applied (readyForCutover). Before this, a shard held by another process kept the
+   * migration in CATCHING_UP for good. Best effort: a failed write is retried on the next tick.
+   */
+  private readonly publishedThrough = new Map<string, number>();
+  private publishing = false;
+  private async publishProgress(): Promise<void> {
+    if (this.publishing) return;
+    this.publishing = true;
+    try {
+      for (const sh of this.status().shards) {
+        const lease = sh.leased ? this.keeper.lease(sh.shardId) : undefined;
+        if (!lease || sh.appliedThroughAt === undefined || sh.appliedThroughAt <= (this.publishedThrough.get(sh.shardId) ?? -1)) continue;
+        await this.o.store.setShardAppliedThrough(lease, new Date(sh.appliedThroughAt));
+        this.publishedThrough.set(sh.shardId, sh.appliedThroughAt);
+      }
+    } catch {
+      // the next tick tries again
+    } finally {
+      this.publishing = false;
+    }
   }
 
   /**

@@ -312,10 +312,30 @@ export class FullMigration {
 
   /** See {@link readyForCutover}. */
   private async caughtUp(): Promise<boolean> {
-    const st = this.apply?.status;
-    if (!st || st.shards.length === 0) return false;
+    const shards = await this.shardsForReadiness();
+    if (shards.length === 0) return false;
     const cp = await this.p.store.getCaptureCheckpoint(this.p.migrationId);
-    return readyForCutover(st.shards, cp, Date.now());
+    return readyForCutover(shards, cp, Date.now());
+  }
+
+  /**
+   * Every shard as readiness sees it: this process's apply status for the shards it holds or saw
+   * end; for a shard another live apply process holds (`migrator apply` beside full-migrate), what
+   * that process published in the shard's state-store document (appliedThroughAt, stalledSince:
+   * ApplyRunner.publishProgress). Before, only this process's own leases counted, so a shard held by
+   * a second apply kept the migration in CATCHING_UP, and a cutover requested then never started.
+   */
+  private async shardsForReadiness(): Promise<Pick<ApplyShardStatus, 'state' | 'leased' | 'appliedThroughAt' | 'stalledSince'>[]> {
+    const local = this.apply?.status?.shards ?? [];
+    if (local.length === 0 || local.every((sh) => sh.leased || sh.state === 'ended')) return local;
+    const now = Date.now();
+    const stored = new Map((await this.p.store.listShards(this.p.migrationId)).map((d) => [d.shardId, d]));
+    return local.map((sh) => {
+      if (sh.leased || sh.state === 'ended') return sh;
+      const d = stored.get(sh.shardId);
+      if (!d?.lease.owner || d.lease.expiresAt.getTime() <= now) return sh; // nobody applies it now
+      return { ...sh, leased: true, appliedThroughAt: d.appliedThroughAt?.getTime(), stalledSince: d.stalledSince };
+    });
   }
 
   /**
@@ -358,7 +378,7 @@ export class FullMigration {
     while (!this.p.signal.aborted) {
       if (this.migration.phase === 'CATCHING_UP' && (await this.caughtUp())) await this.setPhase('READY_FOR_CUTOVER');
       // A stalled shard (the target stopped answering) is not ready for a cutover any more.
-      else if (this.migration.phase === 'READY_FOR_CUTOVER' && this.apply?.status?.shards.some((sh) => sh.stalledSince)) {
+      else if (this.migration.phase === 'READY_FOR_CUTOVER' && (await this.shardsForReadiness()).some((sh) => sh.stalledSince)) {
         this.p.log.warn({}, 'a shard stalled: no longer ready for the cutover');
         await this.setPhase('CATCHING_UP');
       }

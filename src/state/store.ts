@@ -166,6 +166,12 @@ export interface ShardDoc {
   checkpoint?: ApplyCheckpoint;
   /** Set by the lease holder while the shard has work in hand and the target acknowledges none of it; cleared by progress. */
   stalledSince?: Date;
+  /**
+   * Published by the lease holder (about every second): the time up to which every record of the
+   * shard is applied (ApplyShardStatus.appliedThroughAt). The orchestrator reads it for shards other
+   * apply processes hold, to decide READY_FOR_CUTOVER (src/orchestration/full-migration.ts).
+   */
+  appliedThroughAt?: Date;
 }
 
 /** Apply holds one lease per shard; capture one per migration (shardId 'capture'). */
@@ -309,7 +315,7 @@ export type CaptureStateStore = LeaseStateStore & Pick<StateStore, 'getMigration
 /** What runApply calls (itself, its lease keeper and its DDL gate). */
 export type ApplyStateStore = LeaseStateStore &
   DdlStateStore &
-  Pick<StateStore, 'getMigration' | 'getApplyCheckpoint' | 'saveApplyCheckpoint' | 'setShardStall' | 'recordBarrierReached' | 'recordError'>;
+  Pick<StateStore, 'getMigration' | 'getApplyCheckpoint' | 'saveApplyCheckpoint' | 'setShardStall' | 'setShardAppliedThrough' | 'recordBarrierReached' | 'recordError'>;
 /** What holding and restoring TTL indexes calls (src/apply/ttl-hold.ts, src/orchestration/ttl.ts); the DDL replay adds it to ApplyStateStore when it holds replayed indexes. */
 export type TtlStateStore = Pick<StateStore, 'recordTtlHold' | 'listTtlHolds' | 'markTtlRestored'>;
 
@@ -609,6 +615,15 @@ export class StateStore {
     );
     if (r.matchedCount === 1) return 'saved';
     return (await this.shards.countDocuments(held)) === 1 ? 'stale' : 'lease-lost';
+  }
+
+  /**
+   * Publishes how far the shard is applied, while `lease` is still held (owner and epoch fenced, so
+   * a former holder cannot write over its successor). Never moves backwards ($max).
+   */
+  async setShardAppliedThrough(lease: ShardLease, at: Date): Promise<void> {
+    const filter = { _id: shardDocId(lease.migrationId, lease.shardId), 'lease.owner': lease.owner, 'lease.epoch': lease.epoch };
+    await this.shards.updateOne(filter, { $max: { appliedThroughAt: at } });
   }
 
   /** Records (a Date) or clears (null) that the shard stalled, while `lease` is still held. */
