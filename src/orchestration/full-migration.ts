@@ -23,6 +23,7 @@ import { runInitialLoad } from './initial-load-runner.js';
 import { preflightError, runPreflight, type PreflightReport } from './preflight.js';
 import { takeResumePoint } from './resume-point.js';
 import { setSourceWriteBlock, writeBlockCapability } from './write-block.js';
+import type { Heartbeat } from '../observability/health.js';
 
 export interface FullMigrationInput {
   migrationId: string;
@@ -49,6 +50,8 @@ export interface FullMigrationInput {
   pollMs?: number;
   /** Apply's lease TTL (default 30 s; tests use less). */
   leaseTtlMs?: number;
+  /** Liveness (src/observability/health.ts): beaten by the replicate loop. */
+  heartbeat?: Heartbeat;
 }
 
 /** How far behind the stream's tip apply may be and still count as caught up. */
@@ -337,6 +340,7 @@ export class FullMigration {
     const poll = this.p.pollMs ?? 500;
     let lastText = '';
     while (!this.p.signal.aborted) {
+      this.p.heartbeat?.beat();
       if (this.migration.phase === 'CATCHING_UP' && (await this.caughtUp())) await this.setPhase('READY_FOR_CUTOVER');
       // A stalled shard (the target stopped answering) is not ready for a cutover any more.
       else if (this.migration.phase === 'READY_FOR_CUTOVER' && this.apply?.status?.shards.some((sh) => sh.stalledSince)) {
@@ -355,7 +359,8 @@ export class FullMigration {
           await this.setPhase('READY_FOR_CUTOVER');
           continue;
         }
-        if (await this.cutoverStep()) return;
+        // A step may verify the whole migration (long, no progress reports): waiting, not wedged.
+        if (await (this.p.heartbeat ? this.p.heartbeat.during('cutover step', () => this.cutoverStep()) : this.cutoverStep())) return;
       }
       const totals = this.apply?.status?.totals;
       const text = `${this.migration.phase}: applied ${totals?.events ?? 0} events${this.apply?.status?.caughtUp ? ', caught up' : ''}`;
