@@ -264,4 +264,44 @@ describe('metrics and health endpoints (--metrics-port)', { timeout: 420_000 }, 
       if (b && b.exitCode === null) b.kill('SIGKILL');
     }
   });
+
+  test('/readyz of apply: 200 while holding a shard lease, 503 for a standby and while waiting for the initial load', { timeout: 240_000 }, async () => {
+    const { target, kinesis } = stack;
+    const stream = kinesis.uniqueStreamName('apply-standby');
+    await kinesis.createStream(stream, 1);
+    const common = ['apply', '--target-uri', target.uri, '--kinesis-stream', stream, '--kinesis-endpoint', kinesis.endpoint, '--lease-ttl', '3s', '--metrics-host', '127.0.0.1'];
+    const [portA, portB, portC] = [await freePort(), await freePort(), await freePort()];
+    const a = spawnMigrator([...common, '--cdc-only', '--migration-id', 'metrics-apply', '--metrics-port', String(portA)], {});
+    // No --cdc-only and no migration of that id: it waits for full-migrate to create it and load.
+    const c = spawnMigrator([...common, '--migration-id', 'metrics-apply-unloaded', '--metrics-port', String(portC)], {});
+    let b: ResultPromise | undefined;
+    const readyz = async (port: number) => {
+      const r = await get(port, '/readyz');
+      return { code: r.code, body: JSON.parse(r.text) as { reason?: string; components: Record<string, { state: string }> } };
+    };
+    try {
+      await eventually('apply A ready', 60_000, a, async () => ((await readyz(portA)).code === 200 ? true : undefined));
+      assert.equal((await readyz(portA)).body.components.apply?.state, 'applying');
+      b = spawnMigrator([...common, '--cdc-only', '--migration-id', 'metrics-apply', '--metrics-port', String(portB)], {});
+      const standby = await eventually('apply B standing by', 60_000, b, async () => {
+        const r = await readyz(portB);
+        return r.body.components.apply?.state === 'standby' ? r : undefined;
+      });
+      assert.equal(standby.code, 503);
+      assert.match(standby.body.reason!, /apply: standby \(holds no shard lease/);
+      const waiting = await eventually('apply C waiting for the load', 60_000, c, async () => {
+        const r = await readyz(portC);
+        return r.body.components.apply?.state === 'waiting-for-initial-load' ? r : undefined;
+      });
+      assert.equal(waiting.code, 503);
+      for (const port of [portA, portB, portC]) assert.equal((await get(port, '/healthz')).code, 200, 'all three are live');
+      const mb = parseExposition((await get(portB, '/metrics')).text).samples;
+      assert.equal(sum(mb, 'migrator_leases_held', (l) => l.kind === 'apply'), 0);
+      const ma = parseExposition((await get(portA, '/metrics')).text).samples;
+      assert.equal(sum(ma, 'migrator_leases_held', (l) => l.kind === 'apply'), 1);
+    } finally {
+      for (const p of [a, b, c]) if (p && p.exitCode === null) p.kill('SIGTERM');
+      await Promise.all([a, b, c].filter(Boolean));
+    }
+  });
 });
