@@ -23,6 +23,12 @@ import { stats } from './stats.js';
 
 /** How old a status report may be when /status or a scrape reuses it. */
 export const STATUS_CACHE_MS = 2_000;
+/**
+ * How long a scrape waits for a fresh report before using the last one (state-store calls retry a
+ * failover for up to 60 s: a scrape must not hang that long), and how long /status waits.
+ */
+export const STATUS_SCRAPE_WAIT_MS = 2_000;
+export const STATUS_HTTP_WAIT_MS = 5_000;
 /** Database pings of /readyz: reused this long, each given this long to answer. */
 export const PING_CACHE_MS = 5_000;
 export const PING_TIMEOUT_MS = 2_000;
@@ -37,6 +43,7 @@ export class StatusCache {
   private source: { store: StateStore; migrationId: string } | undefined;
   private last: { at: number; result: StatusResult } | undefined;
   private inFlight: Promise<StatusResult> | undefined;
+  private lastGood: StatusReport | undefined;
 
   constructor(private readonly maxAgeMs = STATUS_CACHE_MS) {}
 
@@ -61,15 +68,29 @@ export class StatusCache {
       }
     })().then((result) => {
       this.last = { at: Date.now(), result };
+      if ('report' in result) this.lastGood = result.report;
       this.inFlight = undefined;
       return result;
     });
     return this.inFlight;
   }
 
-  async report(): Promise<StatusReport | undefined> {
-    const r = await this.get();
+  /** A fresh report if one comes within `waitMs`, else the last one read (undefined: none yet). */
+  async report(waitMs = STATUS_SCRAPE_WAIT_MS): Promise<StatusReport | undefined> {
+    const r = await within(this.get(), waitMs);
+    if (r === TIMED_OUT) return this.lastGood;
     return r && 'report' in r ? r.report : undefined;
+  }
+}
+
+const TIMED_OUT = Symbol('timed out');
+
+async function within<T>(p: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<typeof TIMED_OUT>((r) => (timer = setTimeout(() => r(TIMED_OUT), ms)))]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -122,8 +143,8 @@ export async function startObservabilityServer(o: ObservabilityServerOptions): P
     const r = o.health.readiness(o.gating);
     const reasons = r.ok ? [] : [r.reason!];
     const connections: Record<string, string> = {};
-    for (const [name, client] of databases) {
-      const why = await ping(name, client);
+    const answers = await Promise.all([...databases].map(async ([name, client]) => [name, await ping(name, client)] as const));
+    for (const [name, why] of answers) {
       connections[name] = why ?? 'ok';
       if (why) reasons.push(`${name}: ${why}`);
     }
@@ -159,7 +180,8 @@ export async function startObservabilityServer(o: ObservabilityServerOptions): P
         );
       }
       case '/status': {
-        const r = await o.status.get();
+        const r = await within(o.status.get(), STATUS_HTTP_WAIT_MS);
+        if (r === TIMED_OUT) return send(res, 503, json({ error: `the state store did not answer within ${STATUS_HTTP_WAIT_MS} ms` }));
         if (!r) return send(res, 503, json({ error: 'not connected to the state store yet' }));
         if ('report' in r) return send(res, 200, json(r.report));
         const known = r.error instanceof MigratorError ? r.error : undefined;

@@ -7,6 +7,7 @@ import { describe, test } from 'node:test';
 import { Registry } from 'prom-client';
 import { HealthRegistry } from '../../src/observability/health.js';
 import { StatusCache, startObservabilityServer } from '../../src/observability/server.js';
+import type { StateStore } from '../../src/state/store.js';
 
 function clock(start = 1_000_000) {
   let now = start;
@@ -158,5 +159,47 @@ describe('/healthz and /readyz over HTTP', () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+describe('status cache', () => {
+  /** A state store holding one migration; `hang` makes every read wait forever. */
+  function fakeStore() {
+    const state = { reads: 0, hang: false };
+    const answer = <T>(v: T) => (state.hang ? new Promise<T>(() => undefined) : Promise.resolve(v));
+    const store = {
+      getMigration: (id: string) => {
+        state.reads++;
+        return answer({ _id: id, phase: 'CATCHING_UP', createdAt: new Date(), updatedAt: new Date(), phaseChangedAt: new Date() });
+      },
+      getCaptureCheckpoint: () => answer(null),
+      listShards: () => answer([]),
+      getCutover: () => answer(null),
+      getCaptureLease: () => answer(null),
+      listMigrations: () => answer([]),
+    };
+    return { state, store: store as unknown as StateStore };
+  }
+
+  test('reads the state store at most once per bound, however often it is asked', async () => {
+    const { state, store } = fakeStore();
+    const cache = new StatusCache(60_000);
+    cache.use(store, 'm');
+    const reports = await Promise.all([cache.report(), cache.report(), cache.report()]);
+    assert.equal(reports[0]?.phase, 'CATCHING_UP');
+    await cache.report();
+    assert.equal(state.reads, 1);
+  });
+
+  test('a state store that does not answer: a scrape gets the last report within its wait, not after the store\'s retries', async () => {
+    const { state, store } = fakeStore();
+    const cache = new StatusCache(0);
+    cache.use(store, 'm');
+    assert.equal((await cache.report())?.phase, 'CATCHING_UP');
+    state.hang = true;
+    const started = Date.now();
+    const r = await cache.report(100);
+    assert.equal(r?.phase, 'CATCHING_UP', 'the last report');
+    assert.ok(Date.now() - started < 5_000);
   });
 });
