@@ -14,7 +14,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { MIGRATION_PHASES } from '../state/store.js';
 import type { StatusReport } from '../orchestration/status-report.js';
-import { stats } from './stats.js';
+import type { MongoClient } from 'mongodb';
+import { noteLoadSize, stats } from './stats.js';
 import type { HealthRegistry } from './health.js';
 
 export const METRIC_PREFIX = 'migrator_';
@@ -404,6 +405,10 @@ export function createMetricsRegistry(ctx: MetricsContext): Registry {
   loadGauge('documents_dumped', 'Documents mongodump has read of the collection', (c) => c.dumped);
   loadGauge('documents_restored', 'Documents mongorestore reported restored (set when the collection finishes)', (c) => c.restored);
   loadGauge('collection_done', '1 once the collection is loaded', (c) => (c.done ? 1 : 0));
+  loadGauge('bytes_expected', 'Size of the source collection when the load started (collStats size: uncompressed BSON bytes)', (c) => c.sizeBytes);
+  loadGauge('bytes_dumped', 'Estimated bytes mongodump has read: documents read × the collection\'s average document size', (c) =>
+    c.sizeBytes === undefined ? undefined : c.done ? c.sizeBytes : Math.round(c.sizeBytes * Math.min(1, c.dumped / Math.max(1, c.total ?? c.sizeCount ?? 1))),
+  );
   new Gauge({
     name: `${p}load_eta_seconds`,
     help: 'Estimated seconds until the initial load has read every document (documents left / rate so far); absent before the first progress',
@@ -425,4 +430,27 @@ export function createMetricsRegistry(ctx: MetricsContext): Registry {
     },
   });
   return register;
+}
+
+/**
+ * Reads the size of each collection about to be loaded, for the load's byte metrics (the tools
+ * report documents only). Best effort, one `collStats` at a time, only when metrics are served:
+ * a refusal or an error leaves the byte metrics out, nothing else. `collStats` is documented for
+ * MongoDB (https://www.mongodb.com/docs/manual/reference/command/collStats/, `size`: "the total
+ * uncompressed size in memory of all records in a collection"; deprecated since 6.2 in favour of
+ * $collStats, still served) and listed as supported by Amazon DocumentDB
+ * (https://docs.aws.amazon.com/documentdb/latest/developerguide/mongo-apis.html); the least
+ * privileged source user's `readAnyDatabase` grants its action.
+ */
+export async function noteLoadSizes(source: MongoClient, namespaces: readonly { db: string; coll: string }[]): Promise<void> {
+  for (const { db, coll } of namespaces) {
+    try {
+      const r = await source.db(db).command({ collStats: coll });
+      const size = Number(r.size);
+      const count = Number(r.count);
+      if (Number.isFinite(size) && size >= 0) noteLoadSize(`${db}.${coll}`, size, Number.isFinite(count) ? count : 0);
+    } catch {
+      // Best effort: no byte metrics for this collection.
+    }
+  }
 }

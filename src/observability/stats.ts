@@ -25,6 +25,9 @@ export interface LoadCollectionStats {
   dumped: number;
   restored: number;
   done: boolean;
+  /** The source collection's size (collStats `size`: uncompressed BSON bytes) and count, when read. */
+  sizeBytes?: number;
+  sizeCount?: number;
 }
 
 /** One lease holder (a LeaseKeeper) as the metrics see it. */
@@ -110,6 +113,14 @@ export function noteLoadProgress(ns: string, fields: { total?: number; dumped?: 
   if (fields.dumped !== undefined) c.dumped = fields.dumped;
   if (fields.restored !== undefined) c.restored = fields.restored;
   if (fields.done !== undefined) c.done = fields.done;
+}
+
+/** Records a source collection's size for the load's byte metrics (see noteLoadSizes in metrics.ts). */
+export function noteLoadSize(ns: string, sizeBytes: number, count: number): void {
+  noteLoadProgress(ns, {});
+  const c = stats.load.collections.get(ns)!;
+  c.sizeBytes = sizeBytes;
+  c.sizeCount = count;
 }
 
 /** A Kinesis answer (any call): `ok`, or a failure (throttling counts as an answer: the stream is reachable). */

@@ -168,6 +168,9 @@ describe('metrics and health endpoints (--metrics-port)', { timeout: 420_000 }, 
       // 2000 seeded, plus the workload's inserts before mongodump read the collection.
       assert.ok(sum(first, 'migrator_load_documents_dumped', (l) => l.namespace === 'bar.products') >= 2000, 'load progress per collection');
       assert.equal(sum(first, 'migrator_load_collection_done', (l) => l.namespace === 'bar.products'), 1);
+      const bytes = sum(first, 'migrator_load_bytes_expected', (l) => l.namespace === 'bar.products');
+      assert.ok(bytes > 2000 * 20, `bytes of the collection (collStats): ${bytes}`);
+      assert.equal(sum(first, 'migrator_load_bytes_dumped', (l) => l.namespace === 'bar.products'), bytes, 'all read once done');
       assert.equal(sum(first, 'migrator_load_eta_seconds'), 0, 'the load is over');
       assert.equal(sum(first, 'migrator_lease_held', (l) => l.kind === 'apply'), 2, 'one apply lease per shard');
       assert.equal(sum(first, 'migrator_lease_held', (l) => l.kind === 'capture' && l.shard === 'capture'), 1);

@@ -13,6 +13,7 @@ import { createTasks } from '../tasks.js';
 import { openTransport, transportKind } from '../transport.js';
 import { metricsOptions } from '../../config/options.js';
 import { health, type Heartbeat } from '../../observability/health.js';
+import { noteLoadSizes } from '../../observability/metrics.js';
 import { startObservability, type MetricsArgs } from '../observability.js';
 
 export interface LoadArgs extends MetricsArgs {
@@ -88,12 +89,14 @@ export async function prepareMigration(argv: LoadArgs, res: Resources, signal: A
     leaseTtlMs: parseDuration(argv['lease-ttl'] ?? '30s'),
     heartbeat,
   });
-  return { config, log, migration, transport, store };
+  return { config, log, migration, transport, store, source };
 }
 
 type Prepared = Awaited<ReturnType<typeof prepareMigration>> & {
   /** The orchestrator's liveness heartbeat: steps without progress reports run inside `heartbeat.during`. */
   heartbeat: Heartbeat;
+  /** With --metrics-port: reads the sizes of the collections to load, in the background (load byte metrics). */
+  measureLoad(): void;
 };
 
 /**
@@ -123,7 +126,10 @@ export async function runMigrationCommand(argv: LoadArgs, stopAfterLoad: boolean
     obs.useStore(prepared.store, config.migrationId);
     state = 'running';
     migration = prepared.migration;
-    await body({ ...prepared, heartbeat }, shutdown.signal);
+    const measureLoad = () => {
+      if (obs.port !== undefined) void noteLoadSizes(prepared.source, prepared.migration.preflight?.namespaces ?? []);
+    };
+    await body({ ...prepared, heartbeat, measureLoad }, shutdown.signal);
     if (shutdown.signal.aborted) {
       await migration.stopPipelines().catch(() => undefined);
       process.exitCode = ExitCode.INTERRUPTED;
@@ -152,7 +158,7 @@ export const fullMigrateCommand: CommandModule<object, LoadArgs> = {
   describe: 'Run the whole online migration; re-run to resume. Cut over with `migrator cutover`',
   builder: (y) => y.options(loadOptionsBuilder).options(metricsOptions),
   handler: (argv) =>
-    runMigrationCommand(argv, false, async ({ config, migration: m, heartbeat: hb }, signal) => {
+    runMigrationCommand(argv, false, async ({ config, migration: m, heartbeat: hb, measureLoad }, signal) => {
       const opened = await m.open();
       if (opened.phase === 'COMPLETED') {
         printReport(`migration ${config.migrationId} is already COMPLETED`);
@@ -166,7 +172,10 @@ export const fullMigrateCommand: CommandModule<object, LoadArgs> = {
           {
             title: 'Initial load (mongodump | mongorestore)',
             skip: () => !['CREATED', 'INITIAL_LOAD'].includes(m.phase) && 'already loaded',
-            task: (_c, task) => hb.during('initial load', () => m.runLoad((text) => (task.output = text))),
+            task: (_c, task) => {
+              measureLoad();
+              return hb.during('initial load', () => m.runLoad((text) => (task.output = text)));
+            },
           },
           { title: 'Start apply (Kinesis → target)', task: () => m.startApply() },
           {

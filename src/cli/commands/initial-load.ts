@@ -14,7 +14,7 @@ export const initialLoadCommand: CommandModule<object, LoadArgs> = {
   describe: 'Preflight, resume point and mongodump | mongorestore (with capture during the copy), then stop',
   builder: (y) => y.options(loadOptionsBuilder).options(metricsOptions),
   handler: (argv) =>
-    runMigrationCommand(argv, true, async ({ config, migration: m, heartbeat: hb }, signal) => {
+    runMigrationCommand(argv, true, async ({ config, migration: m, heartbeat: hb, measureLoad }, signal) => {
       const opened = await m.open();
       let complete = false;
       if (!['CREATED', 'INITIAL_LOAD'].includes(opened.phase)) {
@@ -26,7 +26,13 @@ export const initialLoadCommand: CommandModule<object, LoadArgs> = {
           { title: 'Preflight', task: () => hb.during('preflight', async () => void (await m.runPreflight())) },
           { title: 'Record the resume point', task: () => hb.during('resume point', () => m.recordResumePoint()) },
           { title: 'Start capture (source change stream → Kinesis)', task: () => m.startCapture() },
-          { title: 'Initial load (mongodump | mongorestore)', task: (_c, task) => hb.during('initial load', () => m.runLoad((text) => (task.output = text))) },
+          {
+            title: 'Initial load (mongodump | mongorestore)',
+            task: (_c, task) => {
+              measureLoad();
+              return hb.during('initial load', () => m.runLoad((text) => (task.output = text)));
+            },
+          },
           {
             title: 'Let capture reach the end of the load',
             task: (_c, task) =>
