@@ -5,11 +5,13 @@ import { createMetricsRegistry } from '../observability/metrics.js';
 import { StatusCache, startObservabilityServer, type ObservabilityServer } from '../observability/server.js';
 import type { StateStore } from '../state/store.js';
 import { UsageError, errorMessage } from '../util/errors.js';
+import { parseDuration } from '../util/duration.js';
 import type { Logger } from '../util/logger.js';
 
 export interface MetricsArgs {
   'metrics-port'?: number;
   'metrics-host'?: string;
+  'liveness-bound'?: string;
 }
 
 /** What a long-running command holds of its metrics server (a no-op without --metrics-port). */
@@ -44,6 +46,11 @@ export async function startObservability(
   ctx: { command: string; migrationId: string; log: Logger; gating: readonly string[] },
 ): Promise<Observability> {
   const port = argv['metrics-port'];
+  const bound = parseDuration(argv['liveness-bound'] ?? '5m');
+  if (bound === undefined || bound < 1000) {
+    throw new UsageError(`Invalid --liveness-bound (MIGRATOR_LIVENESS_BOUND): expected a duration of at least 1s, like 5m (got "${argv['liveness-bound']}").`);
+  }
+  health.defaultBoundMs = bound;
   if (port === undefined) return NONE;
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new UsageError(`Invalid --metrics-port (MIGRATOR_METRICS_PORT): expected a port number 0-65535 (got ${String(port)}).`);

@@ -125,4 +125,10 @@ export const metricsOptions: Record<string, Options> = {
     default: '0.0.0.0',
     describe: 'Address the metrics server listens on (default all interfaces, as in a container; 127.0.0.1 for this machine only)',
   },
+  'liveness-bound': {
+    type: 'string',
+    group: METRICS_GROUP,
+    default: '5m',
+    describe: '/healthz answers 503 (wedged) once a main loop made no progress for this long',
+  },
 };

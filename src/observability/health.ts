@@ -6,8 +6,8 @@
  * full-migrate / initial-load) owns a {@link Heartbeat} it beats whenever it makes progress or
  * finishes one round of a legitimate wait (a standby polling for a lease, an idle change stream's
  * getMore, an empty GetRecords, a poll for the initial load, a DDL rendezvous poll). A loop is
- * WEDGED when its heartbeat has not moved for `boundMs` (default {@link DEFAULT_LIVENESS_BOUND_MS},
- * 5 minutes: well above every wait of one round — getMore 0.5 s, GetRecords idle poll ≤ 1 s,
+ * WEDGED when its heartbeat has not moved for `boundMs` (`--liveness-bound`, default
+ * {@link DEFAULT_LIVENESS_BOUND_MS}, 5 minutes: well above every wait of one round — getMore 0.5 s, GetRecords idle poll ≤ 1 s,
  * lease/discovery polls ≤ 10 s, a target write's 60 s timeout before its retry, Kinesis backoff
  * ≤ 5 s, state-store retries ≤ 60 s). Steps that are long and report no progress of their own —
  * the initial load's mongodump | mongorestore (index builds print nothing) and the cutover's
@@ -98,12 +98,14 @@ export interface Readiness {
 export class HealthRegistry {
   private readonly loops = new Set<Heartbeat>();
   private readonly components = new Map<string, () => ComponentState>();
+  /** The bound of loops registered without one (--liveness-bound). */
+  defaultBoundMs = DEFAULT_LIVENESS_BOUND_MS;
 
   constructor(private readonly now: () => number = Date.now) {}
 
   /** A heartbeat for a main loop; `unregister` it when the loop ends. */
-  register(name: string, boundMs = DEFAULT_LIVENESS_BOUND_MS, extraProgress?: () => number): Heartbeat {
-    const hb = new Heartbeat(name, boundMs, this.now(), extraProgress);
+  register(name: string, boundMs?: number, extraProgress?: () => number): Heartbeat {
+    const hb = new Heartbeat(name, boundMs ?? this.defaultBoundMs, this.now(), extraProgress);
     this.loops.add(hb);
     return hb;
   }

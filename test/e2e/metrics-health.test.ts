@@ -4,6 +4,7 @@
 // a standby capture, /status of the same shape as `migrator status --json`.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { execa, type ResultPromise } from 'execa';
 import type { Document } from 'mongodb';
 import { useLocalStack } from '../support/local-stack.js';
@@ -137,7 +138,10 @@ describe('metrics and health endpoints (--metrics-port)', { timeout: 420_000 }, 
     };
     const store = await StateStore.open({ client: dst });
     const workload = startWorkload(src, { pauseMs: 5 });
-    const proc = spawnMigrator(['full-migrate', ...common, '--include', 'bar.*', '--lease-ttl', '5s', '--metrics-host', '127.0.0.1', '--log-format', 'json'], env);
+    let probe: NodeJS.Timeout | undefined;
+    const proc = spawnMigrator(['full-migrate', ...common, '--include', 'bar.*', '--lease-ttl', '5s', '--metrics-host', '127.0.0.1', '--log-format', 'json',
+      // Short enough to catch a loop that forgets to beat while it waits (the load counts as waiting).
+      '--liveness-bound', '15s'], env);
     try {
       // Live as soon as the server is up (during the connection and the load too).
       const health = await eventually('/healthz answers', 60_000, proc, async () => {
@@ -145,6 +149,11 @@ describe('metrics and health endpoints (--metrics-port)', { timeout: 420_000 }, 
         return r.code === 200 ? (JSON.parse(r.text) as { status: string; loops: { name: string }[] }) : undefined;
       });
       assert.equal(health.status, 'ok');
+      // A liveness probe every 500 ms for the whole run: never a 503 (the load and the cutover wait, the loops beat).
+      const unhealthy: string[] = [];
+      probe = setInterval(() => {
+        get(port, '/healthz').then((r) => void (r.code !== 200 && unhealthy.push(r.text)), () => undefined);
+      }, 500);
 
       await eventually('phase CATCHING_UP or READY_FOR_CUTOVER', 150_000, proc, async () => {
         const m = await store.getMigration(id);
@@ -219,8 +228,11 @@ describe('metrics and health endpoints (--metrics-port)', { timeout: 420_000 }, 
       const cut = await runMigrator(['cutover', ...common, '--writes-stopped', '--wait', '--timeout', '120s'], { env: {}, timeoutMs: 180_000 });
       assert.equal(cut.exitCode, 0, cut.all);
       const result = await proc;
+      clearInterval(probe);
       assert.equal(result.exitCode, 0, String(result.stderr).slice(-3000));
+      assert.deepEqual(unhealthy, [], 'no liveness failure during the migration');
     } catch (err) {
+      clearInterval(probe);
       await workload.stop().catch(() => undefined);
       if (proc.exitCode === null) throw new Error(`${(err as Error).message}\n--- full-migrate stderr ---\n${await tail(proc)}`, { cause: err });
       throw err;
@@ -233,7 +245,9 @@ describe('metrics and health endpoints (--metrics-port)', { timeout: 420_000 }, 
     const id = 'metrics-standby';
     const stream = kinesis.uniqueStreamName('standby');
     await kinesis.createStream(stream, 1);
-    const common = ['capture', '--cdc-only', '--source-uri', source.uri, '--target-uri', target.uri, '--kinesis-stream', stream, '--kinesis-endpoint', kinesis.endpoint, '--migration-id', id, '--lease-ttl', '3s', '--metrics-host', '127.0.0.1'];
+    const common = ['capture', '--cdc-only', '--source-uri', source.uri, '--target-uri', target.uri, '--kinesis-stream', stream, '--kinesis-endpoint', kinesis.endpoint, '--migration-id', id, '--lease-ttl', '3s', '--metrics-host', '127.0.0.1',
+      // A short liveness bound: an idle capture and a standby must keep beating (no false "wedged").
+      '--liveness-bound', '3s'];
     const [portA, portB] = [await freePort(), await freePort()];
     const a = spawnMigrator([...common, '--metrics-port', String(portA)], {});
     let b: ResultPromise | undefined;
@@ -247,6 +261,8 @@ describe('metrics and health endpoints (--metrics-port)', { timeout: 420_000 }, 
       });
       assert.equal(standby.code, 503);
       assert.match(standby.body.reason!, /capture: standby/);
+      await new Promise((r) => setTimeout(r, 4_000)); // longer than the liveness bound, the stream idle
+      assert.equal((await get(portA, '/healthz')).code, 200, 'an idle capture is live');
       assert.equal((await get(portB, '/healthz')).code, 200, 'a standby is live');
       const mb = parseExposition((await get(portB, '/metrics')).text).samples;
       assert.equal(sum(mb, 'migrator_leases_held', (l) => l.kind === 'capture'), 0);
@@ -272,7 +288,7 @@ describe('metrics and health endpoints (--metrics-port)', { timeout: 420_000 }, 
     const { target, kinesis } = stack;
     const stream = kinesis.uniqueStreamName('apply-standby');
     await kinesis.createStream(stream, 1);
-    const common = ['apply', '--target-uri', target.uri, '--kinesis-stream', stream, '--kinesis-endpoint', kinesis.endpoint, '--lease-ttl', '3s', '--metrics-host', '127.0.0.1'];
+    const common = ['apply', '--target-uri', target.uri, '--kinesis-stream', stream, '--kinesis-endpoint', kinesis.endpoint, '--lease-ttl', '3s', '--metrics-host', '127.0.0.1', '--liveness-bound', '3s'];
     const [portA, portB, portC] = [await freePort(), await freePort(), await freePort()];
     const a = spawnMigrator([...common, '--cdc-only', '--migration-id', 'metrics-apply', '--metrics-port', String(portA)], {});
     // No --cdc-only and no migration of that id: it waits for full-migrate to create it and load.
@@ -297,7 +313,8 @@ describe('metrics and health endpoints (--metrics-port)', { timeout: 420_000 }, 
         return r.body.components.apply?.state === 'waiting-for-initial-load' ? r : undefined;
       });
       assert.equal(waiting.code, 503);
-      for (const port of [portA, portB, portC]) assert.equal((await get(port, '/healthz')).code, 200, 'all three are live');
+      await new Promise((r) => setTimeout(r, 4_000)); // longer than the liveness bound, nothing to apply
+      for (const port of [portA, portB, portC]) assert.equal((await get(port, '/healthz')).code, 200, `all three are live (${port})`);
       const mb = parseExposition((await get(portB, '/metrics')).text).samples;
       assert.equal(sum(mb, 'migrator_leases_held', (l) => l.kind === 'apply'), 0);
       const ma = parseExposition((await get(portA, '/metrics')).text).samples;
@@ -305,6 +322,38 @@ describe('metrics and health endpoints (--metrics-port)', { timeout: 420_000 }, 
     } finally {
       for (const p of [a, b, c]) if (p && p.exitCode === null) p.kill('SIGTERM');
       await Promise.all([a, b, c].filter(Boolean));
+    }
+  });
+
+  test('/healthz 503 (wedged) once a main loop stops progressing: apply on a Kinesis endpoint that never answers', { timeout: 120_000 }, async () => {
+    const { target } = stack;
+    // Accepts connections and never answers: every Kinesis call hangs (the SDK has no request timeout by default).
+    const sockets = new Set<Socket>();
+    const silent = createServer((s) => void sockets.add(s));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const endpoint = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const port = await freePort();
+    const p = spawnMigrator(
+      ['apply', '--cdc-only', '--target-uri', target.uri, '--kinesis-stream', 'never', '--kinesis-endpoint', endpoint, '--migration-id', 'metrics-wedged',
+        '--metrics-port', String(port), '--metrics-host', '127.0.0.1', '--liveness-bound', '3s'],
+      {},
+    );
+    try {
+      const wedged = await eventually('/healthz 503', 60_000, p, async () => {
+        const r = await get(port, '/healthz');
+        return r.code === 503 ? (JSON.parse(r.text) as { status: string; reason: string; loops: { name: string; ok: boolean }[] }) : undefined;
+      });
+      assert.equal(wedged.status, 'wedged');
+      assert.match(wedged.reason, /apply made no progress for \d+ s \(bound 3 s\): wedged/);
+      assert.equal(wedged.loops.find((l) => l.name === 'apply')?.ok, false);
+      assert.equal((await get(port, '/readyz')).code, 503, 'not ready either');
+      const m = parseExposition((await get(port, '/metrics')).text).samples;
+      assert.ok(sum(m, 'migrator_heartbeat_age_seconds', (l) => l.loop === 'apply') > 3);
+    } finally {
+      p.kill('SIGKILL');
+      await p;
+      for (const s of sockets) s.destroy();
+      silent.close();
     }
   });
 });
