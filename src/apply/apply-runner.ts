@@ -53,6 +53,9 @@ import { backoffDelay, withRetry, type RetryPolicy } from './retry.js';
 import { ApplyWriter, type ApplyConflict, type ApplyResult, type ApplyStats } from './writer.js';
 import type { KeyFilterMode } from './plan.js';
 import { streamParams } from '../transport/stream-ref.js';
+import { health, type ComponentState, type Heartbeat } from '../observability/health.js';
+import { observeApplyLag } from '../observability/metrics.js';
+import { addOp, stats, type ApplyView, type LeaseHolderView } from '../observability/stats.js';
 
 export { LeaseLostError };
 
@@ -354,7 +357,50 @@ class ApplyRunner {
     });
   }
 
+  /** Liveness: beaten by the loops (load gate, discovery while standing by, batches, writes, waits); GetRecords calls count too. */
+  private hb: Heartbeat | undefined;
+  private waitingForLoad = false;
+  private started = false;
+
   async run(): Promise<ApplyRunResult> {
+    this.hb = health.register('apply', undefined, () => stats.kinesis.getRecordsCalls);
+    const dropComponent = health.component('apply', () => this.readiness());
+    const view: ApplyView = { shards: () => this.shardViews(), caughtUp: () => this.readShardsCaughtUp() };
+    const held: LeaseHolderView = { kind: 'apply', heldShards: () => this.keeper.heldShards() };
+    stats.live.applies.add(view);
+    stats.live.leaseHolders.add(held);
+    try {
+      return await this.runMonitored();
+    } finally {
+      stats.live.applies.delete(view);
+      stats.live.leaseHolders.delete(held);
+      dropComponent();
+      health.unregister(this.hb);
+    }
+  }
+
+  /** Ready while holding at least one shard lease; not while waiting for the load or standing by. */
+  private readiness(): ComponentState {
+    if (this.waitingForLoad) return { ready: false, state: 'waiting-for-initial-load' };
+    const held = this.keeper.heldShards().length;
+    if (held > 0) return { ready: true, state: 'applying', detail: `${held} shard lease(s)` };
+    if (!this.started) return { ready: false, state: 'starting' };
+    return { ready: false, state: 'standby', detail: 'holds no shard lease: other apply processes hold them (or --max-shards)' };
+  }
+
+  private shardViews(): ReturnType<ApplyView['shards']> {
+    return (this.consumer?.shardStatuses() ?? [])
+      .filter((s) => s.state === 'reading')
+      .map((s) => ({ shardId: s.shardId, millisBehindLatest: s.millisBehindLatest, caughtUp: s.caughtUp, stalled: Boolean(this.runs.get(s.shardId)?.stalledSince) }));
+  }
+
+  /** Every shard this process reads is at the tip, with no batch in hand. */
+  private readShardsCaughtUp(): boolean {
+    const reading = (this.consumer?.shardStatuses() ?? []).filter((s) => s.state === 'reading');
+    return reading.length > 0 && this.inFlight === 0 && reading.every((s) => s.caughtUp);
+  }
+
+  private async runMonitored(): Promise<ApplyRunResult> {
     const outer = this.o.signal;
     const onAbort = () => this.requestShutdown();
     if (outer?.aborted) this.requestShutdown();
@@ -377,6 +423,7 @@ class ApplyRunner {
       return { stopReason: 'interrupted', status: this.status() };
     }
     this.keeper.start();
+    this.started = true;
     try {
       statusTimer = setInterval(() => this.reportStatus(), this.o.statusIntervalMs ?? DEFAULT_STATUS_INTERVAL_MS);
       statusTimer.unref?.();
@@ -431,8 +478,10 @@ class ApplyRunner {
     // The reason is logged at once, then every minute while it lasts (an operator reading recent logs sees why nothing happens).
     let nextLogAt = 0;
     while (!this.shutdown.signal.aborted) {
+      this.hb?.beat();
       const m = await this.o.store.getMigration(this.o.migrationId);
-      if (!loading(m)) return true;
+      this.waitingForLoad = loading(m);
+      if (!this.waitingForLoad) return true;
       if (Date.now() >= nextLogAt) {
         nextLogAt = Date.now() + 60_000;
         if (m) this.log.info({ phase: m.phase }, 'waiting for the initial load to finish before applying changes');
@@ -546,6 +595,7 @@ class ApplyRunner {
 
   private async ownsShard(shardId: string): Promise<boolean> {
     if (this.rebuildRequested || this.shutdown.signal.aborted || this.stopReason !== undefined) return false;
+    if (this.keeper.heldShards().length === 0) this.hb?.beat(); // standing by: discovery rounds are its loop
     return this.keeper.tryAcquire(shardId);
   }
 
@@ -559,6 +609,7 @@ class ApplyRunner {
   }
 
   private async handle(batch: ShardBatch): Promise<void> {
+    this.hb?.beat();
     this.inFlight++;
     try {
       await this.applyShardBatch(batch);
@@ -606,7 +657,7 @@ class ApplyRunner {
       shards: () => this.streamShards(),
       pollMs: this.o.ddlPollMs,
       signal: abort.signal,
-      onWait: throttle((info) => log.info({ ddl: info.ddlKey, arrived: info.arrived, waitingFor: info.waitingFor }, 'waiting for every shard to reach the DDL'), 10_000),
+      onWait: beatThen(this.hb, throttle((info) => log.info({ ddl: info.ddlKey, arrived: info.arrived, waitingFor: info.waitingFor }, 'waiting for every shard to reach the DDL'), 10_000)),
     });
     // The stall clock restarts at every acknowledged write and at the end of every wait for
     // other shards (a DDL rendezvous is not a stall of this shard).
@@ -628,6 +679,7 @@ class ApplyRunner {
         this.o.target,
         async () => {
           if (this.fatal !== undefined) throw new ApplyInterrupted('apply is failing');
+          this.hb?.beat(); // every write attempt (a retry after a 60 s write timeout too)
           await this.keeper.waitWritable(shardId, abort.signal);
         },
         progressed,
@@ -795,6 +847,8 @@ class ApplyRunner {
       const elapsed = performance.now() - started;
       if (elapsed >= limitMs) throw conflictFailure(batch.shardId, pending, elapsed);
       run.counters.conflictRetries++;
+      stats.apply.conflictRetries++;
+      this.hb?.beat();
       if (attempt === 1 || attempt % 10 === 0) {
         this.log.warn(
           { shardId: batch.shardId, attempt, conflicts: pending.length, first: describeConflict(pending[0]!) },
@@ -862,6 +916,25 @@ class ApplyRunner {
     }
     c.millisBehindLatest = batch.millisBehindLatest ?? -1;
     this.sessionEvents += s.envelopes;
+    // Metrics (per batch, plain additions; src/observability/stats.ts).
+    const a = stats.apply;
+    a.batches++;
+    addOp(a.events, 'upsert', s.upserts);
+    addOp(a.events, 'update', s.updates);
+    addOp(a.events, 'delete', s.deletes);
+    addOp(a.events, 'ddl', s.ddl);
+    addOp(a.events, 'barrier', s.barriers);
+    addOp(a.events, 'skipped', s.skipped);
+    addOp(a.events, 'collapsed', s.collapsed);
+    // Lag of the batch's newest event, when it wrote something (re-sent events say nothing of lag).
+    if (s.upserts + s.updates + s.deletes + s.ddl > 0) {
+      let newestMs: number | undefined;
+      for (let i = envelopes.length - 1; i >= 0 && newestMs === undefined; i--) {
+        const e = envelopes[i]!;
+        if (e.op !== 'barrier' && e.op !== 'origin') newestMs = e.wt ? e.wt.getTime() : e.ct.getHighBits() * 1000;
+      }
+      if (newestMs !== undefined && newestMs > 0) observeApplyLag(Math.max(0, Date.now() - newestMs) / 1000);
+    }
   }
 
   private async saveCheckpoint(run: ShardRun, sequenceNumber: string, position: EventPosition | undefined, shardEnded: boolean): Promise<void> {
@@ -872,6 +945,7 @@ class ApplyRunner {
     );
     if (r === 'saved') {
       run.sequenceNumber = sequenceNumber;
+      stats.apply.checkpointAtMs.set(run.shardId, Date.now());
       return;
     }
     if (r === 'lease-lost') {
@@ -1146,6 +1220,14 @@ function conflictFailure(shardId: string, conflicts: readonly ApplyConflict[], e
 
 function compactTotals(t: ApplyCounters): Record<string, number> {
   return { events: t.events, upserts: t.upserts, updates: t.updates, deletes: t.deletes, ddl: t.ddl, skipped: t.skipped };
+}
+
+/** Beats the heartbeat on every call, then calls `fn`. */
+function beatThen<A extends unknown[]>(hb: Heartbeat | undefined, fn: (...args: A) => void): (...args: A) => void {
+  return (...args: A) => {
+    hb?.beat();
+    fn(...args);
+  };
 }
 
 function throttle<A extends unknown[]>(fn: (...args: A) => void, everyMs: number): (...args: A) => void {

@@ -10,6 +10,8 @@ import { UsageError } from '../util/errors.js';
 /** What a command opened, closed together in `finally`. */
 export class Resources {
   private readonly closers: (() => Promise<unknown>)[] = [];
+  /** Told of every database connected (the metrics server's /readyz pings them). */
+  onConnect?: (role: string, client: MongoClient) => void;
 
   add<T>(value: T, close: (v: T) => Promise<unknown> | unknown): T {
     this.closers.push(async () => close(value));
@@ -20,6 +22,7 @@ export class Resources {
     const e = role === 'state store' ? requireState(config) : endpoint;
     if (!e) throw new UsageError(`Missing --${role}-uri.`);
     const client = await connect(role, e, config.connectTimeoutMs);
+    this.onConnect?.(role, client);
     return this.add(client, (c) => c.close());
   }
 

@@ -113,3 +113,29 @@ export const sharedOptions: Record<string, Options> = {
 
 /** The option names a config file may use (kebab-case, as the flags; camelCase accepted too). */
 export const CONFIG_KEYS = new Set(Object.keys(sharedOptions).filter((k) => k !== 'config'));
+
+/**
+ * `--metrics-port` / `--metrics-host` of the long-running commands (full-migrate, initial-load,
+ * capture, apply): the HTTP server of /metrics, /healthz, /readyz and /status
+ * (src/observability/server.ts). Off unless a port is given.
+ */
+export const METRICS_GROUP = 'Metrics and health:';
+export const metricsOptions: Record<string, Options> = {
+  'metrics-port': {
+    type: 'number',
+    group: METRICS_GROUP,
+    describe: 'Serve /metrics (Prometheus), /healthz, /readyz and /status on this port (0: any free port; default: off)',
+  },
+  'metrics-host': {
+    type: 'string',
+    group: METRICS_GROUP,
+    default: '0.0.0.0',
+    describe: 'Address the metrics server listens on (default all interfaces, as in a container; 127.0.0.1 for this machine only)',
+  },
+  'liveness-bound': {
+    type: 'string',
+    group: METRICS_GROUP,
+    default: '5m',
+    describe: '/healthz answers 503 (wedged) once a main loop made no progress for this long',
+  },
+};

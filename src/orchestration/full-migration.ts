@@ -25,6 +25,7 @@ import type { TimeSeriesMode } from '../db/target-compat.js';
 import { takeResumePoint } from './resume-point.js';
 import { setSourceWriteBlock, writeBlockCapability } from './write-block.js';
 import { holdTargetTtl, restoreHeldTtl, warnTtlHeld } from './ttl.js';
+import type { Heartbeat } from '../observability/health.js';
 
 export interface FullMigrationInput {
   migrationId: string;
@@ -53,6 +54,8 @@ export interface FullMigrationInput {
   pollMs?: number;
   /** Apply's lease TTL (default 30 s; tests use less). */
   leaseTtlMs?: number;
+  /** Liveness (src/observability/health.ts): beaten by the replicate loop. */
+  heartbeat?: Heartbeat;
 }
 
 /** How far behind the stream's tip apply may be and still count as caught up. */
@@ -376,6 +379,7 @@ export class FullMigration {
     const poll = this.p.pollMs ?? 500;
     let lastText = '';
     while (!this.p.signal.aborted) {
+      this.p.heartbeat?.beat();
       if (this.migration.phase === 'CATCHING_UP' && (await this.caughtUp())) await this.setPhase('READY_FOR_CUTOVER');
       // A stalled shard (the target stopped answering) is not ready for a cutover any more.
       else if (this.migration.phase === 'READY_FOR_CUTOVER' && (await this.shardsForReadiness()).some((sh) => sh.stalledSince)) {
@@ -394,7 +398,8 @@ export class FullMigration {
           await this.setPhase('READY_FOR_CUTOVER');
           continue;
         }
-        if (await this.cutoverStep()) return;
+        // A step may verify the whole migration (long, no progress reports): waiting, not wedged.
+        if (await (this.p.heartbeat ? this.p.heartbeat.during('cutover step', () => this.cutoverStep()) : this.cutoverStep())) return;
       }
       const totals = this.apply?.status?.totals;
       const text = `${this.migration.phase}: applied ${totals?.events ?? 0} events${this.apply?.status?.caughtUp ? ', caught up' : ''}`;

@@ -1,4 +1,5 @@
 import type { LoadCollectionProgress } from '../state/store.js';
+import { noteLoadProgress } from '../observability/stats.js';
 
 /** The one store call the writer needs (StateStore.updateLoadProgress). */
 export type SaveLoadProgress = (ns: string, fields: Partial<LoadCollectionProgress>) => Promise<void>;
@@ -38,6 +39,7 @@ export function createLoadProgressWriter(save: SaveLoadProgress, minIntervalMs =
   };
   return {
     write(ns, fields, force = false) {
+      noteLoadProgress(ns, fields); // metrics: every progress line, not throttled (no I/O)
       const now = Date.now();
       if (!force && now - (lastWrite.get(ns) ?? -Infinity) < minIntervalMs) return;
       lastWrite.set(ns, now);

@@ -30,6 +30,8 @@ import {
 import { CheckpointTracker } from './checkpoint-tracker.js';
 import { BSON_OBJECT_TOO_LARGE, FragmentAssembler, SLIM_STAGE, SPLIT_STAGE, isSplitStageRefused, splitLargeEventSupported } from './large-events.js';
 import type { NamespaceRules } from './namespace-filter.js';
+import { health, type Heartbeat } from '../observability/health.js';
+import { addOp, stats } from '../observability/stats.js';
 
 /** The source collection whose inserts become cutover barriers (inside the state db's name). */
 export const MARKER_COLLECTION = 'cutover_markers';
@@ -210,12 +212,32 @@ async function checkStream(o: CaptureOptions): Promise<void> {
  * suffix, which apply de-duplicates by position.
  */
 export async function runCapture(o: CaptureOptions): Promise<CaptureProgress> {
+  // Liveness and readiness (src/observability/health.ts): ready only while capturing.
+  const mon: CaptureMonitor = { hb: health.register('capture'), state: 'starting' };
+  const dropComponent = health.component('capture', () => ({ ready: mon.state === 'capturing', state: mon.state }));
+  try {
+    return await runCaptureMonitored(o, mon);
+  } finally {
+    mon.state = 'stopped';
+    dropComponent();
+    health.unregister(mon.hb);
+  }
+}
+
+/** What capture tells the health checks: its heartbeat and what it is doing. */
+interface CaptureMonitor {
+  hb: Heartbeat;
+  state: 'starting' | 'standby' | 'waiting-for-resume-point' | 'capturing' | 'stopped';
+}
+
+async function runCaptureMonitored(o: CaptureOptions, mon: CaptureMonitor): Promise<CaptureProgress> {
   const owner = o.ownerId ?? defaultOwnerId();
   const ttlMs = o.leaseTtlMs ?? DEFAULT_CAPTURE_LEASE_TTL_MS;
   let last: CaptureProgress = { events: 0, markers: 0, bytes: 0 };
   let standbyLogged = false;
   await checkStream(o);
   while (!o.signal.aborted) {
+    mon.hb.beat();
     // ONE ACTIVE CAPTURE per migration: the lease (state store `capture_leases`) decides which
     // process reads the change stream; the others stand by and take over once it is released or
     // has expired (killed holder: after ttl + grace). Safety does not depend on it — checkpoints
@@ -239,14 +261,19 @@ export async function runCapture(o: CaptureOptions): Promise<CaptureProgress> {
       if (await freeDeadLocalLease(o.store, o.migrationId)) continue;
       if (!standbyLogged) o.log.info({ ttlMs }, 'another capture process holds the capture lease: standing by');
       standbyLogged = true;
+      mon.state = 'standby';
       await sleep(Math.min(1000, ttlMs / 3), o.signal);
       continue;
     }
     standbyLogged = false;
     keeper.start();
+    const held = { kind: 'capture' as const, heldShards: () => keeper.heldShards() };
+    stats.live.leaseHolders.add(held);
     try {
-      last = await captureWhileLeased({ ...o, signal: AbortSignal.any([o.signal, lost.signal]) });
+      last = await captureWhileLeased({ ...o, signal: AbortSignal.any([o.signal, lost.signal]) }, mon);
     } finally {
+      stats.live.leaseHolders.delete(held);
+      mon.state = 'starting';
       keeper.stop();
       if (lost.signal.aborted) keeper.abandonAll();
       else await keeper.releaseAll().catch(() => undefined);
@@ -277,13 +304,15 @@ async function freeDeadLocalLease(store: CaptureStateStore, migrationId: string)
  * point and now, lost for good. Only an explicit start or `--cdc-only` says there is no full
  * migration to wait for.
  */
-async function startPoint(o: CaptureOptions): Promise<CaptureStart | undefined> {
+async function startPoint(o: CaptureOptions, mon: CaptureMonitor): Promise<CaptureStart | undefined> {
   if (o.start) return o.start;
   let nextLogAt = 0; // the reason is logged at once, then every minute while it lasts
   while (!o.signal.aborted) {
+    mon.hb.beat();
     const m = await o.store.getMigration(o.migrationId);
     if (!m && o.cdcOnly) return undefined; // plain CDC: from now
     if (m?.resumePoint) return m.resumePoint.rt ? { rt: m.resumePoint.rt } : { ct: m.resumePoint.ct };
+    mon.state = 'waiting-for-resume-point';
     if (Date.now() >= nextLogAt) {
       nextLogAt = Date.now() + 60_000;
       if (m) o.log.info({ phase: m.phase }, 'waiting for full-migrate to record the resume point');
@@ -300,10 +329,10 @@ async function startPoint(o: CaptureOptions): Promise<CaptureStart | undefined> 
   return undefined;
 }
 
-async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
+async function captureWhileLeased(o: CaptureOptions, mon: CaptureMonitor): Promise<CaptureProgress> {
   const progress: CaptureProgress = { events: 0, markers: 0, bytes: 0 };
   const saved = await o.store.getCaptureCheckpoint(o.migrationId);
-  const start = saved ? undefined : await startPoint(o);
+  const start = saved ? undefined : await startPoint(o, mon);
   if (o.signal.aborted) return progress;
   // resumeAfter, not startAfter: Amazon DocumentDB documents resuming "from a resume token" and
   // with startAtOperationTime only (change_streams.html, Supported operations); startAfter only
@@ -331,7 +360,10 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
       client: o.kinesis,
       streamName: o.streamName,
       maxBufferedBytes: o.maxBufferedBytes,
-      onRetry: (r) => o.log.debug({ ...r }, 'kinesis retry'),
+      onRetry: (r) => {
+        mon.hb.beat(); // retrying is progress of a kind: not wedged
+        o.log.debug({ ...r }, 'kinesis retry');
+      },
       onError: (err) => {
         if (stopping) return; // our own abort of a slow flush
         producerFailure = err;
@@ -347,7 +379,10 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
   }
 
   const tracker = new CheckpointTracker();
-  const unsubscribe = producer.onDurable((tag) => tracker.markDurable(tag));
+  const unsubscribe = producer.onDurable((tag) => {
+    tracker.markDurable(tag);
+    mon.hb.beat();
+  });
   let tag = 0;
   let sinceSave = 0;
   let saving: Promise<void> = Promise.resolve();
@@ -363,6 +398,8 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
         lastEventAtMs: progress.lastEventAt?.getTime() ?? 0,
       });
       progress.checkpoint = pos;
+      stats.capture.checkpoints++;
+      stats.capture.lastCheckpointAtMs = Date.now();
       o.onProgress?.({ ...progress });
     });
     return saving;
@@ -461,11 +498,13 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
     // beginning, must meet an origin with sent 0 first; else retention removed the start.
     const sent = (saved?.counters.events ?? 0) + (saved?.counters.markers ?? 0);
     await producer.sendBroadcast(encodeEnvelope(originEnvelope(sent, mig)), ++tag);
+    mon.state = 'capturing';
     while (!o.signal.aborted) {
       if (producerFailure !== undefined) throw streamFailure(o.streamName, producerFailure);
       let event: Document | null;
       try {
         event = await tryNextCachingToken(stream);
+        mon.hb.beat(); // an event, or an idle getMore (maxAwaitTimeMs): progress either way
         failures = 0;
         readOk = true;
       } catch (err) {
@@ -571,6 +610,8 @@ async function captureWhileLeased(o: CaptureOptions): Promise<CaptureProgress> {
         }
         progress.events++;
         progress.bytes += payload.length;
+        addOp(stats.capture.events, envelope.op);
+        stats.capture.bytes += payload.length;
         if (envelope.wt) progress.lastEventAt = envelope.wt;
       }
       tracker.record(tag, pos);

@@ -74,6 +74,7 @@ import {
 } from './shard-map.js';
 import { PUT_RECORDS_MAX_BYTES, PUT_RECORDS_MAX_RECORDS, describeStreamLimits } from './stream-limits.js';
 import { streamParams } from './stream-ref.js';
+import { noteKinesisAnswer, stats } from '../observability/stats.js';
 
 export interface OrderedProducerOptions {
   client: KinesisClient;
@@ -773,6 +774,7 @@ export class OrderedProducer {
   private async putRecords(plans: Plan[]): Promise<void> {
     this.callsInFlight++;
     this.counters.putRecordsCalls++;
+    stats.kinesis.putRecordsCalls++;
     const sentAt = performance.now();
     const floor: ReadonlyMap<string, bigint> = new Map(this.lastSeqInShard);
     for (const p of plans) {
@@ -792,6 +794,7 @@ export class OrderedProducer {
     this.callsInFlight--;
     if (this.failure !== undefined) return;
     const now = performance.now();
+    noteKinesisAnswer(callError === undefined || classifyError(callError) === 'throttle');
     if (callError !== undefined) {
       this.counters.callErrors++;
       const kind = classifyError(callError);
@@ -843,6 +846,8 @@ export class OrderedProducer {
     lane.retryAt = now + delayMs;
     this.counters.retries++;
     if (throttled) this.counters.throttles++;
+    stats.kinesis.putRetries++;
+    if (throttled) stats.kinesis.putThrottles++;
     this.onRetryHook?.({ scope, errorName: errorName(error), throttled, shardId: lane.shard.shardId, attempt: plan.attempts, delayMs });
   }
 
@@ -853,6 +858,8 @@ export class OrderedProducer {
     lane.retryAt = 0;
     this.counters.recordsSent++;
     this.counters.bytesSent += plan.size;
+    stats.kinesis.recordsSent++;
+    stats.kinesis.bytesSent += plan.size;
     if (plan.compressed) this.counters.compressedRecords++;
     if (plan.large) {
       const item = plan.items[0];
@@ -886,6 +893,7 @@ export class OrderedProducer {
   private completeItem(item: Item): void {
     this.counters.payloadsSent++;
     this.counters.payloadBytesSent += item.payload.length;
+    stats.kinesis.payloadsSent++;
     const entry = item.entry;
     entry.remaining--;
     if (entry.remaining === 0) this.advanceDurable();

@@ -31,6 +31,7 @@ import type { HashKeyRange } from './shard-map.js';
 import { ShardRecordAssembler, type AssemblerStats } from './shard-record-assembler.js';
 import { GET_RECORDS_MAX_LIMIT, GET_RECORDS_MIN_INTERVAL_MS } from './stream-limits.js';
 import { streamParams } from './stream-ref.js';
+import { noteKinesisAnswer, stats } from '../observability/stats.js';
 
 /** Default target of payload bytes per batch (see ShardReaderTuning.maxBatchPayloadBytes). */
 export const DEFAULT_MAX_BATCH_PAYLOAD_BYTES = 1024 * 1024;
@@ -240,12 +241,15 @@ export class ShardReader implements AsyncIterable<ShardBatch> {
       const readAt = Date.now();
       try {
         this.counters.getRecordsCalls++;
+        stats.kinesis.getRecordsCalls++;
         out = await o.client.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: callLimit }), { abortSignal: signal });
         consecutiveErrors = 0;
+        noteKinesisAnswer(true);
       } catch (err) {
         const name = errorName(err);
         const kind = classifyError(err);
         if (kind === 'aborted' || signal?.aborted) return;
+        noteKinesisAnswer(kind === 'throttle' || name === 'ExpiredIteratorException');
         if (name === 'ExpiredIteratorException') {
           // Re-position after the last record read: the assembler state stays valid.
           this.counters.expiredIterators++;
@@ -255,6 +259,8 @@ export class ShardReader implements AsyncIterable<ShardBatch> {
         if (kind === 'fatal') throw err;
         if (kind === 'throttle') this.counters.throttles++;
         else this.counters.errors++;
+        stats.kinesis.getRetries++;
+        if (kind === 'throttle') stats.kinesis.getThrottles++;
         if (!(await retryPause(err))) return;
         continue;
       }
@@ -265,6 +271,7 @@ export class ShardReader implements AsyncIterable<ShardBatch> {
       for (const r of records) {
         if (!r.SequenceNumber || !r.Data) continue;
         this.counters.bytesRead += r.Data.length;
+        stats.kinesis.bytesReceived += r.Data.length;
         const arrivalMs = r.ApproximateArrivalTimestamp?.getTime();
         for (const p of this.assembler.push({ sequenceNumber: r.SequenceNumber, data: r.Data, arrivalMs })) payloads.push(p);
         lastRead = r.SequenceNumber;
@@ -283,6 +290,7 @@ export class ShardReader implements AsyncIterable<ShardBatch> {
       this._caughtUp = records.length === 0 && behind === 0;
       if (this._caughtUp) this._caughtUpAt = readAt;
       if (records.length === 0) this.counters.emptyCalls++;
+      stats.kinesis.recordsReceived += records.length;
       idleDelay = records.length > 0 || behind > 0 ? 0 : Math.min(idleMax, idleDelay === 0 ? idleMin : idleDelay * 2);
 
       const next = out.NextShardIterator ?? undefined;

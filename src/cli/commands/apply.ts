@@ -6,8 +6,10 @@ import { UsageError } from '../../util/errors.js';
 import { printJson, printReport } from '../../util/output.js';
 import { commandContext } from '../context.js';
 import { Resources, namespaceRules, requireStream } from '../resources.js';
+import { metricsOptions } from '../../config/options.js';
+import { startObservability, type MetricsArgs } from '../observability.js';
 
-interface ApplyArgs {
+interface ApplyArgs extends MetricsArgs {
   'lease-ttl'?: string;
   'max-shards'?: number;
   'until-caught-up'?: boolean;
@@ -67,7 +69,8 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
         describe: 'No full migration behind this --migration-id (plain CDC): apply at once instead of waiting for full-migrate to create the migration and finish its load',
       })
       .option('progress-interval', { type: 'string', default: '10s', describe: 'How often progress is logged' })
-      .option('json', { type: 'boolean', default: false, describe: 'Print the final report as JSON' }),
+      .option('json', { type: 'boolean', default: false, describe: 'Print the final report as JSON' })
+      .options(metricsOptions),
   handler: async (argv) => {
     const { config, log } = commandContext(argv as never);
     const targetEndpoint = requireEndpoint(config, 'target');
@@ -81,6 +84,8 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
     }
     const rules = namespaceRules(config);
 
+    // Ready while this process holds at least one shard lease (not while it waits for the load or stands by).
+    const obs = await startObservability(argv, { command: 'apply', migrationId: config.migrationId, log, gating: ['apply'] });
     const abort = new AbortController();
     const onSignal = (sig: NodeJS.Signals) => {
       log.info({ signal: sig }, 'signal received: finishing the batches being applied (send it again to force)');
@@ -89,9 +94,11 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     const res = new Resources();
+    res.onConnect = obs.watchDatabase;
     try {
       const target = await res.connect('target', config, targetEndpoint);
       const store = await res.stateStore(config, target);
+      obs.useStore(store, config.migrationId);
       const kinesis = res.kinesis(config);
       const ownerId = defaultOwnerId();
       log.info({ stream, migrationId: config.migrationId, ownerId, leaseTtlMs, maxShards }, 'apply starting');
@@ -121,6 +128,7 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      await obs.close();
       await res.close();
     }
   },

@@ -7,8 +7,10 @@ import { parseDuration } from '../../util/duration.js';
 import { commandContext } from '../context.js';
 import { Resources, namespaceRules, requireStream } from '../resources.js';
 import { shutdownSignal } from '../shutdown.js';
+import { metricsOptions } from '../../config/options.js';
+import { startObservability, type MetricsArgs } from '../observability.js';
 
-interface CaptureArgs {
+interface CaptureArgs extends MetricsArgs {
   'resume-token'?: string;
   'start-at'?: string;
   'cdc-only'?: boolean;
@@ -53,6 +55,7 @@ export const captureCommand: CommandModule<object, CaptureArgs> = {
       .option('checkpoint-every', { type: 'number', default: 1000, describe: 'Save the checkpoint every N events…' })
       .option('checkpoint-interval', { type: 'string', default: '1s', describe: '…or this often' })
       .option('lease-ttl', { type: 'string', default: '30s', describe: 'Capture lease time-to-live: one capture per migration is active, others stand by and take over this long after it dies' })
+      .options(metricsOptions)
       .conflicts('resume-token', 'start-at'),
   handler: async (argv) => {
     const { config, log } = commandContext(argv as never);
@@ -65,11 +68,15 @@ export const captureCommand: CommandModule<object, CaptureArgs> = {
     if (!intervalMs) throw new UsageError(`Invalid --checkpoint-interval "${argv['checkpoint-interval']}".`);
     const leaseTtlMs = parseDuration(argv['lease-ttl'] ?? '30s');
     if (!leaseTtlMs || leaseTtlMs < 1000) throw new UsageError(`Invalid --lease-ttl "${argv['lease-ttl']}".`, 'Give a duration of at least 1s, e.g. 30s.');
+    // Ready while this process holds the capture lease and reads the change stream (a standby is not).
+    const obs = await startObservability(argv, { command: 'capture', migrationId: config.migrationId, log, gating: ['capture'] });
     const res = new Resources();
+    res.onConnect = obs.watchDatabase;
     const shutdown = shutdownSignal((name) => log.info({ signal: name }, 'stopping capture: flushing and checkpointing'));
     try {
       const sourceClient = await res.connect('source', config, source);
       const store = await res.stateStore(config);
+      obs.useStore(store, config.migrationId);
       await runCapture({
         source: sourceClient,
         store,
@@ -91,6 +98,7 @@ export const captureCommand: CommandModule<object, CaptureArgs> = {
       // Stopped by SIGINT/SIGTERM: flushed and checkpointed, a clean exit 0 (a rerun resumes).
     } finally {
       shutdown.dispose();
+      await obs.close();
       await res.close();
     }
   },

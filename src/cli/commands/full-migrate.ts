@@ -11,8 +11,12 @@ import { Resources, namespaceRules } from '../resources.js';
 import { shutdownSignal } from '../shutdown.js';
 import { createTasks } from '../tasks.js';
 import { openTransport, transportKind } from '../transport.js';
+import { metricsOptions } from '../../config/options.js';
+import { health, type Heartbeat } from '../../observability/health.js';
+import { noteLoadSizes } from '../../observability/metrics.js';
+import { startObservability, type MetricsArgs } from '../observability.js';
 
-export interface LoadArgs {
+export interface LoadArgs extends MetricsArgs {
   drop?: boolean;
   'enable-change-streams'?: boolean;
   'num-parallel-collections'?: number;
@@ -50,7 +54,7 @@ export function loadOptions(argv: LoadArgs): LoadOptions {
 }
 
 /** Shared by full-migrate and initial-load: connect everything and build the orchestrator. */
-export async function prepareMigration(argv: LoadArgs, res: Resources, signal: AbortSignal, stopAfterLoad: boolean) {
+export async function prepareMigration(argv: LoadArgs, res: Resources, signal: AbortSignal, stopAfterLoad: boolean, heartbeat?: Heartbeat) {
   const { config, log } = commandContext(argv as never);
   // Embedded transport (no --kinesis-stream) only for full-migrate; checked before connecting.
   const transportOptions = { allowEmbedded: !stopAfterLoad };
@@ -84,11 +88,17 @@ export async function prepareMigration(argv: LoadArgs, res: Resources, signal: A
     signal,
     stopAfterLoad,
     leaseTtlMs: parseDuration(argv['lease-ttl'] ?? '30s'),
+    heartbeat,
   });
-  return { config, log, migration, transport };
+  return { config, log, migration, transport, store, source };
 }
 
-type Prepared = Awaited<ReturnType<typeof prepareMigration>>;
+type Prepared = Awaited<ReturnType<typeof prepareMigration>> & {
+  /** The orchestrator's liveness heartbeat: steps without progress reports run inside `heartbeat.during`. */
+  heartbeat: Heartbeat;
+  /** With --metrics-port: reads the sizes of the collections to load, in the background (load byte metrics). */
+  measureLoad(): void;
+};
 
 /**
  * The frame of the orchestrating commands: connect, run `body`, and on the way out stop capture
@@ -96,13 +106,31 @@ type Prepared = Awaited<ReturnType<typeof prepareMigration>>;
  * rerun; a failure is recorded in the state store (phase FAILED, last error) and rethrown.
  */
 export async function runMigrationCommand(argv: LoadArgs, stopAfterLoad: boolean, body: (p: Prepared, signal: AbortSignal) => Promise<void>): Promise<void> {
+  const { config, log } = commandContext(argv as never);
+  // Ready once connected (its capture and apply report their leases in /readyz, without gating it:
+  // full-migrate orchestrates whether or not another process captures or applies).
+  const obs = await startObservability(argv, {
+    command: stopAfterLoad ? 'initial-load' : 'full-migrate',
+    migrationId: config.migrationId,
+    log,
+    gating: ['migration'],
+  });
+  let state = 'connecting';
+  const dropComponent = health.component('migration', () => ({ ready: state === 'running', state }));
+  const heartbeat = health.register('migration');
   const res = new Resources();
+  res.onConnect = obs.watchDatabase;
   const shutdown = shutdownSignal();
   let migration: FullMigration | undefined;
   try {
-    const prepared = await prepareMigration(argv, res, shutdown.signal, stopAfterLoad);
+    const prepared = await heartbeat.during('connecting', prepareMigration(argv, res, shutdown.signal, stopAfterLoad, heartbeat));
+    obs.useStore(prepared.store, config.migrationId);
+    state = 'running';
     migration = prepared.migration;
-    await body(prepared, shutdown.signal);
+    const measureLoad = () => {
+      if (obs.port !== undefined) void noteLoadSizes(prepared.source, prepared.migration.preflight?.namespaces ?? []);
+    };
+    await body({ ...prepared, heartbeat, measureLoad }, shutdown.signal);
     if (shutdown.signal.aborted) {
       await migration.stopPipelines().catch(() => undefined);
       process.exitCode = ExitCode.INTERRUPTED;
@@ -116,7 +144,11 @@ export async function runMigrationCommand(argv: LoadArgs, stopAfterLoad: boolean
     await migration?.fail(err);
     throw err;
   } finally {
+    state = 'stopping';
     shutdown.dispose();
+    health.unregister(heartbeat);
+    dropComponent();
+    await obs.close();
     await res.close();
   }
 }
@@ -125,9 +157,9 @@ export async function runMigrationCommand(argv: LoadArgs, stopAfterLoad: boolean
 export const fullMigrateCommand: CommandModule<object, LoadArgs> = {
   command: 'full-migrate',
   describe: 'Run the whole online migration; re-run to resume. Cut over with `migrator cutover`',
-  builder: (y) => y.options(loadOptionsBuilder),
+  builder: (y) => y.options(loadOptionsBuilder).options(metricsOptions),
   handler: (argv) =>
-    runMigrationCommand(argv, false, async ({ config, migration: m }, signal) => {
+    runMigrationCommand(argv, false, async ({ config, migration: m, heartbeat: hb, measureLoad }, signal) => {
       const opened = await m.open();
       if (opened.phase === 'COMPLETED') {
         printReport(`migration ${config.migrationId} is already COMPLETED`);
@@ -135,13 +167,16 @@ export const fullMigrateCommand: CommandModule<object, LoadArgs> = {
       }
       await createTasks(
         [
-          { title: 'Preflight', task: async () => void (await m.runPreflight()) },
-          { title: 'Record the resume point', task: () => m.recordResumePoint() },
+          { title: 'Preflight', task: () => hb.during('preflight', async () => void (await m.runPreflight())) },
+          { title: 'Record the resume point', task: () => hb.during('resume point', () => m.recordResumePoint()) },
           { title: 'Start capture (source change stream → Kinesis)', task: () => m.startCapture() },
           {
             title: 'Initial load (mongodump | mongorestore)',
             skip: () => !['CREATED', 'INITIAL_LOAD'].includes(m.phase) && 'already loaded',
-            task: (_c, task) => m.runLoad((text) => (task.output = text)),
+            task: (_c, task) => {
+              measureLoad();
+              return hb.during('initial load', () => m.runLoad((text) => (task.output = text)));
+            },
           },
           { title: 'Start apply (Kinesis → target)', task: () => m.startApply() },
           {

@@ -2,6 +2,7 @@ import type { CommandModule } from 'yargs';
 import { printReport } from '../../util/output.js';
 import { createTasks } from '../tasks.js';
 import { loadOptionsBuilder, runMigrationCommand, type LoadArgs } from './full-migrate.js';
+import { metricsOptions } from '../../config/options.js';
 
 /**
  * `migrator initial-load`: preflight, resume point and the copy, with capture running during the
@@ -11,9 +12,9 @@ import { loadOptionsBuilder, runMigrationCommand, type LoadArgs } from './full-m
 export const initialLoadCommand: CommandModule<object, LoadArgs> = {
   command: 'initial-load',
   describe: 'Preflight, resume point and mongodump | mongorestore (with capture during the copy), then stop',
-  builder: (y) => y.options(loadOptionsBuilder),
+  builder: (y) => y.options(loadOptionsBuilder).options(metricsOptions),
   handler: (argv) =>
-    runMigrationCommand(argv, true, async ({ config, migration: m }, signal) => {
+    runMigrationCommand(argv, true, async ({ config, migration: m, heartbeat: hb, measureLoad }, signal) => {
       const opened = await m.open();
       let complete = false;
       if (!['CREATED', 'INITIAL_LOAD'].includes(opened.phase)) {
@@ -22,18 +23,25 @@ export const initialLoadCommand: CommandModule<object, LoadArgs> = {
       }
       await createTasks(
         [
-          { title: 'Preflight', task: async () => void (await m.runPreflight()) },
-          { title: 'Record the resume point', task: () => m.recordResumePoint() },
+          { title: 'Preflight', task: () => hb.during('preflight', async () => void (await m.runPreflight())) },
+          { title: 'Record the resume point', task: () => hb.during('resume point', () => m.recordResumePoint()) },
           { title: 'Start capture (source change stream → Kinesis)', task: () => m.startCapture() },
-          { title: 'Initial load (mongodump | mongorestore)', task: (_c, task) => m.runLoad((text) => (task.output = text)) },
           {
-            title: 'Let capture reach the end of the load',
-            task: async (_c, task) => {
-              complete = await m.waitForCaptureToReachNow();
-              if (!complete) task.output = 'capture is still behind: the next capture continues from its checkpoint';
+            title: 'Initial load (mongodump | mongorestore)',
+            task: (_c, task) => {
+              measureLoad();
+              return hb.during('initial load', () => m.runLoad((text) => (task.output = text)));
             },
           },
-          { title: 'Stop capture at a checkpoint', task: () => m.stopPipelines() },
+          {
+            title: 'Let capture reach the end of the load',
+            task: (_c, task) =>
+              hb.during('capture reaching the end of the load', async () => {
+                complete = await m.waitForCaptureToReachNow();
+                if (!complete) task.output = 'capture is still behind: the next capture continues from its checkpoint';
+              }),
+          },
+          { title: 'Stop capture at a checkpoint', task: () => hb.during('stopping capture', () => m.stopPipelines()) },
         ],
         { logFormat: config.logFormat },
       ).run();
