@@ -177,6 +177,7 @@ describe('status cache', () => {
       getCutover: () => answer(null),
       getCaptureLease: () => answer(null),
       listMigrations: () => answer([]),
+      listTtlHolds: () => answer([]),
     };
     return { state, store: store as unknown as StateStore };
   }
