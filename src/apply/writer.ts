@@ -20,6 +20,7 @@
 import { BSON, type AnyBulkWriteOperation, type Collection, type Document, type MongoClient } from 'mongodb';
 import {
   EXACT_BSON_OPTIONS,
+  isSchemaOp,
   positionOf,
   type ChangeEnvelope,
   type CollectionNamespace,
@@ -48,6 +49,7 @@ import {
 } from './plan.js';
 import { DEFAULT_RETRY_POLICY, withRetry, type RetryHooks, type RetryPolicy } from './retry.js';
 import { readShardKeys, shardKeyConditions, shardKeyFields, type ShardKeys } from './shard-keys.js';
+import { replaySchemaEvent } from './schema-replay.js';
 
 /** ShardKeyNotFound: the target's shard key changed since it was read (e.g. sharded meanwhile). */
 const SHARD_KEY_NOT_FOUND = 61;
@@ -523,6 +525,9 @@ export class ApplyWriter {
         await this.applyRename(e, index);
       } else if (e.op === 'dropDatabase') {
         await this.applyDropDatabase(e.ns.db);
+      } else if (isSchemaOp(e.op)) {
+        // create / createIndexes / dropIndexes / modify (showExpandedEvents): schema-replay.ts.
+        await replaySchemaEvent({ client: this.client, rules: this.rules, retry: (what, fn) => this.retry(what, fn), logger: this.logger }, e);
       }
     } catch (err) {
       if (err instanceof UnmappableDdlError || err instanceof ApplyWriteError || isTransientError(err)) throw err;
