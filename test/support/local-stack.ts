@@ -2,7 +2,7 @@
 // started before the suite's tests and stopped after them (node:test hooks of the calling suite).
 import { after, before } from 'node:test';
 import { MongoClient } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator } from './mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator, type ProfileName } from './mongo-emulator/index.js';
 import { startKinesisLocal, type KinesisLocal } from './kinesis-local.js';
 import { ensureGoTools } from './go-tools.js';
 
@@ -15,12 +15,19 @@ export interface LocalStack {
   dst: MongoClient;
 }
 
-/** Call inside `describe`: the returned object is filled in once the suite's `before` ran. */
-export function useLocalStack(tools?: Parameters<typeof ensureGoTools>[0]): LocalStack {
+/**
+ * Call inside `describe`: the returned object is filled in once the suite's `before` ran.
+ * `profiles`: the emulator profile of each side (default mongodb-7.0).
+ */
+export function useLocalStack(tools?: Parameters<typeof ensureGoTools>[0], profiles: { source?: ProfileName; target?: ProfileName } = {}): LocalStack {
   const stack = {} as LocalStack;
   before(async () => {
     await ensureGoTools(tools);
-    [stack.source, stack.target, stack.kinesis] = await Promise.all([startMongoEmulator(), startMongoEmulator(), startKinesisLocal()]);
+    [stack.source, stack.target, stack.kinesis] = await Promise.all([
+      startMongoEmulator({ profile: profiles.source }),
+      startMongoEmulator({ profile: profiles.target }),
+      startKinesisLocal(),
+    ]);
     stack.src = new MongoClient(stack.source.uri);
     stack.dst = new MongoClient(stack.target.uri);
   });

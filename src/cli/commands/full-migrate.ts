@@ -11,6 +11,7 @@ import { Resources, namespaceRules } from '../resources.js';
 import { shutdownSignal } from '../shutdown.js';
 import { createTasks } from '../tasks.js';
 import { openTransport, transportKind } from '../transport.js';
+import { ignoreSchemaOption, ignoredKinds } from './verify.js';
 
 export interface LoadArgs {
   drop?: boolean;
@@ -23,6 +24,8 @@ export interface LoadArgs {
   'mongodump-path'?: string;
   'mongorestore-path'?: string;
   'with-roles'?: boolean;
+  /** full-migrate only: schema kinds the cutover verification does not fail on. */
+  'ignore-schema'?: string[];
 }
 
 /** Initial-load options shared by full-migrate and initial-load. */
@@ -79,6 +82,7 @@ export async function prepareMigration(argv: LoadArgs, res: Resources, signal: A
     dataDir: config.dataDir,
     enableChangeStreams: Boolean(argv['enable-change-streams']),
     withRoles: Boolean(argv['with-roles']),
+    ignoreSchema: ignoredKinds(argv['ignore-schema'] ?? []),
     log,
     signal,
     stopAfterLoad,
@@ -124,7 +128,11 @@ export async function runMigrationCommand(argv: LoadArgs, stopAfterLoad: boolean
 export const fullMigrateCommand: CommandModule<object, LoadArgs> = {
   command: 'full-migrate',
   describe: 'Run the whole online migration; re-run to resume. Cut over with `migrator cutover`',
-  builder: (y) => y.options(loadOptionsBuilder),
+  builder: (y) =>
+    y.options(loadOptionsBuilder).option('ignore-schema', {
+      ...ignoreSchemaOption,
+      describe: 'Schema differences (indexes, options, views or all) the cutover verification lists without failing; default: any schema difference fails the cutover (exit 7)',
+    }),
   handler: (argv) =>
     runMigrationCommand(argv, false, async ({ config, migration: m }, signal) => {
       const opened = await m.open();
