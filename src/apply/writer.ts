@@ -527,7 +527,18 @@ export class ApplyWriter {
         await this.applyDropDatabase(e.ns.db);
       } else if (isSchemaOp(e.op)) {
         // create / createIndexes / dropIndexes / modify (showExpandedEvents): schema-replay.ts.
-        await replaySchemaEvent({ client: this.client, rules: this.rules, retry: (what, fn) => this.retry(what, fn), logger: this.logger }, e);
+        try {
+          await replaySchemaEvent({ client: this.client, rules: this.rules, retry: (what, fn) => this.retry(what, fn), logger: this.logger }, e);
+        } catch (err) {
+          if (isTransientError(err) || err instanceof RetriesExhaustedError) throw err;
+          // A schema change the target refuses (e.g. an index type or collection option Amazon
+          // DocumentDB does not support) does not stop replication: the documents still arrive,
+          // the cutover's reconcile tries again and its verification names the difference (exit 7).
+          this.logger?.warn(
+            { op: e.op, ns: `${e.ns.db}.${e.ns.coll ?? ''}`, index, err: (err as Error).message },
+            'the target refused a schema change replayed from the source: replication goes on; the cutover reconcile retries it and verification reports it if it still differs',
+          );
+        }
       }
     } catch (err) {
       if (err instanceof UnmappableDdlError || err instanceof ApplyWriteError || isTransientError(err)) throw err;

@@ -88,4 +88,22 @@ describe('schema replay (apply)', () => {
     const ix = await indexes('later', 'c');
     assert.equal(Number(ix.at_1!.expireAfterSeconds), 60);
   });
+
+  it('a schema change the target refuses (DocumentDB: a collation) is logged and replication goes on', async () => {
+    const docdb = await startMongoEmulator({ profile: 'documentdb-5.0' });
+    const c2 = new MongoClient(docdb.uri, { retryWrites: false });
+    try {
+      const warnings: string[] = [];
+      const writer = new ApplyWriter({ client: c2, rules: new NamespaceRules({}), logger: { warn: (_o, msg) => void warnings.push(msg) } });
+      const c = new Clock();
+      const ns = { db: 'd', coll: 'fr' };
+      const r = await writer.applyBatch(through([schemaEvent(c, 'create', { collation: { locale: 'fr' } }, ns), ins(c, { _id: 1, name: 'é' }, ns)]));
+      assert.equal(r.stats.upserts, 1);
+      assert.deepEqual(await c2.db('d').collection('fr').find().toArray(), [{ _id: 1, name: 'é' }]);
+      assert.ok(warnings.some((w) => /the target refused a schema change/.test(w)), warnings.join('\n'));
+    } finally {
+      await c2.close();
+      await docdb.stop();
+    }
+  });
 });
