@@ -89,6 +89,16 @@ describe('schema replay (apply)', () => {
     assert.equal(Number(ix.at_1!.expireAfterSeconds), 60);
   });
 
+  it('replays the create of a view, reading the mapped names of its collections', async () => {
+    const writer = new ApplyWriter({ client, rules: new NamespaceRules({ map: ['v.items:v.goods'] }) });
+    const c = new Clock();
+    const pipeline = [{ $lookup: { from: 'items', localField: '_id', foreignField: '_id', as: 'i' } }];
+    const batch = through([schemaEvent(c, 'create', { viewOn: 'items', pipeline }, { db: 'v', coll: 'withItems' })]);
+    await writer.applyBatch(batch);
+    await writer.applyBatch(batch); // again: an identical view is kept
+    assert.deepEqual(await options('v', 'withItems'), { viewOn: 'goods', pipeline: [{ $lookup: { from: 'goods', localField: '_id', foreignField: '_id', as: 'i' } }] });
+  });
+
   it('a schema change the target refuses (DocumentDB: a collation) is logged and replication goes on', async () => {
     const docdb = await startMongoEmulator({ profile: 'documentdb-5.0' });
     const c2 = new MongoClient(docdb.uri, { retryWrites: false });
