@@ -222,7 +222,7 @@ export async function reconcileSchema(p: {
       tInfo = await retryTransient(`listCollections ${ns.target}`, () => collectionInfo(p.target, t.db, t.coll));
       if (!tInfo) continue;
     }
-    if (!ignore.has('options')) await reconcileOptions(ns, t, sOptions, (tInfo.options ?? {}) as Document, step, record);
+    if (!ignore.has('options')) await reconcileOptions(ns, t, sOptions, (tInfo.options ?? {}) as Document, step, record, shardKeys.has(ns.target));
     if (!ignore.has('indexes')) await reconcileIndexes(ns, s, t, shardKeys.get(ns.target), step);
   }
   if (!ignore.has('views')) {
@@ -245,11 +245,13 @@ export async function reconcileSchema(p: {
     tOptions: Document,
     step: Step,
     record: (step: ReconcileStep, changed: boolean) => void,
+    sharded: boolean,
   ): Promise<void> {
     const diffs: Omit<SchemaDifference, 'ignored'>[] = [];
     compareOptions(ns, sOptions, tOptions, (d) => diffs.push(d));
     const fixed = diffs.filter((d) => !(COLLMOD_OPTIONS.has(d.name) && d.name !== 'timeseries'));
-    if (fixed.length > 0 && fixed.every((d) => REBUILD_OPTIONS.has(d.name))) {
+    // Never on a sharded target collection: created again, it would lose its sharding.
+    if (!sharded && fixed.length > 0 && fixed.every((d) => REBUILD_OPTIONS.has(d.name))) {
       // Options fixed at creation (a collection created after the dump on a source without
       // expanded events arrives as a plain one): created again with all the source's options
       // (the collMod-able ones included), documents copied over; the indexes follow.
