@@ -211,9 +211,12 @@ export async function reconcileSchema(p: {
     const sInfo = await retryTransient(`listCollections ${ns.source}`, () => collectionInfo(p.source, s.db, s.coll));
     if (!sInfo || (sInfo.type ?? 'collection') !== 'collection') continue; // gone since, or a view / time-series (compared by verify)
     const sOptions = (sInfo.options ?? {}) as Document;
-    // A rebuild interrupted between dropping the collection and renaming its full copy: finish it.
-    await retryTransient(`finish an interrupted rebuild of ${ns.target}`, () => finishInterruptedRebuild(p.target, t));
     let tInfo = await retryTransient(`listCollections ${ns.target}`, () => collectionInfo(p.target, t.db, t.coll));
+    if (!tInfo) {
+      // A rebuild interrupted between dropping the collection and renaming its full copy: finish it.
+      await retryTransient(`finish an interrupted rebuild of ${ns.target}`, () => finishInterruptedRebuild(p.target, t));
+      tInfo = await retryTransient(`listCollections ${ns.target}`, () => collectionInfo(p.target, t.db, t.coll));
+    }
     if (!tInfo) {
       const options = collectionCreateOptions(sOptions);
       await step('options', '(collection)', 'collection created', `collection ${ns.target} created with the source's options (${Object.keys(options).join(', ') || 'none'})`, () =>
