@@ -162,7 +162,8 @@ export const fullMigrateCommand: CommandModule<object, LoadArgs> = {
         const schemaDiffs = m.verification?.schema.differences.length ?? 0;
         printReport(
           `migration ${config.migrationId} COMPLETED: ${m.verification?.namespaces.length ?? 0} collections verified equal` +
-            (schemaDiffs ? `; ${schemaDiffs} schema difference(s) (indexes, options, views) not replicated: see the warnings, or run migrator verify` : ''),
+            // COMPLETED with differences left only when the user accepted them (--ignore-schema).
+            (schemaDiffs ? `; ${schemaDiffs} schema difference(s) accepted with --ignore-schema: see the warnings, or run migrator verify` : ''),
         );
       }
     }),
