@@ -3,10 +3,10 @@
 // and a validator. On a source with expanded change events (mongodb-7.0) apply replays them while
 // replicating (also under --map names); on one without (mongodb-5.0) the cutover reconciles them.
 // Either way the target has them at the cutover, the unique index holds, and verify says equal.
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execa, type ResultPromise } from 'execa';
-import type { Document, MongoClient } from 'mongodb';
+import { MongoClient, type Document } from 'mongodb';
 import { useLocalStack, type LocalStack } from '../support/local-stack.js';
 import { goToolPath } from '../support/go-tools.js';
 import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
@@ -153,5 +153,82 @@ describe('schema changes during replication, source without expanded events (mon
     assert.deepEqual(await targetSchema(dst, names), expected(names));
     assert.match(stderr, /"msg":"schema reconcile: index sku_1 missing on the target: created"/);
     await assert.rejects(dst.db('shop').collection<AnyDoc>('items').insertOne({ _id: 'dup', sku: 's-1' }), /E11000|duplicate key/);
+  });
+});
+
+describe('a schema difference the target cannot hold (mongodb-7.0 → documentdb-5.0)', () => {
+  const stack = useLocalStack(undefined, { target: 'documentdb-5.0' });
+
+  test('fails the cutover with exit 7, naming it; the documents arrived', { timeout: 300_000 }, async () => {
+    const { source, target, kinesis, src, dst } = stack;
+    await src.db('shop').collection<AnyDoc>('items').insertMany(Array.from({ length: 20 }, (_, i) => ({ _id: i })));
+    const id = 'schemadocdb';
+    const stream = kinesis.uniqueStreamName(id);
+    await kinesis.createStream(stream, 1);
+    const common = ['--source-uri', source.uri, '--target-uri', target.uri, '--no-target-retry-writes', '--include', 'shop.*', '--kinesis-stream', stream, '--kinesis-endpoint', kinesis.endpoint, '--migration-id', id];
+    const proc = execa(
+      process.execPath,
+      ['--import', 'tsx', MAIN, 'full-migrate', ...common, '--lease-ttl', '5s', '--mongodump-path', goToolPath('mongodump'), '--mongorestore-path', goToolPath('mongorestore'), '--data-dir', `/tmp/migrator-${id}-${process.pid}`, '--log-format', 'json'],
+      { cwd: PROJECT_ROOT, reject: false, stdin: 'ignore', env: { CI: 'true' } },
+    );
+    // Amazon DocumentDB refuses retryable writes (https://docs.aws.amazon.com/documentdb/latest/developerguide/retryable-writes.html).
+    const stateClient = new MongoClient(target.uri, { retryWrites: false });
+    after(() => stateClient.close());
+    const store = await StateStore.open({ client: stateClient });
+    try {
+      await waitForPhase(store, id, ['CATCHING_UP', 'READY_FOR_CUTOVER'], { proc, timeoutMs: 120_000 });
+      // Created during replication with a collation, which Amazon DocumentDB does not support
+      // (preflight names such collections before the load; this one came later).
+      await src.db('shop').createCollection('fr', { collation: FR });
+      await src.db('shop').collection<AnyDoc>('fr').insertOne({ _id: 1, name: 'é' });
+      await waitForPhase(store, id, ['READY_FOR_CUTOVER'], { proc, timeoutMs: 120_000 });
+      const cut = await runMigrator(['cutover', ...common, '--writes-stopped', '--wait', '--timeout', '90s']);
+      assert.equal(cut.exitCode, 7, cut.all);
+    } catch (err) {
+      proc.kill('SIGKILL');
+      await proc;
+      throw err;
+    }
+    const failed = await proc;
+    assert.equal(failed.exitCode, 7);
+    assert.match(String(failed.stderr), /Cutover verification failed: 1 schema difference\(s\) \(options: collection option collation: source \{"locale":"fr","strength":2\}, target absent \(Amazon DocumentDB 5\.0\.0 cannot hold collection option collation\)\)/);
+    assert.match(String(failed.stderr), /--ignore-schema/);
+    assert.equal(await dst.db('shop').collection('fr').countDocuments(), 1);
+  });
+});
+
+describe('schema differences accepted knowingly (full-migrate --ignore-schema indexes)', () => {
+  const stack = useLocalStack();
+
+  test('the cutover leaves the indexes alone and completes, saying so (an index the user dropped on the target stays dropped)', { timeout: 300_000 }, async () => {
+    const { src, dst } = stack;
+    await seed(src);
+    const { source, target, kinesis } = stack;
+    const id = 'schemaignored';
+    const stream = kinesis.uniqueStreamName(id);
+    await kinesis.createStream(stream, 1);
+    const common = ['--source-uri', source.uri, '--target-uri', target.uri, '--include', 'shop.*', '--kinesis-stream', stream, '--kinesis-endpoint', kinesis.endpoint, '--migration-id', id];
+    const proc = execa(
+      process.execPath,
+      ['--import', 'tsx', MAIN, 'full-migrate', ...common, '--ignore-schema', 'indexes', '--lease-ttl', '5s', '--mongodump-path', goToolPath('mongodump'), '--mongorestore-path', goToolPath('mongorestore'), '--data-dir', `/tmp/migrator-${id}-${process.pid}`, '--log-format', 'json'],
+      { cwd: PROJECT_ROOT, reject: false, stdin: 'ignore', env: { CI: 'true' } },
+    );
+    const store = await StateStore.open({ client: dst });
+    try {
+      await waitForPhase(store, id, ['READY_FOR_CUTOVER'], { proc, timeoutMs: 120_000 });
+      await dst.db('shop').collection('items').dropIndex('old_1');
+      const cut = await runMigrator(['cutover', ...common, '--writes-stopped', '--wait', '--timeout', '90s']);
+      assert.equal(cut.exitCode, 0, cut.all);
+    } catch (err) {
+      proc.kill('SIGKILL');
+      await proc;
+      throw err;
+    }
+    const done = await proc;
+    assert.equal(done.exitCode, 0, String(done.stderr).slice(-3000));
+    assert.match(String(done.stdout), /1 schema difference\(s\) accepted with --ignore-schema/);
+    assert.match(String(done.stderr), /"ignored":true,"msg":"schema difference \(ignored: --ignore-schema\): index old_1/);
+    const names = (await dst.db('shop').collection('items').listIndexes().toArray()).map((i) => i.name).sort();
+    assert.deepEqual(names, ['_id_', 'at_1'], 'the reconcile left the indexes alone');
   });
 });
