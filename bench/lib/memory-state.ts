@@ -91,6 +91,7 @@ export function memoryStateStore(): MemoryStateStore {
     // the benchmark's in-memory target never stalls
     setShardStall: async () => undefined,
     setShardAppliedThrough: async () => undefined,
+    recordTtlHold: async () => undefined,
     recordError: async () => undefined,
     // no cutover in the benchmark workload
     recordBarrierReached: async () => null,

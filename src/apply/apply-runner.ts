@@ -691,6 +691,9 @@ class ApplyRunner {
       beforeDdl: (e) => waiting(() => gate.beforeDdl(e)),
       afterDdl: (e) => gate.afterDdl(e),
       logger: log,
+      // A full migration holds the target's TTL indexes until its cutover (ttl-hold.ts); plain CDC
+      // has no cutover to restore them, so it holds none.
+      ttlHold: this.o.cdcOnly ? undefined : { store: this.o.store, migrationId: this.o.migrationId },
     });
     const run: ShardRun = {
       shardId,

@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import type { AnyBulkWriteOperation, Document } from 'mongodb';
 import {
+  DDL_OPS,
   documentIdentityBytes,
   isAtOrBefore,
   positionOf,
@@ -198,7 +199,10 @@ export function planBatch(
       filtered.push(index);
       continue;
     }
-    if (e.op === 'drop' || e.op === 'rename' || e.op === 'dropDatabase') {
+    // Every DDL (drop, rename, dropDatabase and the schema ops create, createIndexes,
+    // dropIndexes, modify) is a segment of its own: the data before it is written first, the data
+    // after it after it, and the caller passes it through the DDL gate (ddl-gate.ts).
+    if ((DDL_OPS as readonly string[]).includes(e.op)) {
       flush();
       segments.push({ kind: 'ddl', index, envelope: e });
       continue;

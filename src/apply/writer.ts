@@ -20,6 +20,7 @@
 import { BSON, type AnyBulkWriteOperation, type Collection, type Document, type MongoClient } from 'mongodb';
 import {
   EXACT_BSON_OPTIONS,
+  isSchemaOp,
   positionOf,
   type ChangeEnvelope,
   type CollectionNamespace,
@@ -48,6 +49,7 @@ import {
 } from './plan.js';
 import { DEFAULT_RETRY_POLICY, withRetry, type RetryHooks, type RetryPolicy } from './retry.js';
 import { readShardKeys, shardKeyConditions, shardKeyFields, type ShardKeys } from './shard-keys.js';
+import { replaySchemaEvent, type SchemaReplayContext } from './schema-replay.js';
 
 /** ShardKeyNotFound: the target's shard key changed since it was read (e.g. sharded meanwhile). */
 const SHARD_KEY_NOT_FOUND = 61;
@@ -137,6 +139,8 @@ export interface ApplyWriterOptions {
   /** Awaited after a DDL envelope ran on the target (not when `beforeDdl` said 'skip'). */
   afterDdl?: (envelope: ChangeEnvelope, index: number) => Promise<void>;
   logger?: ApplyLogger;
+  /** Replayed schema events hold the TTL indexes they create or change (schema-replay.ts, ttl-hold.ts). */
+  ttlHold?: SchemaReplayContext['ttlHold'];
 }
 
 interface Work {
@@ -163,12 +167,14 @@ export class ApplyWriter {
   private readonly beforeDdl?: ApplyWriterOptions['beforeDdl'];
   private readonly afterDdl?: ApplyWriterOptions['afterDdl'];
   private readonly logger?: ApplyLogger;
+  private readonly ttlHold?: ApplyWriterOptions['ttlHold'];
   /** The target's sharded collections (empty unless the target is a mongos); see shard-keys.ts. */
   private shardKeys: ShardKeys = new Map();
   private shardKeysReadAt = 0;
 
   constructor(options: ApplyWriterOptions) {
     this.client = options.client;
+    this.ttlHold = options.ttlHold;
     this.rules = options.rules;
     this.keyFilterMode = options.keyFilter ?? 'documentKey';
     this.retryPolicy = options.retryPolicy ?? DEFAULT_RETRY_POLICY;
@@ -523,6 +529,20 @@ export class ApplyWriter {
         await this.applyRename(e, index);
       } else if (e.op === 'dropDatabase') {
         await this.applyDropDatabase(e.ns.db);
+      } else if (isSchemaOp(e.op)) {
+        // create / createIndexes / dropIndexes / modify (showExpandedEvents): schema-replay.ts.
+        try {
+          await replaySchemaEvent({ client: this.client, rules: this.rules, retry: (what, fn) => this.retry(what, fn), logger: this.logger, ttlHold: this.ttlHold }, e);
+        } catch (err) {
+          if (isTransientError(err) || err instanceof RetriesExhaustedError) throw err;
+          // A schema change the target refuses (e.g. an index type or collection option Amazon
+          // DocumentDB does not support) does not stop replication: the documents still arrive,
+          // the cutover's reconcile tries again and its verification names the difference (exit 7).
+          this.logger?.warn(
+            { op: e.op, ns: `${e.ns.db}.${e.ns.coll ?? ''}`, index, err: (err as Error).message },
+            'the target refused a schema change replayed from the source: replication goes on; the cutover reconcile retries it and verification reports it if it still differs',
+          );
+        }
       }
     } catch (err) {
       if (err instanceof UnmappableDdlError || err instanceof ApplyWriteError || isTransientError(err)) throw err;

@@ -15,7 +15,8 @@ import { shardsNotPassed } from '../transport/shard-lineage.js';
 import type { LoadOptions } from '../initial-load/dump-restore-plan.js';
 import type { ToolBinaries } from '../initial-load/tool-binaries.js';
 import { verifyMigration, type VerificationReport } from '../verify/verify-migration.js';
-import { SCHEMA_KINDS } from '../verify/compare-schema.js';
+import type { SchemaKind } from '../verify/compare-schema.js';
+import { expandedEventsSupported } from '../source/expanded-events.js';
 import { MigratorError, errorMessage } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
 import type { Logger } from '../util/logger.js';
@@ -23,6 +24,7 @@ import { runInitialLoad } from './initial-load-runner.js';
 import { preflightError, runPreflight, type PreflightReport } from './preflight.js';
 import type { TimeSeriesMode } from '../db/target-compat.js';
 import { takeResumePoint } from './resume-point.js';
+import { reconcileSchema } from './schema-reconcile.js';
 import { setSourceWriteBlock, writeBlockCapability } from './write-block.js';
 import { holdTargetTtl, restoreHeldTtl, warnTtlHeld } from './ttl.js';
 import type { Heartbeat } from '../observability/health.js';
@@ -56,6 +58,8 @@ export interface FullMigrationInput {
   leaseTtlMs?: number;
   /** Liveness (src/observability/health.ts): beaten by the replicate loop. */
   heartbeat?: Heartbeat;
+  /** Schema kinds whose differences the cutover verification lists without failing (--ignore-schema). */
+  ignoreSchema?: readonly SchemaKind[];
 }
 
 /** How far behind the stream's tip apply may be and still count as caught up. */
@@ -543,24 +547,49 @@ export class FullMigration {
     // Every shard applied the marker: every change made before the writes stopped is on the target.
     this.p.log.info('all shards applied the cutover marker; verifying');
     await this.stopPipelines();
-    // Schema differences are warnings here, not a reason to abort: index and collection-option
-    // changes made on the source during replication are not replayed yet (issue #12, item 1), so
-    // the target holds the schema as the load copied it. `migrator verify` fails on them (exit 7)
-    // unless the user passes --ignore-schema.
+    // SCHEMA: indexes and collection options changed on the source after the dump read them are
+    // replayed by apply where the source has expanded change events (apply/schema-replay.ts);
+    // elsewhere (DocumentDB, MongoDB < 6.0) this reconcile builds/drops/changes what differs. It
+    // runs on every source as a safety net (it logs a warning for any change it makes where
+    // replay should have done it). Writes are stopped, so the source's schema is final.
+    const expandedEvents = this.sourceInfo ? this.sourceInfo.flavor === 'mongodb' && expandedEventsSupported(this.sourceInfo.version) : false;
+    const reconciled = await reconcileSchema({
+      source: this.p.source,
+      target: this.p.target,
+      rules: this.p.rules,
+      skipDbs: new Set([this.p.stateDb]),
+      log: this.p.log,
+      expandedEvents,
+      ignore: this.p.ignoreSchema,
+      ttl: { store: s, migrationId: id, holds: (await s.listTtlHolds(id)).filter((h) => !h.restoredAt) },
+    });
+    this.p.log.info({ changed: reconciled.changed.length, left: reconciled.left.length }, 'schema reconciled');
+    // A schema difference left is a mismatch (exit 7) unless the user passed --ignore-schema
+    // for its kind (then it is listed as a warning).
     this.verification = await verifyMigration(this.p.source, this.p.target, this.p.rules, {
       skipDbs: new Set([this.p.stateDb]),
-      ignoreSchema: SCHEMA_KINDS,
-      ttlHolds: await s.listTtlHolds(id),
+      ignoreSchema: this.p.ignoreSchema ?? [],
+      ttlHolds: (await s.listTtlHolds(id)).filter((h) => !h.restoredAt),
       ttlExpiredAfterBarrier: true, // every shard applied the barrier, writes stopped (src/verify/ttl-lapse.ts)
       timeSeriesLoadOnly: this.p.timeSeries === 'load-only',
     });
     for (const d of this.verification.schema.differences) {
-      this.p.log.warn({ kind: d.kind, source: d.source, target: d.target, name: d.name, difference: d.difference }, `schema difference (not replicated; see migrator verify): ${d.detail}`);
+      this.p.log.warn(
+        { kind: d.kind, source: d.source, target: d.target, name: d.name, difference: d.difference, ignored: d.ignored },
+        `schema difference${d.ignored ? ' (ignored: --ignore-schema)' : ''}: ${d.detail}`,
+      );
     }
     if (!this.verification.match) {
       const bad = this.verification.namespaces.filter((n) => !n.match).map((n) => n.source || n.target);
-      const err = new MigratorError(ExitCode.VERIFICATION_MISMATCH, `Cutover verification failed: ${bad.join(', ')} differ between source and target.`, {
-        hint: 'Run `migrator verify` for the differing ids; rerun full-migrate to continue replicating and retry the cutover.',
+      const schema = this.verification.schema.differences.filter((d) => !d.ignored);
+      const what = [
+        ...(bad.length ? [`${bad.join(', ')} differ between source and target`] : []),
+        ...(schema.length ? [`${schema.length} schema difference(s) (${[...new Set(schema.map((d) => d.kind))].join(', ')}: ${schema.slice(0, 3).map((d) => d.detail).join('; ')})`] : []),
+      ];
+      const err = new MigratorError(ExitCode.VERIFICATION_MISMATCH, `Cutover verification failed: ${what.join('; ')}.`, {
+        hint: schema.length
+          ? 'Run `migrator verify` for the list; fix the target (or accept the difference knowingly: rerun full-migrate with --ignore-schema indexes|options|views|all) and retry the cutover.'
+          : 'Run `migrator verify` for the differing ids; rerun full-migrate to continue replicating and retry the cutover.',
       });
       await s.abortCutover(id, err.message);
       throw err; // replicateUntilCutover unblocks the writes

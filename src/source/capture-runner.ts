@@ -29,6 +29,7 @@ import {
 } from './change-envelope.js';
 import { CheckpointTracker } from './checkpoint-tracker.js';
 import { BSON_OBJECT_TOO_LARGE, FragmentAssembler, SLIM_STAGE, SPLIT_STAGE, isSplitStageRefused, splitLargeEventSupported } from './large-events.js';
+import { expandedEventsSupported, isExpandedEventsRefused, withCreateOptions } from './expanded-events.js';
 import type { NamespaceRules } from './namespace-filter.js';
 import { health, type Heartbeat } from '../observability/health.js';
 import { addOp, stats } from '../observability/stats.js';
@@ -442,7 +443,11 @@ async function captureWhileLeased(o: CaptureOptions, mon: CaptureMonitor): Promi
   };
   // Events over 16 MiB (see large-events.ts): split where the server has the stage; else, after
   // a BSONObjectTooLarge, a bounded "slim" window whose documents are re-read from the source.
-  let useSplit = await sourceVersion(o.source).then(splitLargeEventSupported, () => false);
+  const version = await sourceVersion(o.source).catch(() => '');
+  let useSplit = splitLargeEventSupported(version);
+  // SCHEMA EVENTS: create / createIndexes / dropIndexes / modify where the source has them
+  // (expanded-events.ts); a refusal turns them off, like the split stage.
+  let useExpanded = expandedEventsSupported(version);
   let slimLeft = 0;
   /** Events read in the current slim window (it ends on idle only after reading some). */
   let slimRead = 0;
@@ -467,6 +472,7 @@ async function captureWhileLeased(o: CaptureOptions, mon: CaptureMonitor): Promi
       // Whatever the URI says: Amazon DocumentDB 4.0 opens change streams with primary read
       // preference only (https://docs.aws.amazon.com/documentdb/latest/developerguide/change_streams.html, Limitations).
       readPreference: 'primary',
+      ...(useExpanded ? { showExpandedEvents: true } : {}),
       ...EXACT_BSON_OPTIONS,
       ...resumeOpts,
     });
@@ -513,6 +519,12 @@ async function captureWhileLeased(o: CaptureOptions, mon: CaptureMonitor): Promi
         if (useSplit && !readOk && isSplitStageRefused(errorCode(err), errorMessage(err))) {
           useSplit = false;
           o.log.info({ err: errorMessage(err) }, 'the source refused $changeStreamSplitLargeEvent: capturing without it');
+          await reopen();
+          continue;
+        }
+        if (useExpanded && !readOk && isExpandedEventsRefused(errorCode(err), errorMessage(err))) {
+          useExpanded = false;
+          o.log.info({ err: errorMessage(err) }, 'the source refused showExpandedEvents: index and collection option changes are reconciled at the cutover instead of replayed');
           await reopen();
           continue;
         }
@@ -587,10 +599,24 @@ async function captureWhileLeased(o: CaptureOptions, mon: CaptureMonitor): Promi
         o.log.info({ barrier: id }, 'cutover marker captured');
       } else {
         try {
+          // A create event gets the new collection's options (expanded-events.ts).
+          if (event.operationType === 'create') {
+            const created = event;
+            event = await retryTransient('source', () => withCreateOptions(o.source, created));
+          }
           envelope = envelopeFromChangeEvent(event);
         } catch (err) {
-          if (err instanceof UnsupportedChangeEventError && err.kind === 'ignorable') envelope = undefined;
-          else throw new MigratorError(ExitCode.INTERNAL, `Capture stopped: ${errorMessage(err)}.`, { cause: err });
+          if (err instanceof UnsupportedChangeEventError && err.kind === 'ignorable') {
+            envelope = undefined;
+            // Sharding events (shardCollection, reshardCollection, refineCollectionShardKey) and
+            // Atlas Search index events: how the target is sharded is the user's choice.
+            const ns = event.ns as Document | undefined;
+            o.log.info({ op: err.operationType, ns: ns ? `${String(ns.db)}.${String(ns.coll ?? '')}` : undefined }, 'change event not replayed on the target (sharding and search indexes are the target\'s own)');
+          } else if (isTransient(err)) {
+            throw err;
+          } else {
+            throw new MigratorError(ExitCode.INTERNAL, `Capture stopped: ${errorMessage(err)}.`, { cause: err });
+          }
         }
         if (envelope && !o.rules.acceptsEnvelope(envelope)) envelope = undefined;
       }

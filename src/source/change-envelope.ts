@@ -40,11 +40,23 @@ export const EXACT_BSON_OPTIONS = {
 } as const satisfies BSON.DeserializeOptions;
 
 export type DataOp = 'insert' | 'update' | 'replace' | 'delete';
-export type DdlOp = 'drop' | 'rename' | 'dropDatabase';
+export type DdlOp = 'drop' | 'rename' | 'dropDatabase' | SchemaOp;
+/**
+ * Schema events of a change stream opened with `showExpandedEvents: true` (MongoDB 6.0+,
+ * https://www.mongodb.com/docs/manual/reference/change-events/): a collection or view created
+ * (create), indexes built (createIndexes) or dropped (dropIndexes), a collMod (modify). Each
+ * carries the event's `operationDescription` in {@link ChangeEnvelope.desc}.
+ */
+export type SchemaOp = 'create' | 'createIndexes' | 'dropIndexes' | 'modify';
 export type EnvelopeOp = DataOp | DdlOp | 'barrier' | 'origin';
 
 export const DATA_OPS: readonly DataOp[] = ['insert', 'update', 'replace', 'delete'];
-export const DDL_OPS: readonly DdlOp[] = ['drop', 'rename', 'dropDatabase'];
+export const SCHEMA_OPS: readonly SchemaOp[] = ['create', 'createIndexes', 'dropIndexes', 'modify'];
+export const DDL_OPS: readonly DdlOp[] = ['drop', 'rename', 'dropDatabase', ...SCHEMA_OPS];
+
+export function isSchemaOp(op: string): op is SchemaOp {
+  return (SCHEMA_OPS as readonly string[]).includes(op);
+}
 
 /** A namespace: `coll` is absent only for database-level events (dropDatabase, barrier). */
 export interface Namespace {
@@ -74,6 +86,20 @@ export interface ChangeEnvelope {
   ns: Namespace;
   /** rename only: the new name. */
   to?: CollectionNamespace;
+  /**
+   * Schema ops only ({@link SchemaOp}): the event's `operationDescription`, as the source sent it
+   * (exact BSON types: a partialFilterExpression or validator keeps its Dates, Longs, …).
+   *  - create: the collection's options (`idIndex`, and `collation`, `validator`, `capped`,
+   *    `clusteredIndex`, `timeseries`, … or `viewOn` + `pipeline` for a view). The manual documents
+   *    `idIndex` only (https://www.mongodb.com/docs/manual/reference/change-events/create/); capture
+   *    adds the options it reads from the source when the event has none (expanded-events.ts);
+   *  - createIndexes / dropIndexes: `indexes`, the specs built or dropped
+   *    (https://www.mongodb.com/docs/manual/reference/change-events/createIndexes/, …/dropIndexes/);
+   *  - modify: what the collMod changed: `index` (name + changed properties such as
+   *    `expireAfterSeconds`, `hidden`), collection options such as `validator`
+   *    (https://www.mongodb.com/docs/manual/reference/change-events/modify/).
+   */
+  desc?: Document;
   /** Data events: the documentKey (`_id`, plus the shard key fields on a sharded source). */
   key?: Document;
   /**
@@ -133,8 +159,8 @@ export class EnvelopeFormatError extends Error {
  * `kind` tells capture what to do:
  *  - `invalidate`: the stream ended (collection/database dropped or renamed under a narrow
  *    watch); reopen with `startAfter` or stop;
- *  - `ignorable`: expanded DDL events (`create`, `createIndexes`, `modify`, …, only sent with
- *    `showExpandedEvents`) that carry no data change; safe to skip;
+ *  - `ignorable`: expanded events that are not replayed (sharding, search indexes: see
+ *    IGNORABLE_OPERATION_TYPES); safe to skip;
  *  - `unknown`: an operationType this version does not know; capture must stop rather than
  *    silently drop changes;
  *  - `malformed`: a known type missing required fields.
@@ -150,11 +176,11 @@ export class UnsupportedChangeEventError extends Error {
   }
 }
 
-const IGNORABLE_OPERATION_TYPES = new Set([
-  'create',
-  'createIndexes',
-  'dropIndexes',
-  'modify',
+/**
+ * Expanded events not replayed: sharding is the target's own choice (the user shards the target
+ * as they see fit; see README), and Atlas Search indexes exist on Atlas only. Capture logs each.
+ */
+export const IGNORABLE_OPERATION_TYPES: ReadonlySet<string> = new Set([
   'shardCollection',
   'reshardCollection',
   'refineCollectionShardKey',
@@ -216,6 +242,29 @@ export function clusterTimeFromResumeToken(token: Document | undefined): Timesta
   const t = Number.parseInt(data.slice(2, 10), 16);
   const i = Number.parseInt(data.slice(10, 18), 16);
   return new Timestamp({ t, i });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schema events
+
+/**
+ * The part of an expanded event's operationDescription that apply needs, checked: createIndexes
+ * and dropIndexes need `indexes`, a non-empty array of index specs with a string `name` (and a
+ * `key` document for createIndexes). Throws EnvelopeFormatError; returns the description as is.
+ */
+export function schemaDescription(op: SchemaOp, desc: Document): Document {
+  if (op === 'createIndexes' || op === 'dropIndexes') {
+    const indexes: unknown = desc.indexes;
+    if (!Array.isArray(indexes) || indexes.length === 0) throw new EnvelopeFormatError(`${op} description needs a non-empty indexes array`);
+    for (const spec of indexes) {
+      if (!isPlainDocument(spec) || typeof spec.name !== 'string') throw new EnvelopeFormatError(`${op} description: every index needs a name`);
+      if (op === 'createIndexes' && !isPlainDocument(spec.key)) throw new EnvelopeFormatError(`createIndexes description: index ${spec.name} has no key`);
+    }
+  }
+  if (op === 'modify' && desc.index !== undefined && !isPlainDocument(desc.index)) {
+    throw new EnvelopeFormatError('modify description: index must be a document');
+  }
+  return desc;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -283,6 +332,12 @@ export function envelopeFromChangeEvent(
     envelope.to = { db: to!.db, coll: to!.coll };
   }
 
+  if (isSchemaOp(op)) {
+    const desc = event.operationDescription;
+    if (!isPlainDocument(desc)) fail('malformed', `${op} event without operationDescription`);
+    envelope.desc = schemaDescription(op, desc as Document);
+  }
+
   if (isData) {
     if (!isPlainDocument(event.documentKey)) fail('malformed', `${op} event without documentKey`);
     envelope.key = event.documentKey as Document;
@@ -334,6 +389,7 @@ export function encodeEnvelope(e: ChangeEnvelope): Uint8Array {
   // documents the bson library's default applies: `undefined` → null, as the driver does).
   const out: Document = { v: e.v, op: e.op, ns: e.ns.coll === undefined ? { db: e.ns.db } : { db: e.ns.db, coll: e.ns.coll } };
   if (e.to !== undefined) out.to = { db: e.to.db, coll: e.to.coll };
+  if (e.desc !== undefined) out.desc = e.desc;
   if (e.key !== undefined) out.key = e.key;
   if (e.doc !== undefined) out.doc = e.doc;
   if (e.upd !== undefined) {
@@ -390,6 +446,10 @@ export function decodeEnvelope(buf: Uint8Array): ChangeEnvelope {
     const to = raw.to as Document;
     e.to = { db: requireString(to.db, 'to.db'), coll: requireString(to.coll, 'to.coll') };
   }
+  if (raw.desc !== undefined) {
+    if (!isPlainDocument(raw.desc)) throw new EnvelopeFormatError('envelope desc must be a document');
+    e.desc = raw.desc;
+  }
   if (raw.key !== undefined) e.key = raw.key as Document;
   if (raw.doc !== undefined) e.doc = raw.doc as Document | null;
   if (raw.upd !== undefined) {
@@ -415,6 +475,14 @@ export function decodeEnvelope(buf: Uint8Array): ChangeEnvelope {
   }
   if (op === 'rename' && (!e.to || e.ns.coll === undefined)) throw new EnvelopeFormatError('rename envelope needs ns.coll and to');
   if (op === 'drop' && e.ns.coll === undefined) throw new EnvelopeFormatError('drop envelope needs ns.coll');
+  if (isSchemaOp(op)) {
+    if (e.ns.coll === undefined || !e.desc) throw new EnvelopeFormatError(`${op} envelope needs ns.coll and desc`);
+    try {
+      schemaDescription(op, e.desc);
+    } catch (err) {
+      throw new EnvelopeFormatError(`${op} envelope: ${(err as Error).message}`);
+    }
+  }
   if (op === 'barrier' && !e.barrier) throw new EnvelopeFormatError('barrier envelope needs barrier.id');
   if (op === 'origin' && !e.origin) throw new EnvelopeFormatError('origin envelope needs origin.sent');
   return e;

@@ -20,7 +20,7 @@
  *    clash is raised by {@link NamespaceRules.target} as a {@link NamespaceMappingError}.
  */
 import type { Document } from 'mongodb';
-import type { ChangeEnvelope, CollectionNamespace, Namespace } from './change-envelope.js';
+import { DATA_OPS, DDL_OPS, type ChangeEnvelope, type CollectionNamespace, type Namespace } from './change-envelope.js';
 
 export const SYSTEM_DATABASES: readonly string[] = ['admin', 'local', 'config'];
 export const DEFAULT_STATE_DB = 'migrator_state';
@@ -278,7 +278,7 @@ export class NamespaceRules {
    * accepts (exclusions, system collections and shadowing are checked client-side with
    * {@link acceptsEnvelope}): the server filter must never lose an event we need. Renames are
    * matched on either side, dropDatabase on the database. Literal parts use equality, `*` is
-   * omitted, partial globs use `$regex`. Other operation types (invalidate, expanded DDL) pass.
+   * omitted, partial globs use `$regex`. Other operation types (invalidate, sharding events) pass.
    */
   changeStreamMatch(): Document {
     const protectedDbs = { $nin: [...SYSTEM_DATABASES, this.stateDb] };
@@ -303,8 +303,10 @@ export class NamespaceRules {
       }
       alternatives.push(nsCond, toCond);
     }
-    // Events without ns (invalidate) must reach capture too.
-    alternatives.push({ operationType: { $nin: ['insert', 'update', 'replace', 'delete', 'drop', 'rename', 'dropDatabase'] } });
+    // Events without ns (invalidate) and expanded events not replayed (shardCollection, …: capture
+    // logs them) must reach capture too. Schema events (create, createIndexes, dropIndexes, modify)
+    // have ns.db/ns.coll like data events and are matched by the alternatives above.
+    alternatives.push({ operationType: { $nin: [...DATA_OPS, ...DDL_OPS] } });
     return { $match: { $and: [{ 'ns.db': protectedDbs }, { $or: alternatives }] } };
   }
 

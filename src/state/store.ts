@@ -315,7 +315,7 @@ export type CaptureStateStore = LeaseStateStore & Pick<StateStore, 'getMigration
 /** What runApply calls (itself, its lease keeper and its DDL gate). */
 export type ApplyStateStore = LeaseStateStore &
   DdlStateStore &
-  Pick<StateStore, 'getMigration' | 'getApplyCheckpoint' | 'saveApplyCheckpoint' | 'setShardStall' | 'setShardAppliedThrough' | 'recordBarrierReached' | 'recordError'>;
+  Pick<StateStore, 'getMigration' | 'getApplyCheckpoint' | 'saveApplyCheckpoint' | 'setShardStall' | 'setShardAppliedThrough' | 'recordBarrierReached' | 'recordError' | 'recordTtlHold'>;
 /** What holding and restoring TTL indexes calls (src/apply/ttl-hold.ts, src/orchestration/ttl.ts); the DDL replay adds it to ApplyStateStore when it holds replayed indexes. */
 export type TtlStateStore = Pick<StateStore, 'recordTtlHold' | 'listTtlHolds' | 'markTtlRestored'>;
 

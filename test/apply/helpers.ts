@@ -1,6 +1,6 @@
 // Builders of envelopes for apply tests.
 import { Timestamp, type Document } from 'mongodb';
-import type { ChangeEnvelope, CollectionNamespace, UpdateDelta } from '../../src/source/change-envelope.js';
+import type { ChangeEnvelope, CollectionNamespace, SchemaOp, UpdateDelta } from '../../src/source/change-envelope.js';
 
 /** A position source: consecutive calls give increasing (clusterTime, token). */
 export class Clock {
@@ -49,4 +49,7 @@ export function dropDb(clock: Clock, db: string): ChangeEnvelope {
 }
 export function barrier(clock: Clock, id: string): ChangeEnvelope {
   return { v: 1, op: 'barrier', ns: { db: '' }, barrier: { id }, ...clock.next() };
+}
+export function schemaEvent(clock: Clock, op: SchemaOp, desc: Document, ns: CollectionNamespace = NS): ChangeEnvelope {
+  return { v: 1, op, ns, desc, ...clock.next() };
 }

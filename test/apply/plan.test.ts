@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { Int32 } from 'mongodb';
 import { NamespaceRules } from '../../src/source/namespace-filter.js';
 import { dedupeEnvelopes, deltaToUpdates, keyFilter, planBatch, rounds, toBulkOperation, type Segment } from '../../src/apply/plan.js';
-import { Clock, barrier, del, drop, ins, rename, rep, updDelta, updFull } from './helpers.js';
+import { Clock, barrier, del, drop, ins, rename, rep, schemaEvent, updDelta, updFull } from './helpers.js';
 
 const rules = new NamespaceRules({ map: ['bar:bar_new'] });
 const allKept = (n: number) => [...Array(n).keys()];
@@ -128,6 +128,37 @@ describe('planBatch', () => {
     assert.equal(data(plan.segments[0]!).collections.length, 2);
     assert.deepEqual(plan.barriers, [{ id: 'cut', index: 2 }]);
     assert.deepEqual(plan.filtered, [6]);
+  });
+
+  it('makes each schema event (create, createIndexes, dropIndexes, modify) a DDL segment in stream order; excluded and state namespaces are filtered', () => {
+    const c = new Clock();
+    const excluded = { db: 'bar', coll: 'secret' };
+    const state = { db: 'migrator_state', coll: 'x' };
+    const batch = [
+      ins(c, { _id: 1 }),
+      schemaEvent(c, 'createIndexes', { indexes: [{ v: 2, key: { sku: 1 }, name: 'sku_1', unique: true }] }),
+      ins(c, { _id: 2 }),
+      schemaEvent(c, 'modify', { index: { name: 'at_1', expireAfterSeconds: 60 } }),
+      schemaEvent(c, 'dropIndexes', { indexes: [{ v: 2, key: { old: 1 }, name: 'old_1' }] }),
+      schemaEvent(c, 'create', { collation: { locale: 'fr' } }, { db: 'bar', coll: 'fresh' }),
+      schemaEvent(c, 'createIndexes', { indexes: [{ v: 2, key: { a: 1 }, name: 'a_1' }] }, excluded),
+      schemaEvent(c, 'create', {}, state),
+      ins(c, { _id: 3 }, { db: 'bar', coll: 'fresh' }),
+    ];
+    const plan = planBatch(batch, allKept(batch.length), new NamespaceRules({ include: ['bar.*'], exclude: ['bar.secret'] }));
+    assert.deepEqual(plan.segments.map((s) => (s.kind === 'ddl' ? `${s.envelope.op}@${s.index}` : `data..${s.lastIndex}`)), [
+      'data..0',
+      'createIndexes@1',
+      'data..2',
+      'modify@3',
+      'dropIndexes@4',
+      'create@5',
+      'data..8',
+    ]);
+    assert.deepEqual(plan.filtered, [6, 7]);
+    const create = plan.segments[5]!;
+    assert.ok(create.kind === 'ddl');
+    assert.deepEqual(create.envelope.desc, { collation: { locale: 'fr' } });
   });
 
   it('groups by document identity whatever the _id type, and can filter by _id only', () => {

@@ -115,4 +115,25 @@ for (const profile of ['mongodb-6.0', 'mongodb-7.0', 'mongodb-8.0'] as const) {
       await t.close();
     }
   });
+
+  test(`${profile}: a collMod is one modify event describing what it changed (an index's expireAfterSeconds, a validator)`, { skip: onProfile(profile) }, async () => {
+    const t = await openTarget({ profile });
+    try {
+      const db = t.client.db(t.dbName('mod'));
+      await db.collection('c').createIndex({ at: 1 }, { name: 'at_1', expireAfterSeconds: 3600 });
+      const stream = await started(db.watch([], { showExpandedEvents: true, maxAwaitTimeMS: 100 }));
+      await db.command({ collMod: 'c', index: { name: 'at_1', expireAfterSeconds: 60 } });
+      await db.command({ collMod: 'c', validator: { n: { $type: 'int' } } });
+      await db.collection<AnyDoc>('c').insertOne({ _id: 1, n: 1 });
+      const events = (await nextEvents(stream, 3)) as unknown as Document[];
+      assert.deepEqual(events.map((e) => e.operationType), ['modify', 'modify', 'insert']);
+      const index = events[0]!.operationDescription.index as Document;
+      assert.equal(index.name, 'at_1');
+      assert.equal(Number(index.expireAfterSeconds), 60);
+      assert.deepEqual(events[1]!.operationDescription.validator, { n: { $type: 'int' } });
+      await stream.close();
+    } finally {
+      await t.close();
+    }
+  });
 }

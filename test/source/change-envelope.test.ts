@@ -162,8 +162,12 @@ describe('envelopeFromChangeEvent', () => {
       }
     };
     assert.equal(kindOf({ _id: token(1, 1), operationType: 'invalidate', clusterTime: new Timestamp({ t: 1, i: 1 }) }), 'invalidate');
-    assert.equal(kindOf({ ...base, operationType: 'createIndexes' }), 'ignorable');
-    assert.equal(kindOf({ ...base, operationType: 'create' }), 'ignorable');
+    assert.equal(kindOf({ ...base, operationType: 'shardCollection', operationDescription: { shardKey: { _id: 1 } } }), 'ignorable');
+    assert.equal(kindOf({ ...base, operationType: 'createSearchIndexes', operationDescription: {} }), 'ignorable');
+    // Schema events need their operationDescription (only sent with showExpandedEvents).
+    assert.equal(kindOf({ ...base, operationType: 'createIndexes' }), 'malformed');
+    assert.equal(kindOf({ ...base, operationType: 'create' }), 'malformed');
+    assert.equal(kindOf({ ...base, operationType: 'create', ns: { db: 'd' }, operationDescription: {} }), 'malformed');
     assert.equal(kindOf({ ...base, operationType: 'somethingNew' }), 'unknown');
     assert.equal(kindOf({ ...base, operationType: 'insert', documentKey: { _id: 1 } }), 'malformed');
     assert.equal(kindOf({ ...base, operationType: 'rename' }), 'malformed');
@@ -179,6 +183,48 @@ describe('envelopeFromChangeEvent', () => {
     assert.equal(e.ct.i, 3);
     assert.equal(clusterTimeFromResumeToken({ _data: 'zz' }), undefined);
     assert.equal(clusterTimeFromResumeToken(undefined), undefined);
+  });
+});
+
+describe('schema events (showExpandedEvents)', () => {
+  const base = { _id: token(5, 1), clusterTime: new Timestamp({ t: 5, i: 1 }), ns: { db: 'd', coll: 'c' } };
+  const at = new Date('2026-01-02T03:04:05Z');
+  const events: Document[] = [
+    { ...base, operationType: 'create', operationDescription: { idIndex: { v: 2, key: { _id: 1 }, name: '_id_' }, collation: { locale: 'fr', strength: new Int32(2) }, validator: { at: { $gte: at } } } },
+    { ...base, operationType: 'createIndexes', operationDescription: { indexes: [{ v: 2, key: { a: new Int32(1) }, name: 'a_1', unique: true, partialFilterExpression: { at: { $gt: at }, n: new Long(5) } }] } },
+    { ...base, operationType: 'dropIndexes', operationDescription: { indexes: [{ v: 2, key: { a: 1 }, name: 'a_1' }] } },
+    { ...base, operationType: 'modify', operationDescription: { index: { name: 'at_1', expireAfterSeconds: new Long(60) } }, stateBeforeChange: { indexOptions: { expireAfterSeconds: 3600 } } },
+  ];
+
+  it('carries the operationDescription with its exact BSON types through the codec', () => {
+    for (const ev of events) {
+      const e = envelopeFromChangeEvent(ev);
+      assert.equal(e.op, ev.operationType);
+      assert.deepEqual(e.ns, { db: 'd', coll: 'c' });
+      assert.equal(isBroadcast(e), true, 'schema events go to every shard');
+      assert.equal(routingKey(e), undefined);
+      const back = decodeEnvelope(encodeEnvelope(e));
+      assert.equal(hex(encodeEnvelope(back)), hex(encodeEnvelope(e)));
+      assert.equal(back.op, e.op);
+      assert.equal(Buffer.compare(BSON.serialize(back.desc!), BSON.serialize(ev.operationDescription as Document)), 0, `${e.op}: same bytes`);
+    }
+    const modify = envelopeFromChangeEvent(events[3]!);
+    assert.deepEqual(Object.keys(modify.desc!), ['index'], 'stateBeforeChange is not part of the description');
+  });
+
+  it('rejects schema envelopes missing what apply needs', () => {
+    const reject = (e: Partial<ChangeEnvelope>, re: RegExp) => {
+      const good = envelopeFromChangeEvent(events[1]!);
+      assert.throws(() => decodeEnvelope(encodeEnvelope({ ...good, ...e } as ChangeEnvelope)), re);
+    };
+    reject({ desc: undefined }, /createIndexes envelope needs ns.coll and desc/);
+    reject({ ns: { db: 'd' } }, /needs ns.coll and desc/);
+    reject({ desc: { indexes: [] } }, /non-empty indexes array/);
+    reject({ desc: { indexes: [{ key: { a: 1 } }] } }, /every index needs a name/);
+    reject({ desc: { indexes: [{ name: 'a_1' }] } }, /has no key/);
+    reject({ op: 'dropIndexes', desc: { indexes: 'a_1' } }, /non-empty indexes array/);
+    reject({ op: 'modify', desc: { index: 'a_1' } }, /index must be a document/);
+    assert.throws(() => envelopeFromChangeEvent({ ...events[1]!, operationDescription: { indexes: [] } }), /non-empty indexes array/);
   });
 });
 

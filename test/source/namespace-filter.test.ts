@@ -170,6 +170,10 @@ describe('NamespaceRules.changeStreamMatch', () => {
     { operationType: 'invalidate' },
     { operationType: 'insert', ns: ns('migrator_state.shards') },
     { operationType: 'insert', ns: ns('admin.x') },
+    { operationType: 'createIndexes', ns: ns('bar.products') },
+    { operationType: 'createIndexes', ns: ns('baz.products') },
+    { operationType: 'create', ns: ns('migrator_state.x') },
+    { operationType: 'shardCollection', ns: ns('baz.products') },
   ];
   const run = (r: NamespaceRules) => {
     const q = new Query(r.changeStreamMatch().$match);
@@ -188,12 +192,14 @@ describe('NamespaceRules.changeStreamMatch', () => {
       'dropDatabase:bar.',
       'dropDatabase:zzz.', // *.logs: any database may hold a logs collection
       'invalidate:.',
+      'createIndexes:bar.products', // schema events are matched on their namespace like data events
+      'shardCollection:baz.products', // not replayed; capture logs it
     ]);
   });
 
   it('matches everything but protected databases without includes', () => {
     const matched = run(new NamespaceRules());
-    assert.equal(matched.length, events.length - 2);
+    assert.equal(matched.length, events.length - 3);
   });
 });
 

@@ -15,6 +15,7 @@ import { metricsOptions } from '../../config/options.js';
 import { health, type Heartbeat } from '../../observability/health.js';
 import { noteLoadSizes } from '../../observability/metrics.js';
 import { startObservability, type MetricsArgs } from '../observability.js';
+import { ignoreSchemaOption, ignoredKinds } from './verify.js';
 
 export interface LoadArgs extends MetricsArgs {
   drop?: boolean;
@@ -27,6 +28,8 @@ export interface LoadArgs extends MetricsArgs {
   'mongodump-path'?: string;
   'mongorestore-path'?: string;
   'with-roles'?: boolean;
+  /** full-migrate only: schema kinds the cutover verification does not fail on. */
+  'ignore-schema'?: string[];
 }
 
 /** Initial-load options shared by full-migrate and initial-load. */
@@ -84,6 +87,7 @@ export async function prepareMigration(argv: LoadArgs, res: Resources, signal: A
     enableChangeStreams: Boolean(argv['enable-change-streams']),
     withRoles: Boolean(argv['with-roles']),
     timeSeries: config.timeSeries,
+    ignoreSchema: ignoredKinds(argv['ignore-schema'] ?? []),
     log,
     signal,
     stopAfterLoad,
@@ -157,7 +161,14 @@ export async function runMigrationCommand(argv: LoadArgs, stopAfterLoad: boolean
 export const fullMigrateCommand: CommandModule<object, LoadArgs> = {
   command: 'full-migrate',
   describe: 'Run the whole online migration; re-run to resume. Cut over with `migrator cutover`',
-  builder: (y) => y.options(loadOptionsBuilder).options(metricsOptions),
+  builder: (y) =>
+    y
+      .options(loadOptionsBuilder)
+      .options(metricsOptions)
+      .option('ignore-schema', {
+        ...ignoreSchemaOption,
+        describe: 'Schema differences (indexes, options, views or all) the cutover verification lists without failing; default: any schema difference fails the cutover (exit 7)',
+      }),
   handler: (argv) =>
     runMigrationCommand(argv, false, async ({ config, migration: m, heartbeat: hb, measureLoad }, signal) => {
       const opened = await m.open();
@@ -192,7 +203,8 @@ export const fullMigrateCommand: CommandModule<object, LoadArgs> = {
         printReport(
           `migration ${config.migrationId} COMPLETED: ${m.verification?.namespaces.length ?? 0} collections verified equal` +
             (ttlExpired ? ` (${ttlExpired} document(s) expired by the source's TTL during the verification, proven, left to the restored TTL on the target)` : '') +
-            (schemaDiffs ? `; ${schemaDiffs} schema difference(s) (indexes, options, views) not replicated: see the warnings, or run migrator verify` : '') +
+            // COMPLETED with differences left only when the user accepted them (--ignore-schema).
+            (schemaDiffs ? `; ${schemaDiffs} schema difference(s) accepted with --ignore-schema: see the warnings, or run migrator verify` : '') +
             (m.loadOnly.length ? `\nNOT IN SYNC: ${m.loadOnly.join(', ')} (time series) were copied once by the initial load and not kept in sync since` : ''),
         );
       }

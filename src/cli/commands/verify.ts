@@ -48,13 +48,7 @@ export const verifyCommand: CommandModule<object, { json?: boolean; 'max-ids'?: 
     y
       .option('json', { type: 'boolean', default: false, describe: 'Print the report as JSON' })
       .option('max-ids', { type: 'number', default: 10, describe: 'How many differing _ids to list per collection' })
-      .option('ignore-schema', {
-        type: 'string',
-        array: true,
-        choices: [...SCHEMA_KINDS, 'all'],
-        describe: 'Schema differences to list without failing: indexes, options, views or all (repeatable or comma-separated)',
-        coerce: (v: string[]) => v.flatMap((x) => String(x).split(',')).map((x) => x.trim()).filter(Boolean),
-      }),
+      .option('ignore-schema', ignoreSchemaOption),
   handler: async (argv) => {
     const { config, log } = commandContext(argv as never);
     const res = new Resources();
@@ -95,6 +89,15 @@ async function heldTtlIndexes(res: Resources, config: MigratorConfig, target: Mo
   }
 }
 
-function ignoredKinds(list: string[]): SchemaKind[] {
+/** `--ignore-schema`, shared by verify and full-migrate (whose cutover verification it relaxes). */
+export const ignoreSchemaOption = {
+  type: 'string',
+  array: true,
+  choices: [...SCHEMA_KINDS, 'all'],
+  describe: 'Schema differences to list without failing: indexes, options, views or all (repeatable or comma-separated)',
+  coerce: (v: string[]) => v.flatMap((x) => String(x).split(',')).map((x) => x.trim()).filter(Boolean),
+} as const;
+
+export function ignoredKinds(list: string[]): SchemaKind[] {
   return list.includes('all') ? [...SCHEMA_KINDS] : SCHEMA_KINDS.filter((k) => list.includes(k));
 }

@@ -104,6 +104,8 @@ const collMod: Handler = (ctx) => {
   const coll = requireCollection(ctx.server.engine, ctx.db, targetName(ctx));
   const changes = commandOptions(ctx.cmd, ctx.name);
   const reply: Doc = { ok: 1 };
+  let indexSpec: IndexSpec | undefined;
+  let indexDescription: Doc | undefined;
   if (isPlainObject(changes.index)) {
     // https://www.mongodb.com/docs/manual/reference/command/collMod/#change-index-properties:
     // the index by name or keyPattern; expireAfterSeconds changes a TTL index (the reply has the
@@ -133,11 +135,12 @@ const collMod: Handler = (ctx) => {
       else delete next.hidden;
       (description.index as Doc).hidden = truthy(change.hidden);
     }
-    ctx.server.engine.modifyIndex(coll, next, description);
+    indexSpec = next;
+    indexDescription = description.index as Doc;
   }
-  // Every collMod is a `modify` event, even one that changes nothing (MongoDB's spec test
+  // Every collMod is ONE `modify` event, even one that changes nothing (MongoDB's spec test
   // change-streams-showExpandedEvents.json "modify events are reported" runs a bare collMod).
-  ctx.server.engine.collMod(coll, { ...coll.options, ...changes });
+  ctx.server.engine.collMod(coll, { ...coll.options, ...changes }, { ...changes, ...(indexDescription ? { index: indexDescription } : {}) }, indexSpec);
   return reply;
 };
 

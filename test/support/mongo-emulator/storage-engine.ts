@@ -244,11 +244,20 @@ export class StorageEngine {
     return this.collection(db, name)!;
   }
 
-  collMod(coll: Collection, options: Doc): void {
+  /**
+   * collMod: the collection's new options and, when an index changes, its new spec, in one
+   * commit with ONE `modify` event whose operationDescription is what the command changed
+   * (`index: {name, …changed properties}` as documented on
+   * https://www.mongodb.com/docs/manual/reference/change-events/modify/; the changed collection
+   * options such as `validator` next to it: undocumented, the server's oplog entry holds the
+   * command's options).
+   */
+  collMod(coll: Collection, options: Doc, description: Doc, indexSpec?: IndexSpec): void {
     const ts = this.clock.next();
     this.commit([
+      ...(indexSpec ? [{ m: 'createIndex' as const, db: coll.db, coll: coll.name, spec: indexSpec }] : []),
       { m: 'collMod', db: coll.db, coll: coll.name, options },
-      this.event(ts, 'modify', coll.db, { coll: coll.name, uuid: coll.uuid, operationDescription: options }),
+      this.event(ts, 'modify', coll.db, { coll: coll.name, uuid: coll.uuid, operationDescription: description }),
     ]);
   }
 
@@ -301,14 +310,6 @@ export class StorageEngine {
     this.commit([this.event(this.clock.next(), op, coll.db, { coll: coll.name, uuid: coll.uuid, operationDescription })]);
   }
 
-  /** collMod of an index (e.g. expireAfterSeconds): the spec changes in place; a `modify` event. */
-  modifyIndex(coll: Collection, spec: IndexSpec, description: Doc): void {
-    const ts = this.clock.next();
-    this.commit([
-      { m: 'createIndex', db: coll.db, coll: coll.name, spec },
-      this.event(ts, 'modify', coll.db, { coll: coll.name, uuid: coll.uuid, operationDescription: description }),
-    ]);
-  }
 
   /**
    * One pass of the TTL monitor (https://www.mongodb.com/docs/manual/core/index-ttl/): for every
