@@ -12,6 +12,7 @@ import { goToolPath } from '../support/go-tools.js';
 import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
 import { waitForPhase } from '../support/phases.js';
 import { StateStore } from '../../src/state/store.js';
+import { HELD_EXPIRE_AFTER_SECONDS } from '../../src/apply/ttl-hold.js';
 
 type AnyDoc = Document & { _id: number | string };
 const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
@@ -62,8 +63,9 @@ async function targetSchema(dst: MongoClient, names: { items: string; orders: st
   return out;
 }
 
-function expected(names: { items: string; orders: string; fresh: string; fresh2: string }): Document {
-  const changed = { names: ['_id_', 'at_1', 'sku_1'], skuUnique: true, ttl: 60 };
+/** `ttl`: the TTL index's expireAfterSeconds on the target (held during the sync, 60 after the cutover). */
+function expected(names: { items: string; orders: string; fresh: string; fresh2: string }, ttl = 60): Document {
+  const changed = { names: ['_id_', 'at_1', 'sku_1'], skuUnique: true, ttl };
   const created = { locale: 'fr', strength: 2, validator: VALIDATOR };
   return { [names.items]: changed, [names.orders]: changed, [names.fresh]: created, [names.fresh2]: created };
 }
@@ -119,8 +121,13 @@ describe('schema changes during replication, source with expanded events (mongod
     const names = { items: 'items', orders: 'orders_v2', fresh: 'fresh', fresh2: 'fresh2_v2' };
     const stderr = await migrate(stack, 'schema70', maps, async () => {
       await changeSchema(src);
-      // Replayed before the cutover: the target has every change while replication runs.
-      await until('the schema changes replayed on the target', async () => JSON.stringify(await targetSchema(dst, names)) === JSON.stringify(expected(names)));
+      // Replayed before the cutover: the target has every change while replication runs. The TTL
+      // change is replayed held (the target's TTL must not act during the sync, ttl-hold.ts), its new
+      // value recorded as the one the cutover restores.
+      await until('the schema changes replayed on the target', async () => JSON.stringify(await targetSchema(dst, names)) === JSON.stringify(expected(names, HELD_EXPIRE_AFTER_SECONDS)));
+      const store = await StateStore.open({ client: dst });
+      const holds = (await store.listTtlHolds('schema70')).map((h) => [h.coll, h.name, h.originalExpireAfterSeconds, h.restoredAt]);
+      assert.deepEqual(holds, [['items', 'at_1', 60, undefined], ['orders_v2', 'at_1', 60, undefined]]);
     });
     assert.deepEqual(await targetSchema(dst, names), expected(names));
     assert.match(stderr, /"msg":"schema replay: index created"/);
