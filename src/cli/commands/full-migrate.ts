@@ -1,5 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { requireEndpoint } from '../../config/load.js';
+import { loadScaleOptions } from '../../config/options.js';
+import { loadScale } from '../../config/size.js';
 import { FullMigration } from '../../orchestration/full-migration.js';
 import { DEFAULT_LOAD_OPTIONS, type LoadOptions } from '../../initial-load/dump-restore-plan.js';
 import { toolBinaries } from '../../initial-load/tool-binaries.js';
@@ -23,6 +25,8 @@ export interface LoadArgs {
   'mongodump-path'?: string;
   'mongorestore-path'?: string;
   'with-roles'?: boolean;
+  'partition-size'?: string;
+  'load-parallelism'?: number;
 }
 
 /** Initial-load options shared by full-migrate and initial-load. */
@@ -37,6 +41,7 @@ export const loadOptionsBuilder = {
   'mongodump-path': { type: 'string', describe: 'mongodump binary (default: from PATH)' },
   'mongorestore-path': { type: 'string', describe: 'mongorestore binary (default: from PATH)' },
   'with-roles': { type: 'boolean', default: false, describe: 'Recreate the custom roles of the selected databases on the target (users are never migrated: passwords cannot be read)' },
+  ...loadScaleOptions,
 } as const;
 
 export function loadOptions(argv: LoadArgs): LoadOptions {
@@ -76,6 +81,7 @@ export async function prepareMigration(argv: LoadArgs, res: Resources, signal: A
     streamName: transport.streamName,
     bins: toolBinaries({ mongodump: argv['mongodump-path'], mongorestore: argv['mongorestore-path'] }),
     load: loadOptions(argv),
+    loadScale: loadScale(argv),
     dataDir: config.dataDir,
     enableChangeStreams: Boolean(argv['enable-change-streams']),
     withRoles: Boolean(argv['with-roles']),
