@@ -105,6 +105,7 @@ export async function planLoad(p: LoadPlanInput, drop: boolean): Promise<Planned
         return { coll: c, target: `${t.db}.${t.coll}` };
       }),
       drop,
+      noIndexRestore: p.options.noIndexRestore,
     });
   }
   for (const c of partitioned) {

@@ -30,6 +30,7 @@ import type { LoadCollectionProgress, LoadUnitDoc, StateStore } from '../state/s
 import { DEFAULT_LEASE_GRACE_MS } from '../state/store.js';
 import { toolsLiteral, type LoadOptions, type PipeJob } from '../initial-load/dump-restore-plan.js';
 import { runDumpRestorePipe, type PipeResult } from '../initial-load/dump-restore-pipe.js';
+import { killStaleTools } from '../initial-load/stale-tools.js';
 import { decodeBound, rangeFilter, rangeQueryJson, type IdRange } from '../initial-load/id-ranges.js';
 import type { ToolBinaries } from '../initial-load/tool-binaries.js';
 import type { ToolEvent } from '../initial-load/tool-progress.js';
@@ -140,8 +141,11 @@ export async function runLoadWorker(p: LoadWorkerInput): Promise<LoadWorkerResul
         const holder = u.lease.owner;
         if (holder && holder !== p.owner) {
           if (isDeadLocalOwner(holder)) {
-            // A process of this machine that is gone (killed, or our own earlier incarnation): its
-            // tools were killed at start (killStaleTools), so the unit is free at once.
+            // A process of this machine that is gone (killed, or our own earlier incarnation): the
+            // unit is free at once, once its orphaned tools (recorded under a shared --data-dir)
+            // are stopped, so none of them writes into the range after we removed it.
+            const killed = killStaleTools(p.workDir);
+            if (killed.length) p.log.warn({ pids: killed, unit: u.shardId }, 'killed the tools of a dead load process');
             await p.store.releaseLease({ migrationId: p.migrationId, shardId: u.shardId, scope: 'load', owner: holder, epoch: u.lease.epoch, expiresAt: u.lease.expiresAt, ttlMs: 0 });
           } else if (u.lease.expiresAt.getTime() + DEFAULT_LEASE_GRACE_MS > now) continue; // a live owner's
         }
@@ -225,7 +229,7 @@ async function runDatabaseUnit(
     restoreArgs.push('--gzip');
   }
   if (dropArg) restoreArgs.push('--drop');
-  if (p.options.noIndexRestore) restoreArgs.push('--noIndexRestore');
+  if (u.noIndexRestore) restoreArgs.push('--noIndexRestore');
   restoreArgs.push(`--numParallelCollections=${p.options.numParallelCollections}`, `--numInsertionWorkersPerCollection=${p.options.numInsertionWorkersPerCollection}`);
   dumpArgs.push(`--numParallelCollections=${p.options.numParallelCollections}`);
   const job: PipeJob = { sourceDb: u.sourceDb, targetDb: u.targetDb, collections: colls.map((c) => c.coll), dumpArgs, restoreArgs };

@@ -141,6 +141,8 @@ export interface LoadUnitDoc extends ShardDoc {
   parts?: number;
   /** 'database': drop its target collections on the first attempt too (--drop, or a reload of an older load). */
   drop?: boolean;
+  /** 'database': --noIndexRestore (the plan's --no-index-restore). */
+  noIndexRestore?: boolean;
   state: LoadUnitState;
   /** How many times a worker started it. */
   attempts: number;
