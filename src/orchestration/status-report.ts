@@ -18,7 +18,13 @@
  *   resumePoint       null | { clusterTime: {t, i}, resumeToken: object|null (relaxed EJSON), takenAt }
  *   load              null | { attempt, startedAt, finishedAt|null, done, collections: count,
  *                     collectionsDone, totalDocuments, restoredDocuments, percent (0-100, 1 decimal),
- *                     namespaces: [{ ns, target, total|null, dumped|null, restored|null, done, percent|null }] }
+ *                     namespaces: [{ ns, target, total|null, dumped|null, restored|null, done, percent|null,
+ *                     bytes|null (archive bytes copied by its finished ranges), partitions|null (collections
+ *                     split into _id ranges: { total, done, running, pending }), etaSeconds|null }],
+ *                     units: { total, done, running, pending } (the load's units: database pipes, ranges,
+ *                     index builds; running = leased by a live worker), bytes (archive bytes of finished
+ *                     units), etaSeconds|null (remaining estimated bytes of unfinished ranges at the rate of
+ *                     this attempt so far; null before a range finished in it) }
  *   capture           null | { events, markers, bytes, lastEventAt|null, clusterTime: {t,i}|null, checkpointAt, leaseOwner|null, leaseActive }
  *   apply             { events (sum over shards), shards, shardsEnded, lastClusterTime (seconds)|null,
  *                     lastAppliedAt|null (wall time of the newest applied event), maxMillisBehindLatest|null,
@@ -48,6 +54,7 @@ import { BSON, type Document } from 'mongodb';
 import type {
   CaptureCheckpointDoc,
   CutoverDoc,
+  LoadUnitDoc,
   MigrationDoc,
   MigrationPhase,
   ShardDoc,
@@ -71,6 +78,8 @@ export interface StatusInputs {
   cutover: CutoverDoc | null;
   /** The capture lease (which process is the active capture), when one was ever taken. */
   captureLease?: ShardLease | null;
+  /** The initial load's units (state store `load_partitions`). */
+  loadUnits?: LoadUnitDoc[];
 }
 
 export interface ClusterTimeJson {
@@ -86,6 +95,16 @@ export interface LoadNamespaceStatus {
   restored: number | null;
   done: boolean;
   percent: number | null;
+  bytes: number | null;
+  partitions: UnitCounts | null;
+  etaSeconds: number | null;
+}
+
+export interface UnitCounts {
+  total: number;
+  done: number;
+  running: number;
+  pending: number;
 }
 
 export interface LoadStatus {
@@ -99,6 +118,9 @@ export interface LoadStatus {
   restoredDocuments: number;
   percent: number;
   namespaces: LoadNamespaceStatus[];
+  units: UnitCounts;
+  bytes: number;
+  etaSeconds: number | null;
 }
 
 export interface CaptureStatus {
@@ -250,9 +272,36 @@ export function waitingForWritesStopped(c: CutoverDoc | null | undefined): boole
   return isActiveCutover(c) && !c!.writesStopped && !c!.writesBlockedByMigrator;
 }
 
-function buildLoad(m: MigrationDoc): LoadStatus | null {
+function unitCounts(units: LoadUnitDoc[], nowMs: number): UnitCounts {
+  const c: UnitCounts = { total: units.length, done: 0, running: 0, pending: 0 };
+  for (const u of units) {
+    if (u.state === 'done') c.done++;
+    // A unit whose holder stopped renewing is pending again: another worker takes it over.
+    else if (u.state === 'running' && u.lease?.owner && (ms(u.lease.expiresAt) ?? 0) > nowMs) c.running++;
+    else c.pending++;
+  }
+  return c;
+}
+
+/**
+ * Seconds left for `units` at the rate of this load attempt: archive bytes of the ranges finished
+ * since `startedAt` per second, against the estimated bytes (collStats) of the unfinished ranges.
+ */
+function etaSeconds(units: LoadUnitDoc[], all: LoadUnitDoc[], startedMs: number | undefined, nowMs: number): number | null {
+  if (startedMs === undefined || nowMs <= startedMs) return null;
+  const copied = all.filter((u) => u.state === 'done' && (ms(u.finishedAt) ?? 0) >= startedMs).reduce((s, u) => s + (num(u.bytes) ?? 0), 0);
+  const left = units.filter((u) => u.kind === 'range' && u.state !== 'done').reduce((s, u) => s + (num(u.estimatedBytes) ?? 0), 0);
+  if (left === 0) return units.some((u) => u.state !== 'done') ? null : 0;
+  if (copied === 0) return null;
+  return Math.round(left / (copied / ((nowMs - startedMs) / 1000)));
+}
+
+function buildLoad(m: MigrationDoc, units: LoadUnitDoc[] = [], nowMs = Date.now()): LoadStatus | null {
   const load = m.load;
   if (!load || typeof load !== 'object') return null;
+  const startedMs = ms(load.startedAt);
+  const byNs = new Map<string, LoadUnitDoc[]>();
+  for (const u of units) if (u.kind !== 'database') byNs.set(`${u.sourceDb}.${u.coll}`, [...(byNs.get(`${u.sourceDb}.${u.coll}`) ?? []), u]);
   const namespaces: LoadNamespaceStatus[] = [];
   let totalDocuments = 0;
   let restoredDocuments = 0;
@@ -270,7 +319,19 @@ function buildLoad(m: MigrationDoc): LoadStatus | null {
       restored: restored ?? null,
       done,
       percent: percentOf(done, restored ?? 0, total),
+      bytes: num(p?.bytes) ?? null,
+      partitions: null,
+      etaSeconds: null,
     });
+    const own = byNs.get(loadNs(key));
+    if (own) {
+      const ns = namespaces[namespaces.length - 1]!;
+      const ranges = own.filter((u) => u.kind === 'range');
+      ns.partitions = unitCounts(ranges, nowMs);
+      ns.bytes = ranges.filter((u) => u.state === 'done').reduce((s, u) => s + (num(u.bytes) ?? 0), 0);
+      ns.etaSeconds = done ? 0 : etaSeconds(own, units, startedMs, nowMs);
+      if (!done && ns.percent === null && ranges.length) ns.percent = Math.min(99.9, round1((ns.partitions.done / ranges.length) * 100));
+    }
   }
   namespaces.sort((a, b) => (a.ns < b.ns ? -1 : a.ns > b.ns ? 1 : 0));
   const collectionsDone = namespaces.filter((n) => n.done).length;
@@ -288,6 +349,9 @@ function buildLoad(m: MigrationDoc): LoadStatus | null {
     restoredDocuments,
     percent: done ? 100 : totalDocuments > 0 ? Math.min(99.9, round1((restoredDocuments / totalDocuments) * 100)) : 0,
     namespaces,
+    units: unitCounts(units, nowMs),
+    bytes: units.filter((u) => u.state === 'done').reduce((s, u) => s + (num(u.bytes) ?? 0), 0),
+    etaSeconds: done ? 0 : etaSeconds(units, units, startedMs, nowMs),
   };
 }
 
@@ -414,7 +478,7 @@ export function buildStatusReport(inputs: StatusInputs, now: Date = new Date()):
     phaseChangedAt: iso(m.phaseChangedAt),
     generatedAt: now.toISOString(),
     resumePoint: rp ? { clusterTime: clusterTime(rp.ct), resumeToken: ejson(rp.rt), takenAt: iso(rp.takenAt) } : null,
-    load: buildLoad(m),
+    load: buildLoad(m, inputs.loadUnits ?? [], nowMs),
     capture,
     apply,
     lag: buildLag(inputs, capture?.events ?? 0, appliedEvents),
@@ -504,11 +568,18 @@ export function formatStatusReport(r: StatusReport): string {
       `initial load: ${state} (attempt ${l.attempt}), ${l.collectionsDone}/${l.collections} collections, ` +
         `${l.restoredDocuments}/${l.totalDocuments} documents, ${l.percent}%`,
     );
+    if (l.units.total > 0) {
+      const eta = l.etaSeconds === null || l.done ? '' : `, ETA ${formatDuration(l.etaSeconds * 1000)}`;
+      lines.push(`  units: ${l.units.done}/${l.units.total} done, ${l.units.running} running, ${l.units.pending} pending; ${bytesText(l.bytes)} copied${eta}`);
+    }
     for (const n of l.namespaces) {
       const target = n.target !== n.ns ? ` → ${n.target}` : '';
       const count = `${n.restored ?? 0}/${n.total ?? '?'}`;
       const pct = n.percent === null ? '' : ` ${n.percent}%`;
-      lines.push(`  ${n.ns}${target}: ${count}${pct}${n.done ? ' done' : ''}`);
+      const parts = n.partitions
+        ? `, ranges ${n.partitions.done}/${n.partitions.total} (${n.partitions.running} running), ${bytesText(n.bytes ?? 0)}${n.etaSeconds && !n.done ? `, ETA ${formatDuration(n.etaSeconds * 1000)}` : ''}`
+        : '';
+      lines.push(`  ${n.ns}${target}: ${count}${pct}${parts}${n.done ? ' done' : ''}`);
     }
   }
 
@@ -570,11 +641,12 @@ export async function requireMigration(store: StateStore, id: string): Promise<M
 /** Reads every document the status is computed from; STATE_CONFLICT when the migration is unknown. */
 export async function readStatusInputs(store: StateStore, id: string): Promise<StatusInputs> {
   const migration = await requireMigration(store, id);
-  const [capture, shards, cutover, captureLease] = await Promise.all([
+  const [capture, shards, cutover, captureLease, loadUnits] = await Promise.all([
     store.getCaptureCheckpoint(id),
     store.listShards(id),
     store.getCutover(id),
     store.getCaptureLease(id),
+    store.listLoadUnits(id),
   ]);
-  return { migration, capture, shards, cutover, captureLease };
+  return { migration, capture, shards, cutover, captureLease, loadUnits };
 }
