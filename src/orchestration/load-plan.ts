@@ -36,7 +36,9 @@ export interface LoadPlanInput {
  * compares string `_id`s by the collation (https://www.mongodb.com/docs/manual/reference/collation/),
  * so ranges could overlap or leave gaps. Capped collections keep insertion order and cannot delete
  * (a range reload needs deleteMany: https://www.mongodb.com/docs/manual/core/capped-collections/);
- * time series and clustered collections are left whole too (their `_id` is not the ordinary one).
+ * time series collections are left whole too (their documents live in buckets: mongodump reads
+ * them through `system.buckets`, not by `_id`), and so are clustered collections (the tools'
+ * handling of their creation from metadata beside concurrent ranges is not verified here).
  */
 export function partitionable(info: { type?: string; options?: Record<string, unknown> } | undefined): boolean {
   if (!info || (info.type !== undefined && info.type !== 'collection')) return false;

@@ -127,8 +127,7 @@ export async function runLoadWorker(p: LoadWorkerInput): Promise<LoadWorkerResul
   try {
     for (;;) {
       if (p.signal?.aborted || failure) break;
-      const units = await p.store.listLoadUnits(p.migrationId);
-      const open = units.filter((u) => u.state !== 'done');
+      const open = await p.store.listOpenLoadUnits(p.migrationId);
       if (open.length === 0) break;
       const rangesLeft = new Map<string, number>();
       for (const u of open) if (u.kind === 'range') rangesLeft.set(`${u.sourceDb}.${u.coll}`, (rangesLeft.get(`${u.sourceDb}.${u.coll}`) ?? 0) + 1);
@@ -344,7 +343,7 @@ async function runRangeUnit(
  * rerun). A unique index that the data violates fails with DuplicateKey (11000): reported with
  * the index and the collection.
  */
-async function buildIndexes(p: LoadWorkerInput, u: LoadUnitDoc, log: Logger): Promise<{ documents: number; bytes: number }> {
+export async function buildIndexes(p: LoadWorkerInput, u: LoadUnitDoc, log: Logger): Promise<{ documents: number; bytes: number }> {
   const t = splitNs(u.target!);
   const specs = await p.source.db(u.sourceDb).collection(u.coll!).listIndexes().toArray();
   let built = 0;

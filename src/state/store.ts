@@ -809,6 +809,11 @@ export class StateStore {
     return retryTransient('load_partitions.find', () => this.loadUnits.find({ migrationId: id }).sort({ seq: 1 }).toArray(), this.retry);
   }
 
+  /** The units not done yet (what a worker polls). */
+  listOpenLoadUnits(id: string): Promise<LoadUnitDoc[]> {
+    return retryTransient('load_partitions.find', () => this.loadUnits.find({ migrationId: id, state: { $ne: 'done' } }).sort({ seq: 1 }).toArray(), this.retry);
+  }
+
   getLoadUnit(id: string, unitId: string): Promise<LoadUnitDoc | null> {
     return this.loadUnits.findOne({ _id: shardDocId(id, unitId) });
   }

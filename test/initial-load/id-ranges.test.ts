@@ -4,7 +4,9 @@ import { Binary, BSON, Decimal128, Double, Int32, Long, MaxKey, MinKey, MongoCli
 import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
 import { canBound, chooseBounds, decodeBound, encodeBound, rangeFilter, rangeQueryJson, rangesFromBounds } from '../../src/initial-load/id-ranges.js';
 import { partitionCount, sampleIdBounds } from '../../src/initial-load/partition-plan.js';
-import { parseSize } from '../../src/config/size.js';
+import { loadScale, parseSize } from '../../src/config/size.js';
+import { partitionable } from '../../src/orchestration/load-plan.js';
+import { ExitCode } from '../../src/util/exit-codes.js';
 import { compareBson } from '../../src/verify/bson-order.js';
 import { EXACT_BSON_OPTIONS } from '../../src/source/change-envelope.js';
 
@@ -40,6 +42,20 @@ test('sizes: binary units', () => {
   assert.equal(partitionCount(10, 100), 1, 'small collections stay whole');
   assert.equal(partitionCount(1000, 100), 10);
   assert.equal(partitionCount(1001, 100), 11);
+  assert.deepEqual(loadScale({ 'partition-size': '256MiB', 'load-parallelism': 4 }), { partitionSize: 256 * 1024 ** 2, parallelism: 4 });
+  for (const bad of [{ 'partition-size': '64' }, { 'partition-size': 'big' }, { 'load-parallelism': 0 }, { 'load-parallelism': 1.5 }]) {
+    assert.throws(() => loadScale(bad), (e: { exitCode?: number; message: string }) => e.exitCode === ExitCode.USAGE && /--partition-size|--load-parallelism/.test(e.message));
+  }
+});
+
+test('only plain collections with the simple collation are split', () => {
+  assert.equal(partitionable({ type: 'collection', options: {} }), true);
+  assert.equal(partitionable({ type: 'collection', options: { collation: { locale: 'simple' } } }), true);
+  assert.equal(partitionable({ type: 'collection', options: { collation: { locale: 'en', strength: 2 } } }), false, 'string _ids compare by the collation');
+  assert.equal(partitionable({ type: 'collection', options: { capped: true, size: 4096 } }), false);
+  assert.equal(partitionable({ type: 'timeseries', options: {} }), false);
+  assert.equal(partitionable({ type: 'view', options: {} }), false);
+  assert.equal(partitionable({ type: 'collection', options: { clusteredIndex: { key: { _id: 1 }, unique: true } } }), false);
 });
 
 test('a range inside one type class is a plain $gte/$lt; across classes it is a $or by class', () => {
