@@ -20,7 +20,8 @@
  *                     collectionsDone, totalDocuments, restoredDocuments, percent (0-100, 1 decimal),
  *                     namespaces: [{ ns, target, total|null, dumped|null, restored|null, done, percent|null,
  *                     bytes|null (archive bytes copied by its finished ranges), partitions|null (collections
- *                     split into _id ranges: { total, done, running, pending }), etaSeconds|null }],
+ *                     split into _id ranges: { total, done, running, pending }; while the load runs),
+ *                     etaSeconds|null }],
  *                     units: { total, done, running, pending } (the load's units: database pipes, ranges,
  *                     index builds; running = leased by a live worker), bytes (archive bytes of finished
  *                     units), etaSeconds|null (remaining estimated bytes of unfinished ranges at the rate of
@@ -641,12 +642,15 @@ export async function requireMigration(store: StateStore, id: string): Promise<M
 /** Reads every document the status is computed from; STATE_CONFLICT when the migration is unknown. */
 export async function readStatusInputs(store: StateStore, id: string): Promise<StatusInputs> {
   const migration = await requireMigration(store, id);
+  // The load's units only while it runs: afterwards their counts are final in `load` and the read
+  // would only slow every status (and cutover --wait) poll.
+  const loading = Boolean(migration.load && !migration.load.finishedAt);
   const [capture, shards, cutover, captureLease, loadUnits] = await Promise.all([
     store.getCaptureCheckpoint(id),
     store.listShards(id),
     store.getCutover(id),
     store.getCaptureLease(id),
-    store.listLoadUnits(id),
+    loading ? store.listLoadUnits(id) : Promise.resolve([]),
   ]);
   return { migration, capture, shards, cutover, captureLease, loadUnits };
 }
