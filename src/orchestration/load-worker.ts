@@ -375,7 +375,7 @@ export async function buildIndexes(p: LoadWorkerInput, u: LoadUnitDoc, log: Logg
 /** A partitioned collection's progress in the migration document (for `status`), from its units. */
 async function recordCollectionProgress(p: LoadWorkerInput, u: LoadUnitDoc, progress: ReturnType<typeof createLoadProgressWriter>): Promise<void> {
   const ns = `${u.sourceDb}.${u.coll}`;
-  const units = (await p.store.listLoadUnits(p.migrationId)).filter((x) => x.kind !== 'database' && x.sourceDb === u.sourceDb && x.coll === u.coll);
+  const units = (await p.store.listLoadUnits(p.migrationId, { sourceDb: u.sourceDb, coll: u.coll! })).filter((x) => x.kind !== 'database');
   const ranges = units.filter((x) => x.kind === 'range');
   const done = ranges.filter((x) => x.state === 'done');
   const fields: Partial<LoadCollectionProgress> = {

@@ -805,8 +805,10 @@ export class StateStore {
     await this.migrations.updateOne({ _id: id }, { $set: { loadPlan: { ...info, plannedAt: this.now() }, updatedAt: this.now() } });
   }
 
-  listLoadUnits(id: string): Promise<LoadUnitDoc[]> {
-    return retryTransient('load_partitions.find', () => this.loadUnits.find({ migrationId: id }).sort({ seq: 1 }).toArray(), this.retry);
+  /** The load's units (those of one source collection with `of`). */
+  listLoadUnits(id: string, of?: { sourceDb: string; coll: string }): Promise<LoadUnitDoc[]> {
+    const filter = of ? { migrationId: id, sourceDb: of.sourceDb, coll: of.coll } : { migrationId: id };
+    return retryTransient('load_partitions.find', () => this.loadUnits.find(filter).sort({ seq: 1 }).toArray(), this.retry);
   }
 
   /** The units not done yet (what a worker polls). */

@@ -104,6 +104,13 @@ describe('partitioned initial load', () => {
     const loadedAtKill = [...doneAtKill.values()].reduce((s, u) => s + (u.documents ?? 0), 0);
     const killed = await store.getMigration(id);
     assert.equal(killed?.phase, 'INITIAL_LOAD');
+    // status shows the collection's ranges (the killed process's running ones until their leases expire).
+    const st = await runMigrator(['status', '--target-uri', stack.target.uri, '--migration-id', id, '--json']);
+    assert.equal(st.exitCode, 0, st.all);
+    const itemsStatus = (JSON.parse(st.stdout) as { load: { namespaces: { ns: string; partitions: { total: number; done: number } | null; bytes: number | null }[] } }).load.namespaces.find((n) => n.ns === 'pk.items')!;
+    assert.equal(itemsStatus.partitions?.total, itemRanges.length);
+    assert.equal(itemsStatus.partitions?.done, doneAtKill.size);
+    assert.ok((itemsStatus.bytes ?? 0) > 0);
 
     // The target's count never falls below what the finished ranges copied: they are not dropped.
     const targetItems = stack.dst.db('pk').collection('items');
