@@ -225,7 +225,7 @@ export class FullMigration {
         onProgress,
       }),
     );
-    if (this.p.signal.aborted) throw new MigratorError(ExitCode.INTERRUPTED, 'Interrupted during the initial load; rerun to restart it.');
+    if (this.p.signal.aborted) throw new MigratorError(ExitCode.INTERRUPTED, 'Interrupted during the initial load; rerun to continue it (finished parts of the load are kept).');
     await this.setPhase('CATCHING_UP');
   }
 
