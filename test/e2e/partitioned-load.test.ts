@@ -58,13 +58,13 @@ function workload(stack: ReturnType<typeof useLocalStack>, db: string) {
   return { stop: async () => ((writing = false), await done), rounds: () => n };
 }
 
-async function cutoverAndVerify(stack: ReturnType<typeof useLocalStack>, args: string[], proc: ResultPromise, store: StateStore, id: string) {
+async function cutoverAndVerify(stack: ReturnType<typeof useLocalStack>, args: string[], proc: ResultPromise, store: StateStore, id: string, db: string) {
   await waitForPhase(store, id, ['READY_FOR_CUTOVER'], { proc, timeoutMs: 240_000 });
   const cut = await runMigrator(['cutover', ...args.slice(0, 10), '--writes-stopped', '--wait', '--timeout', '120s']);
   assert.equal(cut.exitCode, 0, cut.all);
   const done = await proc;
   assert.equal(done.exitCode, 0, String(done.stderr).slice(-2000));
-  const verify = await runMigrator(['verify', '--source-uri', stack.source.uri, '--target-uri', stack.target.uri]);
+  const verify = await runMigrator(['verify', '--source-uri', stack.source.uri, '--target-uri', stack.target.uri, '--include', `${db}.*`]);
   assert.equal(verify.exitCode, 0, verify.all);
 }
 
@@ -148,8 +148,35 @@ describe('partitioned initial load', () => {
     assert.ok((await stack.dst.db('pk').collection('items').indexes()).some((i) => i.name === 'n_unique' && i.unique), 'the unique index was built after the data');
 
     await w.stop();
-    await cutoverAndVerify(stack, args, second, store, id);
+    await cutoverAndVerify(stack, args, second, store, id, 'pk');
     assert.ok(w.rounds() > 20, `workload ran (${w.rounds()} updates)`);
+  });
+
+  test('initial-load with --map: ranges land in the renamed collection, created first with the source\'s options; a collated collection stays whole', { timeout: 300_000 }, async () => {
+    const id = 'part-map';
+    await stack.src.db('pm').createCollection('items', { validator: { n: { $exists: true } } });
+    await stack.src.db('pm').createCollection('names', { collation: { locale: 'en', strength: 2 } });
+    const total = await seed(stack, 'pm');
+    await stack.src.db('pm').collection<AnyDoc>('names').insertMany(Array.from({ length: 300 }, (_, i) => ({ _id: `Name${i}`, pad: 'y'.repeat(900) })));
+    const stream = stack.kinesis.uniqueStreamName('pm');
+    await stack.kinesis.createStream(stream, 1);
+    const r = await runMigrator(['initial-load', ...argsFor(stack, id, stream), '--include', 'pm.*', '--map', 'pm.items:pm_new.things', '--partition-size', '64KiB', '--load-parallelism', '3']);
+    assert.equal(r.exitCode, 0, r.all);
+    const store = await StateStore.open({ client: stack.dst });
+    const units = await store.listLoadUnits(id);
+    assert.ok(ranges(units, 'pm.items').length >= 10);
+    assert.ok(ranges(units, 'pm.items').every((u) => u.target === 'pm_new.things'));
+    assert.equal(ranges(units, 'pm.names').length, 0, 'a collection with a non-simple collation is loaded whole');
+    const things = stack.dst.db('pm_new').collection<AnyDoc>('things');
+    assert.equal(await things.countDocuments(), total);
+    const srcIds = (await stack.src.db('pm').collection<AnyDoc>('items').find({}, { projection: { _id: 1 } }).toArray()).map((d) => JSON.stringify(d._id)).sort();
+    const dstIds = (await things.find({}, { projection: { _id: 1 } }).toArray()).map((d) => JSON.stringify(d._id)).sort();
+    assert.deepEqual(dstIds, srcIds, 'every _id (ints, strings, ObjectIds, documents) once');
+    const info = (await stack.dst.db('pm_new').listCollections({ name: 'things' }).toArray())[0] as { options?: { validator?: unknown } };
+    assert.deepEqual(info.options?.validator, { n: { $exists: true } }, 'created with the source collection\'s options');
+    assert.ok((await things.indexes()).some((i) => i.name === 'n_unique'));
+    assert.equal(await stack.dst.db('pm').collection('names').countDocuments(), 300);
+    assert.equal(await stack.dst.db('pm').collection('items').countDocuments(), 0, 'nothing under the old name');
   });
 
   test('a load-worker shares the load with full-migrate; killed midway, its units are taken over and the target ends equal', { timeout: 480_000 }, async () => {
@@ -195,6 +222,6 @@ describe('partitioned initial load', () => {
     assert.ok(byWorker(units).filter((u) => u.state === 'done').length >= 2, 'the worker\'s finished units stayed done');
 
     await w.stop();
-    await cutoverAndVerify(stack, args, main, store, id);
+    await cutoverAndVerify(stack, args, main, store, id, 'pw');
   });
 });
