@@ -24,8 +24,8 @@
  *                     etaSeconds|null }],
  *                     units: { total, done, running, pending } (the load's units: database pipes, ranges,
  *                     index builds; running = leased by a live worker), bytes (archive bytes of finished
- *                     units), etaSeconds|null (remaining estimated bytes of unfinished ranges at the rate of
- *                     this attempt so far; null before a range finished in it) }
+ *                     units), etaSeconds|null (estimated bytes of the unfinished ranges at this attempt's
+ *                     rate in estimated bytes of finished ranges; null before a range finished in it) }
  *   capture           null | { events, markers, bytes, lastEventAt|null, clusterTime: {t,i}|null, checkpointAt, leaseOwner|null, leaseActive }
  *   apply             { events (sum over shards), shards, shardsEnded, lastClusterTime (seconds)|null,
  *                     lastAppliedAt|null (wall time of the newest applied event), maxMillisBehindLatest|null,
@@ -285,12 +285,15 @@ function unitCounts(units: LoadUnitDoc[], nowMs: number): UnitCounts {
 }
 
 /**
- * Seconds left for `units` at the rate of this load attempt: archive bytes of the ranges finished
- * since `startedAt` per second, against the estimated bytes (collStats) of the unfinished ranges.
+ * Seconds left for `units` at the rate of this load attempt: the estimated bytes (collStats) of
+ * the ranges finished since `startedAt` per second, against those of the unfinished ranges. (Both
+ * sides in estimated bytes: the archive bytes a pipe reports are compressed with --gzip.)
  */
 function etaSeconds(units: LoadUnitDoc[], all: LoadUnitDoc[], startedMs: number | undefined, nowMs: number): number | null {
   if (startedMs === undefined || nowMs <= startedMs) return null;
-  const copied = all.filter((u) => u.state === 'done' && (ms(u.finishedAt) ?? 0) >= startedMs).reduce((s, u) => s + (num(u.bytes) ?? 0), 0);
+  const copied = all
+    .filter((u) => u.kind === 'range' && u.state === 'done' && (ms(u.finishedAt) ?? 0) >= startedMs)
+    .reduce((s, u) => s + (num(u.estimatedBytes) ?? 0), 0);
   const left = units.filter((u) => u.kind === 'range' && u.state !== 'done').reduce((s, u) => s + (num(u.estimatedBytes) ?? 0), 0);
   if (left === 0) return units.some((u) => u.state !== 'done') ? null : 0;
   if (copied === 0) return null;
