@@ -75,6 +75,31 @@ test('binData compares by length, then subtype, then bytes, and only with binDat
   assert.deepEqual(await found({ v: { $gt: new Binary(Buffer.from([5]), 0), $lte: new Binary(Buffer.from([0, 1]), 5) } }), [1, 2, 3]);
 });
 
+test('documents compare field by field (type, then name, then value), timestamps by (t, i), each only with its own type', async () => {
+  const c = target.client.db(target.dbName('type_operator')).collection<AnyDoc>('docs');
+  await c.insertMany([
+    { _id: 1, v: { a: 1 } },
+    { _id: 2, v: { a: 1, b: 'x' } },
+    { _id: 3, v: { a: 2 } },
+    { _id: 4, v: { a: 'text' } },
+    { _id: 5, v: { b: 0 } },
+    { _id: 6, v: new Timestamp({ t: 9, i: 1 }) },
+    { _id: 7, v: new Timestamp({ t: 10, i: 0 }) },
+    { _id: 8, v: new Timestamp({ t: 100, i: 0 }) },
+    { _id: 9, v: 5 },
+  ]);
+  const found = async (f: Document) => (await c.find(f).sort({ _id: 1 }).toArray()).map((d) => d._id as number);
+  assert.deepEqual(await found({ v: { $gt: { a: 1 } } }), [2, 3, 4, 5], 'a longer document with the same prefix is greater; a string value is above numbers; field b above a');
+  assert.deepEqual(await found({ v: { $lt: { a: 2 } } }), [1, 2]);
+  // Field types come before field names: {a: 'text'} is above {b: 0} (a string value above a number).
+  assert.deepEqual(await found({ v: { $gte: { a: 1, b: 'x' }, $lt: { b: 0 } } }), [2, 3]);
+  assert.deepEqual(await found({ v: { $gte: new Timestamp({ t: 10, i: 0 }) } }), [7, 8], 'by seconds, not by text');
+  assert.deepEqual(await found({ v: { $lt: new Timestamp({ t: 10, i: 0 }) } }), [6]);
+  // The same in an aggregation's $match (countDocuments runs one).
+  assert.equal(await c.countDocuments({ v: { $gt: { a: 1 } } }), 4);
+  assert.equal(await c.countDocuments({ v: { $type: 'timestamp' } }), 3);
+});
+
 test('$type clauses under $or split values by type class', async () => {
   const r = await coll.find({ $or: [{ v: { $type: 'objectId' } }, { v: { $type: 'timestamp' } }, { v: { $lt: 2 } }] }).sort({ _id: 1 }).toArray();
   assert.deepEqual(r.map((d) => d._id), [3, 11, 14, 17]);

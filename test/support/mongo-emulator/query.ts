@@ -4,6 +4,7 @@ import { Aggregator, Context, Query } from 'mingo';
 import {
   bsonTypeName,
   compareValues,
+  typeRank,
   deepCopy,
   isPlainObject,
   newViewContext,
@@ -138,31 +139,36 @@ function hasBsonType(v: unknown, alias: string): boolean {
 }
 
 /**
- * Range operators with a binData operand: the server orders binData by length, then subtype, then
- * bytes (https://www.mongodb.com/docs/manual/reference/bson-type-comparison-order/#bindata); mingo
- * compares their string forms. Renamed like $type, evaluated with compareValues, type-bracketed
- * (only binData values compare with a binData operand).
+ * Range operators with a binData, document or Timestamp operand: the server orders binData by
+ * length, then subtype, then bytes, documents field by field (type, name, value) and timestamps by
+ * (t, i) (https://www.mongodb.com/docs/manual/reference/bson-type-comparison-order/); mingo compares
+ * their string forms. Renamed like $type, evaluated with compareValues, type-bracketed (only values
+ * of the operand's type class compare with it).
  */
-const BINARY_RANGE_OPS: Record<string, (c: number) => boolean> = {
+const BSON_RANGE_OPS: Record<string, (c: number) => boolean> = {
   $lt: (c) => c < 0,
   $lte: (c) => c <= 0,
   $gt: (c) => c > 0,
   $gte: (c) => c >= 0,
 };
-const binaryRangeOp = (op: string) => (selector: string, value: unknown) => {
+const bsonRangeOp = (op: string) => (selector: string, value: unknown) => {
   const path = selector.split('.');
-  const test = BINARY_RANGE_OPS[op]!;
-  const isBinary = (v: unknown) => bsonTypeName(v) === 'Binary' || bsonTypeName(v) === 'UUID';
+  const test = BSON_RANGE_OPS[op]!;
+  const cls = typeRank(value);
   return (doc: Doc) =>
-    pathValues(doc, path).some((v) => (Array.isArray(v) ? v : [v]).some((el) => isBinary(el) && test(compareValues(el, value))));
+    pathValues(doc, path).some((v) => (Array.isArray(v) ? v : [v]).some((el) => typeRank(el) === cls && test(compareValues(el, value))));
 };
+
+/** Operands whose order mingo gets wrong: binData, documents (not operator objects), Timestamps. */
+const needsBsonOrder = (x: unknown) =>
+  ['Binary', 'UUID', 'Timestamp'].includes(bsonTypeName(x) ?? '') || (isPlainObject(x) && !isOperatorObject(x));
 
 const typeQueryContext = Context.init({
   query: {
-    $binaryLt: binaryRangeOp('$lt'),
-    $binaryLte: binaryRangeOp('$lte'),
-    $binaryGt: binaryRangeOp('$gt'),
-    $binaryGte: binaryRangeOp('$gte'),
+    $bsonOrderLt: bsonRangeOp('$lt'),
+    $bsonOrderLte: bsonRangeOp('$lte'),
+    $bsonOrderGt: bsonRangeOp('$gt'),
+    $bsonOrderGte: bsonRangeOp('$gte'),
     $bsonTypeMatch: (selector: string, value: unknown) => {
       const aliases = (Array.isArray(value) ? value : [value]).map((t) => TYPE_CODES[String(t)] ?? String(t));
       const path = selector.split('.');
@@ -182,7 +188,7 @@ function renameTypeOperator(v: unknown): unknown {
   for (const [k, x] of Object.entries(v)) {
     if (k === '$expr' || k === '$jsonSchema' || k === '$where') out[k] = x;
     else if (k === '$type') out.$bsonTypeMatch = x;
-    else if (k in BINARY_RANGE_OPS && (bsonTypeName(x) === 'Binary' || bsonTypeName(x) === 'UUID')) out[`$binary${k.slice(1, 2).toUpperCase()}${k.slice(2)}`] = x;
+    else if (k in BSON_RANGE_OPS && needsBsonOrder(x)) out[`$bsonOrder${k.slice(1, 2).toUpperCase()}${k.slice(2)}`] = x;
     else out[k] = renameTypeOperator(x);
   }
   return out;
