@@ -139,3 +139,20 @@ export const metricsOptions: Record<string, Options> = {
     describe: '/healthz answers 503 (wedged) once a main loop made no progress for this long',
   },
 };
+
+/**
+ * How the initial load is split and spread (full-migrate, initial-load, load-worker); also
+ * MIGRATOR_PARTITION_SIZE / MIGRATOR_LOAD_PARALLELISM and the config-file keys of the same names.
+ */
+export const loadScaleOptions: Record<string, Options> = {
+  'partition-size': {
+    type: 'string',
+    default: '1GiB',
+    describe: 'Split collections larger than this into _id ranges of about this size, loaded in parallel and resumable one by one (e.g. 256MiB, 1GiB)',
+  },
+  'load-parallelism': {
+    type: 'number',
+    default: 2,
+    describe: 'Load units (ranges, database pipes, index builds) this process runs at once; each is a mongodump | mongorestore pair',
+  },
+};

@@ -91,7 +91,10 @@ export function sourceNeeds(o: { databases: string[]; stateDb: string; markerCol
     { purpose: 'listing the databases', resource: { cluster: true }, actions: ['listDatabases'], role: 'readAnyDatabase@admin' },
   ];
   for (const db of o.databases) {
-    needs.push({ purpose: `reading ${db} (mongodump, verify)`, resource: { db, collection: '' }, actions: ['find', 'listCollections', 'listIndexes'], role: 'readAnyDatabase@admin' });
+    // collStats: the load sizes each collection to decide whether to split it into _id ranges
+    // (src/initial-load/partition-plan.ts); the read roles grant it
+    // (https://www.mongodb.com/docs/manual/reference/built-in-roles/#mongodb-authrole-read).
+    needs.push({ purpose: `reading ${db} (mongodump, verify)`, resource: { db, collection: '' }, actions: ['find', 'listCollections', 'listIndexes', 'collStats'], role: 'readAnyDatabase@admin' });
   }
   needs.push({
     purpose: `the cutover marker in ${o.stateDb}.${o.markerCollection}`,

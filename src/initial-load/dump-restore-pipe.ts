@@ -15,6 +15,8 @@ import { LineTail, parseToolLine, type ToolEvent } from './tool-progress.js';
 
 export interface PipeResult {
   restored: number;
+  /** Bytes of the archive that went from mongodump to mongorestore. */
+  bytes: number;
   failed: number;
   collections: Map<string, number>;
 }
@@ -49,8 +51,10 @@ export async function runDumpRestorePipe(
   bins: ToolBinaries,
   opts: { workDir: string; signal?: AbortSignal; onEvent?: (e: ToolEvent) => void },
 ): Promise<PipeResult> {
-  const dir = mkdtempSync(join(opts.workDir, 'load-'));
-  const result: PipeResult = { restored: 0, failed: 0, collections: new Map() };
+  // `load-<pid>-…`: a restarted process removes only the folders of processes that are gone (stale-tools.ts).
+  const dir = mkdtempSync(join(opts.workDir, `load-${process.pid}-`));
+  const result: PipeResult = { restored: 0, bytes: 0, failed: 0, collections: new Map() };
+  const what = job.label ?? job.sourceDb;
   const dumpTail = new LineTail();
   const restoreTail = new LineTail();
   // mongorestore's failure lines ("Failed: bar.dec: error restoring from archive …"), and the
@@ -81,7 +85,13 @@ export async function runDumpRestorePipe(
     // On a stop request the tools get 1 s to exit on SIGTERM, then SIGKILL: an interrupted load is
     // redone from the start (with --drop), so nothing they could still finish is worth waiting for.
     const common = { reject: false, cancelSignal: opts.signal, forceKillAfterDelay: 1000, buffer: false } as const;
-    const dump = execa(bins.mongodump, [`--config=${dumpCfg}`, ...tlsArgs(source), ...job.dumpArgs], {
+    const queryArgs: string[] = [];
+    if (job.queryJson !== undefined) {
+      const queryFile = join(dir, 'query.json');
+      writeFileSync(queryFile, job.queryJson, { mode: 0o600 });
+      queryArgs.push(`--queryFile=${queryFile}`);
+    }
+    const dump = execa(bins.mongodump, [`--config=${dumpCfg}`, ...tlsArgs(source), ...job.dumpArgs, ...queryArgs], {
       ...common,
       stdin: 'ignore',
     });
@@ -89,9 +99,10 @@ export async function runDumpRestorePipe(
       ...common,
       stdout: 'ignore',
     });
-    recordToolPids(opts.workDir, [dump.pid, restore.pid]);
+    const pidKey = recordToolPids(opts.workDir, [dump.pid, restore.pid]);
     follow(dump.stderr, dumpTail, onEvent);
     follow(restore.stderr, restoreTail, onRestoreEvent);
+    dump.stdout!.on('data', (chunk: Buffer) => (result.bytes += chunk.length));
     dump.stdout!.pipe(restore.stdin!);
     // If mongorestore dies, mongodump gets EPIPE; that is reported through restore's failure.
     restore.stdin!.on('error', () => undefined);
@@ -124,9 +135,9 @@ export async function runDumpRestorePipe(
       return r;
     });
     const [d, r] = await Promise.all([dumpEnd, restoreEnd]);
-    clearToolPids(opts.workDir);
+    clearToolPids(opts.workDir, pidKey);
     if (opts.signal?.aborted) {
-      throw new MigratorError(ExitCode.INTERRUPTED, `Initial load of ${job.sourceDb} was interrupted.`);
+      throw new MigratorError(ExitCode.INTERRUPTED, `Initial load of ${what} was interrupted.`);
     }
     const dumpFailed = (d.exitCode !== 0 || d.failed) && !stoppedDump;
     const restoreFailed = (r.exitCode !== 0 || r.failed || restoreErrors.length > 0) && !stoppedRestore;
@@ -139,17 +150,17 @@ export async function runDumpRestorePipe(
       if (dumpFailed) parts.push(`mongodump failed (exit ${d.exitCode ?? d.signal}):\n${dumpTail.text()}`);
       if (stoppedDump) parts.push('mongodump was stopped because mongorestore ended before the archive did.');
       if (stoppedRestore) parts.push('mongorestore was stopped because mongodump failed.');
-      throw new MigratorError(ExitCode.TOOL_FAILED, `Initial load of ${job.sourceDb} → ${job.targetDb} failed. ${parts.join('\n')}`, {
+      throw new MigratorError(ExitCode.TOOL_FAILED, `Initial load of ${what} → ${job.targetDb} failed. ${parts.join('\n')}`, {
         hint:
           failedNamespaces.size > 0
-            ? 'The target refused data of the collection(s) named above (e.g. a BSON type it cannot store): fix or exclude them (--exclude) and rerun; the load restarts with --drop and keeps the recorded resume point.'
-            : 'Fix the cause above and rerun: the load restarts with --drop and keeps the recorded resume point.',
+            ? 'The target refused data of the collection(s) named above (e.g. a BSON type it cannot store): fix or exclude them (--exclude) and rerun; the rerun redoes only the unfinished parts of the load and keeps the recorded resume point.'
+            : 'Fix the cause above and rerun: the rerun redoes only the unfinished parts of the load and keeps the recorded resume point.',
       });
     }
     if (result.failed > 0) {
       throw new MigratorError(
         ExitCode.TOOL_FAILED,
-        `mongorestore could not restore ${result.failed} document(s) of ${job.sourceDb} → ${job.targetDb}:\n${restoreTail.text()}`,
+        `mongorestore could not restore ${result.failed} document(s) of ${what} → ${job.targetDb}:\n${restoreTail.text()}`,
         { hint: 'Often duplicate keys in a non-empty target: rerun with --drop.' },
       );
     }

@@ -7,6 +7,13 @@ export interface PipeJob {
   collections: string[];
   dumpArgs: string[];
   restoreArgs: string[];
+  /**
+   * mongodump's query (Extended JSON), handed over as --queryFile in the pipe's 0600 work folder:
+   * never on the command line, where `ps` shows it and its length is bounded.
+   */
+  queryJson?: string;
+  /** What the pipe is, for messages ("bar", "bar.items range 3/8"). */
+  label?: string;
 }
 
 export interface LoadOptions {
@@ -64,7 +71,7 @@ export function setUriOption(uri: string, name: string, value: string): string {
 }
 
 /** mongo-tools namespace pattern syntax: `*` is a wildcard; a literal `*` or `\` is backslash-escaped. */
-const toolsLiteral = (name: string) => name.replace(/[\\*]/g, '\\$&');
+export const toolsLiteral = (name: string) => name.replace(/[\\*]/g, '\\$&');
 
 /**
  * Builds one pipe per source database. mongodump selects with --db and --excludeCollection (it has

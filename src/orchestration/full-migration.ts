@@ -42,6 +42,8 @@ export interface FullMigrationInput {
   streamName: string;
   bins: ToolBinaries;
   load: LoadOptions;
+  /** Bytes per `_id` range (--partition-size) and load units run at once (--load-parallelism). */
+  loadScale?: { partitionSize: number; parallelism: number };
   dataDir: string;
   enableChangeStreams: boolean;
   /** Recreate the source's custom roles of the selected databases on the target (--with-roles). */
@@ -208,7 +210,12 @@ export class FullMigration {
     this.capture = { abort, done };
   }
 
-  /** The initial load; a re-run after a crash during the load reloads with --drop. */
+  /**
+   * The initial load (initial-load-runner.ts), beside any `load-worker` processes; returns once
+   * every unit of it is done. A re-run after a crash keeps the finished units and redoes the rest;
+   * only a load that crashed before its plan was saved (or an older migrator's load) restarts with
+   * --drop.
+   */
   async runLoad(onProgress?: (text: string) => void): Promise<void> {
     if (!LOAD_PHASES.includes(this.migration.phase)) return;
     const again = Boolean(this.migration.load);
@@ -225,15 +232,18 @@ export class FullMigration {
         namespaces: this.preflight?.namespaces ?? [],
         loadOnly: this.loadOnly,
         bins: this.p.bins,
-        options: { ...this.p.load, drop: this.p.load.drop || again },
+        options: { ...this.p.load, drop: this.p.load.drop || (again && !this.migration.loadPlan) },
         target: this.p.target,
+        partitionSize: this.p.loadScale?.partitionSize,
+        parallelism: this.p.loadScale?.parallelism,
+        leaseTtlMs: this.p.leaseTtlMs,
         workDir: join(this.p.dataDir, 'load'),
         signal: this.p.signal,
         log: this.p.log.child({ component: 'initial-load' }),
         onProgress,
       }),
     );
-    if (this.p.signal.aborted) throw new MigratorError(ExitCode.INTERRUPTED, 'Interrupted during the initial load; rerun to restart it.');
+    if (this.p.signal.aborted) throw new MigratorError(ExitCode.INTERRUPTED, 'Interrupted during the initial load; rerun to continue it (finished parts of the load are kept).');
     await this.setPhase('CATCHING_UP');
   }
 

@@ -1,19 +1,29 @@
 import { mkdirSync } from 'node:fs';
 import type { MongoClient } from 'mongodb';
-import { readShardKeys } from '../apply/shard-keys.js';
 import type { EndpointConfig } from '../config/schema.js';
 import type { NamespaceRules } from '../source/namespace-filter.js';
 import { loadKey, type StateStore, type LoadCollectionProgress } from '../state/store.js';
-import { planPipes, type LoadOptions } from '../initial-load/dump-restore-plan.js';
-import { runDumpRestorePipe } from '../initial-load/dump-restore-pipe.js';
+import type { LoadOptions } from '../initial-load/dump-restore-plan.js';
 import { killStaleTools, removeStaleToolConfigs } from '../initial-load/stale-tools.js';
 import type { ToolBinaries } from '../initial-load/tool-binaries.js';
-import type { ToolEvent } from '../initial-load/tool-progress.js';
 import { createTargetViews } from '../initial-load/views.js';
 import { copyTimeSeriesOnce } from '../initial-load/time-series-copy.js';
-import { createLoadProgressWriter } from './load-progress-writer.js';
-import { holdTargetTtl } from './ttl.js';
+import { defaultOwnerId } from '../state/lease-owner.js';
+import { MigratorError } from '../util/errors.js';
+import { ExitCode } from '../util/exit-codes.js';
 import type { Logger } from '../util/logger.js';
+import { planLoad } from './load-plan.js';
+import { runLoadWorker } from './load-worker.js';
+import { holdTargetTtl } from './ttl.js';
+
+/** --partition-size when none is given: about 1 GiB per range. */
+export const DEFAULT_PARTITION_BYTES = 1024 ** 3;
+/**
+ * --load-parallelism when none is given: units run at once by one process. Each is a mongodump
+ * and a mongorestore (with its insertion workers), mostly waiting on the servers: 2 suits a
+ * 2-core container.
+ */
+export const DEFAULT_LOAD_PARALLELISM = 2;
 
 export interface InitialLoadInput {
   source: MongoClient;
@@ -27,48 +37,29 @@ export interface InitialLoadInput {
   loadOnly?: string[];
   bins: ToolBinaries;
   options: LoadOptions;
-  /** The target: with `options.drop`, its sharded collections are emptied rather than dropped. */
-  target?: MongoClient;
+  /** The target: ranges are removed from it before a reload, indexes built on it; with `options.drop`, its sharded collections are emptied rather than dropped. */
+  target: MongoClient;
   workDir: string;
   signal?: AbortSignal;
   log: Logger;
   /** Progress for the task renderer: "bar.products 1200/5000". */
   onProgress?: (text: string) => void;
+  /** Bytes per `_id` range (default DEFAULT_PARTITION_BYTES). */
+  partitionSize?: number;
+  /** Units run at once by this process (default DEFAULT_LOAD_PARALLELISM). */
+  parallelism?: number;
+  /** Lease owner id of this process (default: a fresh one) and the load units' lease TTL (default 30 s). */
+  owner?: string;
+  leaseTtlMs?: number;
 }
 
 /**
- * mongorestore --drop drops each collection before restoring it; a dropped sharded collection
- * comes back UNSHARDED (dropping removes its sharding metadata:
- * https://www.mongodb.com/docs/manual/reference/method/db.collection.drop/#sharded-collections).
- * So for a database pipe with pre-sharded target collections, the migrator replaces --drop
- * itself: it empties the sharded ones (deleteMany keeps their shard key and indexes) and drops
- * the others, then restores without --drop. Both are idempotent, so a rerun redoes them.
- */
-async function keepShardedTargets(p: InitialLoadInput, jobs: ReturnType<typeof planPipes>): Promise<void> {
-  const keys = await readShardKeys(p.target!);
-  if (keys.size === 0) return;
-  for (const job of jobs) {
-    const targets = job.collections.map((c) => p.rules.target({ db: job.sourceDb, coll: c }));
-    if (!targets.some((t) => keys.has(`${t.db}.${t.coll}`))) continue;
-    for (const t of targets) {
-      const coll = p.target!.db(t.db).collection(t.coll);
-      const key = keys.get(`${t.db}.${t.coll}`);
-      if (key) {
-        const { deletedCount } = await coll.deleteMany({});
-        p.log.info({ ns: `${t.db}.${t.coll}`, shardKey: key, deleted: deletedCount }, 'sharded target collection emptied instead of dropped (it stays sharded)');
-      } else {
-        await coll.drop().catch((err: unknown) => {
-          if ((err as { code?: number }).code !== 26) throw err; // NamespaceNotFound: nothing to drop
-        });
-      }
-    }
-    job.restoreArgs = job.restoreArgs.filter((a) => a !== '--drop');
-  }
-}
-
-/**
- * The initial load: one mongodump | mongorestore pipe per source database, progress persisted in
- * the migration document (per collection) so `status` shows it from any container.
+ * The initial load, resumable and shared: planned once per migration into units (load-plan.ts:
+ * a pipe per database for the small collections, `_id` ranges of about --partition-size for the
+ * large ones, then their indexes), which this process runs with `parallelism` at once — beside
+ * any `migrator load-worker` processes — until every unit is done (load-worker.ts). A rerun after
+ * a crash keeps the plan and the finished units and redoes only the others. Progress is
+ * persisted in the migration document (per collection) so `status` shows it from any container.
  */
 export async function runInitialLoad(p: InitialLoadInput): Promise<{ restored: number }> {
   mkdirSync(p.workDir, { recursive: true });
@@ -76,82 +67,72 @@ export async function runInitialLoad(p: InitialLoadInput): Promise<{ restored: n
   removeStaleToolConfigs(p.workDir);
   if (stale.length) p.log.warn({ pids: stale }, 'killed mongodump/mongorestore left running by an interrupted load');
   const loadOnly = new Set(p.loadOnly ?? []);
-  const all = new Map<string, string[]>();
-  for (const db of new Set(p.namespaces.map((n) => n.db))) {
-    const colls = await p.source.db(db).listCollections({}, { nameOnly: true }).toArray();
-    all.set(db, colls.map((c) => c.name));
-  }
-  const progress: Record<string, LoadCollectionProgress> = {};
-  for (const ns of p.namespaces) {
-    const t = p.rules.target(ns);
-    progress[`${ns.db}.${ns.coll}`] = { target: `${t.db}.${t.coll}`, done: false, ...(loadOnly.has(`${ns.db}.${ns.coll}`) ? { loadOnly: true } : {}) };
-  }
-  await p.store.startLoad(
-    p.migrationId,
-    Object.fromEntries(Object.entries(progress).map(([ns, v]) => [loadKey(ns), v])),
-  );
-  // Database and collection maps alike (--map bar:bar_new, --map bar.a:shop.b) land where apply and verify put them.
-  const piped = p.namespaces.filter((n) => !loadOnly.has(`${n.db}.${n.coll}`));
-  const jobs = planPipes(piped, all, (db) => p.rules.targetDb(db), p.options, (ns) => p.rules.target(ns));
-  if (p.options.drop && p.target) await keepShardedTargets(p, jobs);
-  let restored = 0;
-  const progressWriter = createLoadProgressWriter((ns, fields) => p.store.updateLoadProgress(p.migrationId, ns, fields));
-  for (const job of jobs) {
-    const targetToSource = new Map(
-      job.collections.map((c) => {
-        const t = p.rules.target({ db: job.sourceDb, coll: c });
-        return [`${t.db}.${t.coll}`, `${job.sourceDb}.${c}`];
-      }),
-    );
-    const finished = new Map<string, { target: string; documents: number }>();
-    const onEvent = (e: ToolEvent) => {
-      // Tools being stopped report the collections they were on as "finished (0 documents)":
-      // after a stop request nothing they say is progress, and a reload redoes the load anyway.
-      if (p.signal?.aborted) return;
-      if (e.kind === 'dump-progress') {
-        p.onProgress?.(`${e.ns} ${e.done}/${e.total}`);
-        progressWriter.write(e.ns, { dumped: e.done, total: e.total });
-      } else if (e.kind === 'dump-finished') {
-        progressWriter.write(e.ns, { dumped: e.documents, total: e.documents }, true);
-      } else if (e.kind === 'restore-finished') {
-        // Not "done" yet: mongorestore prints this line also for a collection whose restore then
-        // fails ("finished restoring x (0 documents)" followed by "Failed: x: error restoring …").
-        // INVARIANT: a collection counts as loaded only once its whole pipe succeeded (below).
-        const src = targetToSource.get(e.ns) ?? e.ns;
-        finished.set(src, { target: e.ns, documents: e.documents });
-        progressWriter.write(src, { restored: e.documents }, true);
-      }
-    };
-    p.log.info({ db: job.sourceDb, target: job.targetDb, collections: job.collections.length }, 'loading database');
-    const r = await runDumpRestorePipe(job, p.sourceEndpoint, p.targetEndpoint, p.bins, {
-      workDir: p.workDir,
-      signal: p.signal,
-      onEvent,
-    });
-    for (const [src, f] of finished) {
-      progressWriter.write(src, { restored: f.documents, done: true }, true);
-      p.log.info({ ns: src, target: f.target, documents: f.documents }, 'collection loaded');
+  const m = await p.store.getMigration(p.migrationId);
+  if (!m?.loadPlan) {
+    const progress: Record<string, LoadCollectionProgress> = {};
+    for (const ns of p.namespaces) {
+      const t = p.rules.target(ns);
+      progress[`${ns.db}.${ns.coll}`] = { target: `${t.db}.${t.coll}`, done: false, ...(loadOnly.has(`${ns.db}.${ns.coll}`) ? { loadOnly: true } : {}) };
     }
-    restored += r.restored;
+    await p.store.startLoad(
+      p.migrationId,
+      Object.fromEntries(Object.entries(progress).map(([ns, v]) => [loadKey(ns), v])),
+    );
+    // Database and collection maps alike (--map bar:bar_new, --map bar.a:shop.b) land where apply and verify put them.
+    // Load-only time series are not planned: the driver copies them after the units (below).
+    const piped = p.namespaces.filter((n) => !loadOnly.has(`${n.db}.${n.coll}`));
+    const units = await planLoad({ ...p, namespaces: piped, partitionSize: p.partitionSize ?? DEFAULT_PARTITION_BYTES }, Boolean(p.options.drop));
+    if (p.signal?.aborted) throw new MigratorError(ExitCode.INTERRUPTED, 'Interrupted while planning the initial load.');
+    const partitioned = [...new Set(units.filter((u) => u.kind === 'range').map((u) => `${u.sourceDb}.${u.coll}`))];
+    await p.store.saveLoadPlan(p.migrationId, units, { units: units.length, partitionSize: p.partitionSize ?? DEFAULT_PARTITION_BYTES, partitioned });
+    p.log.info({ units: units.length, partitioned: partitioned.length }, 'initial load planned');
+  } else {
+    // A rerun: a new attempt of the same plan; finished units stay done, their progress stays.
+    await p.store.startLoad(p.migrationId, m.load?.collections ?? {});
+    const units = await p.store.listLoadUnits(p.migrationId);
+    p.log.info({ units: units.length, done: units.filter((u) => u.state === 'done').length }, 'initial load resumed: finished units are kept');
   }
-  await progressWriter.flush();
-  // Time-series collections copied once (--time-series=load-only), after the pipes, by the driver
-  // (time-series-copy.ts says why not by the tools).
+  const r = await runLoadWorker({
+    store: p.store,
+    migrationId: p.migrationId,
+    source: p.source,
+    target: p.target,
+    sourceEndpoint: p.sourceEndpoint,
+    targetEndpoint: p.targetEndpoint,
+    bins: p.bins,
+    options: p.options,
+    parallelism: p.parallelism ?? DEFAULT_LOAD_PARALLELISM,
+    owner: p.owner ?? defaultOwnerId(),
+    leaseTtlMs: p.leaseTtlMs ?? 30_000,
+    workDir: p.workDir,
+    signal: p.signal,
+    log: p.log,
+    onProgress: p.onProgress,
+  });
+  if (p.signal?.aborted) throw new MigratorError(ExitCode.INTERRUPTED, 'Initial load interrupted.');
+  let restored = r.documents;
+  // Time-series collections copied once (--time-series=load-only), after the units, by the driver
+  // (time-series-copy.ts says why not by the tools). One not finished by an earlier attempt is
+  // copied again with the target collection dropped first (a rerun: the plan existed), so a rerun
+  // does not duplicate it; on the first attempt only with --drop (preflight found the target empty).
+  const progressNow = (await p.store.getMigration(p.migrationId))?.load?.collections ?? {};
   for (const ns of p.namespaces.filter((n) => loadOnly.has(`${n.db}.${n.coll}`))) {
-    if (p.signal?.aborted || !p.target) break;
+    if (p.signal?.aborted) break;
+    if (progressNow[loadKey(`${ns.db}.${ns.coll}`)]?.done) continue;
     const to = p.rules.target(ns);
-    const n = await copyTimeSeriesOnce({ source: p.source, target: p.target, from: ns, to, drop: Boolean(p.options.drop), signal: p.signal, log: p.log });
+    const n = await copyTimeSeriesOnce({ source: p.source, target: p.target, from: ns, to, drop: Boolean(p.options.drop) || Boolean(m?.loadPlan), signal: p.signal, log: p.log });
     if (p.signal?.aborted) break;
     await p.store.updateLoadProgress(p.migrationId, `${ns.db}.${ns.coll}`, { total: n, dumped: n, restored: n, done: true });
     restored += n;
   }
+  if (p.signal?.aborted) throw new MigratorError(ExitCode.INTERRUPTED, 'Initial load interrupted.');
   // Views last: the load excludes them (they hold no data), and each reads a collection (or a
   // view) that must exist first. Before finishLoad, so a crash here reloads and recreates them.
-  if (p.target) {
+  {
     const v = await createTargetViews({ source: p.source, target: p.target, rules: p.rules, drop: Boolean(p.options.drop), log: p.log });
     if (v.created.length || v.existing.length) p.log.info({ created: v.created.length, existing: v.existing.length }, 'views on the target');
     // The target's TTL indexes must not expire documents on their own during the sync (ttl.ts):
-    // held now that mongorestore built them, before the load counts as finished (a crash here reloads
+    // held now that the load built them, before the load counts as finished (a crash here reloads
     // and holds again; the originals are recorded before any index changes).
     await holdTargetTtl({ target: p.target, store: p.store, migrationId: p.migrationId, targets: p.namespaces.map((n) => p.rules.target(n)), log: p.log });
   }

@@ -19,7 +19,13 @@
  *   load              null | { attempt, startedAt, finishedAt|null, done, collections: count,
  *                     collectionsDone, totalDocuments, restoredDocuments, percent (0-100, 1 decimal),
  *                     namespaces: [{ ns, target, total|null, dumped|null, restored|null, done, percent|null,
- *                     loadOnly? (true: a time-series collection copied once, not kept in sync) }] }
+ *                     bytes|null (archive bytes copied by its finished ranges), partitions|null (collections
+ *                     split into _id ranges: { total, done, running, pending }; while the load runs),
+ *                     etaSeconds|null, loadOnly? (true: a time-series collection copied once, not kept in sync) }],
+ *                     units: { total, done, running, pending } (the load's units: database pipes, ranges,
+ *                     index builds; running = leased by a live worker), bytes (archive bytes of finished
+ *                     units), etaSeconds|null (estimated bytes of the unfinished ranges at this attempt's
+ *                     rate in estimated bytes of finished ranges; null before a range finished in it) }
  *   capture           null | { events, markers, bytes, lastEventAt|null, clusterTime: {t,i}|null, checkpointAt, leaseOwner|null, leaseActive }
  *   apply             { events (sum over shards), shards, shardsEnded, lastClusterTime (seconds)|null,
  *                     lastAppliedAt|null (wall time of the newest applied event), maxMillisBehindLatest|null,
@@ -52,6 +58,7 @@ import { BSON, type Document } from 'mongodb';
 import type {
   CaptureCheckpointDoc,
   CutoverDoc,
+  LoadUnitDoc,
   MigrationDoc,
   MigrationPhase,
   ShardDoc,
@@ -80,6 +87,8 @@ export interface StatusInputs {
   captureLease?: ShardLease | null;
   /** TTL indexes held on the target (restored ones included; the report keeps those not restored). */
   ttlHolds?: TtlHoldDoc[];
+  /** The initial load's units (state store `load_partitions`). */
+  loadUnits?: LoadUnitDoc[];
 }
 
 export interface TtlHeldStatus {
@@ -105,6 +114,16 @@ export interface LoadNamespaceStatus {
   percent: number | null;
   /** A time-series collection copied once (--time-series=load-only): not kept in sync. */
   loadOnly?: boolean;
+  bytes: number | null;
+  partitions: UnitCounts | null;
+  etaSeconds: number | null;
+}
+
+export interface UnitCounts {
+  total: number;
+  done: number;
+  running: number;
+  pending: number;
 }
 
 export interface LoadStatus {
@@ -118,6 +137,9 @@ export interface LoadStatus {
   restoredDocuments: number;
   percent: number;
   namespaces: LoadNamespaceStatus[];
+  units: UnitCounts;
+  bytes: number;
+  etaSeconds: number | null;
 }
 
 export interface CaptureStatus {
@@ -270,9 +292,39 @@ export function waitingForWritesStopped(c: CutoverDoc | null | undefined): boole
   return isActiveCutover(c) && !c!.writesStopped && !c!.writesBlockedByMigrator;
 }
 
-function buildLoad(m: MigrationDoc): LoadStatus | null {
+function unitCounts(units: LoadUnitDoc[], nowMs: number): UnitCounts {
+  const c: UnitCounts = { total: units.length, done: 0, running: 0, pending: 0 };
+  for (const u of units) {
+    if (u.state === 'done') c.done++;
+    // A unit whose holder stopped renewing is pending again: another worker takes it over.
+    else if (u.state === 'running' && u.lease?.owner && (ms(u.lease.expiresAt) ?? 0) > nowMs) c.running++;
+    else c.pending++;
+  }
+  return c;
+}
+
+/**
+ * Seconds left for `units` at the rate of this load attempt: the estimated bytes (collStats) of
+ * the ranges finished since `startedAt` per second, against those of the unfinished ranges. (Both
+ * sides in estimated bytes: the archive bytes a pipe reports are compressed with --gzip.)
+ */
+function etaSeconds(units: LoadUnitDoc[], all: LoadUnitDoc[], startedMs: number | undefined, nowMs: number): number | null {
+  if (startedMs === undefined || nowMs <= startedMs) return null;
+  const copied = all
+    .filter((u) => u.kind === 'range' && u.state === 'done' && (ms(u.finishedAt) ?? 0) >= startedMs)
+    .reduce((s, u) => s + (num(u.estimatedBytes) ?? 0), 0);
+  const left = units.filter((u) => u.kind === 'range' && u.state !== 'done').reduce((s, u) => s + (num(u.estimatedBytes) ?? 0), 0);
+  if (left === 0) return units.some((u) => u.state !== 'done') ? null : 0;
+  if (copied === 0) return null;
+  return Math.round(left / (copied / ((nowMs - startedMs) / 1000)));
+}
+
+function buildLoad(m: MigrationDoc, units: LoadUnitDoc[] = [], nowMs = Date.now()): LoadStatus | null {
   const load = m.load;
   if (!load || typeof load !== 'object') return null;
+  const startedMs = ms(load.startedAt);
+  const byNs = new Map<string, LoadUnitDoc[]>();
+  for (const u of units) if (u.kind !== 'database') byNs.set(`${u.sourceDb}.${u.coll}`, [...(byNs.get(`${u.sourceDb}.${u.coll}`) ?? []), u]);
   const namespaces: LoadNamespaceStatus[] = [];
   let totalDocuments = 0;
   let restoredDocuments = 0;
@@ -291,7 +343,19 @@ function buildLoad(m: MigrationDoc): LoadStatus | null {
       done,
       percent: percentOf(done, restored ?? 0, total),
       ...(p?.loadOnly === true ? { loadOnly: true } : {}),
+      bytes: num(p?.bytes) ?? null,
+      partitions: null,
+      etaSeconds: null,
     });
+    const own = byNs.get(loadNs(key));
+    if (own) {
+      const ns = namespaces[namespaces.length - 1]!;
+      const ranges = own.filter((u) => u.kind === 'range');
+      ns.partitions = unitCounts(ranges, nowMs);
+      ns.bytes = ranges.filter((u) => u.state === 'done').reduce((s, u) => s + (num(u.bytes) ?? 0), 0);
+      ns.etaSeconds = done ? 0 : etaSeconds(own, units, startedMs, nowMs);
+      if (!done && ns.percent === null && ranges.length) ns.percent = Math.min(99.9, round1((ns.partitions.done / ranges.length) * 100));
+    }
   }
   namespaces.sort((a, b) => (a.ns < b.ns ? -1 : a.ns > b.ns ? 1 : 0));
   const collectionsDone = namespaces.filter((n) => n.done).length;
@@ -309,6 +373,9 @@ function buildLoad(m: MigrationDoc): LoadStatus | null {
     restoredDocuments,
     percent: done ? 100 : totalDocuments > 0 ? Math.min(99.9, round1((restoredDocuments / totalDocuments) * 100)) : 0,
     namespaces,
+    units: unitCounts(units, nowMs),
+    bytes: units.filter((u) => u.state === 'done').reduce((s, u) => s + (num(u.bytes) ?? 0), 0),
+    etaSeconds: done ? 0 : etaSeconds(units, units, startedMs, nowMs),
   };
 }
 
@@ -435,7 +502,7 @@ export function buildStatusReport(inputs: StatusInputs, now: Date = new Date()):
     phaseChangedAt: iso(m.phaseChangedAt),
     generatedAt: now.toISOString(),
     resumePoint: rp ? { clusterTime: clusterTime(rp.ct), resumeToken: ejson(rp.rt), takenAt: iso(rp.takenAt) } : null,
-    load: buildLoad(m),
+    load: buildLoad(m, inputs.loadUnits ?? [], nowMs),
     capture,
     apply,
     lag: buildLag(inputs, capture?.events ?? 0, appliedEvents),
@@ -531,11 +598,18 @@ export function formatStatusReport(r: StatusReport): string {
       `initial load: ${state} (attempt ${l.attempt}), ${l.collectionsDone}/${l.collections} collections, ` +
         `${l.restoredDocuments}/${l.totalDocuments} documents, ${l.percent}%`,
     );
+    if (l.units.total > 0) {
+      const eta = l.etaSeconds === null || l.done ? '' : `, ETA ${formatDuration(l.etaSeconds * 1000)}`;
+      lines.push(`  units: ${l.units.done}/${l.units.total} done, ${l.units.running} running, ${l.units.pending} pending; ${bytesText(l.bytes)} copied${eta}`);
+    }
     for (const n of l.namespaces) {
       const target = n.target !== n.ns ? ` → ${n.target}` : '';
       const count = `${n.restored ?? 0}/${n.total ?? '?'}`;
       const pct = n.percent === null ? '' : ` ${n.percent}%`;
-      lines.push(`  ${n.ns}${target}: ${count}${pct}${n.done ? ' done' : ''}${n.loadOnly ? ' (load-only)' : ''}`);
+      const parts = n.partitions
+        ? `, ranges ${n.partitions.done}/${n.partitions.total} (${n.partitions.running} running), ${bytesText(n.bytes ?? 0)}${n.etaSeconds && !n.done ? `, ETA ${formatDuration(n.etaSeconds * 1000)}` : ''}`
+        : '';
+      lines.push(`  ${n.ns}${target}: ${count}${pct}${parts}${n.done ? ' done' : ''}${n.loadOnly ? ' (load-only)' : ''}`);
     }
     const loadOnly = l.namespaces.filter((n) => n.loadOnly).map((n) => n.ns);
     if (loadOnly.length) {
@@ -612,12 +686,16 @@ export async function requireMigration(store: StateStore, id: string): Promise<M
 /** Reads every document the status is computed from; STATE_CONFLICT when the migration is unknown. */
 export async function readStatusInputs(store: StateStore, id: string): Promise<StatusInputs> {
   const migration = await requireMigration(store, id);
-  const [capture, shards, cutover, captureLease, ttlHolds] = await Promise.all([
+  // The load's units only while it runs: afterwards their counts are final in `load` and the read
+  // would only slow every status (and cutover --wait) poll.
+  const loading = Boolean(migration.load && !migration.load.finishedAt);
+  const [capture, shards, cutover, captureLease, loadUnits, ttlHolds] = await Promise.all([
     store.getCaptureCheckpoint(id),
     store.listShards(id),
     store.getCutover(id),
     store.getCaptureLease(id),
+    loading ? store.listLoadUnits(id) : Promise.resolve([]),
     store.listTtlHolds(id),
   ]);
-  return { migration, capture, shards, cutover, captureLease, ttlHolds };
+  return { migration, capture, shards, cutover, captureLease, loadUnits, ttlHolds };
 }

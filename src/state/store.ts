@@ -8,6 +8,11 @@
  *                          CHECKPOINT in the same document, so a checkpoint write can be made
  *                          conditional on still holding the lease in one atomic update;
  *  - `cutovers`            one per migration: the cutover request (requested/aborted, barrier id);
+ *  - `load_partitions`     one per unit of the initial load (a database's small collections, one
+ *                          `_id` range of a large collection, or its index build): its state
+ *                          (pending / running / done), counts, and a LEASE like a shard's, so
+ *                          full-migrate and `load-worker` processes share the load
+ *                          (src/orchestration/load-worker.ts);
  *  - `ddl_rendezvous`      one per DDL event: which shards reached it, whether it was applied
  *                          (a DDL is broadcast to every shard but must run once, after every
  *                          shard applied what precedes it, and before any shard goes past it).
@@ -78,6 +83,8 @@ export interface MigrationDoc {
   config?: Document;
   /** Initial load progress, per source namespace (written by the orchestrator). */
   load?: LoadState;
+  /** Set once the load's units are all in `load_partitions` (before any of them runs); kept by reruns. */
+  loadPlan?: LoadPlanInfo;
   /** Drawn at creation: with the id, the migration's tag in stream records (see migrationTag). Absent in migrations created before it. */
   nonce?: string;
 }
@@ -91,6 +98,65 @@ export interface LoadCollectionProgress {
   done?: boolean;
   /** A time-series collection copied once by the load (--time-series=load-only), not kept in sync. */
   loadOnly?: boolean;
+  /** Partitioned collections: ranges in total and done, and archive bytes copied. */
+  partitions?: number;
+  partitionsDone?: number;
+  bytes?: number;
+}
+
+export interface LoadPlanInfo {
+  plannedAt: Date;
+  units: number;
+  /** --partition-size the plan was made with (bytes). */
+  partitionSize: number;
+  /** Source namespaces split into `_id` ranges. */
+  partitioned: string[];
+}
+
+export type LoadUnitKind = 'database' | 'range' | 'indexes';
+export type LoadUnitState = 'pending' | 'running' | 'done';
+
+/**
+ * One unit of the initial load (collection `load_partitions`); `shardId` is the unit's id (the
+ * lease machinery is the one apply's shards use, scope 'load').
+ *  - 'database': one mongodump | mongorestore pipe for a database's collections that are not
+ *    partitioned (as the load always did), redone with --drop of those collections;
+ *  - 'range': one `_id` range of a large collection (bounds in canonical Extended JSON; a missing
+ *    bound is open), redone after deleteMany of the same range on the target;
+ *  - 'indexes': the large collection's indexes, built once all its ranges are done.
+ */
+export interface LoadUnitDoc extends ShardDoc {
+  kind: LoadUnitKind;
+  /** Plan order: units are claimed lowest first. */
+  seq: number;
+  sourceDb: string;
+  targetDb: string;
+  /** 'database': the collections of the pipe and where each goes ("db.coll"). */
+  collections?: { coll: string; target: string }[];
+  /** 'range' / 'indexes': the source collection and its target "db.coll". */
+  coll?: string;
+  target?: string;
+  lower?: string;
+  upper?: string;
+  /** 'range': its position among the collection's ranges. */
+  part?: number;
+  parts?: number;
+  /** 'database': drop its target collections on the first attempt too (--drop, or a reload of an older load). */
+  drop?: boolean;
+  /** 'database': --noIndexRestore (the plan's --no-index-restore). */
+  noIndexRestore?: boolean;
+  state: LoadUnitState;
+  /** How many times a worker started it. */
+  attempts: number;
+  /** Of the attempt that finished: documents mongorestore reported, archive bytes through the pipe. */
+  documents?: number;
+  bytes?: number;
+  /** Estimated source bytes (from collStats), for progress. */
+  estimatedBytes?: number;
+  startedAt?: Date;
+  finishedAt?: Date;
+  /** Owner of the attempt that started / finished it. */
+  ranBy?: string;
 }
 
 export interface LoadState {
@@ -175,7 +241,7 @@ export interface ShardDoc {
 }
 
 /** Apply holds one lease per shard; capture one per migration (shardId 'capture'). */
-export type LeaseScope = 'shard' | 'capture';
+export type LeaseScope = 'shard' | 'capture' | 'load';
 
 /** A lease held by this process (a value; the database is the truth). */
 export interface ShardLease {
@@ -330,6 +396,8 @@ export class StateStore {
   /** Capture's lease per migration (same document shape as `shards`, without checkpoints). */
   readonly captureLeases: Collection<ShardDoc>;
   readonly ttlHolds: Collection<TtlHoldDoc>;
+  /** The initial load's units (LoadUnitDoc), each with its lease. */
+  readonly loadUnits: Collection<LoadUnitDoc>;
   private readonly retry: TransientRetryPolicy;
 
   constructor(options: StateStoreOptions) {
@@ -345,6 +413,7 @@ export class StateStore {
     this.ddlRendezvous = coll<DdlRendezvousDoc>('ddl_rendezvous');
     this.captureLeases = coll<ShardDoc>('capture_leases');
     this.ttlHolds = coll<TtlHoldDoc>('ttl_holds');
+    this.loadUnits = coll<LoadUnitDoc>('load_partitions');
   }
 
   /** Opens the store and creates its indexes (idempotent). */
@@ -360,6 +429,7 @@ export class StateStore {
     await this.shards.createIndex({ migrationId: 1, shardId: 1 }, { unique: true, name: 'migration_shard' });
     await this.migrations.createIndex({ phase: 1 }, { name: 'phase' });
     await this.captureLeases.createIndex({ migrationId: 1 }, { unique: true, name: 'migration' });
+    await this.loadUnits.createIndex({ migrationId: 1, seq: 1 }, { name: 'migration_seq' });
   }
 
   /**
@@ -485,14 +555,15 @@ export class StateStore {
   // Shard leases and apply checkpoints
 
   private leaseCollection(scope: LeaseScope | undefined): Collection<ShardDoc> {
-    return scope === 'capture' ? this.captureLeases : this.shards;
+    // A load unit is a ShardDoc with more fields; the lease methods read and write only the ShardDoc ones.
+    return scope === 'capture' ? this.captureLeases : scope === 'load' ? (this.loadUnits as unknown as Collection<ShardDoc>) : this.shards;
   }
 
   private toLease(doc: ShardDoc, ttlMs: number, scope: LeaseScope | undefined): ShardLease {
     return {
       migrationId: doc.migrationId,
       shardId: doc.shardId,
-      ...(scope === 'capture' ? { scope } : {}),
+      ...(scope === 'capture' || scope === 'load' ? { scope } : {}),
       owner: doc.lease.owner!,
       epoch: doc.lease.epoch,
       expiresAt: doc.lease.expiresAt,
@@ -750,6 +821,68 @@ export class StateStore {
 
   async finishLoad(id: string): Promise<void> {
     await this.migrations.updateOne({ _id: id }, { $set: { 'load.finishedAt': this.now(), updatedAt: this.now() } });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Initial load units (see LoadUnitDoc and src/orchestration/load-worker.ts)
+
+  /**
+   * Stores the load's plan: the units, then the `loadPlan` marker. Units of an earlier plan that
+   * never got its marker (a planner killed half-way) are removed first; no worker runs a unit
+   * before the marker exists, so none of them ever ran.
+   */
+  async saveLoadPlan(id: string, units: Omit<LoadUnitDoc, '_id' | 'migrationId' | 'lease' | 'state' | 'attempts'>[], info: Omit<LoadPlanInfo, 'plannedAt'>): Promise<void> {
+    await this.loadUnits.deleteMany({ migrationId: id });
+    const docs: LoadUnitDoc[] = units.map((u) => ({
+      ...u,
+      _id: shardDocId(id, u.shardId),
+      migrationId: id,
+      state: 'pending',
+      attempts: 0,
+      lease: { owner: null, epoch: 0, expiresAt: new Date(0) },
+    }));
+    // One at a time: a retried insert after an ambiguous failure is idempotent (upsert by _id).
+    for (const d of docs) await this.loadUnits.updateOne({ _id: d._id }, { $setOnInsert: d }, { upsert: true });
+    await this.migrations.updateOne({ _id: id }, { $set: { loadPlan: { ...info, plannedAt: this.now() }, updatedAt: this.now() } });
+  }
+
+  /** The load's units (those of one source collection with `of`). */
+  listLoadUnits(id: string, of?: { sourceDb: string; coll: string }): Promise<LoadUnitDoc[]> {
+    const filter = of ? { migrationId: id, sourceDb: of.sourceDb, coll: of.coll } : { migrationId: id };
+    return retryTransient('load_partitions.find', () => this.loadUnits.find(filter).sort({ seq: 1 }).toArray(), this.retry);
+  }
+
+  /** The units not done yet (what a worker polls). */
+  listOpenLoadUnits(id: string): Promise<LoadUnitDoc[]> {
+    return retryTransient('load_partitions.find', () => this.loadUnits.find({ migrationId: id, state: { $ne: 'done' } }).sort({ seq: 1 }).toArray(), this.retry);
+  }
+
+  getLoadUnit(id: string, unitId: string): Promise<LoadUnitDoc | null> {
+    return this.loadUnits.findOne({ _id: shardDocId(id, unitId) });
+  }
+
+  /** The lease holder starts an attempt of the unit (running, attempts + 1). False: the lease is lost, or the unit is done. */
+  async startLoadUnit(lease: ShardLease): Promise<boolean> {
+    const now = this.now();
+    const r = await this.loadUnits.updateOne(
+      { _id: shardDocId(lease.migrationId, lease.shardId), 'lease.owner': lease.owner, 'lease.epoch': lease.epoch, 'lease.expiresAt': { $gt: now }, state: { $ne: 'done' } },
+      { $set: { state: 'running', startedAt: now, ranBy: lease.owner }, $inc: { attempts: 1 } },
+    );
+    return r.matchedCount === 1;
+  }
+
+  /**
+   * Marks the unit done with its counts, only for the current lease holder (owner + epoch, not
+   * expired): an old owner whose lease was taken over cannot mark a range done that the new owner
+   * is reloading. 'lease-lost': someone else (re)does it.
+   */
+  async finishLoadUnit(lease: ShardLease, counts: { documents: number; bytes: number }): Promise<'saved' | 'lease-lost'> {
+    const now = this.now();
+    const r = await this.loadUnits.updateOne(
+      { _id: shardDocId(lease.migrationId, lease.shardId), 'lease.owner': lease.owner, 'lease.epoch': lease.epoch, 'lease.expiresAt': { $gt: now } },
+      { $set: { state: 'done', finishedAt: now, documents: counts.documents, bytes: counts.bytes, ranBy: lease.owner } },
+    );
+    return r.matchedCount === 1 ? 'saved' : 'lease-lost';
   }
 
   getCutover(id: string): Promise<CutoverDoc | null> {

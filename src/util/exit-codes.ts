@@ -27,7 +27,7 @@ export const ExitCode = {
   TIMEOUT: 9,
   /** The migration id named does not exist in the state store, or is in a phase that forbids the command. */
   STATE_CONFLICT: 10,
-  /** An external tool (mongodump, mongorestore) failed or is missing. */
+  /** An external tool (mongodump, mongorestore) failed or is missing, or the load's index build after data failed. */
   TOOL_FAILED: 11,
   /** A shard of apply made no progress on the target for longer than the stall bound (the target stopped answering). */
   APPLY_STALLED: 12,

@@ -5,7 +5,7 @@ import { Binary, Decimal128, Double, Int32, Long, MaxKey, MinKey, ObjectId, Time
  * for values decoded with `promoteValues: false`. Verification merge-joins two `_id`-sorted cursors,
  * so it must order `_id`s exactly as the servers do.
  */
-function typeRank(v: unknown): number {
+export function typeRank(v: unknown): number {
   if (v instanceof MinKey) return 1;
   if (v === undefined || v === null) return 2;
   // Timestamp extends Long in the bson library: test it before the numeric types.

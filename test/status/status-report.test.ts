@@ -15,7 +15,7 @@ import {
   cutoverWaitExitCode,
   settledOutcome,
 } from '../../src/orchestration/cutover-wait.js';
-import type { CutoverDoc, MigrationDoc, ShardDoc } from '../../src/state/store.js';
+import type { CutoverDoc, LoadUnitDoc, MigrationDoc, ShardDoc } from '../../src/state/store.js';
 import { ExitCode } from '../../src/util/exit-codes.js';
 import { MigratorError } from '../../src/util/errors.js';
 
@@ -139,6 +139,55 @@ describe('buildStatusReport', () => {
     const e = unknownMigrationError('nope', ['a', 'b']);
     assert.equal(e.exitCode, ExitCode.STATE_CONFLICT);
     assert.match(e.message, /Unknown migration id 'nope' \(existing migrations: a, b\)/);
+  });
+});
+
+describe('load progress per collection from the load units', () => {
+  const unit = (shardId: string, extra: Partial<LoadUnitDoc>): LoadUnitDoc => ({
+    _id: `m1/${shardId}`,
+    migrationId: 'm1',
+    shardId,
+    kind: 'range',
+    seq: 0,
+    sourceDb: 'shop',
+    targetDb: 'shop',
+    coll: 'items',
+    target: 'shop.items',
+    state: 'pending',
+    attempts: 0,
+    estimatedBytes: 100,
+    lease: { owner: null, epoch: 0, expiresAt: new Date(0) },
+    ...extra,
+  });
+  it('counts ranges done / running / pending (a dead worker\'s running range is pending), bytes, and an ETA from this attempt\'s rate', () => {
+    const started = new Date(T0); // NOW is 60 s later
+    const units = [
+      unit('r1', { state: 'done', bytes: 150, finishedAt: new Date(T0 + 10_000) }),
+      unit('r2', { state: 'done', bytes: 150, finishedAt: new Date(T0 + 20_000) }),
+      unit('r3', { state: 'running', lease: { owner: 'h:1:a', epoch: 1, expiresAt: new Date(NOW.getTime() + 5_000) } }),
+      unit('r4', { state: 'running', lease: { owner: 'h:2:b', epoch: 1, expiresAt: new Date(NOW.getTime() - 5_000) } }),
+      unit('r5', {}),
+      unit('ix', { kind: 'indexes', estimatedBytes: undefined }),
+      unit('db', { kind: 'database', coll: undefined, target: undefined, collections: [{ coll: 'small', target: 'shop.small' }], state: 'done', bytes: 0, finishedAt: new Date(T0 + 1000) }),
+    ];
+    const m = migration({
+      phase: 'INITIAL_LOAD',
+      load: { attempt: 1, startedAt: started, collections: { 'shop\u2024items': { target: 'shop.items', restored: 40 }, 'shop\u2024small': { target: 'shop.small', restored: 5, total: 5, done: true } } },
+    });
+    const r = buildStatusReport({ migration: m, capture: null, shards: [], cutover: null, loadUnits: units }, NOW);
+    const items = r.load!.namespaces.find((n) => n.ns === 'shop.items')!;
+    assert.deepEqual(items.partitions, { total: 5, done: 2, running: 1, pending: 2 });
+    assert.equal(items.bytes, 300);
+    // 2 ranges of ~100 estimated bytes in 60 s; 3 unfinished ranges of ~100 B left → 90 s.
+    assert.equal(items.etaSeconds, 90);
+    assert.equal(items.percent, 40, 'by ranges when the document total is unknown');
+    const small = r.load!.namespaces.find((n) => n.ns === 'shop.small')!;
+    assert.equal(small.partitions, null, 'a whole collection has no ranges');
+    assert.deepEqual(r.load!.units, { total: 7, done: 3, running: 1, pending: 3 });
+    assert.equal(r.load!.etaSeconds, 90);
+    const text = formatStatusReport(r);
+    assert.match(text, /units: 3\/7 done, 1 running, 3 pending; 300 B copied, ETA 1m ?30s/);
+    assert.match(text, /shop\.items: 40\/\? 40%, ranges 2\/5 \(1 running\), 300 B, ETA 1m ?30s/);
   });
 });
 

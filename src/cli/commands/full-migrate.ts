@@ -1,5 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { requireEndpoint } from '../../config/load.js';
+import { loadScaleOptions } from '../../config/options.js';
+import { loadScale } from '../../config/size.js';
 import { FullMigration } from '../../orchestration/full-migration.js';
 import { DEFAULT_LOAD_OPTIONS, type LoadOptions } from '../../initial-load/dump-restore-plan.js';
 import { toolBinaries } from '../../initial-load/tool-binaries.js';
@@ -30,6 +32,8 @@ export interface LoadArgs extends MetricsArgs {
   'with-roles'?: boolean;
   /** full-migrate only: schema kinds the cutover verification does not fail on. */
   'ignore-schema'?: string[];
+  'partition-size'?: string;
+  'load-parallelism'?: number;
 }
 
 /** Initial-load options shared by full-migrate and initial-load. */
@@ -44,6 +48,7 @@ export const loadOptionsBuilder = {
   'mongodump-path': { type: 'string', describe: 'mongodump binary (default: from PATH)' },
   'mongorestore-path': { type: 'string', describe: 'mongorestore binary (default: from PATH)' },
   'with-roles': { type: 'boolean', default: false, describe: 'Recreate the custom roles of the selected databases on the target (users are never migrated: passwords cannot be read)' },
+  ...loadScaleOptions,
 } as const;
 
 export function loadOptions(argv: LoadArgs): LoadOptions {
@@ -83,6 +88,7 @@ export async function prepareMigration(argv: LoadArgs, res: Resources, signal: A
     streamName: transport.streamName,
     bins: toolBinaries({ mongodump: argv['mongodump-path'], mongorestore: argv['mongorestore-path'] }),
     load: loadOptions(argv),
+    loadScale: loadScale(argv),
     dataDir: config.dataDir,
     enableChangeStreams: Boolean(argv['enable-change-streams']),
     withRoles: Boolean(argv['with-roles']),

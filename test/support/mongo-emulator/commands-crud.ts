@@ -259,13 +259,12 @@ const aggregate: Handler = (ctx) => {
     source = [...server.localSessions.values()].map(deepCopy);
     stages = stages.slice(1);
   }
-  // A collation applies to the leading $match stages (filtered here); later stages compare binary.
-  if (collationFold(cmd.collation)) {
-    while (stages.length && isPlainObject(stages[0]) && '$match' in stages[0]) {
-      const predicate = compileFilter(stages[0].$match, { collation: cmd.collation, variables: cmd.let });
-      source = source.filter(predicate);
-      stages = stages.slice(1);
-    }
+  // The leading $match stages are filtered here, as find filters: with the query engine's BSON
+  // $type and range operators (query.ts) and the collation; later stages compare binary.
+  while (stages.length && isPlainObject(stages[0]) && '$match' in stages[0]) {
+    const predicate = compileFilter(stages[0].$match, { collation: cmd.collation, variables: cmd.let });
+    source = source.filter(predicate);
+    stages = stages.slice(1);
   }
   const vctx = newViewContext();
   // $sort under the operation's collation, else the collection's default (mingo applies a

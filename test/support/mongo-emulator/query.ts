@@ -1,8 +1,10 @@
 // Query evaluation over typed documents: filters (through mingo on converted views), BSON-aware
 // sort, and projection (typed for plain inclusion/exclusion, mingo for expressions).
-import { Aggregator, Query } from 'mingo';
+import { Aggregator, Context, Query } from 'mingo';
 import {
+  bsonTypeName,
   compareValues,
+  typeRank,
   deepCopy,
   isPlainObject,
   newViewContext,
@@ -47,7 +49,7 @@ export function collationFold(collation: unknown): StringFold | undefined {
 }
 
 /** Operators whose string arguments are not compared values (not folded under a collation). */
-const UNFOLDED = new Set(['$regex', '$options', '$type', '$exists', '$expr', '$where', '$jsonSchema', '$text', '$mod', '$size']);
+const UNFOLDED = new Set(['$regex', '$options', '$type', '$bsonTypeMatch', '$exists', '$expr', '$where', '$jsonSchema', '$text', '$mod', '$size']);
 
 function foldFilter(v: unknown, fold: StringFold): unknown {
   if (typeof v === 'string') return fold(v);
@@ -90,6 +92,108 @@ export interface FilterOptions {
   variables?: unknown;
 }
 
+// ---------------------------------------------------------------------------------------------
+// $type (https://www.mongodb.com/docs/manual/reference/operator/query/type/): mingo's own only
+// knows JS types, so ObjectId, Timestamp, binData, MinKey, MaxKey and JavaScript never matched. The
+// query operator is renamed to $bsonTypeMatch before mingo compiles the filter, which evaluates it
+// on the BSON values: aliases and numeric codes; an array field matches 'array' or when one of its
+// elements matches. Numbers reach mingo as JS numbers (int and double are not told apart there):
+// 'number', 'double' and 'decimal' match every number, 'int' and 'long' the integral ones, as before.
+
+const TYPE_CODES: Record<string, string> = {
+  '1': 'double', '2': 'string', '3': 'object', '4': 'array', '5': 'binData', '6': 'undefined', '7': 'objectId', '8': 'bool', '9': 'date',
+  '10': 'null', '11': 'regex', '13': 'javascript', '14': 'symbol', '15': 'javascriptWithScope', '16': 'int', '17': 'timestamp', '18': 'long',
+  '19': 'decimal', '-1': 'minKey', '127': 'maxKey',
+};
+
+/** Whether one (non-array) value has the `$type` alias `alias`. */
+function hasBsonType(v: unknown, alias: string): boolean {
+  if (v === null) return alias === 'null';
+  if (typeof v === 'number') {
+    if (alias === 'number' || alias === 'double' || alias === 'decimal') return true;
+    return (alias === 'int' || alias === 'long') && Number.isInteger(v);
+  }
+  if (typeof v === 'bigint') return alias === 'number' || alias === 'long';
+  if (typeof v === 'string') return alias === 'string';
+  if (typeof v === 'boolean') return alias === 'bool';
+  if (v instanceof Date) return alias === 'date';
+  if (v instanceof RegExp) return alias === 'regex';
+  switch (bsonTypeName(v)) {
+    case 'ObjectId':
+      return alias === 'objectId';
+    case 'Timestamp':
+      return alias === 'timestamp';
+    case 'Binary':
+    case 'UUID':
+      return alias === 'binData';
+    case 'MinKey':
+      return alias === 'minKey';
+    case 'MaxKey':
+      return alias === 'maxKey';
+    case 'Code':
+      return alias === ((v as { scope?: unknown }).scope ? 'javascriptWithScope' : 'javascript');
+    case 'BSONSymbol':
+      return alias === 'symbol';
+  }
+  return isPlainObject(v) && alias === 'object';
+}
+
+/**
+ * Range operators with a binData, document or Timestamp operand: the server orders binData by
+ * length, then subtype, then bytes, documents field by field (type, name, value) and timestamps by
+ * (t, i) (https://www.mongodb.com/docs/manual/reference/bson-type-comparison-order/); mingo compares
+ * their string forms. Renamed like $type, evaluated with compareValues, type-bracketed (only values
+ * of the operand's type class compare with it).
+ */
+const BSON_RANGE_OPS: Record<string, (c: number) => boolean> = {
+  $lt: (c) => c < 0,
+  $lte: (c) => c <= 0,
+  $gt: (c) => c > 0,
+  $gte: (c) => c >= 0,
+};
+const bsonRangeOp = (op: string) => (selector: string, value: unknown) => {
+  const path = selector.split('.');
+  const test = BSON_RANGE_OPS[op]!;
+  const cls = typeRank(value);
+  return (doc: Doc) =>
+    pathValues(doc, path).some((v) => (Array.isArray(v) ? v : [v]).some((el) => typeRank(el) === cls && test(compareValues(el, value))));
+};
+
+/** Operands whose order mingo gets wrong: binData, documents (not operator objects), Timestamps. */
+const needsBsonOrder = (x: unknown) =>
+  ['Binary', 'UUID', 'Timestamp'].includes(bsonTypeName(x) ?? '') || (isPlainObject(x) && !isOperatorObject(x));
+
+const typeQueryContext = Context.init({
+  query: {
+    $bsonOrderLt: bsonRangeOp('$lt'),
+    $bsonOrderLte: bsonRangeOp('$lte'),
+    $bsonOrderGt: bsonRangeOp('$gt'),
+    $bsonOrderGte: bsonRangeOp('$gte'),
+    $bsonTypeMatch: (selector: string, value: unknown) => {
+      const aliases = (Array.isArray(value) ? value : [value]).map((t) => TYPE_CODES[String(t)] ?? String(t));
+      const path = selector.split('.');
+      return (doc: Doc) =>
+        pathValues(doc, path).some((v) =>
+          Array.isArray(v) ? aliases.includes('array') || v.some((el) => aliases.some((a) => hasBsonType(el, a))) : aliases.some((a) => hasBsonType(v, a)),
+        );
+    },
+  },
+} as never);
+
+/** The filter with its query-position $type operators renamed (not inside $expr, whose $type is an expression). */
+function renameTypeOperator(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(renameTypeOperator);
+  if (!isPlainObject(v)) return v;
+  const out: Doc = {};
+  for (const [k, x] of Object.entries(v)) {
+    if (k === '$expr' || k === '$jsonSchema' || k === '$where') out[k] = x;
+    else if (k === '$type') out.$bsonTypeMatch = x;
+    else if (k in BSON_RANGE_OPS && needsBsonOrder(x)) out[`$bsonOrder${k.slice(1, 2).toUpperCase()}${k.slice(2)}`] = x;
+    else out[k] = renameTypeOperator(x);
+  }
+  return out;
+}
+
 export function compileFilter(filter: unknown, options: FilterOptions = {}): Predicate {
   if (filter === undefined || filter === null) return () => true;
   if (!isPlainObject(filter)) throw new CommandError(ErrorCodes.TypeMismatch, 'filter must be an object');
@@ -98,7 +202,8 @@ export function compileFilter(filter: unknown, options: FilterOptions = {}): Pre
   let q: Query;
   try {
     const variables = letVariables(options.variables);
-    q = new Query(toView(fold ? foldFilter(filter, fold) : filter) as Doc, variables ? { variables } : {});
+    const typed = renameTypeOperator(filter);
+    q = new Query(toView(fold ? foldFilter(typed, fold) : typed) as Doc, { ...(variables ? { variables } : {}), context: typeQueryContext });
   } catch (err) {
     asMingoError(err);
   }
