@@ -138,9 +138,15 @@ describe('migrator status', { timeout: 120_000 }, () => {
 
   it('--watch --json prints one JSON line per refresh and stops at COMPLETED', async () => {
     await store.setPhase('other', 'CUTTING_OVER');
-    const run = runMigrator(['status', '--watch', '--json', '--interval', '200ms', ...base(), '--migration-id', 'other'], { timeoutMs: 60_000 });
-    setTimeout(() => void store.setPhase('other', 'COMPLETED'), 3_000);
-    const r = await run;
+    // COMPLETED only once the first refresh is out (a fixed delay raced the CLI's start-up under load).
+    let completed: Promise<unknown> | undefined;
+    const r = await runMigrator(['status', '--watch', '--json', '--interval', '200ms', ...base(), '--migration-id', 'other'], {
+      timeoutMs: 60_000,
+      onStdout: (chunk) => {
+        if (!completed && chunk.includes('\n')) completed = store.setPhase('other', 'COMPLETED');
+      },
+    });
+    await completed;
     assert.equal(r.exitCode, 0, r.stderr);
     const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as StatusReport);
     assert.ok(lines.length >= 2, `${lines.length} refreshes`);

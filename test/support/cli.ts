@@ -15,11 +15,11 @@ export interface CliResult {
 /** Runs the real CLI (from source, through tsx) as a separate process, as a user would. */
 export async function runMigrator(
   args: string[],
-  opts: { env?: Record<string, string>; timeoutMs?: number; cwd?: string } = {},
+  opts: { env?: Record<string, string>; timeoutMs?: number; cwd?: string; onStdout?: (chunk: string) => void } = {},
 ): Promise<CliResult> {
   const env: Record<string, string> = { CI: 'true' };
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('MIGRATOR_') && v !== undefined) env[k] = v;
-  const r = await execa(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+  const child = execa(process.execPath, ['--import', 'tsx', MAIN, ...args], {
     cwd: opts.cwd ?? ROOT,
     env: { ...env, ...opts.env },
     extendEnv: false,
@@ -27,6 +27,8 @@ export async function runMigrator(
     timeout: opts.timeoutMs ?? 60_000,
     stdin: 'ignore',
   });
+  if (opts.onStdout) child.stdout?.on('data', (d: Buffer | string) => opts.onStdout!(String(d)));
+  const r = await child;
   return {
     exitCode: r.exitCode ?? -1,
     stdout: String(r.stdout),
