@@ -24,7 +24,8 @@ export interface LoadArgs extends MetricsArgs {
   'enable-change-streams'?: boolean;
   'num-parallel-collections'?: number;
   'num-insertion-workers'?: number;
-  'no-index-restore'?: boolean;
+  /** `--no-index-restore` sets it false (yargs' boolean negation). */
+  'index-restore'?: boolean;
   gzip?: boolean;
   'lease-ttl'?: string;
   'mongodump-path'?: string;
@@ -42,7 +43,9 @@ export const loadOptionsBuilder = {
   'enable-change-streams': { type: 'boolean', default: false, describe: 'DocumentDB: enable change streams on the source if they are off' },
   'num-parallel-collections': { type: 'number', default: DEFAULT_LOAD_OPTIONS.numParallelCollections, describe: 'mongodump/mongorestore --numParallelCollections' },
   'num-insertion-workers': { type: 'number', default: DEFAULT_LOAD_OPTIONS.numInsertionWorkersPerCollection, describe: 'mongorestore --numInsertionWorkersPerCollection' },
-  'no-index-restore': { type: 'boolean', default: false, describe: 'Do not build indexes on the target during the load' },
+  // Declared positively: yargs reads `--no-X` as the negation of `X` (boolean-negation), so an option
+  // named 'no-index-restore' made `--no-index-restore` an unknown 'index-restore' under .strict().
+  'index-restore': { type: 'boolean', default: true, describe: 'Build the indexes on the target during the load (--no-index-restore: do not; MIGRATOR_INDEX_RESTORE=false)' },
   gzip: { type: 'boolean', default: false, describe: 'Compress the archive between mongodump and mongorestore' },
   'lease-ttl': { type: 'string', default: '30s', describe: 'Apply shard lease time-to-live' },
   'mongodump-path': { type: 'string', describe: 'mongodump binary (default: from PATH)' },
@@ -56,7 +59,7 @@ export function loadOptions(argv: LoadArgs): LoadOptions {
     drop: Boolean(argv.drop),
     numParallelCollections: argv['num-parallel-collections'] ?? DEFAULT_LOAD_OPTIONS.numParallelCollections,
     numInsertionWorkersPerCollection: argv['num-insertion-workers'] ?? DEFAULT_LOAD_OPTIONS.numInsertionWorkersPerCollection,
-    noIndexRestore: Boolean(argv['no-index-restore']),
+    noIndexRestore: argv['index-restore'] === false,
     gzip: Boolean(argv.gzip),
   };
 }
