@@ -601,6 +601,7 @@ export class FullMigration {
           ? 'Run `migrator verify` for the list; fix the target (or accept the difference knowingly: rerun full-migrate with --ignore-schema indexes|options|views|all) and retry the cutover.'
           : 'Run `migrator verify` for the differing ids; rerun full-migrate to continue replicating and retry the cutover.',
       });
+      await s.recordError(id, err).catch(() => undefined); // before the abort (see writeMarker)
       await s.abortCutover(id, err.message);
       throw err; // replicateUntilCutover unblocks the writes
     }
@@ -639,6 +640,9 @@ export class FullMigration {
           cause: err,
         },
       );
+      // The error first: `cutover --wait` ends on the aborted cutover and takes its exit code from
+      // the recorded error; recorded after, a waiter could see the abort first and exit 10.
+      await this.p.store.recordError(this.p.migrationId, e).catch(() => undefined);
       await this.p.store.abortCutover(this.p.migrationId, e.message).catch(() => undefined);
       throw e;
     }
