@@ -261,7 +261,9 @@ const aggregate: Handler = (ctx) => {
   }
   // The leading $match stages are filtered here, as find filters: with the query engine's BSON
   // $type and range operators (query.ts) and the collation; later stages compare binary.
-  while (stages.length && isPlainObject(stages[0]) && '$match' in stages[0]) {
+  // A $match with $expr stays in the pipeline: its aggregation expressions ($bsonSize…) are the
+  // aggregation engine's (its context below), not the find filter's.
+  while (stages.length && isPlainObject(stages[0]) && '$match' in stages[0] && !mentionsKey(stages[0].$match, '$expr')) {
     const predicate = compileFilter(stages[0].$match, { collation: cmd.collation, variables: cmd.let });
     source = source.filter(predicate);
     stages = stages.slice(1);
@@ -707,4 +709,11 @@ function bsonSizeContext(vctx: ViewContext): Context {
       },
     },
   });
+}
+
+/** Whether `key` appears as a field name anywhere in `v` (objects and arrays, recursively). */
+function mentionsKey(v: unknown, key: string): boolean {
+  if (Array.isArray(v)) return v.some((x) => mentionsKey(x, key));
+  if (!isPlainObject(v)) return false;
+  return Object.entries(v).some(([k, x]) => k === key || mentionsKey(x, key));
 }
