@@ -24,7 +24,7 @@ const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
 const ID = 'second-apply';
 
 /** The pid in a lease owner id (host:pid:random, src/state/lease-owner.ts). */
-const ownerPid = (owner: string | undefined) => (owner ? Number(owner.split(':').at(-2)) : undefined);
+const ownerPid = (owner: string | null | undefined) => (owner ? Number(owner.split(':').at(-2)) : undefined);
 
 describe('cutover with a second apply process holding a shard', () => {
   let source: MongoEmulator;
