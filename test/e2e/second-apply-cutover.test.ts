@@ -5,6 +5,7 @@
 // started. Deterministic by construction: `initial-load` first (the phase is CATCHING_UP, nobody
 // applies yet), then the extra apply with --max-shards 1 takes one shard alone, then full-migrate,
 // whose apply gets the other; the lease owners are checked before the cutover is requested.
+// Afterwards the extra apply and a standby `migrator capture` exit 0 by themselves (COMPLETED).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -97,6 +98,9 @@ describe('cutover with a second apply process holding a shard', () => {
     const full = spawn(['full-migrate', ...common, ...tools, '--lease-ttl', '5s']);
     await waitUntil('full-migrate holds the other shard', async () => heldBy(await shards(), full.pid).length === 1 || full.exitCode !== null, 60_000, () => tail(full));
     if (full.exitCode !== null) assert.fail(`full-migrate exited early: ${await tail(full)}`);
+    // A standby capture, as in the examples: full-migrate's capture holds the capture lease.
+    await waitUntil('full-migrate holds the capture lease', async () => ownerPid((await store.getCaptureLease(ID))?.owner) === full.pid, 60_000, () => tail(full));
+    const capture = spawn(['capture', ...common, '--lease-ttl', '5s']);
     try {
       await waitForPhase(store, ID, ['READY_FOR_CUTOVER'], { proc: full, timeoutMs: 120_000 });
     } catch (err) {
@@ -118,7 +122,16 @@ describe('cutover with a second apply process holding a shard', () => {
     const verify = await runMigrator(['verify', ...common]);
     assert.equal(verify.exitCode, 0, verify.all);
     assert.equal(await dst.db('bar_new').collection('products').countDocuments({ price: -1 }), 50, 'the changes made after the load are on the target');
-    extra.kill('SIGTERM');
-    assert.equal((await extra).exitCode, 0, 'the extra apply stops cleanly');
+
+    // 5. The extra apply and the standby capture (which took over the capture lease when
+    // full-migrate stopped its pipelines for the verification) exit 0 by themselves, saying why.
+    for (const [name, p, why] of [['apply', extra, /nothing is left to apply/], ['capture', capture, /nothing is left to capture/]] as const) {
+      const timer = setTimeout(() => p.kill('SIGKILL'), 60_000);
+      const r = await p;
+      clearTimeout(timer);
+      assert.equal(r.exitCode, 0, `${name} exits 0 by itself after COMPLETED (not killed after 60 s): ${String(r.stderr).slice(-2000)}`);
+      assert.match(String(r.stderr), why);
+      assert.match(String(r.stderr), /the migration is COMPLETED \(cut over\)/);
+    }
   });
 });
