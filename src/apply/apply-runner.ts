@@ -121,6 +121,8 @@ export function emptyCounters(): ApplyCounters {
 
 /** How often apply publishes each held shard's appliedThroughAt to the state store. */
 const PUBLISH_PROGRESS_MS = 1_000;
+/** How often an apply with `exitWhenCompleted` reads the migration's phase (one findOne by _id). */
+const COMPLETED_POLL_MS = 2_000;
 
 const SUMMED: (keyof ApplyCounters)[] = ['events', 'upserts', 'updates', 'deletes', 'ddl', 'skipped', 'collapsed', 'barriers', 'batches', 'conflictRetries'];
 
@@ -158,7 +160,8 @@ export interface ApplyStatus {
 }
 
 export interface ApplyRunResult {
-  stopReason: 'caught-up' | 'interrupted';
+  /** 'completed': the migration's phase is COMPLETED (`exitWhenCompleted`). */
+  stopReason: 'caught-up' | 'interrupted' | 'completed';
   status: ApplyStatus;
 }
 
@@ -198,6 +201,14 @@ export interface ApplyRunnerOptions {
   stopWhenCaughtUp?: boolean;
   /** Plain CDC: no full migration behind this id, so no migration document to wait for (see waitForInitialLoad). */
   cdcOnly?: boolean;
+  /**
+   * Resolve with 'completed' once the migration's phase is COMPLETED (read every 2 s, and before
+   * anything is applied): a `migrator apply` beside full-migrate has nothing left to do after the
+   * cutover (every shard applied the barrier before COMPLETED), and applying source changes to
+   * the target after it would overwrite what the applications now write there. Set by the CLI
+   * unless --cdc-only (plain CDC has no phase); full-migrate stops its own apply itself.
+   */
+  exitWhenCompleted?: boolean;
   /** How long a batch with unresolved duplicate-key conflicts is retried (default 60 s). */
   conflictRetryLimitMs?: number;
   /** Backoff between conflict retries (default 100 ms doubling up to 5 s, jittered). */
@@ -408,6 +419,7 @@ class ApplyRunner {
     let statusTimer: NodeJS.Timeout | undefined;
     let stallTimer: NodeJS.Timeout | undefined;
     let progressTimer: NodeJS.Timeout | undefined;
+    let completedTimer: NodeJS.Timeout | undefined;
     let failed = false;
     try {
       // The stream is checked first: a wrong stream is reported at once, not after the load.
@@ -420,7 +432,7 @@ class ApplyRunner {
     }
     if (!(await this.waitForInitialLoad())) {
       outer?.removeEventListener('abort', onAbort);
-      return { stopReason: 'interrupted', status: this.status() };
+      return { stopReason: this.stopReason ?? 'interrupted', status: this.status() };
     }
     this.keeper.start();
     this.started = true;
@@ -431,6 +443,10 @@ class ApplyRunner {
       stallTimer.unref?.();
       progressTimer = setInterval(() => void this.publishProgress(), PUBLISH_PROGRESS_MS);
       progressTimer.unref?.();
+      if (this.o.exitWhenCompleted) {
+        completedTimer = setInterval(() => void this.checkCompleted(), COMPLETED_POLL_MS);
+        completedTimer.unref?.();
+      }
       while (!this.shutdown.signal.aborted && this.stopReason === undefined) {
         await this.runConsumerOnce();
         if (!this.shutdown.signal.aborted && this.stopReason === undefined) {
@@ -453,6 +469,7 @@ class ApplyRunner {
       if (statusTimer) clearInterval(statusTimer);
       if (stallTimer) clearInterval(stallTimer);
       if (progressTimer) clearInterval(progressTimer);
+      if (completedTimer) clearInterval(completedTimer);
       outer?.removeEventListener('abort', onAbort);
       this.keeper.stop();
       for (const r of this.runs.values()) r.abort.abort(new ApplyInterrupted('stopped'));
@@ -480,6 +497,7 @@ class ApplyRunner {
     while (!this.shutdown.signal.aborted) {
       this.hb?.beat();
       const m = await this.o.store.getMigration(this.o.migrationId);
+      if (this.completed(m)) return false;
       this.waitingForLoad = loading(m);
       if (!this.waitingForLoad) return true;
       if (Date.now() >= nextLogAt) {
@@ -496,6 +514,34 @@ class ApplyRunner {
       await sleep(LOAD_GATE_POLL_MS, this.shutdown.signal).catch(() => undefined);
     }
     return false;
+  }
+
+  /**
+   * `exitWhenCompleted` and the migration is COMPLETED: sets stopReason 'completed' and says why
+   * (once). The caller stops.
+   */
+  private completed(m: MigrationDoc | null): boolean {
+    if (!this.o.exitWhenCompleted || m?.phase !== 'COMPLETED') return false;
+    if (this.stopReason === undefined) {
+      this.stopReason = 'completed';
+      this.log.info({ migrationId: this.o.migrationId }, 'the migration is COMPLETED (cut over): nothing is left to apply, stopping');
+    }
+    return true;
+  }
+
+  /** The COMPLETED poll (`exitWhenCompleted`): stops like a signal does, batches in hand finished and checkpointed. */
+  private checking = false;
+  private async checkCompleted(): Promise<void> {
+    if (this.checking || this.shutdown.signal.aborted || this.stopReason !== undefined) return;
+    this.checking = true;
+    try {
+      const m = await this.o.store.getMigration(this.o.migrationId);
+      if (this.completed(m)) this.requestShutdown();
+    } catch {
+      // the next tick reads it again
+    } finally {
+      this.checking = false;
+    }
   }
 
   // -------------------------------------------------------------------------------------------

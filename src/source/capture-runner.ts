@@ -68,6 +68,14 @@ export interface CaptureOptions {
    * document, start now instead of waiting for full-migrate to create the migration.
    */
   cdcOnly?: boolean;
+  /**
+   * Return once the migration's phase is COMPLETED (read before each lease attempt while standing
+   * by, every 2 s while capturing): a `migrator capture` beside full-migrate has nothing left to do
+   * after the cutover (every shard applied the barrier before COMPLETED), and a standby would
+   * otherwise take the lease full-migrate releases and capture on. Set by the CLI unless
+   * --cdc-only (plain CDC has no phase); full-migrate stops its own capture itself.
+   */
+  exitWhenCompleted?: boolean;
   /** Capture lease time-to-live (default 30 s): how soon a standby takes over from a killed capture. */
   leaseTtlMs?: number;
   /** Lease owner id, unique per process incarnation (default: host, pid and random). */
@@ -107,6 +115,17 @@ const SLIM_WINDOW_EVENTS = 1000;
 /** How long a stopping capture flushes to Kinesis (docker stop's default grace is 10 s). */
 const STOP_FLUSH_MS = 5_000;
 const CAPTURE_LEASE_ID = 'capture';
+/** How often a capture with `exitWhenCompleted` reads the migration's phase while capturing (one findOne by _id). */
+const COMPLETED_POLL_MS = 2_000;
+
+/** `exitWhenCompleted` and the migration is COMPLETED (logged); a failed read is "not yet". */
+async function migrationCompleted(o: CaptureOptions): Promise<boolean> {
+  if (!o.exitWhenCompleted) return false;
+  const m = await o.store.getMigration(o.migrationId).catch(() => null);
+  if (m?.phase !== 'COMPLETED') return false;
+  o.log.info({ migrationId: o.migrationId }, 'the migration is COMPLETED (cut over): nothing is left to capture, stopping');
+  return true;
+}
 
 /**
  * The resume point left the source's change history: MongoDB ChangeStreamHistoryLost (286,
@@ -239,6 +258,7 @@ async function runCaptureMonitored(o: CaptureOptions, mon: CaptureMonitor): Prom
   await checkStream(o);
   while (!o.signal.aborted) {
     mon.hb.beat();
+    if (await migrationCompleted(o)) return last;
     // ONE ACTIVE CAPTURE per migration: the lease (state store `capture_leases`) decides which
     // process reads the change stream; the others stand by and take over once it is released or
     // has expired (killed holder: after ttl + grace). Safety does not depend on it — checkpoints
@@ -270,9 +290,23 @@ async function runCaptureMonitored(o: CaptureOptions, mon: CaptureMonitor): Prom
     keeper.start();
     const held = { kind: 'capture' as const, heldShards: () => keeper.heldShards() };
     stats.live.leaseHolders.add(held);
+    // COMPLETED while capturing: stops like a signal does (flush, checkpoint).
+    const completed = new AbortController();
+    let polling = false;
+    const poll = o.exitWhenCompleted
+      ? setInterval(() => {
+          if (polling || completed.signal.aborted) return;
+          polling = true;
+          void migrationCompleted(o)
+            .then((done) => done && completed.abort())
+            .finally(() => (polling = false));
+        }, COMPLETED_POLL_MS)
+      : undefined;
+    poll?.unref();
     try {
-      last = await captureWhileLeased({ ...o, signal: AbortSignal.any([o.signal, lost.signal]) }, mon);
+      last = await captureWhileLeased({ ...o, signal: AbortSignal.any([o.signal, lost.signal, completed.signal]) }, mon);
     } finally {
+      if (poll) clearInterval(poll);
       stats.live.leaseHolders.delete(held);
       mon.state = 'starting';
       keeper.stop();

@@ -71,6 +71,37 @@ describe('migrator apply', { timeout: 120_000 }, () => {
     for (const d of await store.listShards('sig1')) assert.equal(d.lease.owner, null, 'leases released');
   });
 
+  it('the migration is COMPLETED: exits 0 and says why; with --cdc-only (no phase) it keeps running', async () => {
+    const stream = stack.kl.uniqueStreamName('cli-done');
+    await stack.kl.createStream(stream, 1);
+    const store = new StateStore({ client: stack.client });
+    await store.createMigration('done1');
+    await store.setPhase('done1', 'COMPLETED');
+    const r = await runMigrator(['apply', ...common(), '--kinesis-stream', stream, '--migration-id', 'done1']);
+    assert.equal(r.exitCode, 0, r.all);
+    assert.match(r.stderr, /the migration is COMPLETED \(cut over\): nothing is left to apply/);
+    assert.match(r.stdout, /the migration is COMPLETED/);
+
+    const env: Record<string, string> = { CI: 'true' };
+    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('MIGRATOR_') && v !== undefined) env[k] = v;
+    const cdc = execa(process.execPath, ['--import', 'tsx', MAIN, 'apply', ...common(), '--kinesis-stream', stream, '--migration-id', 'done1', '--cdc-only'], {
+      cwd: PROJECT_ROOT,
+      env,
+      extendEnv: false,
+      reject: false,
+      timeout: 60_000,
+      stdin: 'ignore',
+    });
+    // Running, with the shard's lease, through several COMPLETED polls (every 2 s).
+    await waitFor(async () => (await store.listShards('done1')).some((d) => d.lease.owner !== null), 30_000, 'the --cdc-only apply to take the shard');
+    await new Promise((res) => setTimeout(res, 5_000));
+    assert.equal(cdc.exitCode, null, '--cdc-only keeps running');
+    cdc.kill('SIGTERM');
+    const end = await cdc;
+    assert.equal(end.exitCode, 0, String(end.stderr));
+    assert.doesNotMatch(String(end.stderr), /COMPLETED/);
+  });
+
   it('requires --kinesis-stream (exit 2)', async () => {
     const r = await runMigrator(['apply', ...common(), '--until-caught-up']);
     assert.equal(r.exitCode, 2, r.all);

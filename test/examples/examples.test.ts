@@ -193,9 +193,9 @@ describe('examples: files have the shape their tools need', () => {
       const dep = svc.depends_on?.['local-stack'];
       assert.equal(dep?.required, false, `${name}: depends on the local stack only when the profile is on`);
     }
-    // full-migrate exits 0 once COMPLETED: a policy that restarts it then would be wrong.
-    assert.equal(s['full-migrate'].restart, 'on-failure');
-    for (const name of ['apply', 'capture']) assert.ok(['unless-stopped', 'always'].includes(s[name].restart), `${name} runs until stopped`);
+    // full-migrate, apply and capture exit 0 once COMPLETED: a policy that restarts them then would
+    // start them again and again; failures are restarted.
+    for (const name of ['full-migrate', 'apply', 'capture']) assert.equal(s[name].restart, 'on-failure', `${name}: restart on-failure`);
     for (const name of ['local-stack', 'demo-writes']) assert.deepEqual(s[name]?.profiles, ['local'], `${name} is in the local profile`);
     assert.deepEqual(s.cutover?.profiles, ['tools'], 'the cutover is run by hand (docker compose run --rm cutover)');
     assert.equal(s.cutover.restart, 'no');
@@ -338,11 +338,16 @@ describe('examples: files have the shape their tools need', () => {
     assert.match(runs('start'), /aws ecs run-task[\s\S]*--task-definition migrator-full-migrate/, 'starts the ECS task of examples/ecs');
     assert.match(runs('start'), /file:\/\/examples\/ecs\/full-migrate-task\.json/);
     assert.match(runs('wait-ready'), /\.canCutover/, 'polls canCutover');
-    // Known limitation (examples/README.md): the extra apply workers stop before the cutover.
+    // The extra apply workers keep running through the cutover (full-migrate judges the shards they
+    // hold by what they publish); after COMPLETED the services are scaled to 0 (their tasks exit 0
+    // then, and a service would start them again).
     const steps = (jobs.cutover.steps as Any[]).map((st) => String(st.run ?? ''));
-    const stopApply = steps.findIndex((r) => /--service migrator-apply --desired-count 0/.test(r));
     const cutoverStep = steps.findIndex((r) => migratorCommandsIn(r).some((c) => c.startsWith('cutover')));
-    assert.ok(stopApply >= 0 && stopApply < cutoverStep, 'the extra apply workers are stopped before migrator cutover');
+    assert.ok(cutoverStep >= 0, 'a migrator cutover step');
+    for (const service of ['migrator-apply', 'migrator-capture']) {
+      const scaledDown = steps.findIndex((r) => new RegExp(`--service ${service} --desired-count 0`).test(r));
+      assert.ok(scaledDown > cutoverStep, `${service} is scaled to 0 after the cutover, not before`);
+    }
     const cutover = runs('cutover');
     const arms = [...cutover.matchAll(/^\s*([0-9|]+|\*)\)/gm)].map((m) => m[1]!);
     assert.ok(arms.includes('*'), 'a default arm for every other exit code');

@@ -31,7 +31,7 @@ function duration(flag: string, value: string | undefined, fallbackMs: number, m
 function formatStatus(s: ApplyStatus, stopReason: string): string {
   const t = s.totals;
   const lines = [
-    `apply ${stopReason === 'caught-up' ? 'caught up' : 'stopped'}: ${s.sessionEvents} events processed in this run`,
+    `apply ${stopReason === 'caught-up' ? 'caught up' : stopReason === 'completed' ? 'done: the migration is COMPLETED' : 'stopped'}: ${s.sessionEvents} events processed in this run`,
     `  totals: ${t.events} events, ${t.upserts} upserts, ${t.updates} updates, ${t.deletes} deletes, ${t.ddl} DDL, ${t.skipped} skipped`,
   ];
   for (const sh of s.shards) {
@@ -118,6 +118,8 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
         progressLogIntervalMs: statusIntervalMs,
         stopWhenCaughtUp: argv['until-caught-up'],
         cdcOnly: argv['cdc-only'],
+        // Beside full-migrate: exit 0 once the migration is COMPLETED (plain CDC has no phase).
+        exitWhenCompleted: !argv['cdc-only'],
         conflictRetryLimitMs,
       });
       if (argv.json) printJson({ stopReason: result.stopReason, ...result.status });

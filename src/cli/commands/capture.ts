@@ -88,6 +88,8 @@ export const captureCommand: CommandModule<object, CaptureArgs> = {
         // while full-migrate has not recorded it), else — with --cdc-only — now. See startPoint().
         start: start.rt || start.ct ? start : undefined,
         cdcOnly: argv['cdc-only'],
+        // Beside full-migrate: exit 0 once the migration is COMPLETED (plain CDC has no phase).
+        exitWhenCompleted: !argv['cdc-only'],
         leaseTtlMs,
         checkpointEveryEvents: argv['checkpoint-every'],
         checkpointIntervalMs: intervalMs,
@@ -95,7 +97,8 @@ export const captureCommand: CommandModule<object, CaptureArgs> = {
         log,
         onProgress: (p) => log.debug({ events: p.events, bytes: p.bytes }, 'capture checkpoint'),
       });
-      // Stopped by SIGINT/SIGTERM: flushed and checkpointed, a clean exit 0 (a rerun resumes).
+      // Stopped by SIGINT/SIGTERM, or the migration is COMPLETED: flushed and checkpointed, a clean
+      // exit 0 (a rerun resumes, or, after COMPLETED, exits 0 again at once).
     } finally {
       shutdown.dispose();
       await obs.close();
