@@ -46,6 +46,8 @@ export interface FullMigrationInput {
   loadScale?: { partitionSize: number; parallelism: number };
   dataDir: string;
   enableChangeStreams: boolean;
+  /** --source-change-stream-retention (hours), for the retention forecast. */
+  sourceChangeStreamRetentionHours?: number;
   /** Recreate the source's custom roles of the selected databases on the target (--with-roles). */
   withRoles?: boolean;
   /** --time-series: refuse time-series collections in preflight (default), or copy them once (load-only). */
@@ -160,7 +162,16 @@ export class FullMigration {
       requireEmptyTarget: fresh && !this.p.load.drop,
       enableChangeStreams: this.p.enableChangeStreams,
       timeSeries: this.p.timeSeries,
+      sourceChangeStreamRetentionHours: this.p.sourceChangeStreamRetentionHours,
     });
+    // For `status` in any container: its retention forecast needs what only preflight can read.
+    await this.p.store
+      .saveForecastInputs(this.p.migrationId, {
+        ...(report.stream?.retentionHours !== undefined ? { streamRetentionHours: report.stream.retentionHours } : {}),
+        ...(report.sourceHistory?.hours != null ? { sourceHistoryHours: report.sourceHistory.hours, sourceHistoryBasis: report.sourceHistory.basis } : {}),
+        ...(report.sourceHistory?.changeEventsPerSecond != null ? { changeEventsPerSecond: report.sourceHistory.changeEventsPerSecond } : {}),
+      })
+      .catch((err: unknown) => this.p.log.warn({ err: errorMessage(err) }, 'retention forecast inputs not recorded: status cannot forecast'));
     this.preflight = report;
     this.sourceInfo = report.source;
     for (const w of report.warnings) this.p.log.warn({ preflight: true }, w);
