@@ -340,6 +340,9 @@ function etaSeconds(units: LoadUnitDoc[], all: LoadUnitDoc[], startedMs: number 
   return Math.round(left / (copied / ((nowMs - startedMs) / 1000)));
 }
 
+/** Bytes per second of a throughput, unrounded (the ETA divides by it). */
+const rateOf = (t: Throughput | null) => (t && t.windowSeconds > 0 ? t.bytes / t.windowSeconds : null);
+
 function buildLoad(m: MigrationDoc, units: LoadUnitDoc[] = [], nowMs = Date.now()): LoadStatus | null {
   const load = m.load;
   if (!load || typeof load !== 'object') return null;
@@ -381,7 +384,7 @@ function buildLoad(m: MigrationDoc, units: LoadUnitDoc[] = [], nowMs = Date.now(
       ns.estimatedBytes = own.reduce((s, u) => s + unitBytes(u), 0);
       if (!done) {
         ns.throughput = recentThroughput(own, nowMs, startedMs);
-        ns.throughputEtaSeconds = etaFrom(bytesLeft(own, nowMs), ns.throughput?.bytesPerSecond);
+        ns.throughputEtaSeconds = etaFrom(bytesLeft(own, nowMs), rateOf(ns.throughput));
       } else ns.throughputEtaSeconds = 0;
       if (!done && ns.percent === null && ranges.length) ns.percent = Math.min(99.9, round1((ns.partitions.done / ranges.length) * 100));
     }
@@ -408,7 +411,7 @@ function buildLoad(m: MigrationDoc, units: LoadUnitDoc[] = [], nowMs = Date.now(
     estimatedBytes: units.reduce((s, u) => s + unitBytes(u), 0),
     estimatedBytesLeft: done ? 0 : bytesLeft(units, nowMs),
     throughput: done ? null : recentThroughput(units, nowMs, startedMs),
-    throughputEtaSeconds: done ? 0 : etaFrom(bytesLeft(units, nowMs), recentThroughput(units, nowMs, startedMs)?.bytesPerSecond),
+    throughputEtaSeconds: done ? 0 : etaFrom(bytesLeft(units, nowMs), rateOf(recentThroughput(units, nowMs, startedMs))),
   };
 }
 
