@@ -192,7 +192,6 @@ describe('load progress per collection from the load units', () => {
 
   it('a plan in progress: throughput and ETA over the last minute, not since the start; the retention forecast warns with its margin', () => {
     const GiB = 1024 ** 3;
-    const MiB = 1024 ** 2;
     const now = new Date(T0 + 30 * 60_000); // the load started 30 min ago
     const ago = (s: number) => new Date(now.getTime() - s * 1000);
     const live = { owner: 'h:1:a', epoch: 1, expiresAt: new Date(now.getTime() + 10_000) };
