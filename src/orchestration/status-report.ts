@@ -25,7 +25,12 @@
  *                     units: { total, done, running, pending } (the load's units: database pipes, ranges,
  *                     index builds; running = leased by a live worker), bytes (archive bytes of finished
  *                     units), etaSeconds|null (estimated bytes of the unfinished ranges at this attempt's
- *                     rate in estimated bytes of finished ranges; null before a range finished in it) }
+ *                     rate in estimated bytes of finished ranges; null before a range finished in it),
+ *                     estimatedBytes (collStats bytes of all units), estimatedBytesLeft (of their unfinished
+ *                     part), throughput|null ({ windowSeconds, bytes, documents, bytesPerSecond, documentsPerSecond }:
+ *                     copied over the last minute, from the units' start/finish times and the lease holders'
+ *                     progress samples; forecast.ts), throughputEtaSeconds|null (estimatedBytesLeft at that rate);
+ *                     each namespace split into ranges also has estimatedBytes, throughput, throughputEtaSeconds }
  *   capture           null | { events, markers, bytes, lastEventAt|null, clusterTime: {t,i}|null, checkpointAt, leaseOwner|null, leaseActive }
  *   apply             { events (sum over shards), shards, shardsEnded, lastClusterTime (seconds)|null,
  *                     lastAppliedAt|null (wall time of the newest applied event), maxMillisBehindLatest|null,
@@ -45,6 +50,12 @@
  *   ttlHeld           [{ target, name, originalExpireAfterSeconds, heldSince }]: TTL indexes the migration
  *                     holds on the target (expireAfterSeconds 2147483647 until the cutover restores the
  *                     original; src/apply/ttl-hold.ts); [] when none is held
+ *   forecast          null (COMPLETED, ABORTED) | { loadEtaSeconds|null, catchUpEtaSeconds|null,
+ *                     streamRetentionHours|null, requiredHours|null, marginHours|null, ok: boolean|null (null:
+ *                     cannot tell), changeEventsPerSecond|null, applyEventsPerSecond, sourceHistoryHours|null,
+ *                     sourceHistoryBasis|null, captureLagSeconds|null, warnings: [string], assumptions: [string] }:
+ *                     whether the Kinesis retention covers the load plus the catch-up (forecast.ts; README
+ *                     "Retention forecast")
  *
  * Lag: `lag.events` compares the capture checkpoint's event count with the sum of the shards'
  * applied-event counters. Broadcast envelopes (DDL, cutover barriers) count once in capture and once
