@@ -30,8 +30,8 @@ describe('preflight retention forecast', { timeout: 300_000 }, () => {
     src = new MongoClient(source.uri);
     dst = new MongoClient(target.uri);
     doc = new MongoClient(docdb.uri, { retryWrites: false });
-    await src.db('shop').collection('items').insertMany(Array.from({ length: 200 }, (_, i) => ({ _id: i, pad: 'x'.repeat(500) })));
-    await doc.db('shop').collection('items').insertOne({ _id: 1 });
+    await src.db('shop').collection<{ _id: number; pad?: string }>('items').insertMany(Array.from({ length: 200 }, (_, i) => ({ _id: i, pad: 'x'.repeat(500) })));
+    await doc.db('shop').collection<{ _id: number }>('items').insertOne({ _id: 1 });
     bytes = Number((await src.db('shop').command({ collStats: 'items' })).size);
     stream = kinesis.uniqueStreamName();
     await kinesis.createStream(stream, 1); // 24 h retention, Kinesis' default
