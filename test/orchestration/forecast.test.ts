@@ -15,6 +15,8 @@ import {
   type ForecastInput,
 } from '../../src/orchestration/forecast.js';
 import type { LoadUnitDoc } from '../../src/state/store.js';
+import { sourceChangeStreamRetentionHours } from '../../src/cli/commands/full-migrate.js';
+import { UsageError } from '../../src/util/errors.js';
 
 const NOW = Date.UTC(2026, 0, 1, 12, 0, 0);
 const MiB = 1024 * 1024;
@@ -167,5 +169,14 @@ describe('retention forecast', () => {
   it('clearly impossible only when even 200 MiB/s outlasts the retention', () => {
     assert.equal(clearlyImpossible(10 * 1024 ** 4, 24), false); // 10 TiB at 200 MiB/s ≈ 14.6 h
     assert.equal(clearlyImpossible(20 * 1024 ** 4, 24), true); // ≈ 29 h
+  });
+});
+
+describe('--source-change-stream-retention', () => {
+  it('takes a duration in hours; a bad one is a usage error naming the option', () => {
+    assert.equal(sourceChangeStreamRetentionHours({}), undefined);
+    assert.equal(sourceChangeStreamRetentionHours({ 'source-change-stream-retention': '24h' }), 24);
+    assert.equal(sourceChangeStreamRetentionHours({ 'source-change-stream-retention': '90m' }), 1.5);
+    assert.throws(() => sourceChangeStreamRetentionHours({ 'source-change-stream-retention': 'lots' }), (e: unknown) => e instanceof UsageError && /--source-change-stream-retention/.test(e.message));
   });
 });
