@@ -441,7 +441,8 @@ function buildForecast(inputs: StatusInputs, load: LoadStatus | null, capture: C
   const fi = m.forecastInputs;
   const takenMs = ms(m.resumePoint?.takenAt);
   const loadDone = !load || load.done;
-  let loadLeft: number | null = 0;
+  // No load yet in CREATED / INITIAL_LOAD: its time is unknown until the plan exists (preflight forecasts it).
+  let loadLeft: number | null = !load && (m.phase === 'CREATED' || m.phase === 'INITIAL_LOAD') ? null : 0;
   let assumedRate = false;
   if (!loadDone) {
     loadLeft = load.throughputEtaSeconds ?? load.etaSeconds;
