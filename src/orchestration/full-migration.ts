@@ -21,6 +21,7 @@ import { MigratorError, errorMessage } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
 import type { Logger } from '../util/logger.js';
 import { runInitialLoad } from './initial-load-runner.js';
+import { buildStatusReport, readStatusInputs } from './status-report.js';
 import { preflightError, runPreflight, type PreflightReport } from './preflight.js';
 import type { TimeSeriesMode } from '../db/target-compat.js';
 import { takeResumePoint } from './resume-point.js';
@@ -46,6 +47,8 @@ export interface FullMigrationInput {
   loadScale?: { partitionSize: number; parallelism: number };
   dataDir: string;
   enableChangeStreams: boolean;
+  /** --source-change-stream-retention (hours), for the retention forecast. */
+  sourceChangeStreamRetentionHours?: number;
   /** Recreate the source's custom roles of the selected databases on the target (--with-roles). */
   withRoles?: boolean;
   /** --time-series: refuse time-series collections in preflight (default), or copy them once (load-only). */
@@ -160,7 +163,16 @@ export class FullMigration {
       requireEmptyTarget: fresh && !this.p.load.drop,
       enableChangeStreams: this.p.enableChangeStreams,
       timeSeries: this.p.timeSeries,
+      sourceChangeStreamRetentionHours: this.p.sourceChangeStreamRetentionHours,
     });
+    // For `status` in any container: its retention forecast needs what only preflight can read.
+    await this.p.store
+      .saveForecastInputs(this.p.migrationId, {
+        ...(report.stream?.retentionHours !== undefined ? { streamRetentionHours: report.stream.retentionHours } : {}),
+        ...(report.sourceHistory?.hours != null ? { sourceHistoryHours: report.sourceHistory.hours, sourceHistoryBasis: report.sourceHistory.basis } : {}),
+        ...(report.sourceHistory?.changeEventsPerSecond != null ? { changeEventsPerSecond: report.sourceHistory.changeEventsPerSecond } : {}),
+      })
+      .catch((err: unknown) => this.p.log.warn({ err: errorMessage(err) }, 'retention forecast inputs not recorded: status cannot forecast'));
     this.preflight = report;
     this.sourceInfo = report.source;
     for (const w of report.warnings) this.p.log.warn({ preflight: true }, w);
@@ -221,6 +233,7 @@ export class FullMigration {
     const again = Boolean(this.migration.load);
     await this.setPhase('INITIAL_LOAD');
     if (this.p.withRoles) await this.recreateRoles();
+    const watch = this.watchForecast();
     await this.raceWithCapture(
       runInitialLoad({
         source: this.p.source,
@@ -242,9 +255,33 @@ export class FullMigration {
         log: this.p.log.child({ component: 'initial-load' }),
         onProgress,
       }),
-    );
+    ).finally(() => watch.stop());
     if (this.p.signal.aborted) throw new MigratorError(ExitCode.INTERRUPTED, 'Interrupted during the initial load; rerun to continue it (finished parts of the load are kept).');
     await this.setPhase('CATCHING_UP');
+  }
+
+  /**
+   * During the load, once a minute: the load's last-minute throughput and the retention forecast
+   * (forecast.ts, the same computation as `status`), logged; a forecast that is not ok is a
+   * warning, repeated every 10 minutes while it stays so (never silent, never a flood). One
+   * state-store read a minute; a failed read is skipped.
+   */
+  private watchForecast(intervalMs = 60_000): { stop: () => void } {
+    const log = this.p.log.child({ component: 'forecast' });
+    let lastWarnMs = 0;
+    const tick = async () => {
+      const r = buildStatusReport(await readStatusInputs(this.p.store, this.p.migrationId));
+      const t = r.load?.throughput;
+      if (t) log.info({ bytesPerSecond: t.bytesPerSecond, documentsPerSecond: t.documentsPerSecond, etaSeconds: r.load?.throughputEtaSeconds }, 'load throughput over the last minute');
+      const f = r.forecast;
+      if (f && f.ok === false && Date.now() - lastWarnMs >= 10 * intervalMs) {
+        lastWarnMs = Date.now();
+        for (const w of f.warnings) log.warn({ marginHours: f.marginHours, requiredHours: f.requiredHours, streamRetentionHours: f.streamRetentionHours }, `retention forecast: ${w}`);
+      }
+    };
+    const timer = setInterval(() => void tick().catch((err: unknown) => log.debug({ err: errorMessage(err) }, 'forecast not computed')), intervalMs);
+    timer.unref();
+    return { stop: () => clearInterval(timer) };
   }
 
   /** --with-roles: the custom roles of the selected databases, before their data (users-roles.ts). */

@@ -94,6 +94,10 @@ export async function planLoad(p: LoadPlanInput, drop: boolean): Promise<Planned
       whole.push({ db, coll });
     }
   }
+  // The whole collections' sizes too, so `status` estimates their pipes (forecast.ts). A view or a
+  // collection collStats refuses counts 0: an estimate, never a reason to stop.
+  const wholeEst = new Map<string, { size: number; count: number }>();
+  for (const w of whole) wholeEst.set(`${w.db}.${w.coll}`, await estimateCollection(p.source, w.db, w.coll).catch(() => ({ size: 0, count: 0 })));
   // The small collections: one pipe per database, as the load always ran them.
   for (const job of planPipes(whole, all, (db) => p.rules.targetDb(db), { ...p.options, drop: false }, (ns) => p.rules.target(ns))) {
     units.push({
@@ -108,6 +112,8 @@ export async function planLoad(p: LoadPlanInput, drop: boolean): Promise<Planned
       }),
       drop,
       noIndexRestore: p.options.noIndexRestore,
+      estimatedBytes: job.collections.reduce((n, c) => n + (wholeEst.get(`${job.sourceDb}.${c}`)?.size ?? 0), 0),
+      estimatedDocuments: job.collections.reduce((n, c) => n + (wholeEst.get(`${job.sourceDb}.${c}`)?.count ?? 0), 0),
     });
   }
   for (const c of partitioned) {

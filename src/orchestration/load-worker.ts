@@ -38,6 +38,7 @@ import { MigratorError, errorMessage } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
 import type { Logger } from '../util/logger.js';
 import { createLoadProgressWriter } from './load-progress-writer.js';
+import { addSample, type LoadUnitSample } from './forecast.js';
 
 export interface LoadWorkerInput {
   store: StateStore;
@@ -80,6 +81,31 @@ const splitNs = (ns: string) => {
   const i = ns.indexOf('.');
   return { db: ns.slice(0, i), coll: ns.slice(i + 1) };
 };
+
+/**
+ * Progress samples of a running unit into its state-store document (forecast.ts: the load's rate
+ * over the last minute, computed by `status` in any container). Bounded: a few samples, about
+ * LOAD_UNIT_SAMPLE_MS apart, one write in flight at most; written only under the unit's lease.
+ * Best effort: a failed write costs the rate's accuracy, never the load.
+ */
+function unitSampler(p: LoadWorkerInput, keeper: LeaseKeeper, u: LoadUnitDoc, log: Logger): (fraction: number, documents: number) => void {
+  let samples: LoadUnitSample[] = [];
+  let writing = false;
+  return (fraction, documents) => {
+    if (writing) return;
+    const next = addSample(samples, { at: new Date(), fraction: Math.min(1, Math.max(0, fraction)), documents });
+    const lease = keeper.lease(u.shardId);
+    if (!next || !lease) return;
+    samples = next;
+    writing = true;
+    p.store
+      .recordLoadUnitSamples(lease, next)
+      .catch((err: unknown) => log.debug({ err: errorMessage(err) }, 'load unit progress sample not recorded'))
+      .finally(() => {
+        writing = false;
+      });
+  };
+}
 
 /** Runs units until every unit of the migration is done (or `signal` aborts). */
 export async function runLoadWorker(p: LoadWorkerInput): Promise<LoadWorkerResult> {
@@ -180,8 +206,9 @@ async function runUnit(
   const redo = u.attempts > 1;
   const log = p.log.child({ unit: u.shardId });
   let counts: { documents: number; bytes: number };
-  if (u.kind === 'database') counts = await runDatabaseUnit(p, u, redo, signal, progress, log);
-  else if (u.kind === 'range') counts = await runRangeUnit(p, keeper, u, redo, signal, log);
+  const sample = unitSampler(p, keeper, u, log);
+  if (u.kind === 'database') counts = await runDatabaseUnit(p, u, redo, signal, progress, log, sample);
+  else if (u.kind === 'range') counts = await runRangeUnit(p, keeper, u, redo, signal, log, sample);
   else counts = await buildIndexes(p, u, log);
   if (signal.aborted) throw new MigratorError(ExitCode.INTERRUPTED, `load unit ${u.shardId} interrupted`);
   const held = keeper.lease(u.shardId);
@@ -204,8 +231,10 @@ async function runDatabaseUnit(
   signal: AbortSignal,
   progress: ReturnType<typeof createLoadProgressWriter>,
   log: Logger,
+  sample: (fraction: number, documents: number) => void = () => undefined,
 ): Promise<{ documents: number; bytes: number }> {
   const colls = u.collections ?? [];
+  const dumpedByNs = new Map<string, number>();
   const drop = Boolean(u.drop) || redo;
   let dropArg = drop;
   if (drop) dropArg = !(await keepShardedTargets(p, colls.map((c) => c.target), log));
@@ -241,6 +270,10 @@ async function runDatabaseUnit(
     if (e.kind === 'dump-progress') {
       p.onProgress?.(`${e.ns} ${e.done}/${e.total}`);
       progress.write(e.ns, { dumped: e.done, total: e.total });
+      dumpedByNs.set(e.ns, e.done);
+      const docs = [...dumpedByNs.values()].reduce((a, b) => a + b, 0);
+      // Of the plan's estimate (collStats count); a pipe never reports 100 % before it finished.
+      if (u.estimatedDocuments) sample(Math.min(0.99, docs / u.estimatedDocuments), docs);
     } else if (e.kind === 'dump-finished') {
       progress.write(e.ns, { dumped: e.documents, total: e.documents }, true);
     } else if (e.kind === 'restore-finished') {
@@ -300,6 +333,7 @@ async function runRangeUnit(
   redo: boolean,
   signal: AbortSignal,
   log: Logger,
+  sample: (fraction: number, documents: number) => void = () => undefined,
 ): Promise<{ documents: number; bytes: number }> {
   const range = unitRange(u);
   const t = splitNs(u.target!);
@@ -327,7 +361,10 @@ async function runRangeUnit(
       workDir: p.workDir,
       signal,
       onEvent: (e) => {
-        if (!signal.aborted && e.kind === 'dump-progress') p.onProgress?.(`${label} ${e.done}/${e.total}`);
+        if (!signal.aborted && e.kind === 'dump-progress') {
+          p.onProgress?.(`${label} ${e.done}/${e.total}`);
+          if (e.total > 0) sample(Math.min(0.99, e.done / e.total), e.done);
+        }
       },
     },
   );

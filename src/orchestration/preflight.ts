@@ -1,5 +1,5 @@
 import { DescribeStreamSummaryCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
-import type { Document, MongoClient } from 'mongodb';
+import { Timestamp, type Document, type MongoClient } from 'mongodb';
 import { readShardKeys } from '../apply/shard-keys.js';
 import { describeServer, type ServerInfo } from '../db/server-info.js';
 import { targetCompatibility, type CompatReport, type TimeSeriesMode } from '../db/target-compat.js';
@@ -12,6 +12,15 @@ import { streamParams } from '../transport/stream-ref.js';
 import { retryTransient } from '../db/transient-retry.js';
 import { describeShortfalls, missingActions, readAccess, shortfalls, sourceNeeds, targetNeeds, writeBlockNeed, WRITE_BLOCK_ACTIONS, WRITE_BLOCK_ROLE, type Shortfall } from '../db/privileges.js';
 import { MARKER_COLLECTION } from '../source/capture-runner.js';
+import { estimateCollection } from '../initial-load/partition-plan.js';
+import {
+  DEFAULT_LOAD_BYTES_PER_SECOND,
+  DOCUMENTDB_DEFAULT_CHANGE_STREAM_RETENTION_HOURS,
+  OPTIMISTIC_LOAD_BYTES_PER_SECOND,
+  clearlyImpossible,
+  forecastRetention,
+  type RetentionForecast,
+} from './forecast.js';
 
 export interface PreflightProblem {
   check: string;
@@ -32,6 +41,10 @@ export interface PreflightReport {
   warnings: string[];
   /** The compatibility doctor's report (absent when the target or the namespaces could not be read). */
   compat?: CompatReport;
+  /** The retention forecast (forecast.ts), when the stream could be described; its warnings are in `warnings` too. */
+  forecast?: RetentionForecast & { estimatedBytes: number; loadBytesPerSecond: number };
+  /** The source's change-stream history and rate of changes, as far as preflight could tell. */
+  sourceHistory?: { hours: number | null; basis: string; changeEventsPerSecond: number | null };
 }
 
 export interface PreflightInput {
@@ -52,6 +65,12 @@ export interface PreflightInput {
   minRetentionHours?: number;
   /** --time-series: a time-series collection is a problem (refuse, the default) or copied once (load-only). */
   timeSeries?: TimeSeriesMode;
+  /** The initial load is still ahead (forecast its duration); default: when `bins` is given. */
+  loadAhead?: boolean;
+  /** Load rate for the forecast before any was measured (bytes/s; default DEFAULT_LOAD_BYTES_PER_SECOND). */
+  loadBytesPerSecond?: number;
+  /** --source-change-stream-retention (hours): DocumentDB's change_stream_log_retention_duration, which cannot be read. */
+  sourceChangeStreamRetentionHours?: number;
 }
 
 /** A database failing over during preflight is waited out (briefly), not reported as a problem to fix. */
@@ -175,6 +194,7 @@ export async function runPreflight(p: PreflightInput): Promise<PreflightReport> 
     problem('namespaces', errorMessage(err), 'Check the source user can listDatabases and listCollections.');
   }
   await checkPrivileges(p, report, problem);
+  await forecast(p, report, problem);
   if (report.target?.topology === 'sharded') {
     // Pre-sharded target collections stay sharded: apply filters on their shard key, and a load
     // with --drop empties them instead of dropping them (see initial-load-runner.ts).
@@ -194,6 +214,85 @@ export async function runPreflight(p: PreflightInput): Promise<PreflightReport> 
     }
   }
   return report;
+}
+
+/**
+ * The source's change-stream history and rate of changes. MongoDB: the oplog window, from the
+ * first and last entries of local.oplog.rs by natural order, and its entries per second over
+ * that window (estimatedDocumentCount / window; the oplog also holds periodic no-op entries, so
+ * this reads a little high, which errs on the safe side)
+ * (https://www.mongodb.com/docs/manual/core/replica-set-oplog/,
+ * https://www.mongodb.com/docs/manual/reference/method/rs.printReplicationInfo/ computes the
+ * window the same way). Unreadable (no privilege, a sharded source, an emulator): unknown.
+ * Amazon DocumentDB has no oplog access; its change stream log keeps
+ * change_stream_log_retention_duration, 3 hours by default
+ * (https://docs.aws.amazon.com/documentdb/latest/developerguide/change_streams.html#change_streams-modifying_log_retention),
+ * which a client cannot read: --source-change-stream-retention, else the default, said so.
+ */
+export async function sourceHistory(p: Pick<PreflightInput, 'source' | 'sourceChangeStreamRetentionHours'>, flavor: string | undefined): Promise<NonNullable<PreflightReport['sourceHistory']>> {
+  if (p.sourceChangeStreamRetentionHours !== undefined) {
+    return { hours: p.sourceChangeStreamRetentionHours, basis: '--source-change-stream-retention', changeEventsPerSecond: null };
+  }
+  if (flavor === 'documentdb') {
+    return {
+      hours: DOCUMENTDB_DEFAULT_CHANGE_STREAM_RETENTION_HOURS,
+      basis: `DocumentDB default change_stream_log_retention_duration (${DOCUMENTDB_DEFAULT_CHANGE_STREAM_RETENTION_HOURS} h; the cluster's value cannot be read: pass --source-change-stream-retention if it differs)`,
+      changeEventsPerSecond: null,
+    };
+  }
+  try {
+    const oplog = p.source.db('local').collection('oplog.rs');
+    const [first] = await oplog.find({}, { projection: { ts: 1 } }).sort({ $natural: 1 }).limit(1).toArray();
+    const [last] = await oplog.find({}, { projection: { ts: 1 } }).sort({ $natural: -1 }).limit(1).toArray();
+    const t = (d: Document | undefined) => (d?.ts instanceof Timestamp ? d.ts.t : undefined);
+    const a = t(first);
+    const b = t(last);
+    if (a === undefined || b === undefined) return { hours: null, basis: 'oplog not readable', changeEventsPerSecond: null };
+    const window = Math.max(1, b - a);
+    const count = await oplog.estimatedDocumentCount();
+    return { hours: Math.round((window / 3600) * 10) / 10, basis: 'oplog window (first to last entry)', changeEventsPerSecond: Math.round((count / window) * 10) / 10 };
+  } catch (err) {
+    return { hours: null, basis: `oplog not readable: ${errorMessage(err)}`, changeEventsPerSecond: null };
+  }
+}
+
+/**
+ * The retention forecast (forecast.ts) before the load: the source's estimated bytes (collStats)
+ * at `loadBytesPerSecond` (default DEFAULT_LOAD_BYTES_PER_SECOND, 5 MiB/s: an assumption, said
+ * so) against the stream's retention. A warning when the margin is short; a problem only when the
+ * load alone outlasts the retention even at OPTIMISTIC_LOAD_BYTES_PER_SECOND.
+ */
+async function forecast(p: PreflightInput, report: PreflightReport, problem: (check: string, text: string, remedy: string) => void): Promise<void> {
+  report.sourceHistory = await sourceHistory(p, report.source?.flavor);
+  const retention = report.stream?.retentionHours;
+  if (retention === undefined) return;
+  let bytes = 0;
+  if (p.loadAhead ?? Boolean(p.bins)) {
+    for (const ns of report.namespaces) bytes += (await estimateCollection(p.source, ns.db, ns.coll).catch(() => ({ size: 0, count: 0 }))).size;
+  }
+  const rate = p.loadBytesPerSecond ?? DEFAULT_LOAD_BYTES_PER_SECOND;
+  const f = forecastRetention({
+    streamRetentionHours: retention,
+    oldestUnreadSeconds: 0,
+    loadSecondsLeft: Math.round(bytes / rate),
+    loadDone: false,
+    backlogEvents: 0,
+    changeEventsPerSecond: report.sourceHistory.changeEventsPerSecond,
+    applyEventsPerSecond: null,
+    sourceHistoryHours: report.sourceHistory.hours,
+    sourceHistoryBasis: report.sourceHistory.basis,
+    captureLagSeconds: null,
+  });
+  if (p.loadBytesPerSecond === undefined && bytes > 0) f.assumptions.push(`load rate assumed ${rate / 1024 / 1024} MiB/s`);
+  report.forecast = { ...f, estimatedBytes: bytes, loadBytesPerSecond: rate };
+  for (const w of f.warnings) report.warnings.push(`retention forecast: ${w}`);
+  if (clearlyImpossible(bytes, retention)) {
+    problem(
+      'Kinesis retention',
+      `the source holds about ${Math.round(bytes / 1024 ** 3)} GiB: even at ${OPTIMISTIC_LOAD_BYTES_PER_SECOND / 1024 / 1024} MiB/s the load takes longer than the stream's retention of ${retention} h, so changes captured at its start would expire before apply reads them`,
+      `Raise it: aws kinesis increase-stream-retention-period --retention-period-hours ${Math.min(8760, Math.ceil((bytes / OPTIMISTIC_LOAD_BYTES_PER_SECOND / 3600) * 3) + 24)}`,
+    );
+  }
 }
 
 /**

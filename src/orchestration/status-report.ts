@@ -25,7 +25,12 @@
  *                     units: { total, done, running, pending } (the load's units: database pipes, ranges,
  *                     index builds; running = leased by a live worker), bytes (archive bytes of finished
  *                     units), etaSeconds|null (estimated bytes of the unfinished ranges at this attempt's
- *                     rate in estimated bytes of finished ranges; null before a range finished in it) }
+ *                     rate in estimated bytes of finished ranges; null before a range finished in it),
+ *                     estimatedBytes (collStats bytes of all units), estimatedBytesLeft (of their unfinished
+ *                     part), throughput|null ({ windowSeconds, bytes, documents, bytesPerSecond, documentsPerSecond }:
+ *                     copied over the last minute, from the units' start/finish times and the lease holders'
+ *                     progress samples; forecast.ts), throughputEtaSeconds|null (estimatedBytesLeft at that rate);
+ *                     each namespace split into ranges also has estimatedBytes, throughput, throughputEtaSeconds }
  *   capture           null | { events, markers, bytes, lastEventAt|null, clusterTime: {t,i}|null, checkpointAt, leaseOwner|null, leaseActive }
  *   apply             { events (sum over shards), shards, shardsEnded, lastClusterTime (seconds)|null,
  *                     lastAppliedAt|null (wall time of the newest applied event), maxMillisBehindLatest|null,
@@ -45,6 +50,12 @@
  *   ttlHeld           [{ target, name, originalExpireAfterSeconds, heldSince }]: TTL indexes the migration
  *                     holds on the target (expireAfterSeconds 2147483647 until the cutover restores the
  *                     original; src/apply/ttl-hold.ts); [] when none is held
+ *   forecast          null (COMPLETED, ABORTED) | { loadEtaSeconds|null, catchUpEtaSeconds|null,
+ *                     streamRetentionHours|null, requiredHours|null, marginHours|null, ok: boolean|null (null:
+ *                     cannot tell), changeEventsPerSecond|null, applyEventsPerSecond, sourceHistoryHours|null,
+ *                     sourceHistoryBasis|null, captureLagSeconds|null, warnings: [string], assumptions: [string] }:
+ *                     whether the Kinesis retention covers the load plus the catch-up (forecast.ts; README
+ *                     "Retention forecast")
  *
  * Lag: `lag.events` compares the capture checkpoint's event count with the sum of the shards'
  * applied-event counters. Broadcast envelopes (DDL, cutover barriers) count once in capture and once
@@ -69,6 +80,16 @@ import type {
 import { HELD_EXPIRE_AFTER_SECONDS } from '../apply/ttl-hold.js';
 import { activeTtlHolds, restoreCommandText } from './ttl.js';
 import { loadNs } from '../state/store.js';
+import {
+  DEFAULT_LOAD_BYTES_PER_SECOND,
+  bytesLeft,
+  etaFrom,
+  forecastRetention,
+  recentThroughput,
+  unitBytes,
+  type RetentionForecast,
+  type Throughput,
+} from './forecast.js';
 import { formatDuration } from '../util/duration.js';
 import { MigratorError } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
@@ -117,6 +138,10 @@ export interface LoadNamespaceStatus {
   bytes: number | null;
   partitions: UnitCounts | null;
   etaSeconds: number | null;
+  /** Partitioned collections: estimated bytes (collStats), copied over the last minute, ETA at that rate. */
+  estimatedBytes: number | null;
+  throughput: Throughput | null;
+  throughputEtaSeconds: number | null;
 }
 
 export interface UnitCounts {
@@ -140,6 +165,12 @@ export interface LoadStatus {
   units: UnitCounts;
   bytes: number;
   etaSeconds: number | null;
+  /** Estimated source bytes of all units (collStats at plan time) and of their unfinished part. */
+  estimatedBytes: number;
+  estimatedBytesLeft: number;
+  /** Copied over the last minute (forecast.ts recentThroughput), and the ETA at that rate. */
+  throughput: Throughput | null;
+  throughputEtaSeconds: number | null;
 }
 
 export interface CaptureStatus {
@@ -232,6 +263,7 @@ export interface StatusReport {
   cutover: CutoverStatus | null;
   lastError: LastErrorStatus | null;
   ttlHeld: TtlHeldStatus[];
+  forecast: RetentionForecast | null;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -319,6 +351,9 @@ function etaSeconds(units: LoadUnitDoc[], all: LoadUnitDoc[], startedMs: number 
   return Math.round(left / (copied / ((nowMs - startedMs) / 1000)));
 }
 
+/** Bytes per second of a throughput, unrounded (the ETA divides by it). */
+const rateOf = (t: Throughput | null) => (t && t.windowSeconds > 0 ? t.bytes / t.windowSeconds : null);
+
 function buildLoad(m: MigrationDoc, units: LoadUnitDoc[] = [], nowMs = Date.now()): LoadStatus | null {
   const load = m.load;
   if (!load || typeof load !== 'object') return null;
@@ -346,6 +381,9 @@ function buildLoad(m: MigrationDoc, units: LoadUnitDoc[] = [], nowMs = Date.now(
       bytes: num(p?.bytes) ?? null,
       partitions: null,
       etaSeconds: null,
+      estimatedBytes: null,
+      throughput: null,
+      throughputEtaSeconds: null,
     });
     const own = byNs.get(loadNs(key));
     if (own) {
@@ -354,6 +392,11 @@ function buildLoad(m: MigrationDoc, units: LoadUnitDoc[] = [], nowMs = Date.now(
       ns.partitions = unitCounts(ranges, nowMs);
       ns.bytes = ranges.filter((u) => u.state === 'done').reduce((s, u) => s + (num(u.bytes) ?? 0), 0);
       ns.etaSeconds = done ? 0 : etaSeconds(own, units, startedMs, nowMs);
+      ns.estimatedBytes = own.reduce((s, u) => s + unitBytes(u), 0);
+      if (!done) {
+        ns.throughput = recentThroughput(own, nowMs, startedMs);
+        ns.throughputEtaSeconds = etaFrom(bytesLeft(own, nowMs), rateOf(ns.throughput));
+      } else ns.throughputEtaSeconds = 0;
       if (!done && ns.percent === null && ranges.length) ns.percent = Math.min(99.9, round1((ns.partitions.done / ranges.length) * 100));
     }
   }
@@ -376,7 +419,57 @@ function buildLoad(m: MigrationDoc, units: LoadUnitDoc[] = [], nowMs = Date.now(
     units: unitCounts(units, nowMs),
     bytes: units.filter((u) => u.state === 'done').reduce((s, u) => s + (num(u.bytes) ?? 0), 0),
     etaSeconds: done ? 0 : etaSeconds(units, units, startedMs, nowMs),
+    estimatedBytes: units.reduce((s, u) => s + unitBytes(u), 0),
+    estimatedBytesLeft: done ? 0 : bytesLeft(units, nowMs),
+    throughput: done ? null : recentThroughput(units, nowMs, startedMs),
+    throughputEtaSeconds: done ? 0 : etaFrom(bytesLeft(units, nowMs), rateOf(recentThroughput(units, nowMs, startedMs))),
   };
+}
+
+/**
+ * The retention forecast of a migration that still needs its stream (forecast.ts): the load's
+ * time left at the last minute's rate (else this attempt's average, else the estimated bytes at
+ * DEFAULT_LOAD_BYTES_PER_SECOND), the source's rate of changes as capture measured it (events
+ * since the resume point per second; else preflight's oplog figure), the stream retention and
+ * the source's change-stream history recorded by preflight. Capture's lag behind the source is
+ * read as how long no capture has held its lease (the checkpoint's age then); a running capture
+ * counts as keeping up.
+ */
+function buildForecast(inputs: StatusInputs, load: LoadStatus | null, capture: CaptureStatus | null, lag: LagStatus, nowMs: number): RetentionForecast | null {
+  const m = inputs.migration;
+  if (m.phase === 'COMPLETED' || m.phase === 'ABORTED') return null;
+  const fi = m.forecastInputs;
+  const takenMs = ms(m.resumePoint?.takenAt);
+  const loadDone = !load || load.done;
+  // No load yet in CREATED / INITIAL_LOAD: its time is unknown until the plan exists (preflight forecasts it).
+  let loadLeft: number | null = !load && (m.phase === 'CREATED' || m.phase === 'INITIAL_LOAD') ? null : 0;
+  let assumedRate = false;
+  if (!loadDone) {
+    loadLeft = load.throughputEtaSeconds ?? load.etaSeconds;
+    if (loadLeft === null && load.estimatedBytes > 0) {
+      loadLeft = Math.round(load.estimatedBytesLeft / DEFAULT_LOAD_BYTES_PER_SECOND);
+      assumedRate = true;
+    }
+  }
+  const elapsed = takenMs !== undefined ? Math.max(0, (nowMs - takenMs) / 1000) : 0;
+  const captured = capture?.events ?? 0;
+  const change = capture && takenMs !== undefined && elapsed > 0 ? captured / elapsed : num(fi?.changeEventsPerSecond) ?? null;
+  const checkpointMs = capture?.checkpointAt ? new Date(capture.checkpointAt).getTime() : undefined;
+  const captureLag = capture && !capture.leaseActive && checkpointMs !== undefined ? Math.max(0, Math.round((nowMs - checkpointMs) / 1000)) : capture ? 0 : null;
+  const f = forecastRetention({
+    streamRetentionHours: num(fi?.streamRetentionHours) ?? null,
+    oldestUnreadSeconds: loadDone ? (lag.events === 0 ? 0 : lag.seconds ?? elapsed) : elapsed,
+    loadSecondsLeft: loadLeft,
+    loadDone,
+    backlogEvents: lag.events,
+    changeEventsPerSecond: change,
+    applyEventsPerSecond: null,
+    sourceHistoryHours: num(fi?.sourceHistoryHours) ?? null,
+    sourceHistoryBasis: typeof fi?.sourceHistoryBasis === 'string' ? fi.sourceHistoryBasis : null,
+    captureLagSeconds: captureLag,
+  });
+  if (assumedRate) f.assumptions.push(`load rate assumed ${DEFAULT_LOAD_BYTES_PER_SECOND / 1024 / 1024} MiB/s (none measured yet)`);
+  return f;
 }
 
 function buildShards(shards: ShardDoc[], cutover: CutoverDoc | null, nowMs: number): ShardStatus[] {
@@ -492,6 +585,8 @@ export function buildStatusReport(inputs: StatusInputs, now: Date = new Date()):
   };
   const rp = m.resumePoint;
   const le = m.lastError;
+  const load = buildLoad(m, inputs.loadUnits ?? [], nowMs);
+  const lag = buildLag(inputs, capture?.events ?? 0, appliedEvents);
   return {
     schemaVersion: STATUS_SCHEMA_VERSION,
     migrationId: m._id,
@@ -502,10 +597,10 @@ export function buildStatusReport(inputs: StatusInputs, now: Date = new Date()):
     phaseChangedAt: iso(m.phaseChangedAt),
     generatedAt: now.toISOString(),
     resumePoint: rp ? { clusterTime: clusterTime(rp.ct), resumeToken: ejson(rp.rt), takenAt: iso(rp.takenAt) } : null,
-    load: buildLoad(m, inputs.loadUnits ?? [], nowMs),
+    load,
     capture,
     apply,
-    lag: buildLag(inputs, capture?.events ?? 0, appliedEvents),
+    lag,
     shards,
     cutover: buildCutover(inputs.cutover, shards),
     lastError: le
@@ -517,6 +612,7 @@ export function buildStatusReport(inputs: StatusInputs, now: Date = new Date()):
       originalExpireAfterSeconds: h.originalExpireAfterSeconds,
       heldSince: iso(h.recordedAt),
     })),
+    forecast: buildForecast(inputs, load, capture, lag, nowMs),
   };
 }
 
@@ -580,6 +676,21 @@ function cutoverLines(r: StatusReport, now: number): string[] {
   return lines;
 }
 
+function forecastLines(f: StatusReport['forecast']): string[] {
+  if (!f) return [];
+  const d = (s: number | null) => (s === null ? 'unknown' : formatDuration(s * 1000));
+  const verdict = f.ok === null ? 'cannot tell yet' : f.ok ? 'ok' : 'WARNING';
+  const lines = [
+    `retention forecast: ${verdict}; stream retention ${f.streamRetentionHours === null ? 'unknown' : `${f.streamRetentionHours} h`}, load left ${d(f.loadEtaSeconds)}, catch-up ${d(f.catchUpEtaSeconds)}` +
+      (f.requiredHours !== null ? `, needs about ${f.requiredHours} h` : '') +
+      (f.marginHours !== null ? `, margin ${f.marginHours} h` : ''),
+  ];
+  if (f.sourceHistoryHours !== null) lines.push(`  source change-stream history ${f.sourceHistoryHours} h (${f.sourceHistoryBasis ?? 'unknown basis'})`);
+  for (const w of f.warnings) lines.push(`  WARNING: ${w}`);
+  if (f.assumptions.length) lines.push(`  assumed: ${f.assumptions.join('; ')}`);
+  return lines;
+}
+
 /** Human-readable status (stdout of `migrator status`). */
 export function formatStatusReport(r: StatusReport): string {
   const now = new Date(r.generatedAt).getTime();
@@ -601,13 +712,23 @@ export function formatStatusReport(r: StatusReport): string {
     if (l.units.total > 0) {
       const eta = l.etaSeconds === null || l.done ? '' : `, ETA ${formatDuration(l.etaSeconds * 1000)}`;
       lines.push(`  units: ${l.units.done}/${l.units.total} done, ${l.units.running} running, ${l.units.pending} pending; ${bytesText(l.bytes)} copied${eta}`);
+      if (!l.done && l.throughput) {
+        const t = l.throughput;
+        const teta = l.throughputEtaSeconds === null ? 'ETA unknown (nothing copied in the window)' : `ETA ${formatDuration(l.throughputEtaSeconds * 1000)}`;
+        lines.push(
+          `  last ${formatDuration(t.windowSeconds * 1000)}: ${bytesText(t.bytes)} (${t.documents} documents), ${bytesText(t.bytesPerSecond)}/s; ` +
+            `${bytesText(l.estimatedBytesLeft)} of ${bytesText(l.estimatedBytes)} estimated left, ${teta}`,
+        );
+      }
     }
     for (const n of l.namespaces) {
       const target = n.target !== n.ns ? ` → ${n.target}` : '';
       const count = `${n.restored ?? 0}/${n.total ?? '?'}`;
       const pct = n.percent === null ? '' : ` ${n.percent}%`;
       const parts = n.partitions
-        ? `, ranges ${n.partitions.done}/${n.partitions.total} (${n.partitions.running} running), ${bytesText(n.bytes ?? 0)}${n.etaSeconds && !n.done ? `, ETA ${formatDuration(n.etaSeconds * 1000)}` : ''}`
+        ? `, ranges ${n.partitions.done}/${n.partitions.total} (${n.partitions.running} running, ${n.partitions.pending} pending), ${bytesText(n.bytes ?? 0)}` +
+          (n.throughput && !n.done ? `, ${bytesText(n.throughput.bytesPerSecond)}/s over the last ${formatDuration(n.throughput.windowSeconds * 1000)}` : '') +
+          ((n.throughputEtaSeconds ?? n.etaSeconds) && !n.done ? `, ETA ${formatDuration((n.throughputEtaSeconds ?? n.etaSeconds)! * 1000)}` : '')
         : '';
       lines.push(`  ${n.ns}${target}: ${count}${pct}${parts}${n.done ? ' done' : ''}${n.loadOnly ? ' (load-only)' : ''}`);
     }
@@ -660,6 +781,7 @@ export function formatStatusReport(r: StatusReport): string {
       }
     }
   }
+  lines.push(...forecastLines(r.forecast));
   const e = r.lastError;
   if (e) lines.push(`last error (${e.phase}${e.exitCode !== null ? `, exit ${e.exitCode}` : ''}, ${e.at ?? 'unknown'}): ${e.message}`);
   return lines.join('\n');

@@ -85,8 +85,21 @@ export interface MigrationDoc {
   load?: LoadState;
   /** Set once the load's units are all in `load_partitions` (before any of them runs); kept by reruns. */
   loadPlan?: LoadPlanInfo;
+  /** What preflight learnt for the retention forecast (src/orchestration/forecast.ts), for `status`. */
+  forecastInputs?: ForecastInputsDoc;
   /** Drawn at creation: with the id, the migration's tag in stream records (see migrationTag). Absent in migrations created before it. */
   nonce?: string;
+}
+
+export interface ForecastInputsDoc {
+  /** Kinesis RetentionPeriodHours (DescribeStreamSummary). */
+  streamRetentionHours?: number;
+  /** The source's change-stream history (hours) and where it comes from (oplog window, DocumentDB default, option). */
+  sourceHistoryHours?: number;
+  sourceHistoryBasis?: string;
+  /** Changes per second measured on the source at preflight (MongoDB oplog), when readable. */
+  changeEventsPerSecond?: number;
+  measuredAt: Date;
 }
 
 export interface LoadCollectionProgress {
@@ -153,6 +166,14 @@ export interface LoadUnitDoc extends ShardDoc {
   bytes?: number;
   /** Estimated source bytes (from collStats), for progress. */
   estimatedBytes?: number;
+  /** 'database': estimated documents of its collections (collStats count), for its progress samples. */
+  estimatedDocuments?: number;
+  /**
+   * While it runs: the lease holder's last few progress samples (fraction done 0–1, documents), at
+   * most LOAD_UNIT_SAMPLES about LOAD_UNIT_SAMPLE_MS apart (src/orchestration/forecast.ts), so any
+   * process computes the load's rate over the last minute. Cleared when an attempt starts.
+   */
+  samples?: { at: Date; fraction: number; documents: number }[];
   startedAt?: Date;
   finishedAt?: Date;
   /** Owner of the attempt that started / finished it. */
@@ -866,7 +887,7 @@ export class StateStore {
     const now = this.now();
     const r = await this.loadUnits.updateOne(
       { _id: shardDocId(lease.migrationId, lease.shardId), 'lease.owner': lease.owner, 'lease.epoch': lease.epoch, 'lease.expiresAt': { $gt: now }, state: { $ne: 'done' } },
-      { $set: { state: 'running', startedAt: now, ranBy: lease.owner }, $inc: { attempts: 1 } },
+      { $set: { state: 'running', startedAt: now, ranBy: lease.owner, samples: [] }, $inc: { attempts: 1 } },
     );
     return r.matchedCount === 1;
   }
@@ -883,6 +904,19 @@ export class StateStore {
       { $set: { state: 'done', finishedAt: now, documents: counts.documents, bytes: counts.bytes, ranBy: lease.owner } },
     );
     return r.matchedCount === 1 ? 'saved' : 'lease-lost';
+  }
+
+  /** The lease holder's progress samples of a running unit (bounded by the caller); a lost lease writes nothing. */
+  async recordLoadUnitSamples(lease: ShardLease, samples: { at: Date; fraction: number; documents: number }[]): Promise<void> {
+    await this.loadUnits.updateOne(
+      { _id: shardDocId(lease.migrationId, lease.shardId), 'lease.owner': lease.owner, 'lease.epoch': lease.epoch, state: 'running' },
+      { $set: { samples } },
+    );
+  }
+
+  /** Records what preflight learnt for the retention forecast (see ForecastInputsDoc). */
+  async saveForecastInputs(id: string, inputs: Omit<ForecastInputsDoc, 'measuredAt'>): Promise<void> {
+    await this.migrations.updateOne({ _id: id }, { $set: { forecastInputs: { ...inputs, measuredAt: this.now() } } });
   }
 
   getCutover(id: string): Promise<CutoverDoc | null> {

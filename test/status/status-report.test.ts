@@ -187,7 +187,75 @@ describe('load progress per collection from the load units', () => {
     assert.equal(r.load!.etaSeconds, 90);
     const text = formatStatusReport(r);
     assert.match(text, /units: 3\/7 done, 1 running, 3 pending; 300 B copied, ETA 1m ?30s/);
-    assert.match(text, /shop\.items: 40\/\? 40%, ranges 2\/5 \(1 running\), 300 B, ETA 1m ?30s/);
+    assert.match(text, /shop\.items: 40\/\? 40%, ranges 2\/5 \(1 running, 2 pending\), 300 B, .*ETA 1m ?30s/);
+  });
+
+  it('a plan in progress: throughput and ETA over the last minute, not since the start; the retention forecast warns with its margin', () => {
+    const GiB = 1024 ** 3;
+    const now = new Date(T0 + 30 * 60_000); // the load started 30 min ago
+    const ago = (s: number) => new Date(now.getTime() - s * 1000);
+    const live = { owner: 'h:1:a', epoch: 1, expiresAt: new Date(now.getTime() + 10_000) };
+    const units = [
+      // Fast at first: 10 GiB in the first 10 minutes…
+      ...Array.from({ length: 10 }, (_, i) => unit(`f${i}`, { state: 'done', estimatedBytes: GiB, bytes: GiB, documents: 1000, startedAt: ago(1800), finishedAt: ago(1200) })),
+      // …and now slow: one running range moved from 10 % to 15 % of 1 GiB in the last minute.
+      unit('run', {
+        state: 'running',
+        lease: live,
+        estimatedBytes: GiB,
+        startedAt: ago(1200),
+        samples: [
+          { at: ago(70), fraction: 0.09, documents: 90 },
+          { at: ago(60), fraction: 0.1, documents: 100 },
+          { at: ago(0), fraction: 0.15, documents: 150 },
+        ],
+      }),
+      ...Array.from({ length: 150 }, (_, i) => unit(`p${i}`, { estimatedBytes: GiB })),
+    ];
+    const m = migration({
+      phase: 'INITIAL_LOAD',
+      resumePoint: { ct: new Timestamp({ t: T0 / 1000, i: 1 }), takenAt: new Date(T0) },
+      load: { attempt: 1, startedAt: new Date(T0), collections: { 'shop\u2024items': { target: 'shop.items', restored: 10_150 } } },
+      forecastInputs: { streamRetentionHours: 24, measuredAt: new Date(T0) },
+    });
+    const inputs: StatusInputs = { migration: m, capture: capture(1800, now.getTime(), T0 / 1000 + 1800), captureLease: { migrationId: 'm1', shardId: 'capture', owner: 'c', epoch: 1, expiresAt: new Date(now.getTime() + 10_000), ttlMs: 30_000 }, shards: [], cutover: null, loadUnits: units };
+    const r = buildStatusReport(inputs, now);
+    const l = r.load!;
+    const perSecond = Math.round((0.05 * GiB) / 60);
+    assert.equal(l.throughput!.windowSeconds, 60);
+    assert.equal(l.throughput!.bytesPerSecond, perSecond);
+    assert.equal(l.throughput!.documents, 50);
+    const left = Math.round(0.85 * GiB + 150 * GiB);
+    assert.equal(l.estimatedBytesLeft, left);
+    assert.equal(l.throughputEtaSeconds, Math.round(left / ((0.05 * GiB) / 60)));
+    // The attempt's average (10 GiB in 30 min) would promise far less.
+    assert.ok(l.etaSeconds! < l.throughputEtaSeconds! / 5, `${l.etaSeconds} vs ${l.throughputEtaSeconds}`);
+    const items = l.namespaces.find((n) => n.ns === 'shop.items')!;
+    assert.equal(items.throughput!.bytesPerSecond, perSecond);
+    assert.equal(items.throughputEtaSeconds, l.throughputEtaSeconds);
+    assert.deepEqual(items.partitions, { total: 161, done: 10, running: 1, pending: 150 });
+
+    // ~50 h of load left on a 24 h stream: the forecast says so, with a negative margin.
+    const f = r.forecast!;
+    assert.equal(f.streamRetentionHours, 24);
+    assert.equal(f.loadEtaSeconds, l.throughputEtaSeconds);
+    assert.equal(f.changeEventsPerSecond, 1, '1800 events captured in the 30 min since the resume point');
+    assert.ok(f.requiredHours! > 50, String(f.requiredHours));
+    assert.ok(f.marginHours! < 0);
+    assert.equal(f.ok, false);
+    assert.match(f.warnings[0]!, /increase-stream-retention-period/);
+    const text = formatStatusReport(r);
+    assert.match(text, /last 1m0s: 51\.2 MiB \(50 documents\), 873\.8 KiB\/s; 150\.8 GiB of 161\.0 GiB estimated left, ETA/);
+    assert.match(text, /retention forecast: WARNING; stream retention 24 h, load left .*, margin -\d+(\.\d)? h\n {2}WARNING: the Kinesis stream keeps records 24 h/);
+
+    // A week of retention covers it.
+    const week = buildStatusReport({ ...inputs, migration: { ...m, forecastInputs: { streamRetentionHours: 168, measuredAt: new Date(T0) } } }, now);
+    assert.equal(week.forecast!.ok, true);
+    assert.deepEqual(week.forecast!.warnings, []);
+    assert.ok(week.forecast!.marginHours! > 100);
+    assert.match(formatStatusReport(week), /retention forecast: ok; stream retention 168 h/);
+    // Not for a finished migration.
+    assert.equal(buildStatusReport({ ...inputs, migration: { ...m, phase: 'COMPLETED' } }, now).forecast, null);
   });
 });
 

@@ -7,6 +7,7 @@ import { DEFAULT_LOAD_OPTIONS, type LoadOptions } from '../../initial-load/dump-
 import { toolBinaries } from '../../initial-load/tool-binaries.js';
 import { ExitCode } from '../../util/exit-codes.js';
 import { parseDuration } from '../../util/duration.js';
+import { UsageError } from '../../util/errors.js';
 import { printReport } from '../../util/output.js';
 import { commandContext } from '../context.js';
 import { Resources, namespaceRules } from '../resources.js';
@@ -35,6 +36,7 @@ export interface LoadArgs extends MetricsArgs {
   'ignore-schema'?: string[];
   'partition-size'?: string;
   'load-parallelism'?: number;
+  'source-change-stream-retention'?: string;
 }
 
 /** Initial-load options shared by full-migrate and initial-load. */
@@ -51,8 +53,23 @@ export const loadOptionsBuilder = {
   'mongodump-path': { type: 'string', describe: 'mongodump binary (default: from PATH)' },
   'mongorestore-path': { type: 'string', describe: 'mongorestore binary (default: from PATH)' },
   'with-roles': { type: 'boolean', default: false, describe: 'Recreate the custom roles of the selected databases on the target (users are never migrated: passwords cannot be read)' },
+  'source-change-stream-retention': {
+    type: 'string',
+    describe: "The source's change-stream history for the retention forecast, e.g. 24h: DocumentDB's change_stream_log_retention_duration (unreadable by a client; default 3h). MongoDB: read from the oplog",
+  },
   ...loadScaleOptions,
 } as const;
+
+/** --source-change-stream-retention in hours (undefined: not given). */
+export function sourceChangeStreamRetentionHours(argv: LoadArgs): number | undefined {
+  const v = argv['source-change-stream-retention'];
+  if (v === undefined) return undefined;
+  const ms = parseDuration(v);
+  if (ms === undefined || ms <= 0) {
+    throw new UsageError(`Invalid --source-change-stream-retention: expected a duration like 3h or 7d (got "${v}").`, "Give the source's change_stream_log_retention_duration (DocumentDB), e.g. 24h.");
+  }
+  return ms / 3_600_000;
+}
 
 export function loadOptions(argv: LoadArgs): LoadOptions {
   return {
@@ -94,6 +111,7 @@ export async function prepareMigration(argv: LoadArgs, res: Resources, signal: A
     loadScale: loadScale(argv),
     dataDir: config.dataDir,
     enableChangeStreams: Boolean(argv['enable-change-streams']),
+    sourceChangeStreamRetentionHours: sourceChangeStreamRetentionHours(argv),
     withRoles: Boolean(argv['with-roles']),
     timeSeries: config.timeSeries,
     ignoreSchema: ignoredKinds(argv['ignore-schema'] ?? []),

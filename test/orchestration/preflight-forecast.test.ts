@@ -1,0 +1,100 @@
+// Preflight's retention forecast on the local stack (emulators + kinesis-local): the stream's
+// RetentionPeriodHours (DescribeStreamSummary) against the estimated load, and the source's
+// change-stream history (DocumentDB: the 3 h default unless the user passes it).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MongoClient } from 'mongodb';
+import { IncreaseStreamRetentionPeriodCommand } from '@aws-sdk/client-kinesis';
+import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
+import { runPreflight, type PreflightInput } from '../../src/orchestration/preflight.js';
+import { NamespaceRules } from '../../src/source/namespace-filter.js';
+
+describe('preflight retention forecast', { timeout: 300_000 }, () => {
+  let source: MongoEmulator;
+  let target: MongoEmulator;
+  let docdb: MongoEmulator;
+  let src: MongoClient;
+  let dst: MongoClient;
+  let doc: MongoClient;
+  let kinesis: KinesisLocal;
+  let stream: string;
+  let bytes = 0;
+  before(async () => {
+    [source, target, docdb, kinesis] = await Promise.all([
+      startMongoEmulator(),
+      startMongoEmulator(),
+      startMongoEmulator({ profile: 'documentdb-5.0' }),
+      startKinesisLocal(),
+    ]);
+    src = new MongoClient(source.uri);
+    dst = new MongoClient(target.uri);
+    doc = new MongoClient(docdb.uri, { retryWrites: false });
+    await src.db('shop').collection<{ _id: number; pad?: string }>('items').insertMany(Array.from({ length: 200 }, (_, i) => ({ _id: i, pad: 'x'.repeat(500) })));
+    await doc.db('shop').collection<{ _id: number }>('items').insertOne({ _id: 1 });
+    bytes = Number((await src.db('shop').command({ collStats: 'items' })).size);
+    stream = kinesis.uniqueStreamName();
+    await kinesis.createStream(stream, 1); // 24 h retention, Kinesis' default
+  });
+  after(async () => {
+    await Promise.all([src?.close(), dst?.close(), doc?.close()]);
+    await Promise.all([source?.stop(), target?.stop(), docdb?.stop(), kinesis?.stop()]);
+  });
+
+  const run = (extra: Partial<PreflightInput> = {}) =>
+    runPreflight({
+      source: src,
+      sourceUri: source.uri,
+      target: dst,
+      targetUri: target.uri,
+      rules: new NamespaceRules({}),
+      stateDb: 'migrator_state',
+      kinesis: { client: kinesis.client, streamName: stream },
+      requireEmptyTarget: true,
+      enableChangeStreams: false,
+      loadAhead: true,
+      ...extra,
+    });
+
+  test('a load that fits the 24 h retention easily: ok, with its margin, no warning', async () => {
+    const report = await run();
+    assert.deepEqual(report.problems, []);
+    const f = report.forecast!;
+    assert.equal(f.streamRetentionHours, 24);
+    assert.equal(f.estimatedBytes, bytes);
+    assert.ok(bytes > 100_000, String(bytes));
+    assert.equal(f.ok, true);
+    assert.ok(f.marginHours! > 23, String(f.marginHours));
+    assert.ok(f.assumptions.some((a) => /load rate assumed 5 MiB\/s/.test(a)), f.assumptions.join('; '));
+    assert.ok(!report.warnings.some((w) => /retention forecast/.test(w)), report.warnings.join('\n'));
+  });
+
+  test('an estimated load longer than the 24 h retention: a warning naming the hours and the command, not a failure', async () => {
+    // The same collection at a few bytes per second: a load of days.
+    const report = await run({ loadBytesPerSecond: bytes / (30 * 3600) });
+    assert.deepEqual(report.problems, [], 'not clearly impossible: the rate is an estimate');
+    const f = report.forecast!;
+    assert.equal(f.ok, false);
+    assert.ok(f.requiredHours! >= 30 && f.marginHours! < 0, `${f.requiredHours} ${f.marginHours}`);
+    const w = report.warnings.find((x) => /retention forecast/.test(x));
+    assert.match(w ?? '', /keeps records 24 h, but the load and catch-up need about 30 h.*increase-stream-retention-period --retention-period-hours \d+/);
+  });
+
+  test('after IncreaseStreamRetentionPeriod to a week the same load is fine', async () => {
+    await kinesis.client.send(new IncreaseStreamRetentionPeriodCommand({ StreamName: stream, RetentionPeriodHours: 168 }));
+    const report = await run({ loadBytesPerSecond: bytes / (30 * 3600) });
+    assert.equal(report.forecast!.streamRetentionHours, 168);
+    assert.equal(report.forecast!.ok, true);
+    assert.ok(!report.warnings.some((x) => /retention forecast/.test(x)), report.warnings.join('\n'));
+  });
+
+  test("the source's change-stream history: DocumentDB's default 3 h, said so, unless --source-change-stream-retention gives it", async () => {
+    const base = { source: doc, sourceUri: docdb.uri };
+    const dflt = await run(base);
+    assert.equal(dflt.sourceHistory!.hours, 3);
+    assert.match(dflt.sourceHistory!.basis, /DocumentDB default change_stream_log_retention_duration .*cannot be read: pass --source-change-stream-retention/);
+    const given = await run({ ...base, sourceChangeStreamRetentionHours: 24 });
+    assert.equal(given.sourceHistory!.hours, 24);
+    assert.equal(given.sourceHistory!.basis, '--source-change-stream-retention');
+  });
+});
