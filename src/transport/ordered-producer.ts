@@ -83,8 +83,10 @@ export interface OrderedProducerOptions {
   client: KinesisClient;
   streamName: string;
   /**
-   * Bound on payload bytes buffered and not yet acknowledged (default 64 MiB). Encoded records add
-   * at most one record per shard in flight plus the frames of chunked payloads being sent.
+   * Bound on payload bytes buffered and not yet acknowledged (default 16 MiB: with the per-item
+   * bookkeeping that is ~2× in heap for small payloads; 16 MiB still holds several full records per
+   * shard, i.e. seconds of a shard's 1 MiB/s). Encoded records add at most one record per shard in
+   * flight plus the frames of chunked payloads being sent.
    */
   maxBufferedBytes?: number;
   /**
@@ -361,7 +363,7 @@ export class OrderedProducer {
   constructor(options: OrderedProducerOptions & { maxRecordSizeBytes: number }, shardMap: ShardMap) {
     this.client = options.client;
     this.streamName = options.streamName;
-    this.maxBufferedBytes = options.maxBufferedBytes ?? 64 * 1024 * 1024;
+    this.maxBufferedBytes = options.maxBufferedBytes ?? 16 * 1024 * 1024;
     this.linger = resolveLingerOptions({ floorMs: options.lingerMs, maxMs: options.maxLingerMs, recordsPerSecond: options.maxRecordsPerShardSecond });
     this.maxConcurrentCalls = Math.max(1, options.maxConcurrentCalls ?? 4);
     this.maxCallBytes = options.maxCallBytes ?? PUT_RECORDS_MAX_BYTES;
