@@ -201,6 +201,9 @@ try {
           const count = size === 'small' ? sizes.small : sizes.medium;
           if (count <= 0) continue;
           const db = `bench_${size}`;
+          // The collection exists before the start token, so the backlog is exactly `count` events
+          // (capture also reads DDL: an implicit create by the first insert would be one more).
+          await src.db(db).createCollection('docs').catch(() => undefined);
           const startToken = await resumeTokenNow(src, db);
           say(`${size}: writing a backlog of ${count} mixed operations (${DOC_BYTES[size]} B documents) to the source`);
           const t = performance.now();
