@@ -28,7 +28,11 @@ RUN apt-get update \
 # 3. Runtime: Node LTS, the tools, the compiled app; runs as the unprivileged `node` user and
 #    writes only under /data (works with a read-only root filesystem).
 FROM node:${NODE_VERSION}-bookworm-slim AS runtime
+# Heap limit for the documented container size (README "Container sizing": 512 MiB per container):
+# a 256 MiB old space leaves room for the young generation, buffers, code and mongodump/mongorestore
+# during the load. Override NODE_OPTIONS together with the container's memory limit.
 ENV NODE_ENV=production \
+    NODE_OPTIONS=--max-old-space-size=256 \
     MIGRATOR_DATA_DIR=/data \
     MIGRATOR_LOG_FORMAT=json
 COPY --from=tools /tmp/mongodb-database-tools.deb /tmp/mongodb-database-tools.deb

@@ -11,6 +11,7 @@
  *   load     initial load: runDumpRestorePipe vs a shell pipe of the same binaries
  *   inproc   in-process pipeline (in-memory shard log), 200 B / 1 KiB / 2 KiB documents
  *   backlog  peak RSS with a large backlog (default 1M events), in-process
+ *   rate     Kinesis records/s per shard at steady 500 / 5,000 / 50,000 events/s, in-process
  *   profile  node --cpu-prof of the in-process pipeline, summarised
  * The capacity model (shards needed on real Kinesis) is computed from what was measured.
  *
@@ -35,7 +36,7 @@ import { capacityModel, renderMarkdown, type BenchResults } from './lib/report.j
 
 const argv = await yargs(hideBin(process.argv))
   .scriptName('npm run bench --')
-  .option('only', { type: 'string', describe: 'Comma list of sections: stack,lag,load,inproc,backlog,profile' })
+  .option('only', { type: 'string', describe: 'Comma list of sections: stack,lag,load,inproc,backlog,rate,profile' })
   .option('small', { type: 'number', default: 20_000, describe: 'Stack backlog of 200 B documents (mixed ops)' })
   .option('medium', { type: 'number', default: 10_000, describe: 'Stack backlog of 2 KiB documents (mixed ops)' })
   .option('shards', { type: 'number', default: 1, describe: 'Shards of the stack streams (ours)' })
@@ -49,6 +50,8 @@ const argv = await yargs(hideBin(process.argv))
   .option('inproc', { type: 'number', default: 60_000, describe: 'Events per in-process run' })
   .option('inproc-shards', { type: 'number', default: 4, describe: 'Shards of the in-memory stream' })
   .option('backlog', { type: 'number', default: 1_000_000, describe: 'Events of the large-backlog (peak RSS) run' })
+  .option('rates', { type: 'string', default: '500,5000,50000', describe: 'Rate section: steady event rates (events/s), comma list' })
+  .option('rate-seconds', { type: 'number', default: 10, describe: 'Rate section: seconds at each rate' })
   .option('bounded-limit', { type: 'number', default: 25, describe: 'Backlog run: GetRecords Limit of the bounded apply variant' })
   .option('bounded-heap', { type: 'number', default: 192, describe: 'Backlog run: --max-old-space-size (MiB) of the bounded apply variant' })
   .option('out', { type: 'string', describe: 'Results directory (default bench/results; with --smoke a new temporary directory)' })
@@ -70,11 +73,12 @@ const SMOKE = {
   'load-reps': 1,
   inproc: 500,
   backlog: 2_000,
+  'rate-seconds': 1,
   'profile-events': 500,
 } as const;
 const sizes = argv.smoke ? { ...argv, ...SMOKE } : { ...argv, 'profile-events': Math.max(20_000, Math.round(argv.inproc * 0.6)) };
 
-const sections = new Set((argv.only ?? 'stack,lag,load,inproc,backlog,profile').split(',').map((s) => s.trim()));
+const sections = new Set((argv.only ?? 'stack,lag,load,inproc,backlog,rate,profile').split(',').map((s) => s.trim()));
 const outDir = argv.out
   ? path.resolve(argv.out)
   : argv.smoke
@@ -362,6 +366,13 @@ try {
         server.stdin?.end();
         server.kill();
         await server;
+      }
+    }
+    if (sections.has('rate')) {
+      results.recordRate = {};
+      for (const rate of String(sizes.rates).split(',').map(Number).filter((x) => x > 0)) {
+        say(`rate: producer at a steady ${rate} events/s for ${sizes['rate-seconds']} s (200 B docs, ${sizes['inproc-shards']} shards), records per shard`);
+        results.recordRate[String(rate)] = await runWorker('record-rate.ts', { label: `rate ${rate}`, rate, seconds: sizes['rate-seconds'], bytes: 200, shards: sizes['inproc-shards'] });
       }
     }
     if (sections.has('profile')) {

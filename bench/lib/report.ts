@@ -21,6 +21,8 @@ export interface BenchResults {
   loadDocuments?: number;
   inproc: Record<string, Obj>;
   backlog?: Obj;
+  /** Kinesis records/s per shard at steady event rates (workers/record-rate.ts), by rate */
+  recordRate?: Record<string, Obj>;
   profile?: { run: Obj; file: string; summary: ProfileSummary | undefined; otherFiles: string[] };
   capacity?: Obj;
 }
@@ -275,6 +277,25 @@ export function renderMarkdown(r: BenchResults): string {
     row(`apply, GetRecords Limit ${fmt(b.applyBounded?.limit)} + --max-old-space-size=${r.flags.boundedHeap ?? r.flags['bounded-heap']}`, b.applyBounded);
     const hc = b.applyDefaultHeapCapped;
     if (hc) L.push('', `Apply with default settings under --max-old-space-size=${hc.heapMiB}: ${hc.ok ? `completed, peak RSS ${fmt(mib(hc.peakRssBytes))} MiB` : 'ran out of heap (JavaScript heap out of memory)'}.`);
+    L.push('');
+  }
+
+  // ---- records per shard at steady event rates
+  const rr = Object.values(r.recordRate ?? {});
+  if (rr.length > 0) {
+    L.push('### Kinesis records per second per shard at a steady event rate (in-process)', '');
+    L.push(
+      'The product\'s producer (aggregation, brotli, adaptive linger) sends change-event payloads at a steady rate into the in-memory shard log for a few seconds. ' +
+        'Kinesis accepts 1,000 records/s and 1 MiB/s per shard (https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html); the adaptive linger keeps each shard near its budget (50 records/s by default). ' +
+        '"busiest second" = the most records any shard received in one second. "send → durable" = how long a payload waited from `send` until Kinesis acknowledged it (linger + call).',
+      '',
+    );
+    L.push('| target events/s | achieved events/s | shards | records/s per shard (mean) | busiest second, one shard | events/record | send → durable p50 / p99 ms |', '|---:|---:|---:|---:|---:|---:|---:|');
+    for (const x of rr) {
+      L.push(
+        `| ${fmt(x.targetRate)} | ${fmt(x.eventsPerSecond)} | ${x.shards} | ${fmt(x.recordsPerShardSecond, 1)} | ${fmt(x.maxRecordsPerShardSecond)} | ${fmt(x.eventsPerRecord, 1)} | ${fmt(x.durableWaitMs?.p50)} / ${fmt(x.durableWaitMs?.p99)} |`,
+      );
+    }
     L.push('');
   }
 

@@ -86,7 +86,7 @@ export interface CaptureOptions {
   checkpointEveryEvents?: number;
   /** …or this often (default 1 s), whichever comes first. */
   checkpointIntervalMs?: number;
-  /** Producer buffer bound: memory stays bounded whatever the source's write rate (default 64 MiB). */
+  /** Producer buffer bound: memory stays bounded whatever the source's write rate (default 16 MiB). */
   maxBufferedBytes?: number;
   /** getMore wait on an idle source (default 500 ms): also the latency of a graceful stop. */
   maxAwaitTimeMs?: number;

@@ -10,7 +10,9 @@
  *   earlier payloads and before any later one (after a merge, possibly twice in a row).
  * - Per shard, pending payloads are packed into as few records as possible (record-framing.ts);
  *   PutRecords calls carry ≤ 500 records and ≤ 5 MiB, sent when a shard has a full record's worth,
- *   when its oldest payload waited `lingerMs`, on flush/close, or when senders are blocked.
+ *   when its oldest payload waited the lane's adaptive linger (linger-policy.ts: a floor while the
+ *   shard's record rate is low, growing as it nears `maxRecordsPerShardSecond`, at most
+ *   `maxLingerMs`), on flush/close, or when senders are blocked.
  * - Durability: `durableTag` is the highest tag T such that every payload with tag ≤ T was
  *   accepted by Kinesis in the shard its key maps to; listeners registered with `onDurable` get
  *   every advance. It never runs ahead: a payload counts only once its record (or its last chunk)
@@ -72,6 +74,7 @@ import {
   type ShardInfo,
   type ShardMap,
 } from './shard-map.js';
+import { LingerPolicy, resolveLingerOptions, type ResolvedLingerOptions } from './linger-policy.js';
 import { PUT_RECORDS_MAX_BYTES, PUT_RECORDS_MAX_RECORDS, describeStreamLimits } from './stream-limits.js';
 import { streamParams } from './stream-ref.js';
 import { noteKinesisAnswer, stats } from '../observability/stats.js';
@@ -80,12 +83,24 @@ export interface OrderedProducerOptions {
   client: KinesisClient;
   streamName: string;
   /**
-   * Bound on payload bytes buffered and not yet acknowledged (default 64 MiB). Encoded records add
-   * at most one record per shard in flight plus the frames of chunked payloads being sent.
+   * Bound on payload bytes buffered and not yet acknowledged (default 16 MiB: with the per-item
+   * bookkeeping that is ~2× in heap for small payloads; 16 MiB still holds several full records per
+   * shard, i.e. seconds of a shard's 1 MiB/s). Encoded records add at most one record per shard in
+   * flight plus the frames of chunked payloads being sent.
    */
   maxBufferedBytes?: number;
-  /** How long a shard's oldest pending payload may wait for more to aggregate (default 20 ms). */
+  /**
+   * Linger floor: how long a shard's oldest pending payload waits for more to aggregate while the
+   * shard's record rate is well under `maxRecordsPerShardSecond` (default 5 ms).
+   */
   lingerMs?: number;
+  /** Linger ceiling, whatever the record rate (default 250 ms, or `lingerMs` if larger). */
+  maxLingerMs?: number;
+  /**
+   * Record budget per shard per second that the adaptive linger keeps to (default 50; Kinesis
+   * accepts 1,000 records/s per shard). See linger-policy.ts.
+   */
+  maxRecordsPerShardSecond?: number;
   /** Concurrent PutRecords calls, each for a disjoint set of shards (default 4). */
   maxConcurrentCalls?: number;
   /** Max bytes (data + partition keys) per PutRecords call (default 5 MiB); a lone larger record is still sent. */
@@ -229,6 +244,8 @@ interface Lane {
   pendingRaw: number;
   /** When the current head item was enqueued (linger clock). */
   oldestAt: number;
+  /** Adaptive linger: the shard's record budget (linger-policy.ts). */
+  linger: LingerPolicy;
   /** Next record to send (a failed one awaiting retry, or built but not yet sent). */
   plan: Plan | undefined;
   /** ORDER INVARIANT: true while this shard's one record is in a PutRecords call. */
@@ -261,7 +278,7 @@ export class OrderedProducer {
   private readonly client: KinesisClient;
   private readonly streamName: string;
   private readonly maxBufferedBytes: number;
-  private readonly lingerMs: number;
+  private readonly linger: ResolvedLingerOptions;
   private readonly maxConcurrentCalls: number;
   private readonly maxCallBytes: number;
   private readonly maxCallRecords: number;
@@ -346,8 +363,8 @@ export class OrderedProducer {
   constructor(options: OrderedProducerOptions & { maxRecordSizeBytes: number }, shardMap: ShardMap) {
     this.client = options.client;
     this.streamName = options.streamName;
-    this.maxBufferedBytes = options.maxBufferedBytes ?? 64 * 1024 * 1024;
-    this.lingerMs = options.lingerMs ?? 20;
+    this.maxBufferedBytes = options.maxBufferedBytes ?? 16 * 1024 * 1024;
+    this.linger = resolveLingerOptions({ floorMs: options.lingerMs, maxMs: options.maxLingerMs, recordsPerSecond: options.maxRecordsPerShardSecond });
     this.maxConcurrentCalls = Math.max(1, options.maxConcurrentCalls ?? 4);
     this.maxCallBytes = options.maxCallBytes ?? PUT_RECORDS_MAX_BYTES;
     this.maxCallRecords = Math.min(PUT_RECORDS_MAX_RECORDS, Math.max(1, options.maxCallRecords ?? PUT_RECORDS_MAX_RECORDS));
@@ -364,7 +381,7 @@ export class OrderedProducer {
     this.onErrorHook = options.onError;
     if (options.onDurable) this.durableListeners.add(options.onDurable);
     this.map = shardMap;
-    for (const s of shardMap.openShards) this.lanes.set(s.shardId, newLane(s));
+    for (const s of shardMap.openShards) this.lanes.set(s.shardId, newLane(s, new LingerPolicy(this.linger, performance.now())));
     this.idBase = (BigInt('0x' + randomBytes(4).toString('hex')) | 1n) << 32n;
   }
 
@@ -643,11 +660,13 @@ export class OrderedProducer {
           nextWake = Math.min(nextWake, lane.retryAt);
           continue;
         }
-        if (lane.plan !== undefined || urgent || lane.pendingRaw >= this.maxDataBytes || now - lane.oldestAt >= this.lingerMs) {
+        const readyAt = lane.plan !== undefined || urgent || lane.pendingRaw >= this.maxDataBytes ? now : lane.linger.readyAt(lane.oldestAt, now);
+        if (readyAt <= now) {
           ready.push(lane);
         } else {
-          idle.push(lane);
-          nextWake = Math.min(nextWake, lane.oldestAt + this.lingerMs);
+          // Rides along in a call started for another lane only with a record token in hand.
+          if (lane.linger.mayRideAlong(now)) idle.push(lane);
+          nextWake = Math.min(nextWake, readyAt);
         }
       }
       if (ready.length === 0) {
@@ -660,7 +679,12 @@ export class OrderedProducer {
       let bytes = 0;
       for (const lane of [...ready, ...idle]) {
         if (plans.length >= this.maxCallRecords) break;
-        const plan = lane.plan ?? this.buildPlan(lane, barrier);
+        let plan = lane.plan;
+        if (plan === undefined) {
+          plan = this.buildPlan(lane, barrier);
+          // The record budget counts records built (a retry of the same record takes no new token).
+          lane.linger.noteRecord(now);
+        }
         lane.plan = plan;
         if (plans.length > 0 && bytes + plan.size > this.maxCallBytes) continue; // stays built for the next call
         bytes += plan.size;
@@ -1097,7 +1121,8 @@ export class OrderedProducer {
     //    unchanged and disjoint from every closed shard's). Plans of closed shards are dissolved:
     //    their items go back to the front of their lane and are re-routed below.
     const lanes = new Map<string, Lane>();
-    for (const s of map.openShards) lanes.set(s.shardId, newLane(s));
+    // A shard that stays open keeps its record budget; a new one starts with a full bucket.
+    for (const s of map.openShards) lanes.set(s.shardId, newLane(s, this.lanes.get(s.shardId)?.linger ?? new LingerPolicy(this.linger, performance.now())));
     let ambiguousDissolved = false;
     for (const lane of this.lanes.values()) {
       const plan = lane.plan;
@@ -1220,8 +1245,8 @@ export class OrderedProducer {
   }
 }
 
-function newLane(shard: ShardInfo): Lane {
-  return { shard, items: [], head: 0, pendingRaw: 0, oldestAt: 0, plan: undefined, inFlight: false, retryAt: 0 };
+function newLane(shard: ShardInfo, linger: LingerPolicy): Lane {
+  return { shard, items: [], head: 0, pendingRaw: 0, oldestAt: 0, linger, plan: undefined, inFlight: false, retryAt: 0 };
 }
 
 function pushTo(lane: Lane, item: Item): void {

@@ -3,7 +3,7 @@
  * checkpoint (see shard-record-assembler.ts for the checkpoint invariant).
  *
  * Batch size: GetRecords' Limit adapts so that a batch carries about `maxBatchPayloadBytes` of
- * (decompressed) payloads (default 1 MiB): aggregated, compressed records hold up to ~8 MiB of
+ * (decompressed) payloads (default 512 KiB): aggregated, compressed records hold up to ~8 MiB of
  * payloads each, so a fixed Limit of 10,000 (10 MiB of records) could hand the apply hundreds of
  * thousands of events at once, and apply's memory would grow with the backlog. The first call asks
  * for INITIAL_LIMIT records; then Limit = maxBatchPayloadBytes / (payload bytes per record, EWMA),
@@ -34,7 +34,9 @@ import { streamParams } from './stream-ref.js';
 import { noteKinesisAnswer, stats } from '../observability/stats.js';
 
 /** Default target of payload bytes per batch (see ShardReaderTuning.maxBatchPayloadBytes). */
-export const DEFAULT_MAX_BATCH_PAYLOAD_BYTES = 1024 * 1024;
+// 512 KiB: decoded, a batch's events take several times their BSON size in heap, and every shard a
+// process applies holds one batch (bounded memory by default, issue #16).
+export const DEFAULT_MAX_BATCH_PAYLOAD_BYTES = 512 * 1024;
 /** Limit of the first GetRecords call, before the size of the records is known. */
 const INITIAL_LIMIT = 25;
 
@@ -71,7 +73,7 @@ export interface ShardBatch {
 export interface ShardReaderTuning {
   /** GetRecords Limit (default 10,000, the maximum): the upper bound of the adaptive Limit. */
   limit?: number;
-  /** Target payload bytes (decompressed) per batch; the Limit adapts to it (default 1 MiB). */
+  /** Target payload bytes (decompressed) per batch; the Limit adapts to it (default 512 KiB). */
   maxBatchPayloadBytes?: number;
   /** Minimum spacing of GetRecords calls on this shard (default 200 ms). */
   minCallIntervalMs?: number;

@@ -85,6 +85,15 @@ test('npm run bench -- --smoke runs every section and writes only smoke.{json,md
       assert.equal(x.events, backlog.count, `backlog.${run} events`);
       positive(x.peakRssBytes, `backlog.${run}.peakRssBytes`);
     }
+    // rate: Kinesis records/s per shard at 500 / 5,000 / 50,000 events/s
+    const rate = o(res.recordRate, 'recordRate');
+    assert.deepEqual(Object.keys(rate).sort(), ['500', '5000', '50000']);
+    for (const [k, v] of Object.entries(rate)) {
+      const x = o(v, `recordRate.${k}`);
+      positive(x.events, `recordRate.${k}.events`);
+      positive(x.recordsPerShardSecond, `recordRate.${k}.recordsPerShardSecond`);
+      positive(x.maxRecordsPerShardSecond, `recordRate.${k}.maxRecordsPerShardSecond`);
+    }
     // profile: a CPU profile, summarised
     const profile = o(res.profile, 'profile');
     positive(o(profile.summary, 'profile.summary').totalMs, 'profile.summary.totalMs');

@@ -146,7 +146,7 @@ describe('OrderedProducer against a fake stream', () => {
       payloads: 8000,
       broadcastEvery: 1000,
       payloadSize: (rand) => randInt(rand, 50, 400),
-      producer: { lingerMs: 0, maxConcurrentCalls: 3, maxCallRecords: 3 },
+      producer: { lingerMs: 0, maxRecordsPerShardSecond: 1e6, maxConcurrentCalls: 3, maxCallRecords: 3 },
       setup: (fake, rand) => {
         fake.putLatencyMs = () => randInt(rand, 0, 2);
         fake.recordFault = () => {
@@ -187,7 +187,7 @@ describe('OrderedProducer against a fake stream', () => {
       maxRecordSizeBytes: 64 * 1024,
       incompressible: true,
       payloadSize: (rand) => (rand() < 0.01 ? randInt(rand, 100_000, 200_000) : randInt(rand, 50, 600)),
-      producer: { lingerMs: 0, maxCallRecords: 2 },
+      producer: { lingerMs: 0, maxRecordsPerShardSecond: 1e6, maxCallRecords: 2 },
       setup: (fake, rand, progress) => {
         fake.checkOneInFlightPerShard = false; // a merge legitimately lands two lanes in one shard
         fake.recordFault = () => (rand() < 0.05 ? 'ProvisionedThroughputExceededException' : undefined);
@@ -236,7 +236,7 @@ describe('OrderedProducer against a fake stream', () => {
       incompressible: true,
       yieldEvery: 10,
       payloadSize: (rand) => (rand() < 0.05 ? randInt(rand, 40_000, 120_000) : randInt(rand, 50, 600)),
-      producer: { lingerMs: 0, maxCallRecords: 3, maxConcurrentCalls: 3 },
+      producer: { lingerMs: 0, maxRecordsPerShardSecond: 1e6, maxCallRecords: 3, maxConcurrentCalls: 3 },
       setup: (fake, rand, progress) => {
         fake.checkOneInFlightPerShard = false;
         fake.putLatencyMs = () => randInt(rand, 0, 3);

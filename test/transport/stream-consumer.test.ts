@@ -21,6 +21,8 @@ async function fill(
     client: fake.client,
     streamName: fake.streamName,
     lingerMs: 0,
+    // many small records (the reader's paths per record are under test, not the producer's budget)
+    maxRecordsPerShardSecond: 1e6,
     maxRecordSizeBytes: fake.maxRecordSizeBytes,
   });
   const labels: string[] = [];
