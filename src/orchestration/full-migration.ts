@@ -27,7 +27,7 @@ import type { TimeSeriesMode } from '../db/target-compat.js';
 import { takeResumePoint } from './resume-point.js';
 import { reconcileSchema } from './schema-reconcile.js';
 import { setSourceWriteBlock, writeBlockCapability } from './write-block.js';
-import { holdTargetTtl, restoreHeldTtl, warnTtlHeld } from './ttl.js';
+import { activeTtlHolds, holdTargetTtl, restoreCommandText, restoreHeldTtl, warnTtlHeld } from './ttl.js';
 import type { Heartbeat } from '../observability/health.js';
 
 export interface FullMigrationInput {
@@ -116,6 +116,15 @@ export class FullMigration {
   verification?: VerificationReport;
 
   constructor(private readonly p: FullMigrationInput) {}
+
+  /**
+   * The `collMod` commands that give the target's held TTL indexes their original value back (empty
+   * when none is held). Only full-migrate's cutover restores them: `initial-load` followed by
+   * `capture` + `apply` has no cutover, so its final report prints these.
+   */
+  async heldTtlRestoreCommands(): Promise<string[]> {
+    return activeTtlHolds(await this.p.store.listTtlHolds(this.p.migrationId)).map(restoreCommandText);
+  }
 
   get phase(): MigrationPhase {
     return this.migration.phase;

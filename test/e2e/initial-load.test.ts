@@ -16,6 +16,7 @@ describe('migrator initial-load', () => {
   test('copies the data, leaves the changes made meanwhile in the stream, and hands over at CATCHING_UP', { timeout: 120_000 }, async () => {
     const { source, target, kinesis, src, dst } = stack;
     await src.db('bar').collection<AnyDoc>('products').insertMany(Array.from({ length: 3000 }, (_, i) => ({ _id: i, n: i })));
+    await src.db('bar').collection('products').createIndex({ at: 1 }, { name: 'at_ttl', expireAfterSeconds: 3600 });
     const stream = kinesis.uniqueStreamName('il');
     await kinesis.createStream(stream, 1);
     const args = [
@@ -36,6 +37,15 @@ describe('migrator initial-load', () => {
     await workload;
     assert.equal(r.exitCode, 0, r.all);
     assert.match(r.stdout, /initial load of il done; the changes since the resume point are in the stream/);
+    // The target's TTL index is held until a cutover; without full-migrate (capture + apply) there is
+    // none, so the report gives the command that restores it.
+    const ttlOnTarget = async () => (await dst.db('bar_new').collection('products').listIndexes().toArray()).find((x) => x.name === 'at_ttl')?.expireAfterSeconds as unknown;
+    assert.equal(Number(await ttlOnTarget()), 2147483647);
+    assert.match(r.stdout, /TTL HELD: 1 TTL index\(es\)/);
+    const restore = r.stdout.split('\n').find((l) => l.includes('"collMod":"products"'));
+    assert.ok(restore?.includes('db.getSiblingDB("bar_new")') && restore.includes('"expireAfterSeconds":3600'), r.stdout);
+    await dst.db('bar_new').command({ collMod: 'products', index: { name: 'at_ttl', expireAfterSeconds: 3600 } });
+    assert.equal(Number(await ttlOnTarget()), 3600);
     assert.ok((await dst.db('bar_new').collection('products').countDocuments()) >= 3000);
     const store = await StateStore.open({ client: dst });
     const m = await store.getMigration('il');

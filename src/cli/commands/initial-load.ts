@@ -46,13 +46,19 @@ export const initialLoadCommand: CommandModule<object, LoadArgs> = {
         { logFormat: config.logFormat },
       ).run();
       if (signal.aborted) return;
+      const ttl = await m.heldTtlRestoreCommands();
       printReport(
         (complete
           ? `initial load of ${config.migrationId} done; the changes since the resume point are in the stream.\n`
           : `initial load of ${config.migrationId} done; capture stopped before it had read every change made since then (nothing is lost: ` +
             'the next capture continues from its checkpoint).\n') +
           'Continue with `migrator full-migrate` (same options), or run `migrator capture` and `migrator apply`.' +
-          (m.loadOnly.length ? `\nNOT IN SYNC: ${m.loadOnly.join(', ')} (time series) were copied once and will not follow later writes.` : ''),
+          (m.loadOnly.length ? `\nNOT IN SYNC: ${m.loadOnly.join(', ')} (time series) were copied once and will not follow later writes.` : '') +
+          (ttl.length
+            ? `\nTTL HELD: ${ttl.length} TTL index(es) on the target do not expire documents during the sync; full-migrate's cutover gives them ` +
+              'their original expireAfterSeconds back. With `capture` + `apply` (no cutover), run these on the target once you switched over:\n' +
+              ttl.map((c) => `  ${c}`).join('\n')
+            : ''),
       );
     }),
 };
