@@ -52,7 +52,10 @@ test('npm run bench -- --smoke runs every section and writes only smoke.{json,md
       const s = o(o(res.stack, 'stack')[size], `stack.${size}`);
       for (const run of ['capture', 'apply', 'e2e']) {
         const x = o(s[run], `stack.${size}.${run}`);
-        assert.equal(x.events, s.count, `stack.${size}.${run}: every event of the backlog`);
+        // every event of the backlog, plus (since schema events are captured) the `create` event of
+        // the collection the backlog's first insert creates, when it was read before capture stopped
+        const events = x.events as number;
+        assert.ok(events === s.count || events === (s.count as number) + 1, `stack.${size}.${run}: every event of the backlog (${events} of ${String(s.count)})`);
         isNumber(x.cpuSeconds, `stack.${size}.${run}.cpuSeconds`);
       }
     }
