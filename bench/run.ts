@@ -9,6 +9,8 @@
  *   stack    capture / apply / end-to-end throughput on the stack, ours vs the seed's loop
  *   lag      end-to-end lag under a steady write rate, ours vs the seed's loop
  *   load     initial load: runDumpRestorePipe vs a shell pipe of the same binaries
+ *   partitions  one large collection: single pipe vs 1/2/4 `_id` ranges at once vs a raw shell
+ *            pipe, and the resume after a SIGKILL at ~60 % of the ranges vs a full reload
  *   inproc   in-process pipeline (in-memory shard log), 200 B / 1 KiB / 2 KiB documents
  *   backlog  peak RSS with a large backlog (default 1M events), in-process
  *   rate     Kinesis records/s per shard at steady 500 / 5,000 / 50,000 events/s, in-process
@@ -29,6 +31,9 @@ import { BSON, MongoClient, type Document } from 'mongodb';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { ensureGoTools, goToolPath } from '../test/support/go-tools.js';
+import { estimateCollection } from '../src/initial-load/partition-plan.js';
+import { StateStore } from '../src/state/store.js';
+import { cpuSecondsOf, CpuMeter } from './lib/proc.js';
 import { summarizeProfile, type ProfileSummary } from './lib/profile.js';
 import { ROOT, startStack, type Stack } from './lib/stack.js';
 import { DOC_BYTES, MIXES, makeDoc, prng, writeBacklog } from './lib/workload.js';
@@ -36,7 +41,7 @@ import { capacityModel, renderMarkdown, type BenchResults } from './lib/report.j
 
 const argv = await yargs(hideBin(process.argv))
   .scriptName('npm run bench --')
-  .option('only', { type: 'string', describe: 'Comma list of sections: stack,lag,load,inproc,backlog,rate,profile' })
+  .option('only', { type: 'string', describe: 'Comma list of sections: stack,lag,load,partitions,inproc,backlog,rate,profile' })
   .option('small', { type: 'number', default: 20_000, describe: 'Stack backlog of 200 B documents (mixed ops)' })
   .option('medium', { type: 'number', default: 10_000, describe: 'Stack backlog of 2 KiB documents (mixed ops)' })
   .option('shards', { type: 'number', default: 1, describe: 'Shards of the stack streams (ours)' })
@@ -47,6 +52,8 @@ const argv = await yargs(hideBin(process.argv))
   .option('load-small', { type: 'number', default: 100_000, describe: 'Initial load: 200 B documents' })
   .option('load-medium', { type: 'number', default: 25_000, describe: 'Initial load: 2 KiB documents' })
   .option('load-reps', { type: 'number', default: 3, describe: 'Runs of each initial-load variant (alternating; best and median reported)' })
+  .option('partitions-docs', { type: 'number', default: 1_000_000, describe: 'Partitioned load: 200 B documents in the one large collection' })
+  .option('partitions-ranges', { type: 'number', default: 12, describe: 'Partitioned load: about this many `_id` ranges (sets --partition-size from the collection size)' })
   .option('inproc', { type: 'number', default: 60_000, describe: 'Events per in-process run' })
   .option('inproc-shards', { type: 'number', default: 4, describe: 'Shards of the in-memory stream' })
   .option('backlog', { type: 'number', default: 1_000_000, describe: 'Events of the large-backlog (peak RSS) run' })
@@ -71,6 +78,7 @@ const SMOKE = {
   'load-small': 300,
   'load-medium': 50,
   'load-reps': 1,
+  'partitions-docs': 3_000,
   inproc: 500,
   backlog: 2_000,
   'rate-seconds': 1,
@@ -78,7 +86,7 @@ const SMOKE = {
 } as const;
 const sizes = argv.smoke ? { ...argv, ...SMOKE } : { ...argv, 'profile-events': Math.max(20_000, Math.round(argv.inproc * 0.6)) };
 
-const sections = new Set((argv.only ?? 'stack,lag,load,inproc,backlog,rate,profile').split(',').map((s) => s.trim()));
+const sections = new Set((argv.only ?? 'stack,lag,load,partitions,inproc,backlog,rate,profile').split(',').map((s) => s.trim()));
 const outDir = argv.out
   ? path.resolve(argv.out)
   : argv.smoke
@@ -168,6 +176,150 @@ async function createStream(stack: Stack, name: string, shards: number): Promise
   return name;
 }
 
+// ---------------------------------------------------------------------------------------------
+// partitioned load (issue #13)
+
+interface StackRefs {
+  sourceUri: string;
+  targetUri: string;
+  pids: Record<string, number>;
+}
+type Obj = Record<string, unknown>;
+
+/**
+ * One large collection (`docs` × 200 B) loaded: (a) as one unit (today's single pipe:
+ * --partition-size larger than the collection), (b) in about `rangesWanted` `_id` ranges with 1,
+ * 2 and 4 at once, (c) by a raw `mongodump | mongorestore` in bash with the same binaries; and
+ * (d) a load with 2 at once SIGKILLed when ~60 % of its ranges are done, then rerun (resume),
+ * against what a full reload would cost. Every load must end with the target's count equal to
+ * the source's (else the bench fails). Each target database is dropped after its run, so the
+ * target emulator holds one copy at a time.
+ */
+async function partitionsBench(c: StackRefs, docs: number, rangesWanted: number): Promise<Obj> {
+  const db = 'partbench';
+  const coll = 'big';
+  const stateDb = 'migrator_state_bench';
+  const src = new MongoClient(c.sourceUri);
+  const dst = new MongoClient(c.targetUri);
+  const bins = { mongodump: goToolPath('mongodump'), mongorestore: goToolPath('mongorestore') };
+  const workRoot = mkdtempSync(path.join(os.tmpdir(), 'bench-partitions-'));
+  try {
+    say(`partitions: inserting ${docs} × 200 B documents into the source (${db}.${coll})`);
+    const rand = prng(13);
+    const t = performance.now();
+    for (let i = 0; i < docs; i += 1000) {
+      const batch = [];
+      for (let j = i; j < Math.min(docs, i + 1000); j++) batch.push(makeDoc(j, 200, rand));
+      await src.db(db).collection(coll).insertMany(batch, { ordered: true });
+    }
+    const insertSeconds = (performance.now() - t) / 1000;
+    const est = await estimateCollection(src, db, coll);
+    const partitionSize = Math.max(1, Math.ceil(est.size / rangesWanted));
+    const out: Obj = { documents: docs, collectionBytes: est.size, partitionSize, rangesWanted, insertSeconds };
+    const checkEqual = async (x: Obj, targetDb: string) => {
+      const n = await dst.db(targetDb).collection(coll).countDocuments();
+      if (n !== docs) throw new Error(`partitions: ${String(x.label)} ended with ${n} documents on the target, the source has ${docs}`);
+      x.targetCount = n;
+      await dst.db(targetDb).dropDatabase();
+      return x;
+    };
+    // The Database Tools' connect timeout (--dialTimeout, default 3 s) is also their heartbeat
+    // timeout: a heartbeat that times out clears the driver's pool and interrupts the in-use
+    // connections. A single-threaded emulator answering a range query on a large collection scans
+    // every document (it has no ordered `_id` index) and can stall its other connections for
+    // longer than that on a loaded machine, so every variant here, the raw pipe included, gets
+    // connectTimeoutMS=30000 in its URIs (mongo-tools read it as their dial timeout).
+    const slow = (uri: string) => `${uri}${uri.includes('?') ? '&' : '?'}connectTimeoutMS=30000`; // the emulators' URIs: mongodb://host:port/?replicaSet=…
+    const base = { sourceUri: slow(c.sourceUri), targetUri: slow(c.targetUri), pids: c.pids, stateDb, db, coll, ...bins };
+    const load = async (key: string, label: string, size: number, parallelism: number) => {
+      say(`partitions: ${label}`);
+      const targetDb = `${db}_${key}`;
+      const x = await runWorker('partitions.ts', { ...base, label, migrationId: `pb-${key}`, targetDb, partitionSize: size, parallelism, fresh: true, workDir: path.join(workRoot, key) }, { timeoutMs: 30 * 60_000 });
+      return checkEqual(x, targetDb);
+    };
+
+    // (c) the raw shell pipe (load.ts: the same arguments as the database pipe of planPipes)
+    say('partitions: raw mongodump | mongorestore in bash');
+    out.raw = await checkEqual(
+      await runWorker('load.ts', { ...base, mode: 'shell', label: 'raw shell pipe', targetDb: `${db}_raw`, collections: [coll] }, { timeoutMs: 30 * 60_000 }),
+      `${db}_raw`,
+    );
+    // (a) today's single pipe: one 'database' unit
+    out.single = await load('single', 'single pipe (one unit)', est.size * 4 + 2 ** 20, 1);
+    // (b) ranges, 1 / 2 / 4 at once
+    for (const p of [1, 2, 4]) out[`p${p}`] = await load(`p${p}`, `${rangesWanted} ranges target, ${p} at once`, partitionSize, p);
+
+    // (d) SIGKILL at ~60 % of the ranges, then a rerun that resumes
+    say('partitions: 2 at once, SIGKILL of the worker at ~60 % of the ranges');
+    const killId = 'pb-kill';
+    const killDb = `${db}_kill`;
+    const killWork = path.join(workRoot, 'kill');
+    const store = await StateStore.open({ client: dst, dbName: stateDb });
+    const killArgs = { ...base, label: 'killed at ~60 %', migrationId: killId, targetDb: killDb, partitionSize, parallelism: 2, fresh: true, workDir: killWork };
+    const child = execa(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench/workers/partitions.ts'), JSON.stringify(killArgs)], {
+      cwd: ROOT,
+      reject: false,
+      buffer: false,
+      stdin: 'ignore',
+      stdout: 'pipe',
+      stderr: 'pipe',
+      env: { ...process.env, NODE_NO_WARNINGS: '1' },
+    });
+    let tail = '';
+    child.stderr!.on('data', (b: Buffer) => (tail = (tail + b.toString()).slice(-4000)));
+    let startedAt = 0;
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      if (line.startsWith('STARTED ')) startedAt = Number(line.slice(8));
+    });
+    let exited = false;
+    void child.then(() => (exited = true));
+    const others = new CpuMeter(c.pids).start();
+    let ranges: Awaited<ReturnType<StateStore['listLoadUnits']>> = [];
+    for (;;) {
+      if (exited) throw new Error(`partitions: the load to be killed ended first:\n${tail}`);
+      ranges = (await store.listLoadUnits(killId)).filter((u) => u.kind === 'range');
+      if (ranges.length > 0 && ranges.filter((u) => u.state === 'done').length >= Math.ceil(ranges.length * 0.6)) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const killedAt = Date.now();
+    const workerCpuAtKill = cpuSecondsOf(child.pid!) ?? 0;
+    child.kill('SIGKILL');
+    await child;
+    const killSeconds = (killedAt - startedAt) / 1000;
+    ranges = (await store.listLoadUnits(killId)).filter((u) => u.kind === 'range');
+    const doneAtKill = ranges.filter((u) => u.state === 'done');
+    const toolDocsAtKill = doneAtKill.reduce((s, u) => s + (u.documents ?? 0), 0);
+    // The killed process's tools lose their pipe and stop; wait until the target's count is still
+    // for a second (the rerun also kills any left: stale-tools.ts).
+    let inTarget = -1;
+    for (let i = 0; i < 20; i++) {
+      const n = await dst.db(killDb).collection(coll).countDocuments();
+      if (n === inTarget) break;
+      inTarget = n;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    const killedRun = { label: 'killed at ~60 %', parallelism: 2, seconds: killSeconds, rangesDone: doneAtKill.length, ranges: ranges.length, toolDocuments: toolDocsAtKill, targetCountAfterKill: inTarget, workerCpuSeconds: workerCpuAtKill, otherCpuSeconds: others.stop() };
+    say(`partitions: killed after ${killSeconds.toFixed(1)} s with ${doneAtKill.length}/${ranges.length} ranges done; rerun (resume)`);
+    const rerun = await checkEqual(await runWorker('partitions.ts', { ...killArgs, label: 'rerun (resume)', fresh: false }, { timeoutMs: 30 * 60_000 }), killDb);
+    const full = out.p2 as { seconds: number };
+    const rerunDocs = rerun.restored as number;
+    out.resume = {
+      killed: killedRun,
+      rerun,
+      // Documents written to the target: before the kill (finished and unfinished ranges), then by the rerun.
+      work: { resume: inTarget + rerunDocs, fullReload: inTarget + docs, toolReported: toolDocsAtKill + rerunDocs },
+      // The old code restarted the whole load with --drop: its second attempt costs a full load (the p2 run).
+      wall: { resume: killSeconds + (rerun.seconds as number), fullReload: killSeconds + full.seconds },
+    };
+    await dst.db(stateDb).dropDatabase();
+    await src.db(db).dropDatabase();
+    return out;
+  } finally {
+    rmSync(workRoot, { recursive: true, force: true });
+    await Promise.all([src.close(), dst.close()]);
+  }
+}
+
 let stack: Stack | undefined;
 const cleanup = async () => {
   await stack?.stop();
@@ -181,8 +333,8 @@ try {
   // backlog, profile) need none. A full run measures them one after the other, so that they do
   // not compete for the cores; --smoke runs them all at once (its figures mean nothing).
   const onStack = async () => {
-    const needStack = ['stack', 'lag', 'load'].some((s) => sections.has(s));
-    if (sections.has('load')) {
+    const needStack = ['stack', 'lag', 'load', 'partitions'].some((s) => sections.has(s));
+    if (sections.has('load') || sections.has('partitions')) {
       say('checking the Go-built mongodump/mongorestore (npm run tools; a cold build takes ~2 min)');
       await ensureGoTools(['mongodump', 'mongorestore']);
     }
@@ -297,12 +449,18 @@ try {
       }
     };
 
-    // --smoke: the three at once on the one stack (separate databases and streams)
-    if (argv.smoke) await Promise.all([stackSection(), lagSection(), loadSection()]);
+    const partitionsSection = async () => {
+      // ------------------------------------------------------------------------------ partitioned load
+      if (sections.has('partitions')) results.partitions = await partitionsBench(common(), sizes['partitions-docs'], sizes['partitions-ranges']);
+    };
+
+    // --smoke: the four at once on the one stack (separate databases and streams)
+    if (argv.smoke) await Promise.all([stackSection(), lagSection(), loadSection(), partitionsSection()]);
     else {
       await stackSection();
       await lagSection();
       await loadSection();
+      await partitionsSection();
     }
     await cleanup();
   };

@@ -19,6 +19,8 @@ export interface BenchResults {
   lag: Record<string, Obj>;
   load: Obj[];
   loadDocuments?: number;
+  /** The `partitions` section (bench/run.ts partitionsBench). */
+  partitions?: Obj;
   inproc: Record<string, Obj>;
   backlog?: Obj;
   /** Kinesis records/s per shard at steady event rates (workers/record-rate.ts), by rate */
@@ -146,6 +148,15 @@ export function renderMarkdown(r: BenchResults): string {
   if (ppr !== undefined) {
     L.push(`| events per Kinesis record, 200 B docs | ${fmt(ppr, 1)} (stack backlog) · ${fmt(pprIn, 1)} (in-process) · ${fmt(pprSteady, 1)} (steady ${fmt(r.lag.ours?.writer?.achievedRate)} ops/s) | 1 | ${ppr >= 20 && (pprSteady === undefined || pprSteady >= 20) ? '✅' : '⚠️'} target ≥ 20 |`);
   }
+  const ptl = r.partitions;
+  if (ptl?.single && ptl.p1 && ptl.p2 && ptl.p4) {
+    const rateOf = (x: Obj) => ptl.documents / x.seconds;
+    const sp = (x: Obj) => `${fmt(ptl.single.seconds / x.seconds, 2)}×`;
+    const saving = ptl.resume ? ` · resume after a kill at ~60 %: ${fmt((1 - ptl.resume.wall.resume / ptl.resume.wall.fullReload) * 100, 0)}% less time, ${fmt((1 - ptl.resume.work.resume / ptl.resume.work.fullReload) * 100, 0)}% fewer documents written than a full reload` : '';
+    L.push(
+      `| initial load of one ${fmt(ptl.documents)}-document collection, ${fmt(ptl.p2.ranges)} \`_id\` ranges, 1 / 2 / 4 at once | ${fmt(rateOf(ptl.p1))} / ${fmt(rateOf(ptl.p2))} / ${fmt(rateOf(ptl.p4))} docs/s (single pipe ${fmt(rateOf(ptl.single))}, raw shell pipe ${ptl.raw ? fmt(rateOf(ptl.raw)) : 'n/a'}) | | ${sp(ptl.p1)} / ${sp(ptl.p2)} / ${sp(ptl.p4)} vs the single pipe${saving} |`,
+    );
+  }
   const loads = summarizeLoads(r);
   if (loads) {
     const diff = loads.slowerPct >= 0 ? `${fmt(loads.slowerPct, 1)}% slower` : `${fmt(-loads.slowerPct, 1)}% faster`;
@@ -235,6 +246,51 @@ export function renderMarkdown(r: BenchResults): string {
       L.push(`| ${x.label} | ${fmt(x.seconds, 2)} | ${fmt(x.restored / x.seconds)} | ${fmt(x.selfCpuSeconds, 2)} | ${fmt(x.toolsCpuSeconds, 2)} | ${fmt(x.otherCpuSeconds?.source, 2)} | ${fmt(x.otherCpuSeconds?.target, 2)} |`);
     }
     L.push('');
+  }
+
+  // ---- partitioned load
+  const pt = r.partitions;
+  if (pt) {
+    L.push('### Initial load of one large collection: `_id` ranges in parallel, and the resume after a kill', '');
+    L.push(
+      `${fmt(pt.documents)} documents of 200 B in one collection (${fmt(mib(pt.collectionBytes), 1)} MiB by collStats), loaded by the product's \`runInitialLoad\` (what \`full-migrate\` runs) into an empty target database: ` +
+        `as one unit (today's single pipe: --partition-size larger than the collection), and with --partition-size ${fmt(pt.partitionSize / 1024, 0)} KiB (about ${fmt(pt.rangesWanted)} \`_id\` ranges, each a \`mongodump --query\` | \`mongorestore\` pipe) run 1, 2 and 4 at once (--load-parallelism); ` +
+        'and by a raw `mongodump | mongorestore` in bash with the same binaries and the arguments of the single pipe. Every load ended with the target count equal to the source count. ' +
+        'Migrator CPU = the process running the load; tools = its mongodump/mongorestore children (bash and its children for the raw pipe). The emulators are single-threaded Node processes on 2 shared cores, so the absolute rates are modest; the ratios are the point.',
+      '',
+    );
+    const single = pt.single as Obj | undefined;
+    const raw = pt.raw as Obj | undefined;
+    L.push('| run | units | s | docs/s | speedup vs single pipe | vs raw pipe | migrator CPU s | tools CPU s | source emu CPU s | target emu CPU s |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const key of ['raw', 'single', 'p1', 'p2', 'p4']) {
+      const x = pt[key] as Obj | undefined;
+      if (!x) continue;
+      const units = key === 'raw' ? '1 (bash)' : key === 'single' ? '1' : `${fmt(x.ranges)} ranges + indexes`;
+      const vsSingle = single && x !== single ? `${fmt(single.seconds / x.seconds, 2)}×` : '';
+      const d = raw ? (x.seconds / raw.seconds - 1) * 100 : 0;
+      const vsRaw = raw && x !== raw ? `${fmt(Math.abs(d), 1)}% ${d >= 0 ? 'slower' : 'faster'}` : '';
+      const docs = (x.restored as number) || pt.documents;
+      L.push(`| ${x.label} | ${units} | ${fmt(x.seconds, 2)} | ${fmt(docs / x.seconds)} | ${vsSingle} | ${vsRaw} | ${fmt(x.selfCpuSeconds, 2)} | ${fmt(x.toolsCpuSeconds, 2)} | ${fmt(x.otherCpuSeconds?.source, 2)} | ${fmt(x.otherCpuSeconds?.target, 2)} |`);
+    }
+    L.push('');
+    const rs = pt.resume as Obj | undefined;
+    if (rs) {
+      const k = rs.killed;
+      L.push(
+        `Resume: the load with 2 ranges at once was killed (SIGKILL of its process) with ${fmt(k.rangesDone)} of ${fmt(k.ranges)} ranges done, ${fmt(k.seconds, 1)} s in, and rerun. ` +
+          'The rerun kept the finished ranges, removed the documents of the unfinished ones from the target and loaded those again. ' +
+          "A full reload (what the load did before: restart with --drop) costs the kill's time plus a whole load (the 2-at-once run above). " +
+          'Documents written = the target count after the kill (finished and half-done ranges) + what the second attempt restored; tool-reported = the documents mongorestore reported for the finished ranges of the killed run + those of the rerun.',
+        '',
+      );
+      L.push('| | documents written | × collection | wall s | |', '|---|---:|---:|---:|---|');
+      L.push(`| killed run | ${fmt(k.targetCountAfterKill)} | ${fmt(k.targetCountAfterKill / pt.documents, 2)} | ${fmt(k.seconds, 2)} | ${fmt(k.rangesDone)}/${fmt(k.ranges)} ranges done |`);
+      L.push(`| rerun (resume) | ${fmt(rs.rerun.restored)} | ${fmt(rs.rerun.restored / pt.documents, 2)} | ${fmt(rs.rerun.seconds, 2)} | ${fmt(rs.rerun.unitsRun)} units run, ${fmt(rs.rerun.unitsKept)} kept |`);
+      L.push(`| **total with resume** | ${fmt(rs.work.resume)} | ${fmt(rs.work.resume / pt.documents, 2)} | ${fmt(rs.wall.resume, 2)} | tool-reported ${fmt(rs.work.toolReported)} (${fmt(rs.work.toolReported / pt.documents, 2)}×) |`);
+      L.push(`| total with a full reload | ${fmt(rs.work.fullReload)} | ${fmt(rs.work.fullReload / pt.documents, 2)} | ${fmt(rs.wall.fullReload, 2)} | |`);
+      L.push(`| **saving** | ${fmt((1 - rs.work.resume / rs.work.fullReload) * 100, 0)}% | | ${fmt((1 - rs.wall.resume / rs.wall.fullReload) * 100, 0)}% | |`);
+      L.push('');
+    }
   }
 
   // ---- in-process
