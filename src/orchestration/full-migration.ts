@@ -609,6 +609,9 @@ export class FullMigration {
     // runs on every source as a safety net (it logs a warning for any change it makes where
     // replay should have done it). Writes are stopped, so the source's schema is final.
     const expandedEvents = this.sourceInfo ? this.sourceInfo.flavor === 'mongodb' && expandedEventsSupported(this.sourceInfo.version) : false;
+    // The TTL indexes held on the target (not restored yet): the reconcile and the verification
+    // compare each at its recorded original; the restore follows a passing verification.
+    const ttlHolds = activeTtlHolds(await s.listTtlHolds(id));
     const reconciled = await reconcileSchema({
       source: this.p.source,
       target: this.p.target,
@@ -617,7 +620,7 @@ export class FullMigration {
       log: this.p.log,
       expandedEvents,
       ignore: this.p.ignoreSchema,
-      ttl: { store: s, migrationId: id, holds: (await s.listTtlHolds(id)).filter((h) => !h.restoredAt) },
+      ttl: { store: s, migrationId: id, holds: ttlHolds },
     });
     this.p.log.info({ changed: reconciled.changed.length, left: reconciled.left.length }, 'schema reconciled');
     // A schema difference left is a mismatch (exit 7) unless the user passed --ignore-schema
@@ -625,7 +628,7 @@ export class FullMigration {
     this.verification = await verifyMigration(this.p.source, this.p.target, this.p.rules, {
       skipDbs: new Set([this.p.stateDb]),
       ignoreSchema: this.p.ignoreSchema ?? [],
-      ttlHolds: (await s.listTtlHolds(id)).filter((h) => !h.restoredAt),
+      ttlHolds,
       ttlExpiredAfterBarrier: true, // every shard applied the barrier, writes stopped (src/verify/ttl-lapse.ts)
       timeSeriesLoadOnly: this.p.timeSeries === 'load-only',
     });

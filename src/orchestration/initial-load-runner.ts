@@ -1,18 +1,13 @@
 import { mkdirSync } from 'node:fs';
 import type { MongoClient } from 'mongodb';
-import type { EndpointConfig } from '../config/schema.js';
-import type { NamespaceRules } from '../source/namespace-filter.js';
-import { loadKey, type StateStore, type LoadCollectionProgress } from '../state/store.js';
-import type { LoadOptions } from '../initial-load/dump-restore-plan.js';
+import { loadKey, type LoadCollectionProgress } from '../state/store.js';
 import { killStaleTools, removeStaleToolConfigs } from '../initial-load/stale-tools.js';
-import type { ToolBinaries } from '../initial-load/tool-binaries.js';
 import { createTargetViews } from '../initial-load/views.js';
 import { copyTimeSeriesOnce } from '../initial-load/time-series-copy.js';
 import { defaultOwnerId } from '../state/lease-owner.js';
 import { MigratorError } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
-import type { Logger } from '../util/logger.js';
-import { planLoad } from './load-plan.js';
+import { planLoad, type LoadPlanInput } from './load-plan.js';
 import { runLoadWorker } from './load-worker.js';
 import { holdTargetTtl } from './ttl.js';
 
@@ -25,23 +20,12 @@ export const DEFAULT_PARTITION_BYTES = 1024 ** 3;
  */
 export const DEFAULT_LOAD_PARALLELISM = 2;
 
-export interface InitialLoadInput {
-  source: MongoClient;
-  sourceEndpoint: EndpointConfig;
-  targetEndpoint: EndpointConfig;
-  store: StateStore;
-  migrationId: string;
-  rules: NamespaceRules;
-  namespaces: { db: string; coll: string }[];
+/** What the load needs: the plan's inputs (load-plan.ts) with the target required, plus how this process runs units. */
+export interface InitialLoadInput extends Omit<LoadPlanInput, 'target' | 'partitionSize'> {
   /** Source namespaces ("db.coll") of time-series collections copied once (--time-series=load-only): not through the tools. */
   loadOnly?: string[];
-  bins: ToolBinaries;
-  options: LoadOptions;
   /** The target: ranges are removed from it before a reload, indexes built on it; with `options.drop`, its sharded collections are emptied rather than dropped. */
   target: MongoClient;
-  workDir: string;
-  signal?: AbortSignal;
-  log: Logger;
   /** Progress for the task renderer: "bar.products 1200/5000". */
   onProgress?: (text: string) => void;
   /** Bytes per `_id` range (default DEFAULT_PARTITION_BYTES). */
