@@ -609,8 +609,8 @@ export class FullMigration {
     // runs on every source as a safety net (it logs a warning for any change it makes where
     // replay should have done it). Writes are stopped, so the source's schema is final.
     const expandedEvents = this.sourceInfo ? this.sourceInfo.flavor === 'mongodb' && expandedEventsSupported(this.sourceInfo.version) : false;
-    // The TTL indexes held on the target (not restored yet): the reconcile and the verification
-    // compare each at its recorded original; the restore follows a passing verification.
+    // The TTL indexes held on the target (not restored yet): the reconcile compares each at its
+    // recorded original; the restore follows a passing verification.
     const ttlHolds = activeTtlHolds(await s.listTtlHolds(id));
     const reconciled = await reconcileSchema({
       source: this.p.source,
@@ -628,7 +628,8 @@ export class FullMigration {
     this.verification = await verifyMigration(this.p.source, this.p.target, this.p.rules, {
       skipDbs: new Set([this.p.stateDb]),
       ignoreSchema: this.p.ignoreSchema ?? [],
-      ttlHolds,
+      // Read again: the reconcile records the originals of the TTL indexes it built or changed.
+      ttlHolds: activeTtlHolds(await s.listTtlHolds(id)),
       ttlExpiredAfterBarrier: true, // every shard applied the barrier, writes stopped (src/verify/ttl-lapse.ts)
       timeSeriesLoadOnly: this.p.timeSeries === 'load-only',
     });
