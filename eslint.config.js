@@ -1,5 +1,6 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import migrator from './scripts/eslint/layers.js';
 
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', '.tools/', 'migrator-data/', 'bench/results/'] },
@@ -12,5 +13,10 @@ export default tseslint.config(
       '@typescript-eslint/no-explicit-any': 'error',
       'no-constant-condition': ['error', { checkLoops: false }],
     },
+  },
+  {
+    files: ['src/**/*.ts'],
+    plugins: { migrator },
+    rules: { 'migrator/layers': 'error' },
   },
 );

@@ -5,7 +5,7 @@
  */
 import zlib from 'node:zlib';
 import { BSON } from 'mongodb';
-import { EXACT_BSON_OPTIONS, encodeEnvelope, envelopeFromChangeEvent } from '../src/source/change-envelope.js';
+import { EXACT_BSON_OPTIONS, encodeEnvelope, envelopeFromChangeEvent } from '../src/model/change-envelope.js';
 import { encodeAggregateEntries } from '../src/transport/record-framing.js';
 import { ChangeEventGenerator } from './lib/change-events.js';
 import { MIXES } from './lib/workload.js';

@@ -8,7 +8,7 @@
  * fails here instead of the benchmark failing at run time.
  */
 import { BSON, type AnyBulkWriteOperation, type Document, type MongoClient } from 'mongodb';
-import { positionKey, type EventPosition } from '../../src/source/change-envelope.js';
+import { positionKey, type EventPosition } from '../../src/model/change-envelope.js';
 import {
   sequenceKey,
   type ApplyCheckpoint,

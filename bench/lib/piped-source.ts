@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { BSON, type Document, type MongoClient } from 'mongodb';
-import { EXACT_BSON_OPTIONS } from '../../src/source/change-envelope.js';
+import { EXACT_BSON_OPTIONS } from '../../src/model/change-envelope.js';
 import { ROOT } from './stack.js';
 
 export interface PipedSource {

@@ -14,7 +14,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { runCapture } from '../../src/source/capture-runner.js';
 import { stats } from '../../src/observability/stats.js';
 import { runApply } from '../../src/apply/apply-runner.js';
-import { NamespaceRules } from '../../src/source/namespace-filter.js';
+import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { MemoryKinesis } from '../lib/memory-kinesis.js';
 import { memoryStateStore, stubTarget } from '../lib/memory-state.js';
 import { pipedSource } from '../lib/piped-source.js';

@@ -16,7 +16,7 @@
 import { MongoClient } from 'mongodb';
 import { runInitialLoad } from '../../src/orchestration/initial-load-runner.js';
 import { DEFAULT_LOAD_OPTIONS } from '../../src/initial-load/dump-restore-plan.js';
-import { NamespaceRules } from '../../src/source/namespace-filter.js';
+import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { StateStore } from '../../src/state/store.js';
 import { cpuSecondsOf, CpuMeter } from '../lib/proc.js';
 import { emitResult, quietLogger, workerArgs } from '../lib/worker-kit.js';

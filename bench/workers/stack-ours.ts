@@ -14,7 +14,7 @@ import path from 'node:path';
 import { BSON, MongoClient, type Document } from 'mongodb';
 import { runCapture, type CaptureProgress } from '../../src/source/capture-runner.js';
 import { runApply, type ApplyStatus } from '../../src/apply/apply-runner.js';
-import { NamespaceRules } from '../../src/source/namespace-filter.js';
+import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { StateStore } from '../../src/state/store.js';
 import { createKinesisClient } from '../../src/transport/kinesis-client.js';
 import { CpuMeter } from '../lib/proc.js';

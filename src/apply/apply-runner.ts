@@ -35,8 +35,8 @@ import {
   migrationTag,
   type ChangeEnvelope,
   type EventPosition,
-} from '../source/change-envelope.js';
-import type { NamespaceRules } from '../source/namespace-filter.js';
+} from '../model/change-envelope.js';
+import type { NamespaceRules } from '../model/namespace-filter.js';
 import { LOAD_PHASES, phaseBeforeFailure, type Counters, type MigrationDoc, type ApplyStateStore } from '../state/store.js';
 import { classifyError, errorName } from '../transport/kinesis-retry.js';
 import { listAllShards, type ShardInfo } from '../transport/shard-map.js';
@@ -52,9 +52,9 @@ import { LeaseKeeper, LeaseLostError } from '../state/lease-keeper.js';
 import { backoffDelay, withRetry, type RetryPolicy } from './retry.js';
 import { ApplyWriter, type ApplyConflict, type ApplyResult, type ApplyStats } from './writer.js';
 import type { KeyFilterMode } from './plan.js';
-import { streamParams } from '../transport/stream-ref.js';
+import { streamParams } from '../model/stream-ref.js';
 import { health, type ComponentState, type Heartbeat } from '../observability/health.js';
-import { observeApplyLag } from '../observability/metrics.js';
+import { observeApplyLag } from '../observability/stats.js';
 import { addOp, stats, type ApplyView, type LeaseHolderView } from '../observability/stats.js';
 
 export { LeaseLostError };

@@ -23,7 +23,7 @@
  * a parent and another in the merged child, which is read only after that parent, so the two wait
  * for each other (the wait then lasts until the lease is lost or the process stops).
  */
-import { positionKey, type ChangeEnvelope } from '../source/change-envelope.js';
+import { positionKey, type ChangeEnvelope } from '../model/change-envelope.js';
 import type { DdlStateStore } from '../state/store.js';
 import { shardsNotPassed, type ShardLineage } from '../transport/shard-lineage.js';
 

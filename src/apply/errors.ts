@@ -2,7 +2,7 @@
  * Error classes of the apply side and the classification of driver/server errors.
  */
 import type { Document } from 'mongodb';
-import type { CollectionNamespace } from '../source/change-envelope.js';
+import type { CollectionNamespace } from '../model/change-envelope.js';
 import { errorCode } from '../db/transient-errors.js';
 
 /** A write the target refused for a reason retrying will not fix (validation, size, auth, …). */

@@ -17,8 +17,8 @@ import {
   type CollectionNamespace,
   type EventPosition,
   type UpdateDelta,
-} from '../source/change-envelope.js';
-import type { NamespaceRules } from '../source/namespace-filter.js';
+} from '../model/change-envelope.js';
+import type { NamespaceRules } from '../model/namespace-filter.js';
 
 // ---------------------------------------------------------------------------------------------
 // De-duplication

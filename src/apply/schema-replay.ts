@@ -27,11 +27,11 @@
  * cutover restores it (`ttlHold` in the context; absent for plain CDC, which holds nothing).
  */
 import type { Document, MongoClient } from 'mongodb';
-import type { ChangeEnvelope, CollectionNamespace } from '../source/change-envelope.js';
-import type { NamespaceRules } from '../source/namespace-filter.js';
+import type { ChangeEnvelope, CollectionNamespace } from '../model/change-envelope.js';
+import type { NamespaceRules } from '../model/namespace-filter.js';
 import { errorCode } from '../db/transient-errors.js';
-import { mapViewPipeline } from '../verify/compare-schema.js';
-import { holdReplayedCollMod, holdReplayedIndexes, type TtlHoldStore } from './ttl-hold.js';
+import { mapViewPipeline } from '../db/compare-schema.js';
+import { holdReplayedCollMod, holdReplayedIndexes, type TtlHoldStore } from '../db/ttl-hold.js';
 
 export const NAMESPACE_NOT_FOUND = 26;
 export const INDEX_NOT_FOUND = 27;

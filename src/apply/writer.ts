@@ -25,8 +25,8 @@ import {
   type ChangeEnvelope,
   type CollectionNamespace,
   type EventPosition,
-} from '../source/change-envelope.js';
-import type { NamespaceRules } from '../source/namespace-filter.js';
+} from '../model/change-envelope.js';
+import type { NamespaceRules } from '../model/namespace-filter.js';
 import {
   ApplyWriteError,
   DUPLICATE_KEY,
@@ -48,7 +48,7 @@ import {
   type PlannedOp,
 } from './plan.js';
 import { DEFAULT_RETRY_POLICY, withRetry, type RetryHooks, type RetryPolicy } from './retry.js';
-import { readShardKeys, shardKeyConditions, shardKeyFields, type ShardKeys } from './shard-keys.js';
+import { readShardKeys, shardKeyConditions, shardKeyFields, type ShardKeys } from '../db/shard-keys.js';
 import { replaySchemaEvent, type SchemaReplayContext } from './schema-replay.js';
 
 /** ShardKeyNotFound: the target's shard key changed since it was read (e.g. sharded meanwhile). */

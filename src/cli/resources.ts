@@ -2,7 +2,7 @@ import type { MongoClient } from 'mongodb';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { requireState, type MigratorConfig } from '../config/load.js';
 import { connect } from '../db/connect.js';
-import { NamespaceRules } from '../source/namespace-filter.js';
+import { NamespaceRules } from '../model/namespace-filter.js';
 import { StateStore } from '../state/store.js';
 import { createKinesisClient } from '../transport/kinesis-client.js';
 import { UsageError } from '../util/errors.js';

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { UsageError } from '../util/errors.js';
 import { registerEnvSecrets, registerUriSecrets } from '../util/redact.js';
 import { FIELD_FLAGS, configSchema, type EndpointConfig, type MigratorConfig } from './schema.js';
-import { isStreamArn, parseStreamArn } from '../transport/stream-ref.js';
+import { isStreamArn, parseStreamArn } from '../model/stream-ref.js';
 
 export type { MigratorConfig, EndpointConfig };
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from '../util/duration.js';
-import { NamespaceRules, parseNamespaceMap, parseNamespacePattern } from '../source/namespace-filter.js';
+import { NamespaceRules, parseNamespaceMap, parseNamespacePattern } from '../model/namespace-filter.js';
 
 /** Validation of the resolved configuration; every message names the option it is about. */
 

@@ -1,4 +1,5 @@
 /** Retrying an operation while its error is transient (see transient-errors.ts), with backoff and a deadline. */
+import { retry } from '../util/retry.js';
 import { isTransientError } from './transient-errors.js';
 
 export interface TransientRetryPolicy {
@@ -7,20 +8,17 @@ export interface TransientRetryPolicy {
   /** First delay; doubles up to 2 s. Default 100 ms. */
   baseDelayMs?: number;
   onRetry?: (what: string, attempt: number, err: unknown) => void;
+  /** Stops the retries at once (the last error is thrown). */
+  signal?: AbortSignal;
 }
 
-export async function retryTransient<T>(what: string, fn: () => Promise<T>, policy: TransientRetryPolicy = {}): Promise<T> {
-  const deadline = Date.now() + (policy.retryForMs ?? 60_000);
-  let delay = policy.baseDelayMs ?? 100;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (!isTransientError(err) || Date.now() + delay > deadline) throw err;
-      policy.onRetry?.(what, attempt, err);
-      await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random() / 2)));
-      delay = Math.min(delay * 2, 2_000);
-    }
-  }
+/** Retries `fn` while its error is transient (db/transient-errors.ts), through util/retry.ts. */
+export function retryTransient<T>(what: string, fn: () => Promise<T>, policy: TransientRetryPolicy = {}): Promise<T> {
+  return retry(() => fn(), {
+    isRetryable: isTransientError,
+    retryForMs: policy.retryForMs ?? 60_000,
+    backoff: { baseMs: policy.baseDelayMs ?? 100, maxMs: 2_000 },
+    signal: policy.signal,
+    onRetry: ({ attempt, error }) => policy.onRetry?.(what, attempt, error),
+  });
 }
-

@@ -32,7 +32,7 @@
 import { BSON, Decimal128, Double, type Document } from 'mongodb';
 
 const { EJSON } = BSON;
-import { compareBson, typeRank } from '../verify/bson-order.js';
+import { compareBson, typeRank } from '../model/bson-order.js';
 
 /** The type classes in comparison order, each with the `$type` aliases of its BSON types (https://www.mongodb.com/docs/manual/reference/operator/query/type/#available-types). */
 const CLASSES: readonly { rank: number; types: readonly string[] }[] = [

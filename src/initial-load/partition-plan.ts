@@ -19,7 +19,7 @@
  * every `_id` exactly once (id-ranges.ts), so a poor sample costs balance, never correctness.
  */
 import type { Document, MongoClient } from 'mongodb';
-import { EXACT_BSON_OPTIONS } from '../source/change-envelope.js';
+import { EXACT_BSON_OPTIONS } from '../model/change-envelope.js';
 import { chooseBounds } from './id-ranges.js';
 
 export interface CollectionEstimate {

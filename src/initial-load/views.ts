@@ -1,6 +1,6 @@
 import type { CollationOptions, Document, MongoClient } from 'mongodb';
-import type { NamespaceRules } from '../source/namespace-filter.js';
-import { mapViewPipeline, normalizeView } from '../verify/compare-schema.js';
+import type { NamespaceRules } from '../model/namespace-filter.js';
+import { mapViewPipeline, normalizeView } from '../db/compare-schema.js';
 import { MigratorError } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
 import type { Logger } from '../util/logger.js';

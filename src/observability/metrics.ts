@@ -16,6 +16,8 @@ import { MIGRATION_PHASES } from '../state/store.js';
 import type { StatusReport } from '../orchestration/status-report.js';
 import type { MongoClient } from 'mongodb';
 import { noteLoadSize, stats } from './stats.js';
+
+export { observeApplyLag } from './stats.js';
 import type { HealthRegistry } from './health.js';
 
 export const METRIC_PREFIX = 'migrator_';
@@ -24,20 +26,6 @@ export const METRIC_PREFIX = 'migrator_';
 export const LAG_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800, 3600];
 
 export const CUTOVER_STATES = ['none', 'requested', 'barrier-sent', 'completed', 'aborted'] as const;
-
-let lagHistogram: Histogram | undefined;
-
-/**
- * Records the lag of one applied batch: now − the source time (wall time, else cluster time) of
- * its newest event. Once per batch, not per event (hot path: see stats.ts). The histogram exists
- * only while a metrics server runs; the current value is kept regardless (cheap).
- */
-export function observeApplyLag(seconds: number): void {
-  if (!(seconds >= 0)) return;
-  stats.apply.lastLagSeconds = seconds;
-  stats.apply.lastLagAtMs = Date.now();
-  lagHistogram?.observe(seconds);
-}
 
 export interface MetricsContext {
   command: string;
@@ -320,12 +308,13 @@ export function createMetricsRegistry(ctx: MetricsContext): Registry {
       this.inc(stats.apply.conflictRetries);
     },
   });
-  lagHistogram = new Histogram({
+  const lagHistogram = new Histogram({
     name: `${p}apply_lag_seconds`,
     help: 'Apply lag: when a batch is applied, now minus the source time of its newest event (one observation per batch)',
     buckets: LAG_BUCKETS,
     registers,
   });
+  stats.lagObserver = (seconds) => lagHistogram.observe(seconds);
   new Gauge({
     name: `${p}apply_current_lag_seconds`,
     help: 'Current apply lag of this process: the last batch\'s lag, 0 once every shard it reads is caught up',

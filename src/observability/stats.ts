@@ -93,7 +93,21 @@ export const stats = {
     leaseHolders: new Set<LeaseHolderView>(),
     applies: new Set<ApplyView>(),
   },
+  /** Listener of each applied batch's lag: the histogram of the latest metrics registry, if any. */
+  lagObserver: undefined as ((seconds: number) => void) | undefined,
 };
+
+/**
+ * Records the lag of one applied batch: now − the source time (wall time, else cluster time) of
+ * its newest event. Once per batch, not per event (hot path). The histogram exists only while a
+ * metrics server runs (it sets `stats.lagObserver`); the current value is kept regardless.
+ */
+export function observeApplyLag(seconds: number): void {
+  if (!(seconds >= 0)) return;
+  stats.apply.lastLagSeconds = seconds;
+  stats.apply.lastLagAtMs = Date.now();
+  stats.lagObserver?.(seconds);
+}
 
 /** Adds `n` to the count of `key` (no allocation once the key exists). */
 export function addOp(counts: OpCounts, key: string, n = 1): void {

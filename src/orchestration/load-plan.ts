@@ -1,7 +1,7 @@
 import type { MongoClient } from 'mongodb';
-import { readShardKeys } from '../apply/shard-keys.js';
+import { readShardKeys } from '../db/shard-keys.js';
 import type { EndpointConfig } from '../config/schema.js';
-import type { NamespaceRules } from '../source/namespace-filter.js';
+import type { NamespaceRules } from '../model/namespace-filter.js';
 import type { LoadUnitDoc, StateStore } from '../state/store.js';
 import { planPipes, toolsLiteral, type LoadOptions } from '../initial-load/dump-restore-plan.js';
 import { runDumpRestorePipe } from '../initial-load/dump-restore-pipe.js';

@@ -25,7 +25,7 @@ import type { Document, MongoClient } from 'mongodb';
 import type { EndpointConfig } from '../config/schema.js';
 import { LeaseKeeper } from '../state/lease-keeper.js';
 import { isDeadLocalOwner } from '../state/lease-owner.js';
-import { readShardKeys } from '../apply/shard-keys.js';
+import { readShardKeys } from '../db/shard-keys.js';
 import type { LoadCollectionProgress, LoadUnitDoc, StateStore } from '../state/store.js';
 import { DEFAULT_LEASE_GRACE_MS } from '../state/store.js';
 import { toolsLiteral, type LoadOptions, type PipeJob } from '../initial-load/dump-restore-plan.js';

@@ -1,14 +1,14 @@
 import { DescribeStreamSummaryCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
 import { Timestamp, type Document, type MongoClient } from 'mongodb';
-import { readShardKeys } from '../apply/shard-keys.js';
+import { readShardKeys } from '../db/shard-keys.js';
 import { describeServer, type ServerInfo } from '../db/server-info.js';
-import { targetCompatibility, type CompatReport, type TimeSeriesMode } from '../db/target-compat.js';
+import { targetCompatibility, type CompatReport, type TimeSeriesMode } from './target-compat.js';
 import { listSourceNamespaces } from '../verify/verify-migration.js';
-import type { NamespaceRules } from '../source/namespace-filter.js';
+import type { NamespaceRules } from '../model/namespace-filter.js';
 import { toolVersions, type ToolBinaries, type ToolVersions } from '../initial-load/tool-binaries.js';
 import { MigratorError, errorMessage } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
-import { streamParams } from '../transport/stream-ref.js';
+import { streamParams } from '../model/stream-ref.js';
 import { retryTransient } from '../db/transient-retry.js';
 import { describeShortfalls, missingActions, readAccess, shortfalls, sourceNeeds, targetNeeds, writeBlockNeed, WRITE_BLOCK_ACTIONS, WRITE_BLOCK_ROLE, type Shortfall } from '../db/privileges.js';
 import { MARKER_COLLECTION } from '../source/capture-runner.js';

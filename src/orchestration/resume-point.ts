@@ -1,5 +1,5 @@
 import type { Document, MongoClient, Timestamp } from 'mongodb';
-import { EXACT_BSON_OPTIONS, clusterTimeFromResumeToken } from '../source/change-envelope.js';
+import { EXACT_BSON_OPTIONS, clusterTimeFromResumeToken } from '../model/change-envelope.js';
 import { POSITION_MARKER_COLLECTION } from '../source/capture-runner.js';
 import { MigratorError, errorMessage } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';

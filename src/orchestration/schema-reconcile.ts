@@ -35,8 +35,8 @@
  * one (`ttl`): the restore that follows a passing verification gives each its source value.
  */
 import type { Document, MongoClient } from 'mongodb';
-import { readShardKeys } from '../apply/shard-keys.js';
-import type { TtlHoldStore } from '../apply/ttl-hold.js';
+import { readShardKeys } from '../db/shard-keys.js';
+import type { TtlHoldStore } from '../db/ttl-hold.js';
 import {
   COLLMOD_OPTIONS,
   collectionCreateOptions,
@@ -49,9 +49,9 @@ import {
 } from '../apply/schema-replay.js';
 import { retryTransient } from '../db/transient-retry.js';
 import { errorCode } from '../db/transient-errors.js';
-import { EXACT_BSON_OPTIONS, type CollectionNamespace } from '../source/change-envelope.js';
-import type { NamespaceRules } from '../source/namespace-filter.js';
-import { compareIndexes, compareOptions, type SchemaDifference, type SchemaKind } from '../verify/compare-schema.js';
+import { EXACT_BSON_OPTIONS, type CollectionNamespace } from '../model/change-envelope.js';
+import type { NamespaceRules } from '../model/namespace-filter.js';
+import { compareIndexes, compareOptions, type SchemaDifference, type SchemaKind } from '../db/compare-schema.js';
 import { listSourceNamespaces, unholdTtl, type HeldTtlIndex } from '../verify/verify-migration.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';

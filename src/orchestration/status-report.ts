@@ -77,7 +77,7 @@ import type {
   StateStore,
   TtlHoldDoc,
 } from '../state/store.js';
-import { HELD_EXPIRE_AFTER_SECONDS } from '../apply/ttl-hold.js';
+import { HELD_EXPIRE_AFTER_SECONDS } from '../db/ttl-hold.js';
 import { activeTtlHolds, restoreCommandText } from './ttl.js';
 import { loadNs } from '../state/store.js';
 import {

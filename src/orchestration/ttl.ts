@@ -15,7 +15,7 @@
  * (ttlHeld) and names the collMod that gives a target its TTL back if the migration is abandoned.
  */
 import type { Document, MongoClient } from 'mongodb';
-import { HELD_EXPIRE_AFTER_SECONDS, holdTtl, recordHeldTtl, ttlSeconds } from '../apply/ttl-hold.js';
+import { HELD_EXPIRE_AFTER_SECONDS, holdTtl, recordHeldTtl, ttlSeconds } from '../db/ttl-hold.js';
 import type { TtlHoldDoc, TtlStateStore } from '../state/store.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';

@@ -26,11 +26,11 @@ import {
   routingKey,
   type ChangeEnvelope,
   type EventPosition,
-} from './change-envelope.js';
+} from '../model/change-envelope.js';
 import { CheckpointTracker } from './checkpoint-tracker.js';
 import { BSON_OBJECT_TOO_LARGE, FragmentAssembler, SLIM_STAGE, SPLIT_STAGE, isSplitStageRefused, splitLargeEventSupported } from './large-events.js';
 import { expandedEventsSupported, isExpandedEventsRefused, withCreateOptions } from './expanded-events.js';
-import type { NamespaceRules } from './namespace-filter.js';
+import type { NamespaceRules } from '../model/namespace-filter.js';
 import { health, type Heartbeat } from '../observability/health.js';
 import { addOp, stats } from '../observability/stats.js';
 

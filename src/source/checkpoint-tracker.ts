@@ -1,4 +1,4 @@
-import type { EventPosition } from './change-envelope.js';
+import type { EventPosition } from '../model/change-envelope.js';
 
 /**
  * Tracks which change-stream positions are safe to checkpoint.

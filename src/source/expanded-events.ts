@@ -10,7 +10,7 @@
  * cutover reconciles indexes and options instead (orchestration/schema-reconcile.ts).
  */
 import { BSON, type Document, type MongoClient } from 'mongodb';
-import { EXACT_BSON_OPTIONS } from './change-envelope.js';
+import { EXACT_BSON_OPTIONS } from '../model/change-envelope.js';
 
 /** Error code of an unknown field in a command's or stage's strict parser (IDL). */
 const UNKNOWN_FIELD = 40415;

@@ -42,8 +42,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Collection, Db, Document, MongoClient } from 'mongodb';
 import type { Timestamp } from 'mongodb';
-import { positionKey, type EventPosition } from '../source/change-envelope.js';
-import { DEFAULT_STATE_DB } from '../source/namespace-filter.js';
+import { positionKey, type EventPosition } from '../model/change-envelope.js';
+import { DEFAULT_STATE_DB } from '../model/constants.js';
 import { redactText } from '../util/redact.js';
 import { MigratorError } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';

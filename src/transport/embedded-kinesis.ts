@@ -46,7 +46,7 @@ import {
   ListStreamsCommand,
   type KinesisClient,
 } from '@aws-sdk/client-kinesis';
-import { positionKey, type EventPosition } from '../source/change-envelope.js';
+import { positionKey, type EventPosition } from '../model/change-envelope.js';
 import { DEFAULT_LEASE_GRACE_MS, sequenceKey, upsertTolerantOfRace, type ApplyCheckpoint, type ShardDoc, type StateStore } from '../state/store.js';
 import { MigratorError, errorMessage } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';

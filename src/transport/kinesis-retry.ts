@@ -1,6 +1,6 @@
 /**
- * Error classification, exponential backoff with jitter, and an abortable sleep, shared by the
- * producer and the shard reader.
+ * Error classification of Kinesis calls, shared by the producer and the shard reader (the backoff
+ * and the sleep are util/retry.ts's, re-exported here for them).
  */
 
 /** How the transport reacts to a failed Kinesis call (or record). */
@@ -53,39 +53,7 @@ export function classifyError(error: unknown): ErrorKind {
   return 'retryable';
 }
 
-export interface BackoffOptions {
-  /** Delay before the first retry, before jitter. Default 100 ms. */
-  baseMs?: number;
-  /** Cap of the exponential delay. Default 5000 ms. */
-  maxMs?: number;
-}
-
-/**
- * "Equal jitter" exponential backoff: d = min(max, base * 2^attempt); returns d/2 + random(d/2).
- * `attempt` counts from 0 (first retry).
- */
-export function backoffDelay(attempt: number, options: BackoffOptions = {}, random: () => number = Math.random): number {
-  const base = options.baseMs ?? 100;
-  const max = options.maxMs ?? 5000;
-  const d = Math.min(max, base * 2 ** Math.min(attempt, 30));
-  return d / 2 + random() * (d / 2);
-}
-
-/** Resolves after `ms`, or early (without throwing) when `signal` aborts. Returns true if it slept fully. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
-  if (signal?.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, Math.max(0, ms));
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
+export { backoffDelay, sleep, type BackoffOptions } from '../util/retry.js';
 
 export function errorName(error: unknown): string {
   const e = error as { name?: string } | undefined;

@@ -76,7 +76,7 @@ import {
 } from './shard-map.js';
 import { LingerPolicy, resolveLingerOptions, type ResolvedLingerOptions } from './linger-policy.js';
 import { PUT_RECORDS_MAX_BYTES, PUT_RECORDS_MAX_RECORDS, describeStreamLimits } from './stream-limits.js';
-import { streamParams } from './stream-ref.js';
+import { streamParams } from '../model/stream-ref.js';
 import { noteKinesisAnswer, stats } from '../observability/stats.js';
 
 export interface OrderedProducerOptions {

@@ -15,7 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ListShardsCommand, type KinesisClient, type ListShardsCommandInput, type Shard } from '@aws-sdk/client-kinesis';
-import { streamParams } from './stream-ref.js';
+import { streamParams } from '../model/stream-ref.js';
 
 /** Largest hash key: 2^128 - 1. */
 export const MAX_HASH_KEY = (1n << 128n) - 1n;

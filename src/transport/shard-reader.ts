@@ -30,7 +30,7 @@ import { backoffDelay, classifyError, errorName, sleep, type BackoffOptions } fr
 import type { HashKeyRange } from './shard-map.js';
 import { ShardRecordAssembler, type AssemblerStats } from './shard-record-assembler.js';
 import { GET_RECORDS_MAX_LIMIT, GET_RECORDS_MIN_INTERVAL_MS } from './stream-limits.js';
-import { streamParams } from './stream-ref.js';
+import { streamParams } from '../model/stream-ref.js';
 import { noteKinesisAnswer, stats } from '../observability/stats.js';
 
 /** Default target of payload bytes per batch (see ShardReaderTuning.maxBatchPayloadBytes). */

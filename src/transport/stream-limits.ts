@@ -2,7 +2,7 @@
  * Kinesis Data Streams service limits the transport respects, and the per-stream max record size.
  */
 import { DescribeStreamSummaryCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
-import { streamParams } from './stream-ref.js';
+import { streamParams } from '../model/stream-ref.js';
 
 /** PutRecords: at most 500 records per call. */
 export const PUT_RECORDS_MAX_RECORDS = 500;

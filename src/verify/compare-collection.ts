@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { BSON, type Collection, type Document } from 'mongodb';
-import { compareBson } from './bson-order.js';
+import { compareBson } from '../model/bson-order.js';
 
 export interface CollectionDiff {
   sourceCount: number;

@@ -39,7 +39,7 @@
  * still on the source, which deletes it by its TTL.
  */
 import { BSON, type Document, type MongoClient } from 'mongodb';
-import { ttlSeconds } from '../apply/ttl-hold.js';
+import { ttlSeconds } from '../db/ttl-hold.js';
 
 export interface TtlRule {
   /** The indexed field's path (dotted path split). */

@@ -1,6 +1,6 @@
 import type { Document, MongoClient } from 'mongodb';
-import { readShardKeys } from '../apply/shard-keys.js';
-import { HELD_EXPIRE_AFTER_SECONDS, ttlSeconds } from '../apply/ttl-hold.js';
+import { readShardKeys } from '../db/shard-keys.js';
+import { HELD_EXPIRE_AFTER_SECONDS, ttlSeconds } from '../db/ttl-hold.js';
 import { collectionsMatch, compareCollections, type CollectionDiff } from './compare-collection.js';
 import { lapseCheck, sourceClock, ttlRules } from './ttl-lapse.js';
 import {
@@ -14,7 +14,7 @@ import {
   type SchemaKind,
   type SchemaReport,
   type TargetKind,
-} from './compare-schema.js';
+} from '../db/compare-schema.js';
 
 export interface CollectionNs {
   db: string;

@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Decimal128, type Document } from 'mongodb';
-import { EXACT_BSON_OPTIONS, encodeEnvelope, envelopeFromChangeEvent, routingKey } from '../../src/source/change-envelope.js';
-import { NamespaceRules } from '../../src/source/namespace-filter.js';
+import { EXACT_BSON_OPTIONS, encodeEnvelope, envelopeFromChangeEvent, routingKey } from '../../src/model/change-envelope.js';
+import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { StateStore } from '../../src/state/store.js';
 import { runApply, type ApplyCounters, type ApplyRunnerOptions, type ApplyStatus } from '../../src/apply/apply-runner.js';
 import { createOrderedProducer } from '../../src/transport/ordered-producer.js';

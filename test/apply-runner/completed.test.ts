@@ -4,7 +4,7 @@
 // Plain CDC (--cdc-only: no phase) keeps running whatever a migration document says.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { NamespaceRules } from '../../src/source/namespace-filter.js';
+import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { StateStore } from '../../src/state/store.js';
 import { runApply, type ApplyRunnerOptions } from '../../src/apply/apply-runner.js';
 import { FAST_CONSUMER, Scenario, produce, startStack, targetDocs, testLogger, waitFor, type Stack } from './fixtures.js';

@@ -1,13 +1,13 @@
 // Duplicate-key conflicts: retried while they may resolve, never checkpointed past, fatal after the limit.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { NamespaceRules } from '../../src/source/namespace-filter.js';
+import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { StateStore } from '../../src/state/store.js';
 import { runApply, type ApplyCounters, type ApplyRunnerOptions } from '../../src/apply/apply-runner.js';
 import { MigratorError } from '../../src/util/errors.js';
 import { ExitCode } from '../../src/util/exit-codes.js';
 import { Clock, FAST_CONSUMER, produce, startStack, targetDocs, testLogger, type Stack } from './fixtures.js';
-import type { ChangeEnvelope } from '../../src/source/change-envelope.js';
+import type { ChangeEnvelope } from '../../src/model/change-envelope.js';
 
 describe('runApply and unique-index conflicts', { timeout: 60_000 }, () => {
   let stack: Stack;

@@ -1,7 +1,7 @@
 // Several runApply instances on one stream: shards split by leases, take-over after a crash.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { NamespaceRules } from '../../src/source/namespace-filter.js';
+import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { StateStore } from '../../src/state/store.js';
 import { runApply, type ApplyCounters, type ApplyRunnerOptions } from '../../src/apply/apply-runner.js';
 import { Clock, FAST_CONSUMER, Scenario, produce, startStack, targetDocs, testLogger, waitFor, type Stack } from './fixtures.js';

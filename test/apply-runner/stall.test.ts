@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { MongoClient } from 'mongodb';
-import { NamespaceRules } from '../../src/source/namespace-filter.js';
+import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { StateStore } from '../../src/state/store.js';
 import { runApply, type ApplyRunnerOptions, type ApplyStatus } from '../../src/apply/apply-runner.js';
 import { readyForCutover } from '../../src/orchestration/full-migration.js';

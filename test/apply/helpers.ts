@@ -1,6 +1,6 @@
 // Builders of envelopes for apply tests.
 import { Timestamp, type Document } from 'mongodb';
-import type { ChangeEnvelope, CollectionNamespace, SchemaOp, UpdateDelta } from '../../src/source/change-envelope.js';
+import type { ChangeEnvelope, CollectionNamespace, SchemaOp, UpdateDelta } from '../../src/model/change-envelope.js';
 
 /** A position source: consecutive calls give increasing (clusterTime, token). */
 export class Clock {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Int32 } from 'mongodb';
-import { NamespaceRules } from '../../src/source/namespace-filter.js';
+import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { dedupeEnvelopes, deltaToUpdates, keyFilter, planBatch, rounds, toBulkOperation, type Segment } from '../../src/apply/plan.js';
 import { Clock, barrier, del, drop, ins, rename, rep, schemaEvent, updDelta, updFull } from './helpers.js';
 

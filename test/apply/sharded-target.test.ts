@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { MongoClient, type Document } from 'mongodb';
 import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
-import { decodeEnvelope, encodeEnvelope, type ChangeEnvelope } from '../../src/source/change-envelope.js';
-import { NamespaceRules } from '../../src/source/namespace-filter.js';
+import { decodeEnvelope, encodeEnvelope, type ChangeEnvelope } from '../../src/model/change-envelope.js';
+import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { ApplyWriter } from '../../src/apply/writer.js';
 import { Clock, del, ins, rep, updFull } from './helpers.js';
 

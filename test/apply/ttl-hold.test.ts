@@ -11,7 +11,7 @@ import {
   recordHeldTtl,
   ttlSeconds,
   type TtlHold,
-} from '../../src/apply/ttl-hold.js';
+} from '../../src/db/ttl-hold.js';
 
 describe('holdTtl (index specs replayed or restored on the target)', () => {
   test('a TTL index gets the held expireAfterSeconds and reports its original; the input is not changed', () => {

@@ -8,12 +8,12 @@ import { startKinesisFaultProxy } from '../support/kinesis-fault-proxy.js';
 import { KINESIS_LOCAL_REGION } from '../support/kinesis-local.js';
 import { createKinesisClient } from '../../src/transport/kinesis-client.js';
 import { runCapture } from '../../src/source/capture-runner.js';
-import { NamespaceRules } from '../../src/source/namespace-filter.js';
+import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { StateStore } from '../../src/state/store.js';
 import { createLogger } from '../../src/util/logger.js';
 import { MigratorError } from '../../src/util/errors.js';
 import { ExitCode } from '../../src/util/exit-codes.js';
-import { compareEventPosition, isDataEnvelope, type ChangeEnvelope } from '../../src/source/change-envelope.js';
+import { compareEventPosition, isDataEnvelope, type ChangeEnvelope } from '../../src/model/change-envelope.js';
 import { waitUntil } from '../support/wait.js';
 
 type AnyDoc = { _id: number | string | ObjectId; [k: string]: unknown };

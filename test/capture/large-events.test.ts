@@ -9,7 +9,7 @@ import { startMongoEmulator, type MongoEmulator, type ProfileName } from '../sup
 import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
 import { readStreamEnvelopes } from '../support/stream-contents.js';
 import { runCapture } from '../../src/source/capture-runner.js';
-import { NamespaceRules } from '../../src/source/namespace-filter.js';
+import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { StateStore } from '../../src/state/store.js';
 import { createLogger } from '../../src/util/logger.js';
 import { waitUntil } from '../support/wait.js';

@@ -7,7 +7,7 @@ import { goToolPath } from '../support/go-tools.js';
 import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
 import { waitForPhase } from '../support/phases.js';
 import { StateStore } from '../../src/state/store.js';
-import { HELD_EXPIRE_AFTER_SECONDS } from '../../src/apply/ttl-hold.js';
+import { HELD_EXPIRE_AFTER_SECONDS } from '../../src/db/ttl-hold.js';
 
 const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
 const ID = 'ttl';

@@ -7,7 +7,7 @@ import { MongoClient, Timestamp } from 'mongodb';
 import { pino } from 'pino';
 import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
 import { StateStore, sequenceKey } from '../../src/state/store.js';
-import { positionKey } from '../../src/source/change-envelope.js';
+import { positionKey } from '../../src/model/change-envelope.js';
 import { restartFromTarget } from '../../src/transport/embedded-kinesis.js';
 import { MigratorError } from '../../src/util/errors.js';
 import { ExitCode } from '../../src/util/exit-codes.js';

@@ -7,8 +7,8 @@ import { partitionCount, sampleIdBounds } from '../../src/initial-load/partition
 import { loadScale, parseSize } from '../../src/config/size.js';
 import { partitionable } from '../../src/orchestration/load-plan.js';
 import { ExitCode } from '../../src/util/exit-codes.js';
-import { compareBson } from '../../src/verify/bson-order.js';
-import { EXACT_BSON_OPTIONS } from '../../src/source/change-envelope.js';
+import { compareBson } from '../../src/model/bson-order.js';
+import { EXACT_BSON_OPTIONS } from '../../src/model/change-envelope.js';
 
 /**
  * `_id`s of every type class an `_id` can have, several per orderable class. (Not null: a driver

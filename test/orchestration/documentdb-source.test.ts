@@ -12,7 +12,7 @@ import { describeServer } from '../../src/db/server-info.js';
 import { takeResumePoint } from '../../src/orchestration/resume-point.js';
 import { runPreflight } from '../../src/orchestration/preflight.js';
 import { runCapture } from '../../src/source/capture-runner.js';
-import { NamespaceRules } from '../../src/source/namespace-filter.js';
+import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { StateStore } from '../../src/state/store.js';
 import { createLogger } from '../../src/util/logger.js';
 import { MigratorError } from '../../src/util/errors.js';

@@ -8,7 +8,7 @@ import { IncreaseStreamRetentionPeriodCommand } from '@aws-sdk/client-kinesis';
 import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
 import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
 import { runPreflight, type PreflightInput } from '../../src/orchestration/preflight.js';
-import { NamespaceRules } from '../../src/source/namespace-filter.js';
+import { NamespaceRules } from '../../src/model/namespace-filter.js';
 
 describe('preflight retention forecast', { timeout: 300_000 }, () => {
   let source: MongoEmulator;

@@ -6,7 +6,7 @@ import { MongoClient } from 'mongodb';
 import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
 import { ROOT_ONLY, ROOT_USER, createMigratorUser, uriAs } from '../support/migrator-users.js';
 import { runPreflight } from '../../src/orchestration/preflight.js';
-import { NamespaceRules } from '../../src/source/namespace-filter.js';
+import { NamespaceRules } from '../../src/model/namespace-filter.js';
 
 describe('preflight privileges', () => {
   let source: MongoEmulator;

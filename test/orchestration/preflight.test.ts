@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { MongoClient } from 'mongodb';
 import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
 import { runPreflight } from '../../src/orchestration/preflight.js';
-import { NamespaceRules } from '../../src/source/namespace-filter.js';
+import { NamespaceRules } from '../../src/model/namespace-filter.js';
 
 describe('preflight', () => {
   let source: MongoEmulator;

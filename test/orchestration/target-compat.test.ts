@@ -10,9 +10,9 @@ import { startFerretDB } from '../support/ferretdb.js';
 import { ensureGoTools } from '../support/go-tools.js';
 import { describeServer } from '../../src/db/server-info.js';
 import { documentDbRefusalItems } from '../../src/db/documentdb-compat.js';
-import { dotDollarFields, olderMongoDbRefusals, targetCompatibility } from '../../src/db/target-compat.js';
+import { dotDollarFields, olderMongoDbRefusals, targetCompatibility } from '../../src/orchestration/target-compat.js';
 import { listSourceNamespaces } from '../../src/verify/verify-migration.js';
-import { NamespaceRules } from '../../src/source/namespace-filter.js';
+import { NamespaceRules } from '../../src/model/namespace-filter.js';
 
 test('dotDollarFields finds $-prefixed and dotted names at any depth, arrays included; BSON values are leaves', () => {
   assert.deepEqual(dotDollarFields({ a: 1, b: { c: [{ $d: 1 }] }, 'e.f': 2, g: new Date(0) }), ['"b.c[].$d"', '"e.f"']);

@@ -7,7 +7,7 @@ import { MongoClient } from 'mongodb';
 import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
 import { StateStore } from '../../src/state/store.js';
 import { holdTargetTtl, restoreHeldTtl } from '../../src/orchestration/ttl.js';
-import { HELD_EXPIRE_AFTER_SECONDS } from '../../src/apply/ttl-hold.js';
+import { HELD_EXPIRE_AFTER_SECONDS } from '../../src/db/ttl-hold.js';
 import { verifyMigration } from '../../src/verify/verify-migration.js';
 import { buildStatusReport, formatStatusReport } from '../../src/orchestration/status-report.js';
 import { createLogger } from '../../src/util/logger.js';

@@ -16,7 +16,7 @@ import {
   positionKey,
   routingKey,
   type ChangeEnvelope,
-} from '../../src/source/change-envelope.js';
+} from '../../src/model/change-envelope.js';
 import { allTypesDocument } from './bson-samples.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');

@@ -11,8 +11,8 @@ import {
   envelopeFromChangeEvent,
   routingKey,
   type ChangeEnvelope,
-} from '../../src/source/change-envelope.js';
-import { NamespaceRules } from '../../src/source/namespace-filter.js';
+} from '../../src/model/change-envelope.js';
+import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { ApplyWriter } from '../../src/apply/writer.js';
 import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
 import { allTypesDocument } from './bson-samples.js';

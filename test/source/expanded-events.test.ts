@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { MongoClient, type ChangeStreamDocument, type Document } from 'mongodb';
-import { EXACT_BSON_OPTIONS } from '../../src/source/change-envelope.js';
+import { EXACT_BSON_OPTIONS } from '../../src/model/change-envelope.js';
 import { expandedEventsSupported, isExpandedEventsRefused, withCreateOptions } from '../../src/source/expanded-events.js';
 import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
 

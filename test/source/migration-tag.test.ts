@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Timestamp } from 'mongodb';
-import { decodeEnvelope, encodeEnvelope, migrationTag, type ChangeEnvelope } from '../../src/source/change-envelope.js';
+import { decodeEnvelope, encodeEnvelope, migrationTag, type ChangeEnvelope } from '../../src/model/change-envelope.js';
 
 test('migrationTag: 16 hex digits, stable, different for another id or another nonce', () => {
   const t = migrationTag('m1', 'abc');

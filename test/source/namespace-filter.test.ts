@@ -2,14 +2,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Timestamp } from 'mongodb';
 import { Query } from 'mingo';
-import type { ChangeEnvelope } from '../../src/source/change-envelope.js';
+import type { ChangeEnvelope } from '../../src/model/change-envelope.js';
 import {
   NamespaceConfigError,
   NamespaceMappingError,
   NamespaceRules,
   parseNamespaceMap,
   parseNamespacePattern,
-} from '../../src/source/namespace-filter.js';
+} from '../../src/model/namespace-filter.js';
 
 const ns = (s: string) => {
   const dot = s.indexOf('.');

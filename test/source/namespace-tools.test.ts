@@ -8,8 +8,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
 import { MongoClient } from 'mongodb';
-import { NamespaceRules, type NamespaceRulesOptions } from '../../src/source/namespace-filter.js';
-import type { CollectionNamespace } from '../../src/source/change-envelope.js';
+import { NamespaceRules, type NamespaceRulesOptions } from '../../src/model/namespace-filter.js';
+import type { CollectionNamespace } from '../../src/model/change-envelope.js';
 import { ensureGoTools, goToolPath } from '../support/go-tools.js';
 import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
 

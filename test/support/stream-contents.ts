@@ -1,6 +1,6 @@
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { StreamConsumer } from '../../src/transport/stream-consumer.js';
-import { decodeEnvelope, type ChangeEnvelope } from '../../src/source/change-envelope.js';
+import { decodeEnvelope, type ChangeEnvelope } from '../../src/model/change-envelope.js';
 
 /**
  * Every envelope in a stream, per shard in shard order (reads until all shards are caught up).

@@ -8,7 +8,7 @@ import { MongoClient, type Timestamp } from 'mongodb';
 import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
 import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
 import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
-import { streamParams } from '../../src/transport/stream-ref.js';
+import { streamParams } from '../../src/model/stream-ref.js';
 
 describe('a Kinesis stream named by its ARN', () => {
   let source: MongoEmulator;

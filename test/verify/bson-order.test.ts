@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Binary, Decimal128, Int32, Long, MaxKey, MinKey, ObjectId, Timestamp } from 'mongodb';
-import { compareBson } from '../../src/verify/bson-order.js';
+import { compareBson } from '../../src/model/bson-order.js';
 
 test('values sort in MongoDB\'s type order, numbers across numeric types', () => {
   const oid1 = new ObjectId('000000000000000000000001');

@@ -9,7 +9,7 @@ import {
   normalizeIndexSpec,
   targetLimitNote,
   type SchemaDifference,
-} from '../../src/verify/compare-schema.js';
+} from '../../src/db/compare-schema.js';
 
 const ns = { source: 'bar.products', target: 'bar_new.products' };
 function diffsOf(run: (emit: (d: Omit<SchemaDifference, 'ignored'>) => void) => void) {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { BSON, Int32 } from 'mongodb';
 import { lapseCheck, lapsesAt, ttlRules } from '../../src/verify/ttl-lapse.js';
 import { unholdTtl } from '../../src/verify/verify-migration.js';
-import { HELD_EXPIRE_AFTER_SECONDS } from '../../src/apply/ttl-hold.js';
+import { HELD_EXPIRE_AFTER_SECONDS } from '../../src/db/ttl-hold.js';
 
 const T = Date.parse('2026-12-05T12:00:00Z');
 

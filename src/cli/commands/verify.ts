@@ -6,7 +6,7 @@ import { StateStore } from '../../state/store.js';
 import { errorMessage } from '../../util/errors.js';
 import type { Logger } from '../../util/logger.js';
 import type { MigratorConfig } from '../../config/schema.js';
-import { SCHEMA_KINDS, type SchemaKind } from '../../verify/compare-schema.js';
+import { SCHEMA_KINDS, type SchemaKind } from '../../db/compare-schema.js';
 import { ExitCode } from '../../util/exit-codes.js';
 import { printJson, printReport } from '../../util/output.js';
 import { commandContext } from '../context.js';

@@ -20,10 +20,9 @@
  *    clash is raised by {@link NamespaceRules.target} as a {@link NamespaceMappingError}.
  */
 import type { Document } from 'mongodb';
+import { DEFAULT_STATE_DB, SYSTEM_DATABASES } from './constants.js';
 import { DATA_OPS, DDL_OPS, type ChangeEnvelope, type CollectionNamespace, type Namespace } from './change-envelope.js';
 
-export const SYSTEM_DATABASES: readonly string[] = ['admin', 'local', 'config'];
-export const DEFAULT_STATE_DB = 'migrator_state';
 
 /** Invalid include/exclude pattern or map specification (a configuration error). */
 export class NamespaceConfigError extends Error {

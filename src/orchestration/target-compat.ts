@@ -1,9 +1,9 @@
 import { BSON, type Document, type MongoClient } from 'mongodb';
-import type { NamespaceRules } from '../source/namespace-filter.js';
+import type { NamespaceRules } from '../model/namespace-filter.js';
 import { listSelectedViews } from '../initial-load/views.js';
-import { documentDbRefusalItems } from './documentdb-compat.js';
-import { isTransientError } from './transient-errors.js';
-import type { ServerInfo } from './server-info.js';
+import { documentDbRefusalItems } from '../db/documentdb-compat.js';
+import { isTransientError } from '../db/transient-errors.js';
+import type { ServerInfo } from '../db/server-info.js';
 
 /**
  * The compatibility doctor: everything of the selection the target cannot hold, found before

@@ -1,6 +1,6 @@
 import { Decimal128, Double, Int32, Long, type Document, type MongoClient } from 'mongodb';
-import { documentDbRefusals } from '../db/documentdb-compat.js';
-import { detectFlavor, documentDbEngineVersion, type ServerInfo } from '../db/server-info.js';
+import { documentDbRefusals } from './documentdb-compat.js';
+import { detectFlavor, documentDbEngineVersion, type ServerInfo } from './server-info.js';
 
 /**
  * Schema comparison for `migrator verify`: index specs, collection options and views of each
