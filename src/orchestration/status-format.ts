@@ -61,6 +61,20 @@ function cutoverLines(r: StatusReport, now: number): string[] {
   return lines;
 }
 
+function applyBasisText(f: NonNullable<StatusReport['forecast']>): string {
+  const over = f.applyRateWindowSeconds === null ? '' : ` ${formatDuration(f.applyRateWindowSeconds * 1000)}`;
+  switch (f.applyRateBasis) {
+    case 'last-minute':
+      return `measured over the last${over}`;
+    case 'since-apply-start':
+      return `measured: average over the${over} since apply started`;
+    case 'given':
+      return 'given';
+    default:
+      return 'assumed: apply has not run yet';
+  }
+}
+
 function forecastLines(f: StatusReport['forecast']): string[] {
   if (!f) return [];
   const d = (s: number | null) => (s === null ? 'unknown' : formatDuration(s * 1000));
@@ -72,6 +86,7 @@ function forecastLines(f: StatusReport['forecast']): string[] {
   ];
   if (f.sourceHistoryHours !== null) lines.push(`  source change-stream history ${f.sourceHistoryHours} h (${f.sourceHistoryBasis ?? 'unknown basis'})`);
   for (const w of f.warnings) lines.push(`  WARNING: ${w}`);
+  lines.push(`  catch-up at ${f.applyEventsPerSecond} events/s applied (${applyBasisText(f)}) against ${f.changeEventsPerSecond ?? 'unknown'} changes/s on the source`);
   if (f.assumptions.length) lines.push(`  assumed: ${f.assumptions.join('; ')}`);
   return lines;
 }

@@ -48,7 +48,10 @@
  *                     original; src/apply/ttl-hold.ts); [] when none is held
  *   forecast          null (COMPLETED, ABORTED) | { loadEtaSeconds|null, catchUpEtaSeconds|null,
  *                     streamRetentionHours|null, requiredHours|null, marginHours|null, ok: boolean|null (null:
- *                     cannot tell), changeEventsPerSecond|null, applyEventsPerSecond, sourceHistoryHours|null,
+ *                     cannot tell), changeEventsPerSecond|null, applyEventsPerSecond, applyRateBasis ('last-minute':
+ *                     from the apply samples full-migrate records; 'since-apply-start': events applied since
+ *                     the load ended per second; 'assumed': before apply runs), applyRateWindowSeconds|null
+ *                     (what the measured rate spans), sourceHistoryHours|null,
  *                     sourceHistoryBasis|null, captureLagSeconds|null, warnings: [string], assumptions: [string] }:
  *                     whether the Kinesis retention covers the load plus the catch-up (forecast.ts; README
  *                     "Retention forecast")

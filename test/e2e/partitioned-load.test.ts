@@ -345,6 +345,8 @@ describe('partitioned initial load', () => {
     assert.deepEqual(loggedByA.map((r) => r.unit).sort(), doneByAAtKill.filter((s) => items.some((u) => u.shardId === s)).sort(), 'A logged the ranges it finished');
     await w.stop();
     await cutoverAndVerify(stack, args, main, store, id, 'p2');
+    // While apply ran, full-migrate sampled its progress for the retention forecast's measured apply rate.
+    assert.ok(((await store.getMigration(id))?.applySamples ?? []).length >= 1, 'apply rate samples recorded');
     const logged = [...loggedByA, ...rangesLoadedInLog(b.stderr), ...rangesLoadedInLog((await main).stderr)];
     assert.deepEqual(logged.map((r) => r.unit).sort(), items.map((u) => u.shardId).sort(), 'each range loaded once');
     const copied = logged.reduce((s, r) => s + r.documents, 0);
