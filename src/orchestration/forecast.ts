@@ -24,7 +24,9 @@
  *     catch-up = backlog events / (apply rate − change rate)
  *
  * which is conservative: apply reads the oldest records first, so they are not waiting for the
- * whole catch-up; counting it in full leaves room for an apply slower than assumed.
+ * whole catch-up; counting it in full leaves room for an apply slower than assumed. The apply
+ * rate is measured once apply runs (applySamples over the last minute, else the average since the
+ * load ended) and assumed (DEFAULT_APPLY_EVENTS_PER_SECOND) before; `applyRateBasis` says which.
  * margin = retention − required; a warning when margin < MARGIN_WARN_HOURS or < MARGIN_WARN_FRACTION
  * of the requirement. Preflight fails only when it is clearly impossible: the load alone, at
  * OPTIMISTIC_LOAD_BYTES_PER_SECOND, outlasts the retention.
@@ -66,8 +68,8 @@ export interface LoadUnitSample {
   documents: number;
 }
 
-/** Appends a sample to a unit's bounded list (kept when it is at least LOAD_UNIT_SAMPLE_MS newer than the last one). */
-export function addSample(samples: LoadUnitSample[], s: LoadUnitSample, force = false): LoadUnitSample[] | null {
+/** Appends a sample to a bounded list (kept when it is at least LOAD_UNIT_SAMPLE_MS newer than the last one): a unit's, or apply's (ApplySample). */
+export function addSample<T extends { at: Date }>(samples: T[], s: T, force = false): T[] | null {
   const last = samples[samples.length - 1];
   if (!force && last && s.at.getTime() - last.at.getTime() < LOAD_UNIT_SAMPLE_MS) return null;
   return [...samples, s].slice(-LOAD_UNIT_SAMPLES);
@@ -171,6 +173,68 @@ export function etaFrom(left: number, rate: number | null | undefined): number |
 }
 
 // ---------------------------------------------------------------------------------------------
+// Apply's measured rate
+
+/**
+ * Events applied over all shards (the sum of the shards' checkpoint `counters.events`) at a time:
+ * full-migrate records one about every LOAD_UNIT_SAMPLE_MS while apply runs (at most
+ * LOAD_UNIT_SAMPLES, in the migration document's `applySamples`), so `status` in any container
+ * measures how fast apply drains the stream over the last minute.
+ */
+export interface ApplySample {
+  at: Date;
+  events: number;
+}
+
+/** How the forecast's apply rate was obtained (`forecast.applyRateBasis` of `status --json`). */
+export type ApplyRateBasis =
+  /** From the samples of the last minute (applySamples). */
+  | 'last-minute'
+  /** Events applied since the load finished, per second until the newest checkpoint (no recent samples). */
+  | 'since-apply-start'
+  /** A figure the caller gave. */
+  | 'given'
+  /** Nothing measured: DEFAULT_APPLY_EVENTS_PER_SECOND. */
+  | 'assumed';
+
+export interface MeasuredApplyRate {
+  eventsPerSecond: number;
+  basis: ApplyRateBasis;
+  /** Seconds the rate was measured over. */
+  windowSeconds: number;
+}
+
+/**
+ * Apply's rate over the last minute from its samples: from the oldest sample at most `windowMs`
+ * before the newest to the newest. Null when there is no such pair at least LOAD_UNIT_SAMPLE_MS
+ * apart, or the newest is older than three sampling intervals (nobody samples any more: apply or
+ * full-migrate stopped, and an old rate says nothing), or the counter went backwards.
+ */
+export function applyRateFromSamples(samples: readonly ApplySample[] | undefined, nowMs: number, windowMs = RATE_WINDOW_MS): MeasuredApplyRate | null {
+  const pts = (Array.isArray(samples) ? samples : [])
+    .map((x) => ({ t: ms(x?.at), e: num(x?.events) }))
+    .filter((x): x is { t: number; e: number } => x.t !== undefined && x.e !== undefined)
+    .sort((a, b) => a.t - b.t);
+  const newest = pts[pts.length - 1];
+  if (!newest || nowMs - newest.t > 3 * LOAD_UNIT_SAMPLE_MS) return null;
+  const oldest = pts.find((x) => x.t >= newest.t - windowMs)!;
+  const span = newest.t - oldest.t;
+  if (span < LOAD_UNIT_SAMPLE_MS || newest.e < oldest.e) return null;
+  return { eventsPerSecond: (newest.e - oldest.e) / (span / 1000), basis: 'last-minute', windowSeconds: Math.round(span / 1000) };
+}
+
+/** The average since apply started (`sinceMs`: the load's end) until `untilMs` (the newest checkpoint): at least LOAD_UNIT_SAMPLE_MS of it, else null. */
+export function applyRateSince(events: number, sinceMs: number | undefined, untilMs: number | undefined): MeasuredApplyRate | null {
+  if (sinceMs === undefined || untilMs === undefined || !(events > 0)) return null;
+  const span = untilMs - sinceMs;
+  if (span < LOAD_UNIT_SAMPLE_MS) return null;
+  return { eventsPerSecond: events / (span / 1000), basis: 'since-apply-start', windowSeconds: Math.round(span / 1000) };
+}
+
+/** A backlog apply drains within this many seconds at its measured rate counts as kept up with (see forecastRetention). */
+export const KEEPING_UP_SECONDS = 60;
+
+// ---------------------------------------------------------------------------------------------
 // Retention forecast
 
 export interface ForecastInput {
@@ -188,6 +252,9 @@ export interface ForecastInput {
   changeEventsPerSecond: number | null;
   /** Apply's rate (events/s); null: DEFAULT_APPLY_EVENTS_PER_SECOND is assumed. */
   applyEventsPerSecond: number | null;
+  /** How applyEventsPerSecond was measured and over how many seconds (absent: 'given'). */
+  applyRateBasis?: ApplyRateBasis;
+  applyRateWindowSeconds?: number | null;
   /** The source's change-stream history (hours) and where the figure comes from. */
   sourceHistoryHours: number | null;
   sourceHistoryBasis: string | null;
@@ -205,6 +272,9 @@ export interface RetentionForecast {
   ok: boolean | null;
   changeEventsPerSecond: number | null;
   applyEventsPerSecond: number;
+  /** Where applyEventsPerSecond comes from: measured over the last minute, averaged since apply started, given, or assumed. */
+  applyRateBasis: ApplyRateBasis;
+  applyRateWindowSeconds: number | null;
   sourceHistoryHours: number | null;
   sourceHistoryBasis: string | null;
   captureLagSeconds: number | null;
@@ -223,13 +293,21 @@ export function forecastRetention(i: ForecastInput): RetentionForecast {
   const change = i.changeEventsPerSecond;
   if (change === null) assumptions.push('rate of changes on the source unknown: catch-up taken as the current backlog only');
   const apply = i.applyEventsPerSecond ?? DEFAULT_APPLY_EVENTS_PER_SECOND;
-  if (i.applyEventsPerSecond === null) assumptions.push(`apply rate assumed ${DEFAULT_APPLY_EVENTS_PER_SECOND} events/s`);
+  const basis: ApplyRateBasis = i.applyEventsPerSecond === null ? 'assumed' : (i.applyRateBasis ?? 'given');
+  if (basis === 'assumed') assumptions.push(`apply rate assumed ${DEFAULT_APPLY_EVENTS_PER_SECOND} events/s`);
+  const measured = basis === 'last-minute' || basis === 'since-apply-start';
   const c = change ?? 0;
   // Backlog when apply starts: what is there now plus what the source changes until the load ends.
   const backlog = i.backlogEvents + (i.loadDone ? 0 : c * (i.loadSecondsLeft ?? 0));
   let catchUp: number | null = null;
   if (apply > c) catchUp = Math.round(backlog / (apply - c));
-  else if (backlog > 0 || c > 0) {
+  else if (measured && i.loadDone && apply > 0 && backlog <= apply * KEEPING_UP_SECONDS) {
+    // A measured rate is what apply did, which is its capacity only while it had a backlog: an
+    // apply that keeps up applies exactly what the source changes. A backlog it drains within
+    // KEEPING_UP_SECONDS is kept up with; one it falls behind on grows past that and warns below.
+    catchUp = Math.round(backlog / apply);
+    assumptions.push(`apply keeps up with the source (its backlog is under ${KEEPING_UP_SECONDS} s of apply): its measured rate is the source's, not its capacity`);
+  } else if (backlog > 0 || c > 0) {
     warnings.push(`the source changes about as fast as apply can write or faster (${h1(c)} vs ${h1(apply)} events/s): apply may never catch up; add stream shards and apply workers`);
   } else catchUp = 0;
   let required: number | null = null;
@@ -263,6 +341,8 @@ export function forecastRetention(i: ForecastInput): RetentionForecast {
     ok,
     changeEventsPerSecond: change === null ? null : h1(change),
     applyEventsPerSecond: h1(apply),
+    applyRateBasis: basis,
+    applyRateWindowSeconds: measured ? (i.applyRateWindowSeconds ?? null) : null,
     sourceHistoryHours: i.sourceHistoryHours,
     sourceHistoryBasis: i.sourceHistoryBasis,
     captureLagSeconds: i.captureLagSeconds,

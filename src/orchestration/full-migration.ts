@@ -28,6 +28,7 @@ import { takeResumePoint } from './resume-point.js';
 import { reconcileSchema } from './schema-reconcile.js';
 import { setSourceWriteBlock, writeBlockCapability } from './write-block.js';
 import { activeTtlHolds, holdTargetTtl, restoreCommandText, restoreHeldTtl, warnTtlHeld } from './ttl.js';
+import { createApplyRateSampler, type ApplyRateSampler } from './apply-rate-sampler.js';
 import type { Heartbeat } from '../observability/health.js';
 
 export interface FullMigrationInput {
@@ -109,6 +110,8 @@ export function readyForCutover(
  */
 export class FullMigration {
   private migration!: MigrationDoc;
+  /** Apply's drain rate for `status`'s retention forecast (apply-rate-sampler.ts). */
+  private applyRate?: ApplyRateSampler;
   preflight?: PreflightReport;
   sourceInfo?: ServerInfo;
   private capture?: { abort: AbortController; done: Promise<CaptureProgress> };
@@ -438,8 +441,10 @@ export class FullMigration {
   private async replicateLoop(onStatus?: (text: string) => void): Promise<void> {
     const poll = this.p.pollMs ?? 500;
     let lastText = '';
+    this.applyRate ??= createApplyRateSampler(this.p.store, this.p.migrationId, this.p.log);
     while (!this.p.signal.aborted) {
       this.p.heartbeat?.beat();
+      await this.applyRate.tick();
       if (this.migration.phase === 'CATCHING_UP' && (await this.caughtUp())) await this.setPhase('READY_FOR_CUTOVER');
       // A stalled shard (the target stopped answering) is not ready for a cutover any more.
       else if (this.migration.phase === 'READY_FOR_CUTOVER' && (await this.shardsForReadiness()).some((sh) => sh.stalledSince)) {

@@ -87,6 +87,8 @@ export interface MigrationDoc {
   loadPlan?: LoadPlanInfo;
   /** What preflight learnt for the retention forecast (src/orchestration/forecast.ts), for `status`. */
   forecastInputs?: ForecastInputsDoc;
+  /** Events applied over all shards, sampled by full-migrate while apply runs (forecast.ts ApplySample; bounded by the writer). */
+  applySamples?: { at: Date; events: number }[];
   /** Drawn at creation: with the id, the migration's tag in stream records (see migrationTag). Absent in migrations created before it. */
   nonce?: string;
 }
@@ -912,6 +914,11 @@ export class StateStore {
       { _id: shardDocId(lease.migrationId, lease.shardId), 'lease.owner': lease.owner, 'lease.epoch': lease.epoch, state: 'running' },
       { $set: { samples } },
     );
+  }
+
+  /** Replaces the apply rate samples (MigrationDoc.applySamples; the caller bounds them). */
+  async recordApplySamples(id: string, samples: { at: Date; events: number }[]): Promise<void> {
+    await this.migrations.updateOne({ _id: id }, { $set: { applySamples: samples } });
   }
 
   /** Records what preflight learnt for the retention forecast (see ForecastInputsDoc). */

@@ -4,6 +4,7 @@
 // when it dies. Both end equal after the cutover.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { execa, type ResultPromise } from 'execa';
 import { ObjectId, type Document } from 'mongodb';
 import { useLocalStack } from '../support/local-stack.js';
@@ -31,16 +32,48 @@ async function seed(stack: ReturnType<typeof useLocalStack>, db: string): Promis
   return docs.length;
 }
 
-function argsFor(stack: ReturnType<typeof useLocalStack>, id: string, stream: string): string[] {
+function argsFor(stack: ReturnType<typeof useLocalStack>, id: string, stream: string, o: { leaseTtl?: string; dataDir?: string } = {}): string[] {
   return [
     '--source-uri', stack.source.uri, '--target-uri', stack.target.uri, '--kinesis-stream', stream, '--kinesis-endpoint', stack.kinesis.endpoint,
-    '--migration-id', id, '--lease-ttl', '3s', '--mongodump-path', goToolPath('mongodump'), '--mongorestore-path', goToolPath('mongorestore'),
-    '--data-dir', `/tmp/migrator-part-${id}-${process.pid}`, '--log-format', 'json',
+    '--migration-id', id, '--lease-ttl', o.leaseTtl ?? '3s', '--mongodump-path', goToolPath('mongodump'), '--mongorestore-path', goToolPath('mongorestore'),
+    '--data-dir', o.dataDir ?? `/tmp/migrator-part-${id}-${process.pid}`, '--log-format', 'json',
   ];
 }
 
 const spawn = (command: string, args: string[]): ResultPromise =>
   execa(process.execPath, ['--import', 'tsx', MAIN, command, ...args], { cwd: PROJECT_ROOT, reject: false, stdin: 'ignore', env: { CI: 'true' } });
+
+/**
+ * A migrator as if on another machine: its own hostname (a new UTS namespace through an
+ * unprivileged user namespace, `unshare -Ur --uts`), so the others cannot tell it died from its
+ * pid and must wait for its leases to expire; its own process group, so a SIGKILL of the group
+ * takes its mongodump/mongorestore with it, as a container's death does.
+ */
+const UNSHARE_SKIP = spawnSync('unshare', ['-Ur', '--uts', 'hostname', 'probe'], { stdio: 'ignore' }).status === 0 ? false : 'needs unprivileged user and UTS namespaces (unshare -Ur --uts) to run a worker as another machine';
+
+const spawnElsewhere = (host: string, command: string, args: string[]): ResultPromise =>
+  execa('unshare', ['-Ur', '--uts', 'sh', '-c', `hostname ${host} && exec "$0" "$@"`, process.execPath, '--import', 'tsx', MAIN, command, ...args], {
+    cwd: PROJECT_ROOT,
+    reject: false,
+    stdin: 'ignore',
+    env: { CI: 'true' },
+    detached: true,
+  });
+
+/** The 'range loaded' lines a process logged: each range it finished copying (unit id, documents mongorestore reported). */
+function rangesLoadedInLog(stderr: unknown): { unit: string; documents: number }[] {
+  const out: { unit: string; documents: number }[] = [];
+  for (const line of String(stderr).split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const rec = JSON.parse(line) as { msg?: string; unit?: string; documents?: number };
+      if (rec.msg === 'range loaded') out.push({ unit: String(rec.unit), documents: rec.documents ?? 0 });
+    } catch {
+      /* not a log line */
+    }
+  }
+  return out;
+}
 
 const ranges = (units: LoadUnitDoc[], ns: string) => units.filter((u) => u.kind === 'range' && `${u.sourceDb}.${u.coll}` === ns);
 
@@ -223,5 +256,104 @@ describe('partitioned initial load', () => {
 
     await w.stop();
     await cutoverAndVerify(stack, args, main, store, id, 'pw');
+  });
+
+  test('two load-workers (one on another machine) and full-migrate share the load; the other machine\'s worker SIGKILLed midway is taken over after its lease; each range is copied once but the killed one, and the target ends equal', { timeout: 480_000, skip: UNSHARE_SKIP }, async (t) => {
+    const id = 'part-two-workers';
+    const total = await seed(stack, 'p2');
+    const stream = stack.kinesis.uniqueStreamName('p2');
+    await stack.kinesis.createStream(stream, 1);
+    // Leases long enough that no live process loses one to a slow machine (only the killed worker's expire).
+    const args = [...argsFor(stack, id, stream, { leaseTtl: '8s' }), '--include', 'p2.*'];
+    const store = await StateStore.open({ client: stack.dst });
+    const w = workload(stack, 'p2');
+    const host = `elsewhere-${process.pid}`;
+
+    const main = spawn('full-migrate', [...args, '--partition-size', '64KiB', '--load-parallelism', '1']);
+    // Worker B: same machine and --data-dir as full-migrate. Worker A: another machine, its own --data-dir.
+    const workerB = spawn('load-worker', [...argsFor(stack, id, stream, { leaseTtl: '8s' }), '--load-parallelism', '1']);
+    const workerA = spawnElsewhere(host, 'load-worker', [...argsFor(stack, id, stream, { leaseTtl: '8s', dataDir: `/tmp/migrator-part-${id}-a-${process.pid}` }), '--load-parallelism', '1']);
+    const byA = (units: LoadUnitDoc[]) => units.filter((u) => u.ranBy?.startsWith(`${host}:`));
+    const byB = (units: LoadUnitDoc[]) => units.filter((u) => u.ranBy?.includes(`:${workerB.pid}:`));
+    const byMain = (units: LoadUnitDoc[]) => units.filter((u) => u.ranBy?.includes(`:${main.pid}:`));
+    let units: LoadUnitDoc[] = [];
+    const kill = (p: ResultPromise, group = false) => {
+      if (p.exitCode !== null || p.pid === undefined) return;
+      try {
+        process.kill(group ? -p.pid : p.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    };
+    t.after(async () => {
+      for (const p of [main, workerB]) kill(p);
+      kill(workerA, true);
+      await w.stop();
+    });
+    // Kill A while it runs a unit: freeze its process group (node and tools), look, and kill it
+    // if it holds a running unit, else let it go on and look again. Frozen then killed is the same
+    // as killed at that instant.
+    let orphaned: LoadUnitDoc[] = [];
+    for (let tries = 0; orphaned.length === 0; tries++) {
+      assert.ok(tries < 50, 'caught worker A running a unit');
+      await waitUntil(
+        async () => {
+          for (const [name, p] of [['full-migrate', main], ['load-worker B', workerB], ['load-worker A', workerA]] as const) {
+            if (p.exitCode !== null) throw new Error(`${name} exited early: ${String((await p).stderr).slice(-2000)}`);
+          }
+          units = await store.listLoadUnits(id);
+          // Midway: A finished two units and holds a third; B has finished one.
+          return byA(units).filter((u) => u.state === 'done').length >= 2 && byA(units).some((u) => u.state === 'running') && byB(units).some((u) => u.state === 'done');
+        },
+        240_000,
+        'worker A finished two units and runs a third, worker B finished one',
+        20,
+      );
+      process.kill(-workerA.pid!, 'SIGSTOP');
+      units = await store.listLoadUnits(id);
+      orphaned = units.filter((u) => u.state === 'running' && u.lease.owner?.startsWith(`${host}:`));
+      if (orphaned.length === 0) process.kill(-workerA.pid!, 'SIGCONT');
+    }
+    kill(workerA, true);
+    const deadA = await workerA;
+    units = await store.listLoadUnits(id);
+    assert.equal(orphaned.length, 1, 'worker A held one unit (--load-parallelism 1)');
+    assert.ok(units.some((u) => u.state !== 'done'), 'killed before the end of the load');
+    const doneByAAtKill = byA(units).filter((u) => u.state === 'done').map((u) => u.shardId);
+
+    await waitForPhase(store, id, ['CATCHING_UP', 'READY_FOR_CUTOVER'], { proc: main, timeoutMs: 240_000 });
+    const b = await workerB;
+    assert.equal(b.exitCode, 0, String(b.stderr).slice(-2000));
+    units = await store.listLoadUnits(id);
+    assert.ok(units.every((u) => u.state === 'done'), 'full-migrate waited for every unit');
+    const items = ranges(units, 'p2.items');
+    assert.ok(items.length >= 10, `the collection was split into many ranges (${items.length})`);
+    // Shared: full-migrate and the surviving worker both finished units, and A's finished ones stayed A's.
+    assert.ok(byMain(units).length >= 1, 'full-migrate ran units');
+    assert.ok(byB(units).length >= 1, 'the surviving load-worker ran units');
+    assert.deepEqual(byA(units).map((u) => u.shardId).sort(), [...doneByAAtKill].sort(), 'the killed worker\'s finished units stayed done');
+    // The killed worker's unit: taken over by a live process, only once its lease had expired.
+    const lost = orphaned[0]!;
+    const taken = units.find((u) => u.shardId === lost.shardId)!;
+    assert.ok(!taken.ranBy?.startsWith(`${host}:`), `${lost.shardId} was finished by another process (${taken.ranBy})`);
+    assert.equal(taken.attempts, 2, `${lost.shardId} was run twice: by A, then by its new owner`);
+    assert.ok(taken.lease.epoch > lost.lease.epoch, 'under a new lease');
+    assert.ok(taken.startedAt!.getTime() >= lost.lease.expiresAt.getTime(), `taken over at ${taken.startedAt?.toISOString()}, after A's lease expired at ${lost.lease.expiresAt.toISOString()}`);
+    // Nothing else was copied twice: every other unit ran once.
+    const twice = units.filter((u) => u.attempts > 1).map((u) => u.shardId);
+    assert.deepEqual(twice, [lost.shardId], 'only the killed worker\'s running unit was redone');
+    // The tools' own counts, from every process's log: each range once — but the killed one, when A
+    // had finished copying it just before the kill (its unit not marked done yet).
+    const loggedByA = rangesLoadedInLog(deadA.stderr).filter((r) => r.unit !== lost.shardId);
+    assert.deepEqual(loggedByA.map((r) => r.unit).sort(), doneByAAtKill.filter((s) => items.some((u) => u.shardId === s)).sort(), 'A logged the ranges it finished');
+    await w.stop();
+    await cutoverAndVerify(stack, args, main, store, id, 'p2');
+    // While apply ran, full-migrate sampled its progress for the retention forecast's measured apply rate.
+    assert.ok(((await store.getMigration(id))?.applySamples ?? []).length >= 1, 'apply rate samples recorded');
+    const logged = [...loggedByA, ...rangesLoadedInLog(b.stderr), ...rangesLoadedInLog((await main).stderr)];
+    assert.deepEqual(logged.map((r) => r.unit).sort(), items.map((u) => u.shardId).sort(), 'each range loaded once');
+    const copied = logged.reduce((s, r) => s + r.documents, 0);
+    assert.equal(copied, total, `the processes copied ${copied} documents in ranges for a collection of ${total}`);
+    assert.equal(items.reduce((s, u) => s + (u.documents ?? 0), 0), total);
   });
 });

@@ -5,7 +5,10 @@ import { describe, it } from 'node:test';
 import {
   DEFAULT_APPLY_EVENTS_PER_SECOND,
   LOAD_UNIT_SAMPLES,
+  KEEPING_UP_SECONDS,
   addSample,
+  applyRateFromSamples,
+  applyRateSince,
   bytesLeft,
   clearlyImpossible,
   etaFrom,
@@ -169,6 +172,64 @@ describe('retention forecast', () => {
   it('clearly impossible only when even 200 MiB/s outlasts the retention', () => {
     assert.equal(clearlyImpossible(10 * 1024 ** 4, 24), false); // 10 TiB at 200 MiB/s ≈ 14.6 h
     assert.equal(clearlyImpossible(20 * 1024 ** 4, 24), true); // ≈ 29 h
+  });
+});
+
+describe('apply rate measured from the state store', () => {
+  const at = (s: number) => new Date(NOW + s * 1000);
+
+  it('over the last minute from the samples: the oldest within 60 s of the newest to the newest', () => {
+    const samples = [
+      { at: at(-90), events: 0 },
+      { at: at(-60), events: 1_000 },
+      { at: at(-30), events: 31_000 },
+      { at: at(-5), events: 61_000 },
+    ];
+    // -60 s … -5 s: 60 000 events in 55 s (the sample 90 s old is outside the window).
+    assert.deepEqual(applyRateFromSamples(samples, NOW), { eventsPerSecond: 60_000 / 55, basis: 'last-minute', windowSeconds: 55 });
+  });
+
+  it('no rate from one sample, samples under 10 s apart, stale samples (nobody samples any more), or a counter that went back', () => {
+    assert.equal(applyRateFromSamples(undefined, NOW), null);
+    assert.equal(applyRateFromSamples([{ at: at(-5), events: 10 }], NOW), null);
+    assert.equal(applyRateFromSamples([{ at: at(-9), events: 0 }, { at: at(-1), events: 10 }], NOW), null);
+    assert.equal(applyRateFromSamples([{ at: at(-100), events: 0 }, { at: at(-40), events: 10_000 }], NOW), null, 'newest sample 40 s old: stale');
+    assert.equal(applyRateFromSamples([{ at: at(-30), events: 500 }, { at: at(-5), events: 10 }], NOW), null);
+    // Malformed samples (another version's document) are ignored, not thrown on.
+    assert.equal(applyRateFromSamples([{ at: 'x', events: 1 } as never, { at: at(-5), events: 10 }], NOW), null);
+  });
+
+  it('else the average since apply started (the load\'s end) until the newest checkpoint', () => {
+    assert.deepEqual(applyRateSince(120_000, NOW - 600_000, NOW - 0), { eventsPerSecond: 200, basis: 'since-apply-start', windowSeconds: 600 });
+    assert.equal(applyRateSince(0, NOW - 600_000, NOW), null, 'nothing applied: nothing measured');
+    assert.equal(applyRateSince(100, NOW - 5_000, NOW), null, 'under 10 s');
+    assert.equal(applyRateSince(100, undefined, NOW), null);
+  });
+
+  it('the forecast uses the measured rate and says which basis; before apply runs the rate is assumed', () => {
+    const done = { ...base, loadSecondsLeft: 0, loadDone: true, backlogEvents: 600_000, changeEventsPerSecond: 100 };
+    const measured = forecastRetention({ ...done, applyEventsPerSecond: 300, applyRateBasis: 'last-minute', applyRateWindowSeconds: 60 });
+    assert.equal(measured.applyRateBasis, 'last-minute');
+    assert.equal(measured.applyRateWindowSeconds, 60);
+    assert.equal(measured.catchUpEtaSeconds, 600_000 / (300 - 100));
+    assert.ok(!measured.assumptions.some((a) => /apply rate assumed/.test(a)));
+    const assumed = forecastRetention({ ...done, applyEventsPerSecond: null });
+    assert.equal(assumed.applyRateBasis, 'assumed');
+    assert.equal(assumed.applyRateWindowSeconds, null);
+    assert.equal(assumed.catchUpEtaSeconds, Math.round(600_000 / (DEFAULT_APPLY_EVENTS_PER_SECOND - 100)));
+    assert.ok(assumed.assumptions.some((a) => /apply rate assumed/.test(a)));
+    assert.equal(forecastRetention(base).applyRateBasis, 'given');
+  });
+
+  it('a measured apply that keeps up (rate = the source\'s, small backlog) is not "never catches up"; a growing backlog still warns', () => {
+    const keeping = forecastRetention({ ...base, loadSecondsLeft: 0, loadDone: true, backlogEvents: 500, changeEventsPerSecond: 100, applyEventsPerSecond: 100, applyRateBasis: 'last-minute', applyRateWindowSeconds: 60 });
+    assert.equal(keeping.catchUpEtaSeconds, 5);
+    assert.equal(keeping.ok, true);
+    assert.deepEqual(keeping.warnings, []);
+    assert.ok(keeping.assumptions.some((a) => /keeps up/.test(a)));
+    const behind = forecastRetention({ ...base, loadSecondsLeft: 0, loadDone: true, backlogEvents: 100 * KEEPING_UP_SECONDS + 1, changeEventsPerSecond: 100, applyEventsPerSecond: 100, applyRateBasis: 'last-minute', applyRateWindowSeconds: 60 });
+    assert.equal(behind.catchUpEtaSeconds, null);
+    assert.match(behind.warnings.join('\n'), /apply may never catch up/);
   });
 });
 

@@ -3,11 +3,11 @@
 // change-stream history (DocumentDB: the 3 h default unless the user passes it).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MongoClient } from 'mongodb';
+import { MongoClient, Timestamp, type Document } from 'mongodb';
 import { IncreaseStreamRetentionPeriodCommand } from '@aws-sdk/client-kinesis';
 import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
 import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
-import { runPreflight, type PreflightInput } from '../../src/orchestration/preflight.js';
+import { runPreflight, sourceHistory, type PreflightInput } from '../../src/orchestration/preflight.js';
 import { NamespaceRules } from '../../src/model/namespace-filter.js';
 
 describe('preflight retention forecast', { timeout: 300_000 }, () => {
@@ -70,14 +70,15 @@ describe('preflight retention forecast', { timeout: 300_000 }, () => {
   });
 
   test('an estimated load longer than the 24 h retention: a warning naming the hours and the command, not a failure', async () => {
-    // The same collection at a few bytes per second: a load of days.
+    // The same collection at a few bytes per second: a load of days (30 h, plus the catch-up of
+    // the changes the oplog shows the source making meanwhile).
     const report = await run({ loadBytesPerSecond: bytes / (30 * 3600) });
     assert.deepEqual(report.problems, [], 'not clearly impossible: the rate is an estimate');
     const f = report.forecast!;
     assert.equal(f.ok, false);
     assert.ok(f.requiredHours! >= 30 && f.marginHours! < 0, `${f.requiredHours} ${f.marginHours}`);
     const w = report.warnings.find((x) => /retention forecast/.test(x));
-    assert.match(w ?? '', /keeps records 24 h, but the load and catch-up need about 30 h.*increase-stream-retention-period --retention-period-hours \d+/);
+    assert.match(w ?? '', /keeps records 24 h, but the load and catch-up need about 3\d(\.\d)? h.*increase-stream-retention-period --retention-period-hours \d+/);
   });
 
   test('after IncreaseStreamRetentionPeriod to a week the same load is fine', async () => {
@@ -86,6 +87,42 @@ describe('preflight retention forecast', { timeout: 300_000 }, () => {
     assert.equal(report.forecast!.streamRetentionHours, 168);
     assert.equal(report.forecast!.ok, true);
     assert.ok(!report.warnings.some((x) => /retention forecast/.test(x)), report.warnings.join('\n'));
+  });
+
+  test("a MongoDB source: the history is the oplog window read from local.oplog.rs (first to last entry by $natural), in hours, and the changes per second over it", async () => {
+    const report = await run();
+    const oplog = src.db('local').collection<Document>('oplog.rs');
+    const [first] = await oplog.find({}).sort({ $natural: 1 }).limit(1).toArray();
+    const [last] = await oplog.find({}).sort({ $natural: -1 }).limit(1).toArray();
+    const window = Math.max(1, (last!.ts as Timestamp).t - (first!.ts as Timestamp).t);
+    assert.deepEqual(report.sourceHistory, {
+      hours: Math.round((window / 3600) * 10) / 10,
+      basis: 'oplog window (first to last entry)',
+      changeEventsPerSecond: Math.round(((await oplog.estimatedDocumentCount()) / window) * 10) / 10,
+    });
+    assert.ok(report.sourceHistory!.changeEventsPerSecond! > 0, 'the source\'s inserts are in it');
+    assert.equal(report.forecast!.sourceHistoryHours, report.sourceHistory!.hours);
+    assert.equal(report.forecast!.sourceHistoryBasis, 'oplog window (first to last entry)');
+    // The DocumentDB profile has no oplog: the forecast carries the documented default instead.
+    const docdbReport = await run({ source: doc, sourceUri: docdb.uri });
+    assert.equal(docdbReport.forecast!.sourceHistoryHours, 3);
+    assert.match(docdbReport.forecast!.sourceHistoryBasis!, /^DocumentDB default change_stream_log_retention_duration/);
+  });
+
+  test('the oplog window in hours: 36 h between the first and last entries, 1.2 M entries → 36 h, about 9.3 changes/s', async () => {
+    const t0 = 1_700_000_000;
+    const entries = [{ ts: new Timestamp({ t: t0, i: 1 }) }, { ts: new Timestamp({ t: t0 + 36 * 3600, i: 5 }) }];
+    const fake = {
+      db: () => ({
+        collection: () => ({
+          find: () => ({
+            sort: (s: { $natural: number }) => ({ limit: () => ({ toArray: async () => [s.$natural === 1 ? entries[0] : entries[1]] }) }),
+          }),
+          estimatedDocumentCount: async () => 1_200_000,
+        }),
+      }),
+    } as unknown as MongoClient;
+    assert.deepEqual(await sourceHistory({ source: fake }, 'mongodb'), { hours: 36, basis: 'oplog window (first to last entry)', changeEventsPerSecond: 9.3 });
   });
 
   test("the source's change-stream history: DocumentDB's default 3 h, said so, unless --source-change-stream-retention gives it", async () => {

@@ -257,6 +257,42 @@ describe('load progress per collection from the load units', () => {
     // Not for a finished migration.
     assert.equal(buildStatusReport({ ...inputs, migration: { ...m, phase: 'COMPLETED' } }, now).forecast, null);
   });
+
+  it('the catch-up uses apply\'s measured rate: over the last minute from the recorded samples, else since the load ended; before, assumed; the basis is said', () => {
+    // Load done 10 min before NOW; 30 000 events captured, 6 000 applied: a backlog of 24 000.
+    const loadDone = { attempt: 1, startedAt: new Date(T0 - 3_600_000), finishedAt: new Date(NOW.getTime() - 600_000), collections: { 'a\u2024b': { target: 'a.b', total: 1, restored: 1, done: true } } };
+    const base = {
+      migration: migration({ load: loadDone, resumePoint: { ct: new Timestamp({ t: T0 / 1000 - 3600, i: 1 }), takenAt: new Date(T0 - 3_600_000) }, forecastInputs: { streamRetentionHours: 24, measuredAt: new Date(T0) } }),
+      capture: { ...capture(30_000, NOW.getTime() - 1_000, NOW.getTime() / 1000 - 1), updatedAt: NOW },
+      shards: [shard('shardId-0', { events: 6_000, lastWallTime: T0 - 3_000_000 }, {}), shard('shardId-1', { events: 0 }, {})],
+      cutover: null,
+    } satisfies StatusInputs;
+    base.shards[0]!.checkpoint!.at = new Date(NOW.getTime() - 1_000);
+    const withSamples = (samples: { at: Date; events: number }[]) => buildStatusReport({ ...base, migration: { ...base.migration, applySamples: samples } }, NOW);
+
+    const recent = withSamples([
+      { at: new Date(NOW.getTime() - 65_000), events: 0 },
+      { at: new Date(NOW.getTime() - 52_000), events: 1_000 },
+      { at: new Date(NOW.getTime() - 2_000), events: 6_000 },
+    ]).forecast!;
+    assert.equal(recent.applyRateBasis, 'last-minute');
+    assert.equal(recent.applyRateWindowSeconds, 50);
+    assert.equal(recent.applyEventsPerSecond, 100, '5 000 events over the last 50 s');
+    // Changes: 30 000 events over the 3 660 s since the resume point (≈ 8.2/s); catch-up = 24 000 / (100 − 8.2).
+    assert.ok(Math.abs(recent.catchUpEtaSeconds! - 24_000 / (100 - 30_000 / 3_660)) < 2, String(recent.catchUpEtaSeconds));
+    assert.match(formatStatusReport(withSamples([{ at: new Date(NOW.getTime() - 52_000), events: 1_000 }, { at: new Date(NOW.getTime() - 2_000), events: 6_000 }])), /catch-up at 100 events\/s applied \(measured over the last 50\.0s\)/);
+
+    // No recent samples (full-migrate not sampling): the average since the load ended, until the newest checkpoint.
+    const since = withSamples([{ at: new Date(NOW.getTime() - 600_000), events: 0 }]).forecast!;
+    assert.equal(since.applyRateBasis, 'since-apply-start');
+    assert.equal(since.applyRateWindowSeconds, 599);
+    assert.equal(since.applyEventsPerSecond, Math.round((6_000 / 599) * 10) / 10);
+
+    // During the load apply does not run: assumed, and said so.
+    const loading = buildStatusReport({ ...base, migration: { ...base.migration, phase: 'INITIAL_LOAD', load: { ...loadDone, finishedAt: undefined, collections: { 'a\u2024b': { target: 'a.b', total: 2, restored: 1 } } } } }, NOW).forecast!;
+    assert.equal(loading.applyRateBasis, 'assumed');
+    assert.ok(loading.assumptions.some((a) => /apply rate assumed/.test(a)));
+  });
 });
 
 describe('cutover wait helpers', () => {

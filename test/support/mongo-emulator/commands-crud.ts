@@ -16,6 +16,7 @@ import {
   type Doc,
 } from './bson-values.js';
 import { openChangeStream } from './change-streams.js';
+import { findInOplog, isOplog } from './oplog.js';
 import { checkChangeStream, docdbStreamError, externalEvents, internalSpec, isDocumentDB } from './documentdb.js';
 import {
   CLOSE_CONNECTION,
@@ -117,7 +118,9 @@ const find: Handler = (ctx) => {
     limit = -limit;
     singleBatch = true;
   }
-  let docs = matchDocuments(ctx, name, { filter: cmd.filter, sort: cmd.sort, limit: limit ? skip + limit : undefined, collation: cmd.collation, variables: cmd.let });
+  let docs = isOplog(ctx, name)
+    ? findInOplog(ctx, { filter: cmd.filter, sort: cmd.sort, limit: limit ? skip + limit : undefined })
+    : matchDocuments(ctx, name, { filter: cmd.filter, sort: cmd.sort, limit: limit ? skip + limit : undefined, collation: cmd.collation, variables: cmd.let });
   docs = docs.slice(skip, limit ? skip + limit : undefined);
   const projector = compileProjection(cmd.projection);
   if (projector) docs = docs.map(projector);
@@ -194,7 +197,8 @@ const count: Handler = (ctx) => {
   const limit = Math.abs(optionalNumber(ctx.cmd.limit, 'limit') ?? 0);
   const coll = ctx.server.engine.collection(ctx.db, name);
   let n: number;
-  if (!ctx.cmd.query || (isPlainObject(ctx.cmd.query) && Object.keys(ctx.cmd.query).length === 0)) {
+  if (isOplog(ctx, name)) n = findInOplog(ctx, { filter: ctx.cmd.query, sort: undefined }).length;
+  else if (!ctx.cmd.query || (isPlainObject(ctx.cmd.query) && Object.keys(ctx.cmd.query).length === 0)) {
     n = coll?.isView ? readDocuments(ctx.server.engine, ctx.db, name).length : (coll?.docs.size ?? 0);
   } else {
     n = matchDocuments(ctx, name, { filter: ctx.cmd.query, collation: ctx.cmd.collation }).length;
