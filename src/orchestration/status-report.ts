@@ -96,8 +96,8 @@ import { ExitCode } from '../util/exit-codes.js';
 
 export const STATUS_SCHEMA_VERSION = 1;
 
-/** Phases after which nothing changes any more (`status --watch` stops there). */
-export const TERMINAL_PHASES: readonly MigrationPhase[] = ['COMPLETED', 'FAILED', 'ABORTED'];
+/** Phases after which nothing changes any more (`status --watch` stops there): the state layer's phase vocabulary. */
+export { TERMINAL_PHASES } from '../state/phases.js';
 
 export interface StatusInputs {
   migration: MigrationDoc;
