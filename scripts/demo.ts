@@ -33,6 +33,7 @@ import { Decimal128, Int32, MongoClient, ObjectId, type Db } from 'mongodb';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import type { StatusReport } from '../src/orchestration/status-report.js';
+import { TERMINAL_PHASES } from '../src/state/phases.js';
 import { formatDuration, parseDuration } from '../src/util/duration.js';
 import { ExitCode } from '../src/util/exit-codes.js';
 import { startFerretDB } from '../test/support/ferretdb.js';
@@ -501,7 +502,7 @@ class StatusWatcher {
           },
         });
         await this.current.exited;
-        if (['COMPLETED', 'FAILED', 'ABORTED'].includes(this.latest?.phase ?? '')) return;
+        if (this.latest && TERMINAL_PHASES.includes(this.latest.phase)) return;
         await sleep(1000);
       }
     })();

@@ -85,6 +85,8 @@ export function memoryStateStore(): MemoryStateStore {
         at: new Date(),
         epoch: x.epoch,
         ...(cp.position ? { ct: cp.position.ct, rt: cp.position.rt, pos: positionKey(cp.position) } : {}),
+        // the reader's checkpoint is kept whole, as the product's store does (src/state/shards.ts)
+        ...(cp.lastRecordIds ? { lastRecordIds: [...cp.lastRecordIds] } : {}),
       });
       return 'saved' as const;
     },

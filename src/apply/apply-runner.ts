@@ -37,7 +37,7 @@ import {
   type EventPosition,
 } from '../model/change-envelope.js';
 import type { NamespaceRules } from '../model/namespace-filter.js';
-import { LOAD_PHASES, phaseBeforeFailure, type Counters, type MigrationDoc, type ApplyStateStore } from '../state/store.js';
+import { LOAD_PHASES, phaseBeforeFailure, type Counters, type MigrationDoc, type ApplyStateStore, type StreamCheckpoint } from '../state/store.js';
 import { classifyError, errorName } from '../transport/kinesis-retry.js';
 import { listAllShards, type ShardInfo } from '../transport/shard-map.js';
 import type { ShardBatch, ShardCheckpoint, ShardReaderTuning } from '../transport/shard-reader.js';
@@ -648,9 +648,12 @@ class ApplyRunner {
   private async checkpointOf(shardId: string): Promise<ShardCheckpoint | undefined> {
     const cp = await this.storeRetry(`read checkpoint of ${shardId}`, () => this.o.store.getApplyCheckpoint(this.o.migrationId, shardId));
     if (!cp) return undefined;
+    // The reader's checkpoint as saved (StreamCheckpoint): lastRecordIds of an ended parent seed
+    // its children's readers, which drop the duplicate of a write retried after the parent closed.
     return {
       sequenceNumber: cp.sequenceNumber === START_OF_SHARD_SEQUENCE ? undefined : cp.sequenceNumber,
       shardEnded: cp.shardEnded,
+      ...(cp.lastRecordIds ? { lastRecordIds: cp.lastRecordIds } : {}),
     };
   }
 
@@ -883,7 +886,7 @@ class ApplyRunner {
             if (p.position === undefined || (run.position !== undefined && isAtOrBefore(p.position, run.position))) return;
             // The target acknowledged everything up to the DDL: checkpoint the position with the
             // batch's starting sequence number (the batch is re-read on replay, then skipped).
-            await this.saveCheckpoint(run, run.sequenceNumber ?? START_OF_SHARD_SEQUENCE, p.position, false);
+            await this.saveCheckpoint(run, { sequenceNumber: run.sequenceNumber ?? START_OF_SHARD_SEQUENCE }, p.position);
             run.position = p.position;
           },
         });
@@ -927,7 +930,7 @@ class ApplyRunner {
     if (sequenceNumber !== undefined) {
       // INVARIANT: saved only now, after applyBatch returned, i.e. after the target acknowledged
       // every write of this batch (and with no unresolved conflict left).
-      await this.saveCheckpoint(run, sequenceNumber, position, batch.shardEnded);
+      await this.saveCheckpoint(run, { ...batch.checkpoint, sequenceNumber, shardEnded: batch.shardEnded }, position);
     }
     run.position = position;
     // Every record read up to (call time − MillisBehindLatest) is applied now (readiness).
@@ -986,11 +989,13 @@ class ApplyRunner {
     }
   }
 
-  private async saveCheckpoint(run: ShardRun, sequenceNumber: string, position: EventPosition | undefined, shardEnded: boolean): Promise<void> {
+  /** Saves the reader's checkpoint `stream` as it is (lastRecordIds included) with the last applied position. */
+  private async saveCheckpoint(run: ShardRun, stream: StreamCheckpoint, position: EventPosition | undefined): Promise<void> {
+    const { sequenceNumber } = stream;
     const lease = this.keeper.lease(run.shardId);
     if (!lease || lease.epoch !== run.epoch) throw new LeaseLostError(run.shardId, 'not held at checkpoint time');
     const r = await this.storeRetry(`save checkpoint of ${run.shardId}`, () =>
-      this.o.store.saveApplyCheckpoint(lease, { sequenceNumber, position, counters: run.counters, shardEnded }),
+      this.o.store.saveApplyCheckpoint(lease, { ...stream, position, counters: run.counters }),
     );
     if (r === 'saved') {
       run.sequenceNumber = sequenceNumber;

@@ -103,7 +103,7 @@ export async function openTransport(
       await restartFromTarget({ store, migrationId, shardIds: engine.shardIds, log });
       // Marks the migration as embedded (see the check above); creates it if new.
       await store.createMigration(migrationId, { config: { streamName: engine.streamName, [TRANSPORT_KEY]: 'embedded' } });
-      await store.migrations.updateOne({ _id: migrationId }, { $set: { [`config.${TRANSPORT_KEY}`]: 'embedded' } });
+      await store.setConfigField(migrationId, TRANSPORT_KEY, 'embedded');
     }
   } catch (err) {
     await engine.stop();

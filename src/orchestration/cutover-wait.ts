@@ -16,14 +16,14 @@
  *  - timeout:     `--timeout` passed                                       → TIMEOUT (9); the cutover continues
  *  - interrupted: SIGINT/SIGTERM                                           → INTERRUPTED (130); not aborted
  */
-import type { MigrationPhase, StateStore } from '../state/store.js';
+import { CUTOVER_REQUEST_PHASES, type MigrationPhase, type StateStore } from '../state/store.js';
 import { formatDuration } from '../util/duration.js';
 import { MigratorError, errorMessage } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
 import { buildStatusReport, readStatusInputs, type StatusReport } from './status-report.js';
 
-/** Phases in which `migrator cutover` may request (or confirm) a cutover. */
-export const CUTOVER_REQUEST_PHASES: readonly MigrationPhase[] = ['CATCHING_UP', 'READY_FOR_CUTOVER', 'CUTTING_OVER'];
+/** Phases in which `migrator cutover` may request (or confirm) a cutover (the state layer's phase vocabulary). */
+export { CUTOVER_REQUEST_PHASES };
 
 export const DEFAULT_CUTOVER_POLL_MS = 1_000;
 /** How long the state store may stay unreadable during --wait before giving up. */

@@ -70,7 +70,7 @@ import type { RetentionForecast, Throughput } from './forecast.js';
 export const STATUS_SCHEMA_VERSION = 1;
 
 /** Phases after which nothing changes any more (`status --watch` stops there). */
-export const TERMINAL_PHASES: readonly MigrationPhase[] = ['COMPLETED', 'FAILED', 'ABORTED'];
+export { TERMINAL_PHASES } from '../state/phases.js';
 
 export interface StatusInputs {
   migration: MigrationDoc;

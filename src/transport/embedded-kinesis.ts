@@ -47,7 +47,7 @@ import {
   type KinesisClient,
 } from '@aws-sdk/client-kinesis';
 import { positionKey, type EventPosition } from '../model/change-envelope.js';
-import { DEFAULT_LEASE_GRACE_MS, sequenceKey, upsertTolerantOfRace, type ApplyCheckpoint, type ShardDoc, type StateStore } from '../state/store.js';
+import { DEFAULT_LEASE_GRACE_MS, type ShardDoc, type StateStore } from '../state/store.js';
 import { MigratorError, errorMessage } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
 import type { Logger } from '../util/logger.js';
@@ -61,8 +61,6 @@ export const EMBEDDED_STREAM_NAME = 'migrator';
 export const EMBEDDED_SHARD_COUNT = 1;
 export const EMBEDDED_REGION = 'us-east-1';
 
-/** START_OF_SHARD_SEQUENCE of apply-runner.ts: read back as "start of the shard" (TRIM_HORIZON). */
-const START_OF_SHARD_SEQUENCE = '0';
 
 /**
  * The engine's entry point: loads kinesis-local's main.js (argv[1]) after
@@ -402,14 +400,11 @@ async function freeLeases(o: RestartFromTargetOptions): Promise<number> {
     }
     await sleep(Math.max(50, until - now + 50));
   }
-  const r = await o.store.shards.updateMany(
-    { migrationId: o.migrationId, 'lease.owner': { $ne: null } },
-    { $set: { 'lease.owner': null, 'lease.expiresAt': new Date(0) } },
-  );
+  const freed = await o.store.freeShardLeasesOfDeadRun(o.migrationId);
   // The capture lease of the dead run too (the data-dir lock says no other process uses it).
   const captureLease = await o.store.getCaptureLease(o.migrationId);
   if (captureLease) await o.store.releaseLease(captureLease);
-  return r.modifiedCount;
+  return freed;
 }
 
 /** The last applied position of a shard's checkpoint, if it has one. */
@@ -435,7 +430,8 @@ function appliedPosition(d: ShardDoc): (EventPosition & { pos: string }) | undef
  * envelopes at or before it; replaying what a shard applied after P is idempotent.
  *
  * This is the ONE place where the capture checkpoint may move backwards (the state store's
- * saveCaptureCheckpoint never lets it), by overwriting it. It is safe because the checkpoint only
+ * saveCaptureCheckpoint never lets it), by overwriting it
+ * (StateStore.rewindCaptureCheckpointForNewStream / dropCaptureCheckpointForNewStream). It is safe because the checkpoint only
  * says "everything up to here is in the stream", and that stream is gone: the new one holds
  * nothing, so the only true statement is about the target, i.e. P; duplicates this causes are
  * de-duplicated by apply (by position).
@@ -444,7 +440,8 @@ function appliedPosition(d: ShardDoc): (EventPosition & { pos: string }) | undef
  * load itself restarts (with --drop) anyway.
  *
  * Apply's sequence numbers refer to the old stream and are meaningless on the new one, so each
- * checkpoint keeps (only) P with the sequence number '0'; shard documents of shards the new stream
+ * checkpoint keeps (only) P with the sequence number '0' (StateStore.rewindApplyCheckpointForNewStream,
+ * the one write that may move an apply checkpoint backwards); shard documents of shards the new stream
  * does not have are removed (they would pin every later restart to their old position).
  */
 export async function restartFromTarget(o: RestartFromTargetOptions): Promise<RestartFromTargetResult> {
@@ -461,50 +458,23 @@ export async function restartFromTarget(o: RestartFromTargetOptions): Promise<Re
     }
   }
 
-  const now = new Date();
   let keptCaptureCheckpoint = false;
   const cc = await store.getCaptureCheckpoint(migrationId);
   if (captureFrom) {
-    await upsertTolerantOfRace(
-      () =>
-        store.captureCheckpoints.replaceOne(
-          { _id: migrationId },
-          { ct: captureFrom.ct, rt: captureFrom.rt, pos: captureFrom.pos, counters: cc?.counters ?? {}, updatedAt: now },
-          { upsert: true },
-        ),
-      () => undefined,
-    );
+    await store.rewindCaptureCheckpointForNewStream(migrationId, captureFrom);
   } else if (cc && !(cc.counters.events ?? 0) && !(cc.counters.markers ?? 0)) {
     // Capture never sent anything: no change up to its checkpoint can be missing from the target.
     // Keeping it spares an idle source's history a restart from the (old) resume point.
     keptCaptureCheckpoint = true;
   } else if (cc) {
     // Nothing applied yet: capture starts over from the migration's resume point.
-    await store.captureCheckpoints.deleteOne({ _id: migrationId });
+    await store.dropCaptureCheckpointForNewStream(migrationId);
   }
 
   const fresh = new Set(o.shardIds);
   for (const d of docs) {
-    if (!fresh.has(d.shardId)) {
-      await store.shards.deleteOne({ _id: d._id });
-      continue;
-    }
-    if (captureFrom) {
-      const checkpoint: ApplyCheckpoint = {
-        sequenceNumber: START_OF_SHARD_SEQUENCE,
-        seqKey: sequenceKey(START_OF_SHARD_SEQUENCE),
-        ct: captureFrom.ct,
-        rt: captureFrom.rt,
-        pos: captureFrom.pos,
-        counters: d.checkpoint?.counters ?? {},
-        shardEnded: false,
-        at: now,
-        epoch: d.lease.epoch,
-      };
-      await store.shards.updateOne({ _id: d._id }, { $set: { checkpoint } });
-    } else {
-      await store.shards.updateOne({ _id: d._id }, { $unset: { checkpoint: '' } });
-    }
+    if (!fresh.has(d.shardId)) await store.forgetShardOfOldStream(migrationId, d.shardId);
+    else await store.rewindApplyCheckpointForNewStream(migrationId, d.shardId, captureFrom);
   }
   const at = captureFrom ? `${captureFrom.ct.t},${captureFrom.ct.i}` : keptCaptureCheckpoint ? 'its checkpoint (nothing captured yet)' : 'the resume point';
   log.info({ captureFrom: at, releasedLeases }, 'new embedded stream: capture restarts after the last change applied to the target');

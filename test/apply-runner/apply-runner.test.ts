@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { Decimal128, type Document } from 'mongodb';
 import { EXACT_BSON_OPTIONS, encodeEnvelope, envelopeFromChangeEvent, routingKey } from '../../src/model/change-envelope.js';
 import { NamespaceRules } from '../../src/model/namespace-filter.js';
-import { StateStore } from '../../src/state/store.js';
+import { StateStore, type DdlRendezvousDoc } from '../../src/state/store.js';
 import { runApply, type ApplyCounters, type ApplyRunnerOptions, type ApplyStatus } from '../../src/apply/apply-runner.js';
 import { createOrderedProducer } from '../../src/transport/ordered-producer.js';
 import { MigratorError } from '../../src/util/errors.js';
@@ -147,7 +147,7 @@ describe('runApply', { timeout: 120_000 }, () => {
     let waiting: string | undefined;
     const until = performance.now() + 20_000;
     while (!waiting && performance.now() < until) {
-      const rv = await store.ddlRendezvous.findOne({ migrationId: 'ddlwait' });
+      const rv = await store.db.collection<DdlRendezvousDoc>('ddl_rendezvous').findOne({ migrationId: 'ddlwait' });
       if (rv && rv.arrived.length === 1) waiting = rv.arrived[0];
       else await new Promise((r) => setTimeout(r, 50));
     }

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { MongoClient } from 'mongodb';
-import { StateStore } from '../../src/state/store.js';
+import { StateStore, type ShardDoc } from '../../src/state/store.js';
 import { LeaseKeeper, LeaseLostError } from '../../src/state/lease-keeper.js';
 import { fencedClient } from '../../src/apply/fenced-target.js';
 import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
@@ -53,7 +53,7 @@ describe('LeaseKeeper and the write fence', { timeout: 30_000 }, () => {
       const target = fencedClient(client, () => k.waitWritable('s1'));
       await target.db('fence').collection('c').insertOne({ _id: 1 } as never);
       // Another owner takes the lease (bumped epoch).
-      await store.shards.updateOne({ _id: 'lk2/s1' }, { $set: { 'lease.owner': 'thief' }, $inc: { 'lease.epoch': 1 } });
+      await store.db.collection<ShardDoc>('shards').updateOne({ _id: 'lk2/s1' }, { $set: { 'lease.owner': 'thief' }, $inc: { 'lease.epoch': 1 } });
       await new Promise((r) => setTimeout(r, 500));
       assert.deepEqual(lost, ['s1']);
       assert.equal(k.holds('s1'), false);

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { NamespaceRules } from '../../src/model/namespace-filter.js';
-import { StateStore } from '../../src/state/store.js';
+import { StateStore, type ShardDoc } from '../../src/state/store.js';
 import { runApply, type ApplyCounters, type ApplyRunnerOptions } from '../../src/apply/apply-runner.js';
 import { Clock, FAST_CONSUMER, Scenario, produce, startStack, targetDocs, testLogger, waitFor, type Stack } from './fixtures.js';
 
@@ -116,7 +116,7 @@ describe('runApply instances sharing a stream', { timeout: 120_000 }, () => {
       await waitFor(() => matches(s), 15_000, 'phase 1 applied');
       const [victim, other] = (await store.listShards('steal')).map((d) => d.shardId);
       // An intruder takes the lease of `victim` (as a process that stole an expired lease would).
-      await store.shards.updateOne(
+      await store.db.collection<ShardDoc>('shards').updateOne(
         { _id: `steal/${victim}` },
         { $set: { 'lease.owner': 'intruder', 'lease.expiresAt': new Date(Date.now() + 600_000) }, $inc: { 'lease.epoch': 1 } },
       );
@@ -129,10 +129,10 @@ describe('runApply instances sharing a stream', { timeout: 120_000 }, () => {
       await new Promise((r) => setTimeout(r, 500));
       const still = await store.getApplyCheckpoint('steal', victim!);
       assert.equal(still?.seqKey, frozen?.seqKey, 'the victim shard is not applied while the intruder holds it');
-      assert.equal((await store.shards.findOne({ _id: `steal/${victim}` }))?.lease.owner, 'intruder');
+      assert.equal((await store.db.collection<ShardDoc>('shards').findOne({ _id: `steal/${victim}` }))?.lease.owner, 'intruder');
       assert.equal(await matches(s), false, 'the victim shard\'s new events are not applied');
       // The intruder goes away: the shard is taken back and finished.
-      await store.shards.updateOne({ _id: `steal/${victim}` }, { $set: { 'lease.owner': null, 'lease.expiresAt': new Date(0) } });
+      await store.db.collection<ShardDoc>('shards').updateOne({ _id: `steal/${victim}` }, { $set: { 'lease.owner': null, 'lease.expiresAt': new Date(0) } });
       await waitFor(() => matches(s), 15_000, 'everything applied after the lease came back');
     } finally {
       abort.abort();

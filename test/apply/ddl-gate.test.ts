@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { ApplyWriter } from '../../src/apply/writer.js';
 import { createDdlGate } from '../../src/apply/ddl-gate.js';
-import { StateStore } from '../../src/state/store.js';
+import { StateStore, type DdlRendezvousDoc } from '../../src/state/store.js';
 import { Clock, ins, rename } from './helpers.js';
 import { TARGETS, type TestTarget } from './targets.js';
 
@@ -50,7 +50,7 @@ describe('DDL gate across shards (emulator)', { timeout: 60_000 }, () => {
     const db = target.client.db('g');
     assert.deepEqual(await db.collection('p2').find({}).sort({ _id: 1 }).toArray(), [{ _id: 1 }, { _id: 2 }]);
     assert.deepEqual(await db.collection('p').find({}).toArray(), [{ _id: 3 }]);
-    const rv = await store.ddlRendezvous.findOne({});
+    const rv = await store.db.collection<DdlRendezvousDoc>('ddl_rendezvous').findOne({});
     assert.deepEqual(rv!.arrived.sort(), shards);
     assert.equal(rv!.appliedBy, 'shard-0');
 

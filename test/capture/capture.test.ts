@@ -9,7 +9,7 @@ import { KINESIS_LOCAL_REGION } from '../support/kinesis-local.js';
 import { createKinesisClient } from '../../src/transport/kinesis-client.js';
 import { runCapture } from '../../src/source/capture-runner.js';
 import { NamespaceRules } from '../../src/model/namespace-filter.js';
-import { StateStore } from '../../src/state/store.js';
+import { StateStore, type ShardDoc } from '../../src/state/store.js';
 import { createLogger } from '../../src/util/logger.js';
 import { MigratorError } from '../../src/util/errors.js';
 import { ExitCode } from '../../src/util/exit-codes.js';
@@ -183,7 +183,7 @@ describe('capture: change stream → Kinesis', () => {
     const migrationId = 'cap-lease';
     const rules = new NamespaceRules({ include: ['lease.*'] });
     const base = { source: src, store, migrationId, rules, kinesis: kinesis.client, streamName: stream, leaseTtlMs: 1500 };
-    const holder = async () => (await store.captureLeases.findOne({ migrationId }))?.lease.owner ?? null;
+    const holder = async () => (await store.db.collection<ShardDoc>('capture_leases').findOne({ migrationId }))?.lease.owner ?? null;
     const items = src.db('lease').collection<AnyDoc>('items');
     const a = startCapture({ ...base, ownerId: 'cap-a' });
     await waitUntil(async () => (await store.getCaptureCheckpoint(migrationId)) !== null, 20_000, 'capture A to open its stream');
@@ -199,14 +199,14 @@ describe('capture: change stream → Kinesis', () => {
 
     // B loses its lease (as if frozen past its expiry and another process took over): it stops
     // capturing and stands by; C, the new holder, continues.
-    const stolen = await store.captureLeases.findOneAndUpdate(
+    const stolen = await store.db.collection<ShardDoc>('capture_leases').findOneAndUpdate(
       { migrationId },
       { $set: { 'lease.owner': 'cap-c', 'lease.expiresAt': new Date(Date.now() + 60_000) }, $inc: { 'lease.epoch': 1 } },
       { returnDocument: 'after' },
     );
     assert.equal(stolen?.lease.owner, 'cap-c');
     await new Promise((r) => setTimeout(r, 1500)); // B's next renewal fails: B stops
-    await store.captureLeases.updateOne({ migrationId }, { $set: { 'lease.owner': null, 'lease.expiresAt': new Date(0) } });
+    await store.db.collection<ShardDoc>('capture_leases').updateOne({ migrationId }, { $set: { 'lease.owner': null, 'lease.expiresAt': new Date(0) } });
     await waitUntil(async () => (await holder()) === 'cap-b', 10_000, 'B to take the freed lease again');
     for (let i = 0; i < 50; i++) await items.deleteOne({ _id: i });
     const lastOp = (await src.db('lease').command({ insert: 'sentinel', documents: [{ _id: 'last' }] })).operationTime as Timestamp;

@@ -25,7 +25,7 @@ import { startKinesisFaultProxy, type KinesisFaultProxy } from '../support/kines
 import { ensureGoTools, goToolPath } from '../support/go-tools.js';
 import { runMigrator } from '../support/cli.js';
 import { prng } from '../support/prng.js';
-import { StateStore, type MigrationPhase } from '../../src/state/store.js';
+import { REPLICATING_PHASES, StateStore } from '../../src/state/store.js';
 import { COLLECTIONS, seedSource, startChaosWorkload } from './chaos-workload.js';
 import { Supervised } from './supervisor.js';
 
@@ -37,7 +37,7 @@ const MIN_SECONDS = LONG ? 300 : 45;
 const MAX_SECONDS = LONG ? 1200 : 300;
 const DOCS_PER_COLLECTION = LONG ? 5000 : 2500;
 const ID = 'chaos';
-const REPLICATING: MigrationPhase[] = ['CATCHING_UP', 'READY_FOR_CUTOVER'];
+const REPLICATING = REPLICATING_PHASES;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

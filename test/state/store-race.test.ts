@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { MongoClient, Timestamp } from 'mongodb';
 import { ensureGoTools } from '../support/go-tools.js';
 import { startFerretDB, type FerretDB } from '../support/ferretdb.js';
-import { StateStore, upsertTolerantOfRace } from '../../src/state/store.js';
+import { StateStore, upsertTolerantOfRace, type ShardDoc } from '../../src/state/store.js';
 
 const pos = (t: number) => ({ ct: new Timestamp({ t, i: 1 }), rt: { _data: `82${t.toString(16).toUpperCase().padStart(8, '0')}0000000104` } });
 const dupKey = () => Object.assign(new Error('E11000 duplicate key error collection: s.meta'), { code: 11000 });
@@ -59,7 +59,7 @@ describe('StateStore opened by several processes at once on a fresh FerretDB sto
       const store = new StateStore({ client: clients[0]!, dbName });
       assert.equal((await store.listMigrations()).length, 1);
       assert.ok((await store.getCaptureCheckpoint('m'))?.ct, `round ${round}: a capture checkpoint`);
-      assert.ok((await store.shards.findOne({ _id: 'm/shard-0' }))?.lease.owner, `round ${round}: the lease is held`);
+      assert.ok((await store.db.collection<ShardDoc>('shards').findOne({ _id: 'm/shard-0' }))?.lease.owner, `round ${round}: the lease is held`);
       assert.equal((await store.getCutover('m'))?.state, 'requested');
       // Not asserted here: exactly one lease holder, every DDL arrival kept, the newest checkpoint
       // winning. FerretDB v1's SQLite handler does not run an update's read and write in one

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { MongoClient, Timestamp } from 'mongodb';
 import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
-import { STATE_SCHEMA_VERSION, StateStore, leaseRemainingMs, phaseBeforeFailure, sequenceKey } from '../../src/state/store.js';
+import { STATE_SCHEMA_VERSION, StateStore, leaseRemainingMs, phaseBeforeFailure, sequenceKey, type ShardDoc } from '../../src/state/store.js';
 
 const pos = (t: number, i = 1) => ({ ct: new Timestamp({ t, i }), rt: { _data: `82${t.toString(16).toUpperCase().padStart(8, '0')}${i.toString(16).toUpperCase().padStart(8, '0')}04` } });
 
@@ -27,7 +27,7 @@ describe('StateStore (emulator)', { timeout: 60_000 }, () => {
   it('creates its indexes idempotently', async () => {
     await store.ensureIndexes();
     await StateStore.open({ client, dbName: 'mstate', now });
-    const names = (await store.shards.listIndexes().toArray()).map((i) => i.name);
+    const names = (await store.db.collection<ShardDoc>('shards').listIndexes().toArray()).map((i) => i.name);
     assert.ok(names.includes('migration_shard'));
   });
 

@@ -19,6 +19,7 @@ import { health, type Heartbeat } from '../../observability/health.js';
 import { noteLoadSizes } from '../../observability/metrics.js';
 import { startObservability, type MetricsArgs } from '../observability.js';
 import { ignoreSchemaOption, ignoredKinds } from './verify.js';
+import { LOAD_PHASES } from '../../state/phases.js';
 
 export interface LoadArgs extends MetricsArgs {
   drop?: boolean;
@@ -210,7 +211,7 @@ export const fullMigrateCommand: CommandModule<object, LoadArgs> = {
           { title: 'Start capture (source change stream → Kinesis)', task: () => m.startCapture() },
           {
             title: 'Initial load (mongodump | mongorestore)',
-            skip: () => !['CREATED', 'INITIAL_LOAD'].includes(m.phase) && 'already loaded',
+            skip: () => !LOAD_PHASES.includes(m.phase) && 'already loaded',
             task: (_c, task) => {
               measureLoad();
               return hb.during('initial load', () => m.runLoad((text) => (task.output = text)));

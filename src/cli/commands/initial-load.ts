@@ -3,6 +3,7 @@ import { printReport } from '../../util/output.js';
 import { createTasks } from '../tasks.js';
 import { loadOptionsBuilder, runMigrationCommand, type LoadArgs } from './full-migrate.js';
 import { metricsOptions } from '../../config/options.js';
+import { LOAD_PHASES } from '../../state/phases.js';
 
 /**
  * `migrator initial-load`: preflight, resume point and the copy, with capture running during the
@@ -17,7 +18,7 @@ export const initialLoadCommand: CommandModule<object, LoadArgs> = {
     runMigrationCommand(argv, true, async ({ config, migration: m, heartbeat: hb, measureLoad }, signal) => {
       const opened = await m.open();
       let complete = false;
-      if (!['CREATED', 'INITIAL_LOAD'].includes(opened.phase)) {
+      if (!LOAD_PHASES.includes(opened.phase)) {
         printReport(`migration ${config.migrationId} is past the initial load (phase ${opened.phase})`);
         return;
       }
