@@ -5,7 +5,7 @@ import { LeaseKeeper } from '../state/lease-keeper.js';
 import { defaultOwnerId, isDeadLocalOwner } from '../state/lease-owner.js';
 import type { CaptureStateStore } from '../state/store.js';
 import { createOrderedProducer, type OrderedProducer } from '../transport/ordered-producer.js';
-import { sleep } from '../transport/kinesis-retry.js';
+import { backoffDelay, sleep } from '../util/retry.js';
 import { describeStreamLimits } from '../transport/stream-limits.js';
 import { MigratorError, errorMessage } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
@@ -115,6 +115,23 @@ const SLIM_WINDOW_EVENTS = 1000;
 /** How long a stopping capture flushes to Kinesis (docker stop's default grace is 10 s). */
 const STOP_FLUSH_MS = 5_000;
 const CAPTURE_LEASE_ID = 'capture';
+/** Reopening after a transient change stream error: 0.5–1 s, doubling, at most 30 s. */
+const REOPEN_BACKOFF = { baseMs: 1000, maxMs: 30_000 };
+const ABORTED = Symbol('aborted');
+
+/** `promise`, or ABORTED as soon as `signal` aborts (the promise's late outcome is ignored). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | typeof ABORTED> {
+  if (signal.aborted) {
+    promise.catch(() => undefined);
+    return Promise.resolve(ABORTED);
+  }
+  let onAbort = (): void => undefined;
+  const aborted = new Promise<typeof ABORTED>((resolve) => {
+    onAbort = () => resolve(ABORTED);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  return Promise.race([promise, aborted]).finally(() => signal.removeEventListener('abort', onAbort));
+}
 /** How often a capture with `exitWhenCompleted` reads the migration's phase while capturing (one findOne by _id). */
 const COMPLETED_POLL_MS = 2_000;
 
@@ -525,6 +542,7 @@ async function captureWhileLeased(o: CaptureOptions, mon: CaptureMonitor): Promi
         .db(String(ns.db))
         .collection(String(ns.coll))
         .findOne(event.documentKey as Document, { ...EXACT_BSON_OPTIONS }),
+      { signal: o.signal },
     );
     if (op === 'update') return { ...event, fullDocument: doc ?? null }; // null: deleted since, its delete follows
     // Gone since: its delete follows; sending a delete now keeps the target right meanwhile.
@@ -543,7 +561,11 @@ async function captureWhileLeased(o: CaptureOptions, mon: CaptureMonitor): Promi
       if (producerFailure !== undefined) throw streamFailure(o.streamName, producerFailure);
       let event: Document | null;
       try {
-        event = await tryNextCachingToken(stream);
+        // A read waits for the source (server selection: up to serverSelectionTimeoutMS during an
+        // outage): a stop must not wait with it.
+        const read = await untilAborted(tryNextCachingToken(stream), o.signal);
+        if (read === ABORTED) break;
+        event = read;
         mon.hb.beat(); // an event, or an idle getMore (maxAwaitTimeMs): progress either way
         failures = 0;
         readOk = true;
@@ -580,10 +602,12 @@ async function captureWhileLeased(o: CaptureOptions, mon: CaptureMonitor): Promi
         if (fatal || !isTransient(err) || ++failures > 10) throw fatal ?? err;
         // The driver resumes by itself on most errors; when it gives up on a transient one,
         // reopen after the last token read (all events up to it are already in the producer).
-        const delay = Math.min(30_000, 250 * 2 ** failures);
+        const delay = backoffDelay(failures - 1, REOPEN_BACKOFF);
         o.log.warn({ err: errorMessage(err), attempt: failures, delayMs: delay }, 'change stream error; reopening');
         await stream.close().catch(() => undefined);
-        await new Promise((r) => setTimeout(r, delay));
+        // Abortable: a stop during a source outage ends now, not after up to 30 s (docker stop
+        // gives 10 s before SIGKILL).
+        if (!(await sleep(delay, o.signal))) break;
         stream = open(lastSeen ? { resumeAfter: lastSeen } : startOpts);
         continue;
       }
@@ -600,7 +624,12 @@ async function captureWhileLeased(o: CaptureOptions, mon: CaptureMonitor): Promi
         if (event === null) continue;
         if (slimLeft > 0) {
           slimRead++;
-          event = await reread(event);
+          try {
+            event = await reread(event);
+          } catch (err) {
+            if (o.signal.aborted) break; // stopped while retrying the source: nothing recorded for this event
+            throw err;
+          }
           if (--slimLeft === 0) {
             // Processed below; the window closes after it.
             slimLeft = -1;
@@ -636,10 +665,11 @@ async function captureWhileLeased(o: CaptureOptions, mon: CaptureMonitor): Promi
           // A create event gets the new collection's options (expanded-events.ts).
           if (event.operationType === 'create') {
             const created = event;
-            event = await retryTransient('source', () => withCreateOptions(o.source, created));
+            event = await retryTransient('source', () => withCreateOptions(o.source, created), { signal: o.signal });
           }
           envelope = envelopeFromChangeEvent(event);
         } catch (err) {
+          if (o.signal.aborted) break; // stopped while retrying the source: nothing recorded for this event
           if (err instanceof UnsupportedChangeEventError && err.kind === 'ignorable') {
             envelope = undefined;
             // Sharding events (shardCollection, reshardCollection, refineCollectionShardKey) and
