@@ -1,49 +1,30 @@
 /** How capture classifies a failure: reopen the change stream, stop with a documented exit code, or fail. */
 import type { Document, Timestamp } from 'mongodb';
-import { errorCode, isTransientError } from '../db/transient-errors.js';
+import { errorCode, isChangeStreamRetryable, isHistoryLost, isResumeTokenRejected } from '../db/mongo-errors.js';
+import { isTransientError } from '../db/transient-errors.js';
 import { MigratorError, errorMessage } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
-
-/**
- * The resume point left the source's change history: MongoDB ChangeStreamHistoryLost (286,
- * https://www.mongodb.com/docs/manual/reference/error-codes/), Amazon DocumentDB 136 (its change
- * stream log, kept change_stream_log_retention_duration, 3 h by default:
- * https://docs.aws.amazon.com/documentdb/latest/developerguide/change_streams.html).
- */
-const HISTORY_LOST_CODES = new Set([286, 136]);
-/**
- * The source cannot use the resume token: MongoDB InvalidResumeToken (260) and
- * ChangeStreamFatalError (280: e.g. "the resume token was not found" — the token's event is not in
- * this deployment's history; not a history loss); Amazon DocumentDB answers an unreadable token
- * with FailedToParse (9), which counts only when the stream was opened with a token.
- */
-const INVALID_TOKEN_CODES = new Set([260, 280]);
-const DOCDB_INVALID_TOKEN = 9;
 
 /**
  * Errors after which reopening the stream from the last seen token is safe and useful: every
  * transient error (src/db/transient-errors.ts), plus what is specific to change streams — the
  * server's ResumableChangeStreamError label, a cursor the server forgot, stale routing on a
- * sharded source.
+ * sharded source (db/mongo-errors.ts).
  */
-const CHANGE_STREAM_RETRY_CODES = new Set([
-  43, // CursorNotFound
-  63, // StaleShardVersion
-  150, // StaleEpoch
-  234, // RetryChangeStream
-  13388, // StaleConfig
-]);
 export function isReopenable(err: unknown): boolean {
   if (isTransientError(err)) return true;
   if ((err as { hasErrorLabel?: (l: string) => boolean })?.hasErrorLabel?.('ResumableChangeStreamError')) return true;
-  const code = errorCode(err);
-  return code !== undefined && CHANGE_STREAM_RETRY_CODES.has(code);
+  return isChangeStreamRetryable(err);
 }
 
-/** The failure that ends capture with a documented exit code, if `err` is one (history lost, foreign token). */
+/**
+ * The failure that ends capture with a documented exit code, if `err` is one: the resume point
+ * left the source's change history (the oplog, or DocumentDB's change stream log), or the source
+ * cannot use the resume token (db/mongo-errors.ts: isHistoryLost, isResumeTokenRejected).
+ */
 export function captureFailure(err: unknown, from: string, withToken: boolean): MigratorError | undefined {
   const code = errorCode(err);
-  if (code !== undefined && HISTORY_LOST_CODES.has(code)) {
+  if (isHistoryLost(err)) {
     return new MigratorError(
       ExitCode.HISTORY_LOST,
       `The source no longer has the change-stream history to resume from ${from} (error ${code}: ${errorMessage(err)}).`,
@@ -55,7 +36,7 @@ export function captureFailure(err: unknown, from: string, withToken: boolean): 
       },
     );
   }
-  if (code !== undefined && (INVALID_TOKEN_CODES.has(code) || (withToken && code === DOCDB_INVALID_TOKEN))) {
+  if (isResumeTokenRejected(err, withToken)) {
     return new MigratorError(
       ExitCode.STATE_CONFLICT,
       `The source rejected the resume point ${from} (error ${code}: ${errorMessage(err)}). Is it from another deployment?`,

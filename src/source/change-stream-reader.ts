@@ -13,7 +13,7 @@
  */
 import type { ChangeStream, Document, MongoClient } from 'mongodb';
 import { tryNextCachingToken } from '../db/change-stream-compat.js';
-import { errorCode } from '../db/transient-errors.js';
+import { errorCode, isBsonObjectTooLarge } from '../db/mongo-errors.js';
 import { retryTransient } from '../db/transient-retry.js';
 import { EXACT_BSON_OPTIONS } from '../model/change-envelope.js';
 import { MigratorError, errorMessage } from '../util/errors.js';
@@ -22,7 +22,7 @@ import type { Logger } from '../util/logger.js';
 import { retry } from '../util/retry.js';
 import { captureFailure, isReopenable } from './capture-errors.js';
 import { expandedEventsSupported, isExpandedEventsRefused } from './expanded-events.js';
-import { BSON_OBJECT_TOO_LARGE, FragmentAssembler, SLIM_STAGE, SPLIT_STAGE, isSplitStageRefused, splitLargeEventSupported } from './large-events.js';
+import { FragmentAssembler, SLIM_STAGE, SPLIT_STAGE, isSplitStageRefused, splitLargeEventSupported } from './large-events.js';
 
 /** After an event over 16 MiB without split support: events read slim (documents re-read) before reopening as usual. */
 const SLIM_WINDOW_EVENTS = 1000;
@@ -211,7 +211,7 @@ export class ChangeStreamReader {
       this.o.log.info({ err: errorMessage(err) }, 'the source refused showExpandedEvents: index and collection option changes are reconciled at the cutover instead of replayed');
       return true;
     }
-    if (code === BSON_OBJECT_TOO_LARGE) {
+    if (isBsonObjectTooLarge(err)) {
       // Reopening as before would hit the same event again, forever: read past it slim.
       if (this.slimLeft > 0) {
         throw new MigratorError(ExitCode.INTERNAL, `Capture stopped: a change event stays over 16 MiB even without its documents (${errorMessage(err)}).`, { cause: err });

@@ -49,6 +49,7 @@ import { MigratorError } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
 import { retryTransient, type TransientRetryPolicy } from '../db/transient-retry.js';
 import { resilientCollection } from './resilient-collection.js';
+import { isDuplicateKey } from '../db/mongo-errors.js';
 
 export { DEFAULT_STATE_DB };
 
@@ -344,9 +345,6 @@ export const DEFAULT_LEASE_GRACE_MS = 1_000;
 
 /** Version of the state store's layout (collections and document shapes). */
 export const STATE_SCHEMA_VERSION = 1;
-
-const DUPLICATE_KEY = 11000;
-const isDuplicateKey = (err: unknown) => (err as { code?: number })?.code === DUPLICATE_KEY;
 
 /**
  * Runs an upsert of shared state so that losing a creation race is not an error. Two processes
