@@ -4,6 +4,7 @@
 import type { Document } from 'mongodb';
 import type { CollectionNamespace } from '../model/change-envelope.js';
 import { errorCode } from '../db/transient-errors.js';
+import { MongoErrorCode } from '../db/mongo-errors.js';
 
 /** A write the target refused for a reason retrying will not fix (validation, size, auth, …). */
 export class ApplyWriteError extends Error {
@@ -46,8 +47,8 @@ export class RetriesExhaustedError extends Error {
   }
 }
 
-export const DUPLICATE_KEY = 11000;
-export const NAMESPACE_NOT_FOUND = 26;
+export const DUPLICATE_KEY = MongoErrorCode.DuplicateKey;
+export const NAMESPACE_NOT_FOUND = MongoErrorCode.NamespaceNotFound;
 
 export { isTransientError } from '../db/transient-errors.js';
 

@@ -32,12 +32,13 @@ import type { NamespaceRules } from '../model/namespace-filter.js';
 import { errorCode } from '../db/transient-errors.js';
 import { mapViewPipeline } from '../db/compare-schema.js';
 import { holdReplayedCollMod, holdReplayedIndexes, type TtlHoldStore } from '../db/ttl-hold.js';
+import { MongoErrorCode } from '../db/mongo-errors.js';
 
-export const NAMESPACE_NOT_FOUND = 26;
-export const INDEX_NOT_FOUND = 27;
-export const NAMESPACE_EXISTS = 48;
-export const INDEX_OPTIONS_CONFLICT = 85;
-export const INDEX_KEY_SPECS_CONFLICT = 86;
+export const NAMESPACE_NOT_FOUND = MongoErrorCode.NamespaceNotFound;
+export const INDEX_NOT_FOUND = MongoErrorCode.IndexNotFound;
+export const NAMESPACE_EXISTS = MongoErrorCode.NamespaceExists;
+export const INDEX_OPTIONS_CONFLICT = MongoErrorCode.IndexOptionsConflict;
+export const INDEX_KEY_SPECS_CONFLICT = MongoErrorCode.IndexKeySpecsConflict;
 
 export interface SchemaReplayLogger {
   warn(obj: object, msg: string): void;

@@ -50,9 +50,10 @@ import {
 import { DEFAULT_RETRY_POLICY, withRetry, type RetryHooks, type RetryPolicy } from './retry.js';
 import { readShardKeys, shardKeyConditions, shardKeyFields, type ShardKeys } from '../db/shard-keys.js';
 import { replaySchemaEvent, type SchemaReplayContext } from './schema-replay.js';
+import { MongoErrorCode } from '../db/mongo-errors.js';
 
 /** ShardKeyNotFound: the target's shard key changed since it was read (e.g. sharded meanwhile). */
-const SHARD_KEY_NOT_FOUND = 61;
+const SHARD_KEY_NOT_FOUND = MongoErrorCode.ShardKeyNotFound;
 /** How long the target's shard keys are trusted before they are read again. */
 const SHARD_KEYS_TTL_MS = 30_000;
 

@@ -1,33 +1,11 @@
 /**
  * Which driver/server errors are transient: retrying the same idempotent operation later may
  * succeed (failover, shutdown, network, throttling). Shared by apply's writer, the lease keeper,
- * the state store and the CLI's exit-code mapping.
+ * the state store and the CLI's exit-code mapping. The codes themselves: db/mongo-errors.ts.
  */
-// Server error codes worth retrying: replica-set state changes, shutdowns, network and
-// timeouts, lock/write conflicts, throttling (16500: "request rate is large" on some
-// MongoDB-compatible services).
-const TRANSIENT_CODES = new Set<number>([
-  6, // HostUnreachable
-  7, // HostNotFound
-  24, // LockTimeout
-  46, // LockBusy
-  50, // MaxTimeMSExpired
-  64, // WriteConcernFailed (wtimeout)
-  89, // NetworkTimeout
-  91, // ShutdownInProgress
-  112, // WriteConflict
-  133, // FailedToSatisfyReadPreference
-  134, // ReadConcernMajorityNotAvailableYet
-  189, // PrimarySteppedDown
-  262, // ExceededTimeLimit
-  9001, // SocketException
-  10107, // NotWritablePrimary
-  11600, // InterruptedAtShutdown
-  11602, // InterruptedDueToReplStateChange
-  13435, // NotPrimaryNoSecondaryOk
-  13436, // NotPrimaryOrSecondary
-  16500, // TooManyRequests / request rate is large
-]);
+import { hasTransientCode } from './mongo-errors.js';
+
+export { errorCode } from './mongo-errors.js';
 
 const TRANSIENT_LABELS = ['RetryableWriteError', 'TransientTransactionError', 'ResetPool', 'SystemOverloadedError'];
 
@@ -45,17 +23,6 @@ const TRANSIENT_ERROR_NAMES = new Set([
 const TRANSIENT_MESSAGE =
   /throttl|too many requests|request rate is large|ECONNRESET|ECONNREFUSED|EPIPE|socket hang up|connection .*closed|server selection timed out|not (writable )?primary|node is recovering/i;
 
-/**
- * The server error code. It can arrive as an Int32 wrapper (a change stream read with
- * promoteValues: false, needed to keep every BSON type exact), so wrappers compare by value.
- */
-export function errorCode(err: unknown): number | undefined {
-  const code = (err as { code?: unknown })?.code;
-  if (typeof code === 'number') return code;
-  if (code !== null && typeof code === 'object' && (code as { _bsontype?: unknown })._bsontype === 'Int32') return Number(code);
-  return undefined;
-}
-
 /** True when retrying the same (idempotent) operation later may succeed. */
 export function isTransientError(err: unknown): boolean {
   if (err === null || typeof err !== 'object') return false;
@@ -63,8 +30,7 @@ export function isTransientError(err: unknown): boolean {
   if (TRANSIENT_ERROR_NAMES.has(e.name)) return true;
   if (typeof e.hasErrorLabel === 'function' && TRANSIENT_LABELS.some((l) => e.hasErrorLabel!(l))) return true;
   if (Array.isArray(e.errorLabels) && TRANSIENT_LABELS.some((l) => e.errorLabels!.includes(l))) return true;
-  const code = errorCode(err);
-  if (code !== undefined && TRANSIENT_CODES.has(code)) return true;
+  if (hasTransientCode(err)) return true;
   // A bulk write whose only problem is the write concern (e.g. wtimeout during failover).
   if (e.name === 'MongoBulkWriteError' && e.err && !hasWriteErrors(err)) return true;
   // A bulk write that failed as a whole carries the real error in errorResponse (e.g. the

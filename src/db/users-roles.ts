@@ -1,6 +1,7 @@
 import type { MongoClient } from 'mongodb';
 import { errorMessage } from '../util/errors.js';
 import { isTransientError } from './transient-errors.js';
+import { isUnauthorized } from './mongo-errors.js';
 
 /**
  * Users and custom roles of the source that concern the migrated databases, for `migrator check`.
@@ -55,8 +56,7 @@ export async function listUsersAndRoles(client: MongoClient, selectedDbs: readon
       return await run();
     } catch (err) {
       if (isTransientError(err)) throw err;
-      const code = (err as { code?: number }).code;
-      out.unreadable.push(code === 13 ? `${what} of ${db}: the source user lacks ${what === 'users' ? 'viewUser' : 'viewRole'} on ${db}` : `${what} of ${db}: ${errorMessage(err)}`);
+      out.unreadable.push(isUnauthorized(err) ? `${what} of ${db}: the source user lacks ${what === 'users' ? 'viewUser' : 'viewRole'} on ${db}` : `${what} of ${db}: ${errorMessage(err)}`);
       return undefined;
     }
   };

@@ -1,5 +1,6 @@
 import type { Document, MongoClient } from 'mongodb';
 import type { Logger } from '../util/logger.js';
+import { isNamespaceExists, isNamespaceNotFound } from '../db/mongo-errors.js';
 
 /** Measurements per insertMany: bounds memory to one batch. */
 const BATCH = 1000;
@@ -35,7 +36,7 @@ export async function copyTimeSeriesOnce(p: {
   const dst = p.target.db(p.to.db);
   if (p.drop) {
     await dst.collection(p.to.coll).drop().catch((err: unknown) => {
-      if ((err as { code?: number }).code !== 26) throw err; // NamespaceNotFound: nothing to drop
+      if (!isNamespaceNotFound(err)) throw err; // nothing to drop
     });
   }
   const timeseries: Document = { timeField: ts.timeField };
@@ -44,7 +45,7 @@ export async function copyTimeSeriesOnce(p: {
   const create: Document = { create: p.to.coll, timeseries };
   if (options.expireAfterSeconds !== undefined) create.expireAfterSeconds = options.expireAfterSeconds;
   await dst.command(create).catch((err: unknown) => {
-    if ((err as { code?: number }).code !== 48) throw err; // NamespaceExists: a rerun without --drop
+    if (!isNamespaceExists(err)) throw err; // a rerun without --drop
   });
   const indexes = (await p.source.db(p.from.db).collection(p.from.coll).listIndexes().toArray()) as Document[];
   const specs = indexes.map(({ v: _v, ns: _ns, ...spec }) => spec).filter((s) => s.name !== '_id_');

@@ -23,40 +23,16 @@ import { createHash } from 'node:crypto';
 // those are two module instances, so values would serialise fine but fail `instanceof` against
 // what the driver returns. Use the same import everywhere in the project.
 import { BSON, Timestamp, type Document } from 'mongodb';
+import { DATA_OPS, DDL_OPS, ENVELOPE_VERSION, isSchemaOp, schemaDescription, type DataOp, type DdlOp, type EnvelopeOp } from './envelope-ops.js';
+import { EnvelopeFormatError, isPlainDocument, isTimestamp, requireString, toNumber } from './envelope-values.js';
+import { clusterTimeFromResumeToken, type EventPosition } from './event-position.js';
 
-/** Envelope format version. Bump when the layout changes incompatibly; decoders reject others. */
-export const ENVELOPE_VERSION = 1 as const;
-
-/**
- * BSON options that preserve every value type when reading (change stream, find) or decoding.
- * Pass them to `watch()` in capture: `coll.watch(pipeline, { ...EXACT_BSON_OPTIONS, … })`.
- */
-export const EXACT_BSON_OPTIONS = {
-  promoteValues: false,
-  promoteLongs: false,
-  promoteBuffers: false,
-  bsonRegExp: true,
-  useBigInt64: false,
-} as const satisfies BSON.DeserializeOptions;
-
-export type DataOp = 'insert' | 'update' | 'replace' | 'delete';
-export type DdlOp = 'drop' | 'rename' | 'dropDatabase' | SchemaOp;
-/**
- * Schema events of a change stream opened with `showExpandedEvents: true` (MongoDB 6.0+,
- * https://www.mongodb.com/docs/manual/reference/change-events/): a collection or view created
- * (create), indexes built (createIndexes) or dropped (dropIndexes), a collMod (modify). Each
- * carries the event's `operationDescription` in {@link ChangeEnvelope.desc}.
- */
-export type SchemaOp = 'create' | 'createIndexes' | 'dropIndexes' | 'modify';
-export type EnvelopeOp = DataOp | DdlOp | 'barrier' | 'origin';
-
-export const DATA_OPS: readonly DataOp[] = ['insert', 'update', 'replace', 'delete'];
-export const SCHEMA_OPS: readonly SchemaOp[] = ['create', 'createIndexes', 'dropIndexes', 'modify'];
-export const DDL_OPS: readonly DdlOp[] = ['drop', 'rename', 'dropDatabase', ...SCHEMA_OPS];
-
-export function isSchemaOp(op: string): op is SchemaOp {
-  return (SCHEMA_OPS as readonly string[]).includes(op);
-}
+// The envelope's parts live in their own modules; importers keep using this one.
+export { DATA_OPS, DDL_OPS, ENVELOPE_VERSION, SCHEMA_OPS, isSchemaOp, schemaDescription } from './envelope-ops.js';
+export type { DataOp, DdlOp, EnvelopeOp, SchemaOp } from './envelope-ops.js';
+export { EXACT_BSON_OPTIONS, EnvelopeFormatError, toNumber } from './envelope-values.js';
+export { clusterTimeFromResumeToken, compareEventPosition, isAtOrBefore, positionKey, positionOf, type EventPosition } from './event-position.js';
+export { decodeEnvelope, encodeEnvelope } from './envelope-codec.js';
 
 /** A namespace: `coll` is absent only for database-level events (dropDatabase, barrier). */
 export interface Namespace {
@@ -144,16 +120,6 @@ export function migrationTag(migrationId: string, nonce?: string): string {
   return createHash('sha256').update(`${migrationId}\0${nonce ?? ''}`).digest('hex').slice(0, 16);
 }
 
-/** Where an event sits in the change stream: (clusterTime, resume token). */
-export interface EventPosition {
-  ct: Timestamp;
-  rt: Document;
-}
-
-export class EnvelopeFormatError extends Error {
-  override name = 'EnvelopeFormatError';
-}
-
 /**
  * Thrown by {@link envelopeFromChangeEvent} for an event that has no envelope form.
  * `kind` tells capture what to do:
@@ -190,84 +156,6 @@ export const IGNORABLE_OPERATION_TYPES: ReadonlySet<string> = new Set([
 ]);
 
 // ---------------------------------------------------------------------------------------------
-// Small value helpers (values may arrive as wrappers when read with promoteValues: false)
-
-/** A number from a JS number, Int32, Double or Long (as read with `promoteValues: false`). */
-export function toNumber(value: unknown, what = 'value'): number {
-  if (typeof value === 'number') return value;
-  if (typeof value === 'bigint') return Number(value);
-  if (value !== null && typeof value === 'object') {
-    const v = value as { _bsontype?: string; valueOf(): unknown; toNumber?: () => number };
-    if (v._bsontype === 'Int32' || v._bsontype === 'Double') return Number(v.valueOf());
-    if (v._bsontype === 'Long' && typeof v.toNumber === 'function') return v.toNumber();
-  }
-  throw new EnvelopeFormatError(`${what} is not a number`);
-}
-
-function isTimestamp(value: unknown): value is Timestamp {
-  return (
-    value !== null &&
-    typeof value === 'object' &&
-    (value as { _bsontype?: string })._bsontype === 'Timestamp'
-  );
-}
-
-function isPlainDocument(value: unknown): value is Document {
-  return (
-    value !== null &&
-    typeof value === 'object' &&
-    !Array.isArray(value) &&
-    (value as { _bsontype?: string })._bsontype === undefined &&
-    !(value instanceof Date) &&
-    !(value instanceof Uint8Array)
-  );
-}
-
-function requireString(value: unknown, what: string): string {
-  if (typeof value !== 'string') throw new EnvelopeFormatError(`${what} must be a string`);
-  return value;
-}
-
-/**
- * The clusterTime encoded at the front of a MongoDB resume token (`_data` hex KeyString starts
- * with type byte 0x82 followed by the 8-byte timestamp, big-endian: seconds then increment).
- * Used for `postBatchResumeToken`s, which come without a clusterTime. `undefined` for tokens of
- * another shape (e.g. other engines).
- */
-export function clusterTimeFromResumeToken(token: Document | undefined): Timestamp | undefined {
-  const data: unknown = token?._data;
-  if (typeof data !== 'string' || data.length < 18 || !/^82[0-9a-fA-F]{16}/.test(data)) {
-    return undefined;
-  }
-  const t = Number.parseInt(data.slice(2, 10), 16);
-  const i = Number.parseInt(data.slice(10, 18), 16);
-  return new Timestamp({ t, i });
-}
-
-// ---------------------------------------------------------------------------------------------
-// Schema events
-
-/**
- * The part of an expanded event's operationDescription that apply needs, checked: createIndexes
- * and dropIndexes need `indexes`, a non-empty array of index specs with a string `name` (and a
- * `key` document for createIndexes). Throws EnvelopeFormatError; returns the description as is.
- */
-export function schemaDescription(op: SchemaOp, desc: Document): Document {
-  if (op === 'createIndexes' || op === 'dropIndexes') {
-    const indexes: unknown = desc.indexes;
-    if (!Array.isArray(indexes) || indexes.length === 0) throw new EnvelopeFormatError(`${op} description needs a non-empty indexes array`);
-    for (const spec of indexes) {
-      if (!isPlainDocument(spec) || typeof spec.name !== 'string') throw new EnvelopeFormatError(`${op} description: every index needs a name`);
-      if (op === 'createIndexes' && !isPlainDocument(spec.key)) throw new EnvelopeFormatError(`createIndexes description: index ${spec.name} has no key`);
-    }
-  }
-  if (op === 'modify' && desc.index !== undefined && !isPlainDocument(desc.index)) {
-    throw new EnvelopeFormatError('modify description: index must be a document');
-  }
-  return desc;
-}
-
-// ---------------------------------------------------------------------------------------------
 // From a driver change event
 
 export interface EnvelopeFromEventOptions {
@@ -284,26 +172,8 @@ export function envelopeFromChangeEvent(
   event: Document,
   options: EnvelopeFromEventOptions = {},
 ): ChangeEnvelope {
-  const operationType = typeof event.operationType === 'string' ? event.operationType : '';
-  const fail = (kind: UnsupportedChangeEventError['kind'], msg: string): never => {
-    throw new UnsupportedChangeEventError(operationType, kind, msg);
-  };
-  if (operationType === 'invalidate') {
-    fail('invalidate', 'change stream invalidated (watched collection/database dropped or renamed)');
-  }
-  if (IGNORABLE_OPERATION_TYPES.has(operationType)) {
-    fail('ignorable', `change event '${operationType}' carries no data change`);
-  }
-  const isData = (DATA_OPS as readonly string[]).includes(operationType);
-  const isDdl = (DDL_OPS as readonly string[]).includes(operationType);
-  if (!isData && !isDdl) {
-    fail(
-      'unknown',
-      `unsupported change event operationType '${operationType || String(event.operationType)}'; ` +
-        'refusing to continue rather than lose changes',
-    );
-  }
-  const op = operationType as DataOp | DdlOp;
+  const op = envelopeOpOf(event);
+  const fail = failFor(op);
 
   const rt = event._id;
   if (!isPlainDocument(rt)) fail('malformed', `${op} event without a resume token (_id)`);
@@ -338,154 +208,83 @@ export function envelopeFromChangeEvent(
     envelope.desc = schemaDescription(op, desc as Document);
   }
 
-  if (isData) {
-    if (!isPlainDocument(event.documentKey)) fail('malformed', `${op} event without documentKey`);
-    envelope.key = event.documentKey as Document;
-    if (op === 'insert' || op === 'replace') {
-      if (!isPlainDocument(event.fullDocument)) fail('malformed', `${op} event without fullDocument`);
-      envelope.doc = event.fullDocument as Document;
-    } else if (op === 'update') {
-      const hasDoc = 'fullDocument' in event && event.fullDocument !== undefined;
-      if (hasDoc) envelope.doc = (event.fullDocument as Document | null) ?? null;
-      if (!hasDoc || options.keepUpdateDescription) {
-        const ud = event.updateDescription as Document | undefined;
-        if (!ud) fail('malformed', 'update event without updateDescription nor fullDocument');
-        envelope.upd = {
-          updatedFields: (ud!.updatedFields as Document | undefined) ?? {},
-          removedFields: ((ud!.removedFields as unknown[] | undefined) ?? []).map((f) =>
-            requireString(f, 'removedFields[]'),
-          ),
-          truncatedArrays: ((ud!.truncatedArrays as Document[] | undefined) ?? []).map((t) => ({
-            field: requireString(t.field, 'truncatedArrays[].field'),
-            newSize: toNumber(t.newSize, 'truncatedArrays[].newSize'),
-          })),
-        };
-      }
-    }
-  }
+  if ((DATA_OPS as readonly string[]).includes(op)) addDataFields(envelope, event, op as DataOp, options);
   if (event.wallTime instanceof Date) envelope.wt = event.wallTime;
   return envelope;
+}
+
+type Fail = (kind: UnsupportedChangeEventError['kind'], msg: string) => never;
+
+function failFor(operationType: string): Fail {
+  return (kind, msg) => {
+    throw new UnsupportedChangeEventError(operationType, kind, msg);
+  };
+}
+
+/** The event's operation, or the UnsupportedChangeEventError saying why it has no envelope. */
+function envelopeOpOf(event: Document): DataOp | DdlOp {
+  const operationType = typeof event.operationType === 'string' ? event.operationType : '';
+  const fail = failFor(operationType);
+  if (operationType === 'invalidate') {
+    fail('invalidate', 'change stream invalidated (watched collection/database dropped or renamed)');
+  }
+  if (IGNORABLE_OPERATION_TYPES.has(operationType)) {
+    fail('ignorable', `change event '${operationType}' carries no data change`);
+  }
+  const isData = (DATA_OPS as readonly string[]).includes(operationType);
+  const isDdl = (DDL_OPS as readonly string[]).includes(operationType);
+  if (!isData && !isDdl) {
+    fail(
+      'unknown',
+      `unsupported change event operationType '${operationType || String(event.operationType)}'; ` +
+        'refusing to continue rather than lose changes',
+    );
+  }
+  return operationType as DataOp | DdlOp;
+}
+
+/** A data event's key, document and (for an update without a document, or when asked) delta. */
+function addDataFields(envelope: ChangeEnvelope, event: Document, op: DataOp, options: EnvelopeFromEventOptions): void {
+  const fail = failFor(op);
+  if (!isPlainDocument(event.documentKey)) fail('malformed', `${op} event without documentKey`);
+  envelope.key = event.documentKey as Document;
+  if (op === 'insert' || op === 'replace') {
+    if (!isPlainDocument(event.fullDocument)) fail('malformed', `${op} event without fullDocument`);
+    envelope.doc = event.fullDocument as Document;
+  } else if (op === 'update') {
+    const hasDoc = 'fullDocument' in event && event.fullDocument !== undefined;
+    if (hasDoc) envelope.doc = (event.fullDocument as Document | null) ?? null;
+    if (!hasDoc || options.keepUpdateDescription) {
+      const ud = event.updateDescription as Document | undefined;
+      if (!ud) fail('malformed', 'update event without updateDescription nor fullDocument');
+      envelope.upd = updateDelta(ud!);
+    }
+  }
+}
+
+function updateDelta(ud: Document): UpdateDelta {
+  return {
+    updatedFields: (ud.updatedFields as Document | undefined) ?? {},
+    removedFields: ((ud.removedFields as unknown[] | undefined) ?? []).map((f) => requireString(f, 'removedFields[]')),
+    truncatedArrays: ((ud.truncatedArrays as Document[] | undefined) ?? []).map((t) => ({
+      field: requireString(t.field, 'truncatedArrays[].field'),
+      newSize: toNumber(t.newSize, 'truncatedArrays[].newSize'),
+    })),
+  };
+}
+
+/** The record capture broadcasts when it starts writing (see ChangeEnvelope.origin). */
+export function originEnvelope(sent: number, mig: string): ChangeEnvelope {
+  return { v: ENVELOPE_VERSION, op: 'origin', ns: { db: '' }, ct: new Timestamp({ t: 0, i: 0 }), rt: {}, origin: { sent }, mig };
 }
 
 /**
  * A barrier envelope (e.g. for cutover): no data, reported by apply when reached.
  * `position` is where it was inserted in the stream (the last event or postBatchResumeToken seen).
  */
-/** The record capture broadcasts when it starts writing (see ChangeEnvelope.origin). */
-export function originEnvelope(sent: number, mig: string): ChangeEnvelope {
-  return { v: ENVELOPE_VERSION, op: 'origin', ns: { db: '' }, ct: new Timestamp({ t: 0, i: 0 }), rt: {}, origin: { sent }, mig };
-}
 
 export function barrierEnvelope(id: string, position: EventPosition, ns: Namespace = { db: '' }): ChangeEnvelope {
   return { v: ENVELOPE_VERSION, op: 'barrier', ns, ct: position.ct, rt: position.rt, barrier: { id } };
-}
-
-// ---------------------------------------------------------------------------------------------
-// BSON encoding
-
-/** Encodes an envelope as BSON. Field order is fixed; absent optional fields are omitted. */
-export function encodeEnvelope(e: ChangeEnvelope): Uint8Array {
-  // Build in a fixed order; never serialise `undefined` members of the envelope itself (inside
-  // documents the bson library's default applies: `undefined` → null, as the driver does).
-  const out: Document = { v: e.v, op: e.op, ns: e.ns.coll === undefined ? { db: e.ns.db } : { db: e.ns.db, coll: e.ns.coll } };
-  if (e.to !== undefined) out.to = { db: e.to.db, coll: e.to.coll };
-  if (e.desc !== undefined) out.desc = e.desc;
-  if (e.key !== undefined) out.key = e.key;
-  if (e.doc !== undefined) out.doc = e.doc;
-  if (e.upd !== undefined) {
-    out.upd = {
-      updatedFields: e.upd.updatedFields,
-      removedFields: e.upd.removedFields,
-      truncatedArrays: e.upd.truncatedArrays.map((t) => ({ field: t.field, newSize: t.newSize })),
-    };
-  }
-  out.ct = e.ct;
-  if (e.wt !== undefined) out.wt = e.wt;
-  out.rt = e.rt;
-  if (e.barrier !== undefined) out.barrier = { id: e.barrier.id };
-  if (e.origin !== undefined) out.origin = { sent: e.origin.sent };
-  if (e.mig !== undefined) out.mig = e.mig;
-  return BSON.serialize(out, { checkKeys: false, serializeFunctions: false });
-}
-
-/**
- * Decodes an envelope. Document contents (`key`, `doc`, `upd.updatedFields`, `rt`) keep their
- * exact BSON types (Int32/Double/Long wrappers, BSONRegExp, Binary, …) so that writing them
- * back through the driver produces the same BSON; envelope scalars are normalised to JS values.
- */
-export function decodeEnvelope(buf: Uint8Array): ChangeEnvelope {
-  let raw: Document;
-  try {
-    raw = BSON.deserialize(buf, { ...EXACT_BSON_OPTIONS });
-  } catch (err) {
-    throw new EnvelopeFormatError(`not a BSON envelope: ${(err as Error).message}`);
-  }
-  const v = raw.v === undefined ? undefined : toNumber(raw.v, 'v');
-  if (v !== ENVELOPE_VERSION) {
-    throw new EnvelopeFormatError(`unsupported envelope version ${String(v)} (this build reads ${ENVELOPE_VERSION})`);
-  }
-  const op = requireString(raw.op, 'op');
-  if (![...DATA_OPS, ...DDL_OPS, 'barrier', 'origin'].includes(op)) {
-    throw new EnvelopeFormatError(`unknown envelope op '${op}'`);
-  }
-  const ns = raw.ns as Document | undefined;
-  if (!ns) throw new EnvelopeFormatError('envelope without ns');
-  if (!isTimestamp(raw.ct)) throw new EnvelopeFormatError('envelope ct must be a Timestamp');
-  if (!isPlainDocument(raw.rt)) throw new EnvelopeFormatError('envelope rt must be a document');
-
-  const e: ChangeEnvelope = {
-    v: ENVELOPE_VERSION,
-    op: op as EnvelopeOp,
-    ns: ns.coll === undefined
-      ? { db: requireString(ns.db, 'ns.db') }
-      : { db: requireString(ns.db, 'ns.db'), coll: requireString(ns.coll, 'ns.coll') },
-    ct: raw.ct,
-    rt: raw.rt,
-  };
-  if (raw.to !== undefined) {
-    const to = raw.to as Document;
-    e.to = { db: requireString(to.db, 'to.db'), coll: requireString(to.coll, 'to.coll') };
-  }
-  if (raw.desc !== undefined) {
-    if (!isPlainDocument(raw.desc)) throw new EnvelopeFormatError('envelope desc must be a document');
-    e.desc = raw.desc;
-  }
-  if (raw.key !== undefined) e.key = raw.key as Document;
-  if (raw.doc !== undefined) e.doc = raw.doc as Document | null;
-  if (raw.upd !== undefined) {
-    const u = raw.upd as Document;
-    e.upd = {
-      updatedFields: (u.updatedFields as Document | undefined) ?? {},
-      removedFields: ((u.removedFields as unknown[] | undefined) ?? []).map((f) => requireString(f, 'upd.removedFields[]')),
-      truncatedArrays: ((u.truncatedArrays as Document[] | undefined) ?? []).map((t) => ({
-        field: requireString(t.field, 'upd.truncatedArrays[].field'),
-        newSize: toNumber(t.newSize, 'upd.truncatedArrays[].newSize'),
-      })),
-    };
-  }
-  if (raw.wt instanceof Date) e.wt = raw.wt;
-  if (raw.barrier !== undefined) e.barrier = { id: requireString((raw.barrier as Document).id, 'barrier.id') };
-  if (raw.mig !== undefined) e.mig = requireString(raw.mig, 'mig');
-  if (raw.origin !== undefined) e.origin = { sent: toNumber((raw.origin as Document).sent, 'origin.sent') };
-
-  if ((DATA_OPS as readonly string[]).includes(op)) {
-    if (e.ns.coll === undefined || !e.key) throw new EnvelopeFormatError(`${op} envelope needs ns.coll and key`);
-    if ((op === 'insert' || op === 'replace') && !e.doc) throw new EnvelopeFormatError(`${op} envelope needs doc`);
-    if (op === 'update' && e.doc === undefined && !e.upd) throw new EnvelopeFormatError('update envelope needs doc or upd');
-  }
-  if (op === 'rename' && (!e.to || e.ns.coll === undefined)) throw new EnvelopeFormatError('rename envelope needs ns.coll and to');
-  if (op === 'drop' && e.ns.coll === undefined) throw new EnvelopeFormatError('drop envelope needs ns.coll');
-  if (isSchemaOp(op)) {
-    if (e.ns.coll === undefined || !e.desc) throw new EnvelopeFormatError(`${op} envelope needs ns.coll and desc`);
-    try {
-      schemaDescription(op, e.desc);
-    } catch (err) {
-      throw new EnvelopeFormatError(`${op} envelope: ${(err as Error).message}`);
-    }
-  }
-  if (op === 'barrier' && !e.barrier) throw new EnvelopeFormatError('barrier envelope needs barrier.id');
-  if (op === 'origin' && !e.origin) throw new EnvelopeFormatError('origin envelope needs origin.sent');
-  return e;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -527,65 +326,3 @@ export function routingKey(e: ChangeEnvelope): string | undefined {
   return createHash('sha1').update(documentIdentityBytes(e.ns.db, e.ns.coll, e.key)).digest('hex');
 }
 
-// ---------------------------------------------------------------------------------------------
-// Positions
-
-export function positionOf(e: { ct: Timestamp; rt: Document }): EventPosition {
-  return { ct: e.ct, rt: e.rt };
-}
-
-function compareTimestamps(a: Timestamp, b: Timestamp): number {
-  if (a.t !== b.t) return a.t < b.t ? -1 : 1;
-  if (a.i !== b.i) return a.i < b.i ? -1 : 1;
-  return 0;
-}
-
-function tokenData(rt: Document): string | undefined {
-  return typeof rt._data === 'string' ? rt._data : undefined;
-}
-
-function tokenHex(rt: Document): string {
-  return Buffer.from(BSON.serialize(rt)).toString('hex');
-}
-
-/**
- * Total order of stream positions: clusterTime first, then the resume token's `_data` (MongoDB's
- * hex KeyString, ordered like the stream for events sharing a clusterTime, e.g. one transaction).
- * Tokens without a string `_data` compare by their BSON bytes: deterministic, but not meaningful
- * for order; see {@link isAtOrBefore} for the conservative use in de-duplication.
- */
-export function compareEventPosition(a: EventPosition, b: EventPosition): number {
-  const byTime = compareTimestamps(a.ct, b.ct);
-  if (byTime !== 0) return byTime;
-  const da = tokenData(a.rt);
-  const db = tokenData(b.rt);
-  if (da !== undefined && db !== undefined) return da < db ? -1 : da > db ? 1 : 0;
-  const ha = tokenHex(a.rt);
-  const hb = tokenHex(b.rt);
-  return ha < hb ? -1 : ha > hb ? 1 : 0;
-}
-
-/**
- * True when `p` is certainly at or before `last` in the stream (used to skip re-sent events).
- * When both share a clusterTime but their tokens cannot be ordered (no `_data`), only identical
- * tokens count as "at": skipping a distinct event could lose it, re-applying one is harmless.
- */
-export function isAtOrBefore(p: EventPosition, last: EventPosition): boolean {
-  const byTime = compareTimestamps(p.ct, last.ct);
-  if (byTime !== 0) return byTime < 0;
-  const dp = tokenData(p.rt);
-  const dl = tokenData(last.rt);
-  if (dp !== undefined && dl !== undefined) return dp <= dl;
-  return tokenHex(p.rt) === tokenHex(last.rt);
-}
-
-/**
- * A string whose lexicographic order follows the stream order, for storing positions and
- * guarding writes in the database (`$lt`/`$gt` on strings work everywhere): 16 hex digits of
- * clusterTime (t then i), `/`, then the token's `_data` (empty when it has none, so positions
- * in one clusterTime without `_data` compare equal: a guard then keeps the earlier one).
- */
-export function positionKey(p: EventPosition): string {
-  const hex8 = (n: number) => n.toString(16).padStart(8, '0');
-  return `${hex8(p.ct.t)}${hex8(p.ct.i)}/${tokenData(p.rt) ?? ''}`;
-}

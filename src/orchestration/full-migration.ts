@@ -30,6 +30,7 @@ import { setSourceWriteBlock, writeBlockCapability } from './write-block.js';
 import { activeTtlHolds, holdTargetTtl, restoreCommandText, restoreHeldTtl, warnTtlHeld } from './ttl.js';
 import { createApplyRateSampler, type ApplyRateSampler } from './apply-rate-sampler.js';
 import type { Heartbeat } from '../observability/health.js';
+import { isUnauthorized, isUserWritesBlocked } from '../db/mongo-errors.js';
 
 export interface FullMigrationInput {
   migrationId: string;
@@ -304,10 +305,9 @@ export class FullMigration {
       this.p.log.info({ created: r.created, existing: r.existing }, `custom roles on the target: ${r.created.length} created, ${r.existing.length} already there (users are not migrated)`);
     } catch (err) {
       if (err instanceof MigratorError) throw err;
-      const code = (err as { code?: number }).code;
       throw new MigratorError(ExitCode.PREFLIGHT_FAILED, `--with-roles: the custom roles could not be recreated on the target: ${errorMessage(err)}`, {
         hint:
-          code === 13
+          isUnauthorized(err)
             ? 'The source user needs viewRole on the selected databases, the target user createRole (role userAdmin) on the target databases; grant them, or leave out --with-roles and create the roles yourself.'
             : 'Fix the role named above on the target, or leave out --with-roles and create the roles yourself.',
         cause: err,
@@ -683,8 +683,7 @@ export class FullMigration {
       // Not transient: it fails the same way on every attempt (e.g. 371 UserWritesBlocked without
       // bypassWriteBlockingMode, 13 without readWrite on the state database). Abort the cutover
       // (replicateUntilCutover unblocks the writes) instead of leaving a barrier nobody can send.
-      const code = (err as { code?: number }).code;
-      const privileges = code === 371 || code === 13;
+      const privileges = isUserWritesBlocked(err) || isUnauthorized(err);
       const e = new MigratorError(
         privileges ? ExitCode.PREFLIGHT_FAILED : err instanceof MigratorError ? err.exitCode : ExitCode.INTERNAL,
         `The cutover marker could not be written to the source (${this.p.stateDb}.${MARKER_COLLECTION}): ${errorMessage(err)}`,

@@ -9,6 +9,7 @@ import { encodeBound, rangesFromBounds } from '../initial-load/id-ranges.js';
 import { estimateCollection, partitionCount, sampleIdBounds } from '../initial-load/partition-plan.js';
 import type { ToolBinaries } from '../initial-load/tool-binaries.js';
 import type { Logger } from '../util/logger.js';
+import { isNamespaceNotFound } from '../db/mongo-errors.js';
 
 export type PlannedUnit = Omit<LoadUnitDoc, '_id' | 'migrationId' | 'lease' | 'state' | 'attempts'>;
 
@@ -159,7 +160,7 @@ async function prepareTargetCollection(
     if (sharded) await coll.deleteMany({});
     else {
       await coll.drop().catch((err: unknown) => {
-        if ((err as { code?: number }).code !== 26) throw err; // NamespaceNotFound: nothing to drop
+        if (!isNamespaceNotFound(err)) throw err; // nothing to drop
       });
     }
   }

@@ -39,6 +39,7 @@ import { ExitCode } from '../util/exit-codes.js';
 import type { Logger } from '../util/logger.js';
 import { createLoadProgressWriter } from './load-progress-writer.js';
 import { addSample, type LoadUnitSample } from './forecast.js';
+import { isDuplicateKey, isNamespaceNotFound } from '../db/mongo-errors.js';
 
 export interface LoadWorkerInput {
   store: StateStore;
@@ -314,7 +315,7 @@ async function keepShardedTargets(p: LoadWorkerInput, targets: string[], log: Lo
       log.info({ ns, shardKey: key, deleted: deletedCount }, 'sharded target collection emptied instead of dropped (it stays sharded)');
     } else {
       await coll.drop().catch((err: unknown) => {
-        if ((err as { code?: number }).code !== 26) throw err; // NamespaceNotFound: nothing to drop
+        if (!isNamespaceNotFound(err)) throw err; // nothing to drop
       });
     }
   }
@@ -392,8 +393,7 @@ export async function buildIndexes(p: LoadWorkerInput, u: LoadUnitDoc, log: Logg
       await p.target.db(t.db).command({ createIndexes: t.coll, indexes: [index] });
       built++;
     } catch (err) {
-      const code = (err as { code?: number }).code;
-      if (code === 11000) {
+      if (isDuplicateKey(err)) {
         throw new MigratorError(
           ExitCode.TOOL_FAILED,
           `The unique index ${String(spec.name)} ${JSON.stringify(spec.key)} of ${u.target} (from ${u.sourceDb}.${u.coll}) could not be built: the loaded data violates it (${errorMessage(err)}).`,

@@ -48,7 +48,6 @@ import {
   type SchemaReplayContext,
 } from '../apply/schema-replay.js';
 import { retryTransient } from '../db/transient-retry.js';
-import { errorCode } from '../db/transient-errors.js';
 import { EXACT_BSON_OPTIONS, type CollectionNamespace } from '../model/change-envelope.js';
 import type { NamespaceRules } from '../model/namespace-filter.js';
 import { compareIndexes, compareOptions, type SchemaDifference, type SchemaKind } from '../db/compare-schema.js';
@@ -56,6 +55,7 @@ import { listSourceNamespaces, unholdTtl, type HeldTtlIndex } from '../verify/ve
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { createTargetViews } from '../initial-load/views.js';
+import { isDuplicateKey, isNamespaceNotFound } from '../db/mongo-errors.js';
 
 export interface ReconcileStep {
   /** Source and target namespaces (`db.coll`). */
@@ -97,7 +97,7 @@ async function listIndexesOrNone(client: MongoClient, db: string, coll: string):
   try {
     return await client.db(db).collection(coll).listIndexes().toArray();
   } catch (err) {
-    if ((err as { code?: number }).code === 26) return []; // NamespaceNotFound
+    if (isNamespaceNotFound(err)) return [];
     throw err;
   }
 }
@@ -138,7 +138,7 @@ async function rebuildTargetCollection(ctx: SchemaReplayContext, t: CollectionNa
   const db = ctx.client.db(t.db);
   const tmp = rebuildName(t.coll);
   await ctx.retry(`drop ${t.db}.${tmp}`, () => db.collection(tmp).drop().catch((err: unknown) => {
-    if (errorCode(err) !== 26) throw err; // NamespaceNotFound: nothing left over
+    if (!isNamespaceNotFound(err)) throw err; // nothing left over
     return true;
   }));
   await ctx.retry(`create ${t.db}.${tmp}`, () => db.command({ create: tmp, ...options }));
@@ -149,7 +149,7 @@ async function rebuildTargetCollection(ctx: SchemaReplayContext, t: CollectionNa
     batch = [];
     if (docs.length) await ctx.retry(`copy into ${t.db}.${tmp}`, () => copy.insertMany(docs, { ordered: true, bypassDocumentValidation: true }).catch((err: unknown) => {
       // A retried batch finds part of it inserted already: insert the rest one by one.
-      if (errorCode(err) !== 11000 && !/E11000/.test(errorMessage(err))) throw err;
+      if (!isDuplicateKey(err) && !/E11000/.test(errorMessage(err))) throw err;
       return Promise.all(docs.map((d) => copy.replaceOne({ _id: d._id }, d, { upsert: true, bypassDocumentValidation: true })));
     }));
   };

@@ -4,6 +4,7 @@ import { listSelectedViews } from '../initial-load/views.js';
 import { documentDbRefusalItems } from '../db/documentdb-compat.js';
 import { isTransientError } from '../db/transient-errors.js';
 import type { ServerInfo } from '../db/server-info.js';
+import { isMaxTimeExpired } from '../db/mongo-errors.js';
 
 /**
  * The compatibility doctor: everything of the selection the target cannot hold, found before
@@ -147,7 +148,7 @@ async function largeDocumentsBySize(
       )
       .toArray()) as { _id: unknown; size: number }[];
   } catch (err) {
-    if ((err as { code?: number }).code === 50) return 'timeout';
+    if (isMaxTimeExpired(err)) return 'timeout';
     if (isTransientError(err)) throw err;
     return 'refused';
   }

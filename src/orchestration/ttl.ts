@@ -19,14 +19,14 @@ import { HELD_EXPIRE_AFTER_SECONDS, holdTtl, recordHeldTtl, ttlSeconds } from '.
 import type { TtlHoldDoc, TtlStateStore } from '../state/store.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
+import { isNamespaceNotFound } from '../db/mongo-errors.js';
 
-const NAMESPACE_NOT_FOUND = 26;
 
 async function targetIndexes(target: MongoClient, db: string, coll: string): Promise<Document[]> {
   try {
     return await target.db(db).collection(coll).listIndexes().toArray();
   } catch (err) {
-    if ((err as { code?: number }).code === NAMESPACE_NOT_FOUND) return [];
+    if (isNamespaceNotFound(err)) return [];
     throw err;
   }
 }

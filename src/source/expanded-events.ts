@@ -11,9 +11,10 @@
  */
 import { BSON, type Document, type MongoClient } from 'mongodb';
 import { EXACT_BSON_OPTIONS } from '../model/change-envelope.js';
+import { MongoErrorCode } from '../db/mongo-errors.js';
 
 /** Error code of an unknown field in a command's or stage's strict parser (IDL). */
-const UNKNOWN_FIELD = 40415;
+const UNKNOWN_FIELD = MongoErrorCode.UnknownField;
 
 /** Whether the source's version has showExpandedEvents (MongoDB 6.0+; DocumentDB reports 4.0/5.0). */
 export function expandedEventsSupported(version: string): boolean {

@@ -17,12 +17,13 @@
  *    states by key, so the target converges to the same result (idempotent).
  */
 import type { Document } from 'mongodb';
+import { MongoErrorCode } from '../db/mongo-errors.js';
 
 /** BSONObjectTooLarge: https://www.mongodb.com/docs/manual/reference/error-codes/ */
-export const BSON_OBJECT_TOO_LARGE = 10334;
+export const BSON_OBJECT_TOO_LARGE = MongoErrorCode.BSONObjectTooLarge;
 
 /** Unrecognized pipeline stage name (a server without the split stage). */
-const UNRECOGNIZED_STAGE = 40324;
+const UNRECOGNIZED_STAGE = MongoErrorCode.UnrecognizedPipelineStage;
 
 export const SPLIT_STAGE = { $changeStreamSplitLargeEvent: {} } as const;
 

@@ -5,6 +5,7 @@
 import type { Collection, Db, Document } from 'mongodb';
 import type { TransientRetryPolicy } from '../db/transient-retry.js';
 import { resilientCollection } from './resilient-collection.js';
+import { isDuplicateKey } from '../db/mongo-errors.js';
 
 /** The state store's collections (all keyed by migration id; see store.ts). */
 export const COLLECTIONS = {
@@ -32,8 +33,6 @@ export function storeContext(db: Db, now: () => Date, retry: TransientRetryPolic
   return { db, now, retry, collection: <T extends Document>(name: string) => resilientCollection(db.collection<T>(name), retry) };
 }
 
-const DUPLICATE_KEY = 11000;
-const isDuplicateKey = (err: unknown) => (err as { code?: number })?.code === DUPLICATE_KEY;
 
 /**
  * Runs an upsert of shared state so that losing a creation race is not an error. Two processes

@@ -15,6 +15,7 @@ import {
   type SchemaReport,
   type TargetKind,
 } from '../db/compare-schema.js';
+import { isNamespaceNotFound } from '../db/mongo-errors.js';
 
 export interface CollectionNs {
   db: string;
@@ -172,7 +173,7 @@ async function listIndexSpecs(client: MongoClient, ns: CollectionNs): Promise<Do
   try {
     return await client.db(ns.db).collection(ns.coll).listIndexes().toArray();
   } catch (err) {
-    if ((err as { code?: number }).code === 26) return []; // NamespaceNotFound: no collection, no indexes
+    if (isNamespaceNotFound(err)) return []; // no collection, no indexes
     throw err;
   }
 }
