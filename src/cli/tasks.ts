@@ -1,4 +1,5 @@
 import { Listr, ListrLogger, ProcessOutput, type ListrTask } from 'listr2';
+import type { MigrationStep } from '../orchestration/migration-steps.js';
 import type { LogFormat } from '../util/logger.js';
 import { redactText } from '../util/redact.js';
 
@@ -45,4 +46,13 @@ export function createTasks<Ctx>(tasks: ListrTask<Ctx>[], opts: { logFormat: Log
     rendererOptions: { logger: stderrLogger(), collapseErrors: false },
   };
   return new Listr<Ctx>(tasks, options as never);
+}
+
+/** A migration's steps (src/orchestration/migration-steps.ts) as listr2 tasks: title, skip, progress line. */
+export function stepTasks<Ctx>(steps: readonly MigrationStep[]): ListrTask<Ctx>[] {
+  return steps.map((step) => ({
+    title: step.title,
+    ...(step.skip ? { skip: step.skip } : {}),
+    task: (_ctx, task) => step.run((text) => (task.output = text)),
+  }));
 }

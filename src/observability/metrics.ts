@@ -49,12 +49,49 @@ function fill<T extends string>(m: Gauge<T> | Counter<T>, entries: Iterable<[Par
 
 const ageSeconds = (atMs: number) => Math.max(0, (Date.now() - atMs) / 1000);
 
+/** What each area's definitions need: the prefix, the registry (as prom-client's `registers`), the context. */
+interface MetricDefs {
+  p: string;
+  registers: Registry[];
+  ctx: MetricsContext;
+}
+
 export function createMetricsRegistry(ctx: MetricsContext): Registry {
   const register = new Registry();
   collectDefaultMetrics({ register, prefix: METRIC_PREFIX });
-  const registers = [register];
-  const p = METRIC_PREFIX;
+  const d: MetricDefs = { p: METRIC_PREFIX, registers: [register], ctx };
+  defineHealthMetrics(d);
+  defineMigrationMetrics(d);
+  defineCaptureMetrics(d);
+  defineKinesisMetrics(d);
+  defineApplyMetrics(d);
+  defineLeaseMetrics(d);
+  defineLoadMetrics(d);
+  return register;
+}
 
+/**
+ * A gauge of one number of the migration's status report (cached; see MetricsContext.status):
+ * absent while there is no report, or when `value` gives none.
+ */
+function statusGauge(d: MetricDefs, suffix: string, help: string, value: (r: StatusReport) => number | null | undefined): void {
+  const { ctx } = d;
+  new Gauge({
+    name: `${d.p}${suffix}`,
+    help,
+    registers: d.registers,
+    async collect() {
+      const report = await ctx.status();
+      this.reset();
+      const v = report ? value(report) : undefined;
+      if (v !== undefined && v !== null) this.set(v);
+    },
+  });
+}
+
+/** The process: info, and liveness/readiness (src/observability/health.ts). */
+function defineHealthMetrics(d: MetricDefs): void {
+  const { p, registers, ctx } = d;
   new Gauge({
     name: `${p}info`,
     help: 'Constant 1, labelled with the command, the migration id and the migrator version',
@@ -66,7 +103,6 @@ export function createMetricsRegistry(ctx: MetricsContext): Registry {
     },
   });
 
-  // --- liveness / readiness --------------------------------------------------------------------
   new Gauge({
     name: `${p}ready`,
     help: '1 when /readyz would answer 200 for the command\'s own components (leases held, working), else 0',
@@ -84,8 +120,12 @@ export function createMetricsRegistry(ctx: MetricsContext): Registry {
       fill(this, ctx.health.liveness().loops.map((l) => [{ loop: l.name }, l.waitingFor ? 0 : l.sinceProgressMs / 1000]));
     },
   });
+}
 
-  // --- migration-wide, from the status report (cached) -------------------------------------------
+/** Migration-wide, from the status report (cached): phase, cutover, last error, lag. */
+function defineMigrationMetrics(d: MetricDefs): void {
+  const { p, registers, ctx } = d;
+  // Each reads the report itself: prom-client collects the metrics concurrently; the cache makes it one read.
   new Gauge({
     name: `${p}phase`,
     help: 'The migration\'s phase: 1 for the current one, 0 for the others (from the state store, cached)',
@@ -98,17 +138,7 @@ export function createMetricsRegistry(ctx: MetricsContext): Registry {
       for (const phase of MIGRATION_PHASES) this.set({ phase }, report.phase === phase ? 1 : 0);
     },
   });
-  // Each reads the report itself: prom-client collects the metrics concurrently; the cache makes it one read.
-  new Gauge({
-    name: `${p}can_cutover`,
-    help: '1 when status says canCutover (READY_FOR_CUTOVER, no cutover in progress)',
-    registers,
-    async collect() {
-      const report = await ctx.status();
-      this.reset();
-      if (report) this.set(report.canCutover ? 1 : 0);
-    },
-  });
+  statusGauge(d, 'can_cutover', '1 when status says canCutover (READY_FOR_CUTOVER, no cutover in progress)', (r) => (r.canCutover ? 1 : 0));
   new Gauge({
     name: `${p}cutover_state`,
     help: 'The cutover\'s state: 1 for the current one (none = not requested)',
@@ -122,59 +152,16 @@ export function createMetricsRegistry(ctx: MetricsContext): Registry {
       for (const state of CUTOVER_STATES) this.set({ state }, current === state ? 1 : 0);
     },
   });
-  new Gauge({
-    name: `${p}cutover_shards_reached`,
-    help: 'Shards that applied the cutover barrier',
-    registers,
-    async collect() {
-      const report = await ctx.status();
-      this.reset();
-      if (report?.cutover) this.set(report.cutover.shardsReached);
-    },
-  });
-  new Gauge({
-    name: `${p}last_error_exit_code`,
-    help: 'Exit code of the last error recorded for the migration (0: none)',
-    registers,
-    async collect() {
-      const report = await ctx.status();
-      this.reset();
-      if (report) this.set(report.lastError ? (report.lastError.exitCode ?? 1) : 0);
-    },
-  });
-  new Gauge({
-    name: `${p}last_error_timestamp_seconds`,
-    help: 'When the last error was recorded (Unix time; absent: none)',
-    registers,
-    async collect() {
-      const report = await ctx.status();
-      this.reset();
-      const at = report?.lastError?.at;
-      if (at) this.set(new Date(at).getTime() / 1000);
-    },
-  });
-  new Gauge({
-    name: `${p}migration_lag_events`,
-    help: 'Events captured and not yet applied, over the whole migration (status lag.events)',
-    registers,
-    async collect() {
-      const report = await ctx.status();
-      this.reset();
-      if (report) this.set(report.lag.events);
-    },
-  });
-  new Gauge({
-    name: `${p}migration_lag_seconds`,
-    help: 'Lag of the target behind the capture, over the whole migration (status lag.seconds)',
-    registers,
-    async collect() {
-      const report = await ctx.status();
-      this.reset();
-      if (report && report.lag.seconds !== null) this.set(report.lag.seconds);
-    },
-  });
+  statusGauge(d, 'cutover_shards_reached', 'Shards that applied the cutover barrier', (r) => r.cutover?.shardsReached);
+  statusGauge(d, 'last_error_exit_code', 'Exit code of the last error recorded for the migration (0: none)', (r) => (r.lastError ? (r.lastError.exitCode ?? 1) : 0));
+  statusGauge(d, 'last_error_timestamp_seconds', 'When the last error was recorded (Unix time; absent: none)', (r) => (r.lastError?.at ? new Date(r.lastError.at).getTime() / 1000 : undefined));
+  statusGauge(d, 'migration_lag_events', 'Events captured and not yet applied, over the whole migration (status lag.events)', (r) => r.lag.events);
+  statusGauge(d, 'migration_lag_seconds', 'Lag of the target behind the capture, over the whole migration (status lag.seconds)', (r) => r.lag.seconds);
+}
 
-  // --- capture ------------------------------------------------------------------------------------
+/** Capture: events and bytes handed to Kinesis, checkpoint age. */
+function defineCaptureMetrics(d: MetricDefs): void {
+  const { p, registers } = d;
   new Counter({
     name: `${p}capture_events_total`,
     help: 'Change events captured and handed to Kinesis by this process, by operation type',
@@ -202,8 +189,11 @@ export function createMetricsRegistry(ctx: MetricsContext): Registry {
       if (stats.capture.lastCheckpointAtMs > 0) this.set(ageSeconds(stats.capture.lastCheckpointAtMs));
     },
   });
+}
 
-  // --- Kinesis ------------------------------------------------------------------------------------
+/** The transport: Kinesis calls, records, bytes, retries, throttles, per-shard lag. */
+function defineKinesisMetrics(d: MetricDefs): void {
+  const { p, registers } = d;
   const k = stats.kinesis;
   new Counter({
     name: `${p}kinesis_calls_total`,
@@ -279,8 +269,11 @@ export function createMetricsRegistry(ctx: MetricsContext): Registry {
       fill(this, entries);
     },
   });
+}
 
-  // --- apply --------------------------------------------------------------------------------------
+/** Apply: events, batches, conflicts, lag, checkpoints, stalls. */
+function defineApplyMetrics(d: MetricDefs): void {
+  const { p, registers } = d;
   new Counter({
     name: `${p}apply_events_total`,
     help: 'Events processed by apply in this process, by what was done: upsert, update, delete, ddl, barrier, skipped (re-sent or filtered), collapsed',
@@ -349,8 +342,11 @@ export function createMetricsRegistry(ctx: MetricsContext): Registry {
       fill(this, entries);
     },
   });
+}
 
-  // --- leases -------------------------------------------------------------------------------------
+/** Leases this process holds (capture lease, apply shard leases). */
+function defineLeaseMetrics(d: MetricDefs): void {
+  const { p, registers } = d;
   new Gauge({
     name: `${p}lease_held`,
     help: 'Leases this process holds: 1 per lease (kind capture: the one capture lease; kind apply: one per shard)',
@@ -373,8 +369,11 @@ export function createMetricsRegistry(ctx: MetricsContext): Registry {
       fill(this, [[{ kind: 'capture' }, n.capture], [{ kind: 'apply' }, n.apply]]);
     },
   });
+}
 
-  // --- initial load -------------------------------------------------------------------------------
+/** The initial load: per-collection progress and the ETA. */
+function defineLoadMetrics(d: MetricDefs): void {
+  const { p, registers } = d;
   const loadGauge = (suffix: string, help: string, value: (c: (typeof stats.load.collections extends Map<string, infer V> ? V : never)) => number | undefined) =>
     new Gauge({
       name: `${p}load_${suffix}`,
@@ -418,7 +417,6 @@ export function createMetricsRegistry(ctx: MetricsContext): Registry {
       else if (done > 0 && elapsed > 0) this.set(((total - done) * elapsed) / done);
     },
   });
-  return register;
 }
 
 /**

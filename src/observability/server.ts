@@ -121,79 +121,87 @@ function send(res: ServerResponse, code: number, body: string, type = 'applicati
 
 const json = (v: unknown) => JSON.stringify(v, null, 2) + '\n';
 
-/** Starts the server; rejects (e.g. EADDRINUSE) when it cannot listen. */
-export async function startObservabilityServer(o: ObservabilityServerOptions): Promise<ObservabilityServer> {
-  const databases = new Map<string, MongoClient>();
-  const pings = new Map<string, { at: number; result: Promise<string | undefined> }>();
+/** The databases /readyz pings, each answer cached for PING_CACHE_MS (a probe never floods the servers). */
+class DatabasePings {
+  readonly databases = new Map<string, MongoClient>();
+  private readonly pings = new Map<string, { at: number; result: Promise<string | undefined> }>();
 
   /** undefined = answered; otherwise why not. */
-  const ping = (name: string, client: MongoClient): Promise<string | undefined> => {
-    const cached = pings.get(name);
+  ping(name: string, client: MongoClient): Promise<string | undefined> {
+    const cached = this.pings.get(name);
     if (cached && Date.now() - cached.at < PING_CACHE_MS) return cached.result;
     let timer: NodeJS.Timeout | undefined;
     const result = Promise.race([
       client.db('admin').command({ ping: 1 }).then(() => undefined, (err: unknown) => errorMessage(err)),
       new Promise<string>((r) => (timer = setTimeout(() => r(`no answer to ping within ${PING_TIMEOUT_MS} ms`), PING_TIMEOUT_MS))),
     ]).finally(() => clearTimeout(timer));
-    pings.set(name, { at: Date.now(), result });
+    this.pings.set(name, { at: Date.now(), result });
     return result;
-  };
+  }
+}
 
-  const readiness = async () => {
-    const r = o.health.readiness(o.gating);
-    const reasons = r.ok ? [] : [r.reason!];
-    const connections: Record<string, string> = {};
-    const answers = await Promise.all([...databases].map(async ([name, client]) => [name, await ping(name, client)] as const));
-    for (const [name, why] of answers) {
-      connections[name] = why ?? 'ok';
-      if (why) reasons.push(`${name}: ${why}`);
-    }
-    // The stream: its last answer (throttling counts as an answer), from the calls the pipeline makes anyway.
-    const k = stats.kinesis;
-    if (k.lastOkAtMs > 0 || k.lastErrorAtMs > 0) {
-      const failing = k.lastErrorAtMs > k.lastOkAtMs;
-      connections.kinesis = failing ? `the last call failed at ${new Date(k.lastErrorAtMs).toISOString()}` : 'ok';
-      if (failing) reasons.push('kinesis: the last call to the stream failed');
-    }
-    return { ok: reasons.length === 0, reason: reasons.join('; '), components: r.components, connections };
-  };
+/** /readyz: the gating components, every watched database's ping, and the stream's last answer. */
+async function readiness(o: ObservabilityServerOptions, dbs: DatabasePings) {
+  const r = o.health.readiness(o.gating);
+  const reasons = r.ok ? [] : [r.reason!];
+  const connections: Record<string, string> = {};
+  const answers = await Promise.all([...dbs.databases].map(async ([name, client]) => [name, await dbs.ping(name, client)] as const));
+  for (const [name, why] of answers) {
+    connections[name] = why ?? 'ok';
+    if (why) reasons.push(`${name}: ${why}`);
+  }
+  // The stream: its last answer (throttling counts as an answer), from the calls the pipeline makes anyway.
+  const k = stats.kinesis;
+  if (k.lastOkAtMs > 0 || k.lastErrorAtMs > 0) {
+    const failing = k.lastErrorAtMs > k.lastOkAtMs;
+    connections.kinesis = failing ? `the last call failed at ${new Date(k.lastErrorAtMs).toISOString()}` : 'ok';
+    if (failing) reasons.push('kinesis: the last call to the stream failed');
+  }
+  return { ok: reasons.length === 0, reason: reasons.join('; '), components: r.components, connections };
+}
 
+/** /status: the cached status report, or why there is none (404 for a known error, else 503). */
+async function sendStatus(o: ObservabilityServerOptions, res: ServerResponse): Promise<void> {
+  const r = await within(o.status.get(), STATUS_HTTP_WAIT_MS);
+  if (r === TIMED_OUT) return send(res, 503, json({ error: `the state store did not answer within ${STATUS_HTTP_WAIT_MS} ms` }));
+  if (!r) return send(res, 503, json({ error: 'not connected to the state store yet' }));
+  if ('report' in r) return send(res, 200, json(r.report));
+  const known = r.error instanceof MigratorError ? r.error : undefined;
+  return send(res, known ? 404 : 503, json({ error: errorMessage(r.error), ...(known?.hint ? { hint: known.hint } : {}) }));
+}
+
+async function handle(o: ObservabilityServerOptions, dbs: DatabasePings, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const path = (req.url ?? '/').split('?')[0];
+  if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, json({ error: 'only GET' }));
+  switch (path) {
+    case '/metrics':
+      return send(res, 200, await o.registry.metrics(), o.registry.contentType);
+    case '/healthz': {
+      const l = o.health.liveness();
+      return send(res, l.ok ? 200 : 503, json({ status: l.ok ? 'ok' : 'wedged', ...(l.reason ? { reason: l.reason } : {}), loops: l.loops }));
+    }
+    case '/readyz': {
+      const r = await readiness(o, dbs);
+      return send(
+        res,
+        r.ok ? 200 : 503,
+        json({ status: r.ok ? 'ready' : 'not-ready', ...(r.ok ? {} : { reason: r.reason }), components: r.components, connections: r.connections }),
+      );
+    }
+    case '/status':
+      return sendStatus(o, res);
+    default:
+      return send(res, 404, json({ error: 'not found', endpoints: ['/metrics', '/healthz', '/readyz', '/status'] }));
+  }
+}
+
+/** Starts the server; rejects (e.g. EADDRINUSE) when it cannot listen. */
+export async function startObservabilityServer(o: ObservabilityServerOptions): Promise<ObservabilityServer> {
+  const dbs = new DatabasePings();
   const sampler = setInterval(() => o.health.sample(), 1000);
   sampler.unref();
-
-  const handle = async (req: IncomingMessage, res: ServerResponse) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, json({ error: 'only GET' }));
-    switch (path) {
-      case '/metrics':
-        return send(res, 200, await o.registry.metrics(), o.registry.contentType);
-      case '/healthz': {
-        const l = o.health.liveness();
-        return send(res, l.ok ? 200 : 503, json({ status: l.ok ? 'ok' : 'wedged', ...(l.reason ? { reason: l.reason } : {}), loops: l.loops }));
-      }
-      case '/readyz': {
-        const r = await readiness();
-        return send(
-          res,
-          r.ok ? 200 : 503,
-          json({ status: r.ok ? 'ready' : 'not-ready', ...(r.ok ? {} : { reason: r.reason }), components: r.components, connections: r.connections }),
-        );
-      }
-      case '/status': {
-        const r = await within(o.status.get(), STATUS_HTTP_WAIT_MS);
-        if (r === TIMED_OUT) return send(res, 503, json({ error: `the state store did not answer within ${STATUS_HTTP_WAIT_MS} ms` }));
-        if (!r) return send(res, 503, json({ error: 'not connected to the state store yet' }));
-        if ('report' in r) return send(res, 200, json(r.report));
-        const known = r.error instanceof MigratorError ? r.error : undefined;
-        return send(res, known ? 404 : 503, json({ error: errorMessage(r.error), ...(known?.hint ? { hint: known.hint } : {}) }));
-      }
-      default:
-        return send(res, 404, json({ error: 'not found', endpoints: ['/metrics', '/healthz', '/readyz', '/status'] }));
-    }
-  };
-
   const server: Server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
+    handle(o, dbs, req, res).catch((err: unknown) => {
       if (!res.headersSent) send(res, 500, json({ error: errorMessage(err) }));
       else res.destroy();
     });
@@ -202,19 +210,24 @@ export async function startObservabilityServer(o: ObservabilityServerOptions): P
   server.requestTimeout = 10_000;
   server.headersTimeout = 10_000;
   server.keepAliveTimeout = 5_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.port, o.host, () => {
-      server.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(o.port, o.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (err) {
+    clearInterval(sampler);
+    throw err;
+  }
   server.unref();
   const addr = server.address() as AddressInfo;
   return {
     host: addr.address,
     port: addr.port,
-    watchDatabase: (name, client) => void databases.set(name, client),
+    watchDatabase: (name, client) => void dbs.databases.set(name, client),
     close: async () => {
       clearInterval(sampler);
       await new Promise<void>((resolve) => {

@@ -21,6 +21,7 @@ import { formatDuration } from '../util/duration.js';
 import { MigratorError, errorMessage } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
 import { buildStatusReport, readStatusInputs, type StatusReport } from './status-report.js';
+import { sleep } from '../util/retry.js';
 
 /** Phases in which `migrator cutover` may request (or confirm) a cutover (the state layer's phase vocabulary). */
 export { CUTOVER_REQUEST_PHASES };
@@ -167,20 +168,6 @@ export interface WaitForCutoverOptions {
   now?: () => number;
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts (never rejects). */
-export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const done = () => {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const t = setTimeout(done, Math.max(0, ms));
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
-
 /**
  * Polls the state store until the cutover settles (completed / failed / aborted), `timeoutMs`
  * passes, or `signal` aborts. Never changes any state. An unknown migration id (e.g. deleted while
@@ -221,6 +208,6 @@ export async function waitForCutover(o: WaitForCutoverOptions): Promise<CutoverW
     }
     const remaining = deadline - now();
     if (remaining <= 0) return outcome('timeout');
-    await abortableSleep(Math.min(pollMs, remaining), o.signal);
+    await sleep(Math.min(pollMs, remaining), o.signal);
   }
 }

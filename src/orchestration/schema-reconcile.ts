@@ -163,11 +163,8 @@ async function rebuildTargetCollection(ctx: SchemaReplayContext, t: CollectionNa
   );
 }
 
-/**
- * Reconciles every selected collection (see the module comment). `expandedEvents`: the source had
- * expanded events (replay should have done everything), so each change is logged as a warning.
- */
-export async function reconcileSchema(p: {
+/** What reconcileSchema is given. */
+export interface ReconcileInput {
   source: MongoClient;
   target: MongoClient;
   rules: NamespaceRules;
@@ -181,159 +178,202 @@ export async function reconcileSchema(p: {
   ignore?: readonly SchemaKind[];
   /** The migration's TTL holds (see the header): unrestored holds, and where to record new ones. */
   ttl?: { store: TtlHoldStore; migrationId: string; holds: readonly HeldTtlIndex[] };
-}): Promise<ReconcileReport> {
-  const ignore = new Set(p.ignore ?? []);
+}
+
+/** One reconcile run: its input, the target writer (schema-replay's), and the report it fills. */
+interface Reconcile {
+  p: ReconcileInput;
+  ctx: SchemaReplayContext;
+  ignore: ReadonlySet<SchemaKind>;
+  report: ReconcileReport;
+  /** Records (and logs) a step: changed on the target, or left. */
+  record(step: ReconcileStep, changed: boolean): void;
+}
+
+type Ns = { source: string; target: string };
+
+/** Runs one change on the target; true when the target took it (a refusal is recorded as left). */
+type Step = (kind: ReconcileStep['kind'], name: string, action: ReconcileStep['action'], detail: string, run: () => Promise<unknown>) => Promise<boolean>;
+
+/**
+ * Reconciles every selected collection (see the module comment). `expandedEvents`: the source had
+ * expanded events (replay should have done everything), so each change is logged as a warning.
+ */
+export async function reconcileSchema(p: ReconcileInput): Promise<ReconcileReport> {
   const report: ReconcileReport = { changed: [], left: [] };
-  const ctx: SchemaReplayContext = {
-    client: p.target,
-    rules: p.rules,
-    retry: (what, fn) => retryTransient(what, fn),
-    logger: { warn: (o, m) => p.log.warn(o, m) },
-    ttlHold: p.ttl ? { store: p.ttl.store, migrationId: p.ttl.migrationId } : undefined,
+  const rc: Reconcile = {
+    p,
+    report,
+    ignore: new Set(p.ignore ?? []),
+    ctx: {
+      client: p.target,
+      rules: p.rules,
+      retry: (what, fn) => retryTransient(what, fn),
+      logger: { warn: (o, m) => p.log.warn(o, m) },
+      ttlHold: p.ttl ? { store: p.ttl.store, migrationId: p.ttl.migrationId } : undefined,
+    },
+    record: (step, changed) => {
+      (changed ? report.changed : report.left).push(step);
+      const obj = { source: step.source, target: step.target, name: step.name, action: step.action };
+      if (!changed) p.log.warn(obj, `schema reconcile: ${step.detail}`);
+      else if (p.expandedEvents) p.log.warn(obj, `schema reconcile changed the target although schema events were replayed: ${step.detail}`);
+      else p.log.info(obj, `schema reconcile: ${step.detail}`);
+    },
   };
   const shardKeys = await retryTransient('read the target shard keys', () => readShardKeys(p.target)).catch(() => new Map<string, Document>());
   const namespaces = await retryTransient('list the source collections', () => listSourceNamespaces(p.source, p.rules, p.skipDbs));
-  const record = (step: ReconcileStep, changed: boolean) => {
-    (changed ? report.changed : report.left).push(step);
-    const obj = { source: step.source, target: step.target, name: step.name, action: step.action };
-    if (!changed) p.log.warn(obj, `schema reconcile: ${step.detail}`);
-    else if (p.expandedEvents) p.log.warn(obj, `schema reconcile changed the target although schema events were replayed: ${step.detail}`);
-    else p.log.info(obj, `schema reconcile: ${step.detail}`);
-  };
-  for (const s of namespaces) {
-    const t = p.rules.target(s);
-    const ns = { source: `${s.db}.${s.coll}`, target: `${t.db}.${t.coll}` };
-    /** Runs one change; true when the target took it. */
-    const step = async (kind: ReconcileStep['kind'], name: string, action: ReconcileStep['action'], detail: string, run: () => Promise<unknown>): Promise<boolean> => {
-      try {
-        await run();
-        record({ ...ns, kind, name, action, detail }, true);
-        return true;
-      } catch (err) {
-        record({ ...ns, kind, name, action: 'failed', detail: `${detail}: the target refused: ${errorMessage(err)}` }, false);
-        return false;
-      }
-    };
-    const sInfo = await retryTransient(`listCollections ${ns.source}`, () => collectionInfo(p.source, s.db, s.coll));
-    if (!sInfo || (sInfo.type ?? 'collection') !== 'collection') continue; // gone since, or a view / time-series (compared by verify)
-    const sOptions = (sInfo.options ?? {}) as Document;
-    let tInfo = await retryTransient(`listCollections ${ns.target}`, () => collectionInfo(p.target, t.db, t.coll));
-    if (!tInfo) {
-      // A rebuild interrupted between dropping the collection and renaming its full copy: finish it.
-      await retryTransient(`finish an interrupted rebuild of ${ns.target}`, () => finishInterruptedRebuild(p.target, t));
-      tInfo = await retryTransient(`listCollections ${ns.target}`, () => collectionInfo(p.target, t.db, t.coll));
-    }
-    if (!tInfo) {
-      const options = collectionCreateOptions(sOptions);
-      await step('options', '(collection)', 'collection created', `collection ${ns.target} created with the source's options (${Object.keys(options).join(', ') || 'none'})`, () =>
-        createTargetCollection(ctx, t, options),
-      );
-      tInfo = await retryTransient(`listCollections ${ns.target}`, () => collectionInfo(p.target, t.db, t.coll));
-      if (!tInfo) continue;
-    }
-    if (!ignore.has('options')) await reconcileOptions(ns, t, sOptions, (tInfo.options ?? {}) as Document, step, record, shardKeys.has(ns.target));
-    if (!ignore.has('indexes')) await reconcileIndexes(ns, s, t, shardKeys.get(ns.target), step);
-  }
-  if (!ignore.has('views')) {
-    // Views created on the source after the load (on a source without expanded events): created
-    // as the load creates them (initial-load/views.ts); a different view under the name is left
-    // for the verification to name.
-    try {
-      const views = await createTargetViews({ source: p.source, target: p.target, rules: p.rules, drop: false, log: p.log as Logger });
-      for (const v of views.created) record({ source: '', target: v, kind: 'views', name: v, action: 'view created', detail: `view ${v} created as on the source` }, true);
-    } catch (err) {
-      record({ source: '', target: '', kind: 'views', name: '', action: 'failed', detail: `views: ${errorMessage(err)}` }, false);
-    }
-  }
+  for (const s of namespaces) await reconcileCollection(rc, s, shardKeys);
+  if (!rc.ignore.has('views')) await reconcileViews(rc);
   return report;
+}
 
-  async function reconcileOptions(
-    ns: { source: string; target: string },
-    t: CollectionNamespace,
-    sOptions: Document,
-    tOptions: Document,
-    step: Step,
-    record: (step: ReconcileStep, changed: boolean) => void,
-    sharded: boolean,
-  ): Promise<void> {
-    const diffs: Omit<SchemaDifference, 'ignored'>[] = [];
-    compareOptions(ns, sOptions, tOptions, (d) => diffs.push(d));
-    const fixed = diffs.filter((d) => !(COLLMOD_OPTIONS.has(d.name) && d.name !== 'timeseries'));
-    // Never on a sharded target collection: created again, it would lose its sharding.
-    if (!sharded && fixed.length > 0 && fixed.every((d) => REBUILD_OPTIONS.has(d.name))) {
-      // Options fixed at creation (a collection created after the dump on a source without
-      // expanded events arrives as a plain one): created again with all the source's options
-      // (the collMod-able ones included), documents copied over; the indexes follow.
-      const names = fixed.map((d) => d.name).join(', ');
-      await step('options', names, 'collection rebuilt', `collection ${ns.target} created again with the source's options and its documents copied (collMod cannot change ${names})`, () =>
-        rebuildTargetCollection(ctx, t, collectionCreateOptions(sOptions)),
-      );
-      return;
+function stepFor(rc: Reconcile, ns: Ns): Step {
+  return async (kind, name, action, detail, run) => {
+    try {
+      await run();
+      rc.record({ ...ns, kind, name, action, detail }, true);
+      return true;
+    } catch (err) {
+      rc.record({ ...ns, kind, name, action: 'failed', detail: `${detail}: the target refused: ${errorMessage(err)}` }, false);
+      return false;
     }
-    const collMod: Document = {};
-    for (const d of diffs) {
-      if (COLLMOD_OPTIONS.has(d.name) && d.name !== 'timeseries') collMod[d.name] = sOptions[d.name] ?? OPTION_DEFAULTS[d.name];
-      else record({ ...ns, kind: 'options', name: d.name, action: 'cannot change', detail: `${d.detail}: it cannot change on an existing collection` }, false);
-    }
-    if (Object.keys(collMod).length > 0) {
-      // One collMod for all of them.
-      await step('options', Object.keys(collMod).join(','), 'options modified', `collMod ${ns.target} ${Object.keys(collMod).join(', ')} set as on the source`, () =>
-        modifyTargetCollection(ctx, t, collMod),
-      );
-    }
+  };
+}
+
+/** One source collection: its target collection (created if missing), options, then indexes. */
+async function reconcileCollection(rc: Reconcile, s: CollectionNamespace, shardKeys: ReadonlyMap<string, Document>): Promise<void> {
+  const { p } = rc;
+  const t = p.rules.target(s);
+  const ns = { source: `${s.db}.${s.coll}`, target: `${t.db}.${t.coll}` };
+  const step = stepFor(rc, ns);
+  const sInfo = await retryTransient(`listCollections ${ns.source}`, () => collectionInfo(p.source, s.db, s.coll));
+  if (!sInfo || (sInfo.type ?? 'collection') !== 'collection') return; // gone since, or a view / time-series (compared by verify)
+  const sOptions = (sInfo.options ?? {}) as Document;
+  const tInfo = await ensureTargetCollection(rc, ns, t, sOptions, step);
+  if (!tInfo) return;
+  if (!rc.ignore.has('options')) await reconcileOptions(rc, ns, t, sOptions, (tInfo.options ?? {}) as Document, step, shardKeys.has(ns.target));
+  if (!rc.ignore.has('indexes')) await reconcileIndexes(rc, ns, s, t, shardKeys.get(ns.target), step);
+}
+
+/** The target collection's info; a missing one is created with the source's options (undefined if refused). */
+async function ensureTargetCollection(rc: Reconcile, ns: Ns, t: CollectionNamespace, sOptions: Document, step: Step): Promise<Document | undefined> {
+  const target = rc.p.target;
+  let tInfo = await retryTransient(`listCollections ${ns.target}`, () => collectionInfo(target, t.db, t.coll));
+  if (!tInfo) {
+    // A rebuild interrupted between dropping the collection and renaming its full copy: finish it.
+    await retryTransient(`finish an interrupted rebuild of ${ns.target}`, () => finishInterruptedRebuild(target, t));
+    tInfo = await retryTransient(`listCollections ${ns.target}`, () => collectionInfo(target, t.db, t.coll));
   }
+  if (!tInfo) {
+    const options = collectionCreateOptions(sOptions);
+    await step('options', '(collection)', 'collection created', `collection ${ns.target} created with the source's options (${Object.keys(options).join(', ') || 'none'})`, () =>
+      createTargetCollection(rc.ctx, t, options),
+    );
+    tInfo = await retryTransient(`listCollections ${ns.target}`, () => collectionInfo(target, t.db, t.coll));
+  }
+  return tInfo;
+}
 
-  async function reconcileIndexes(ns: { source: string; target: string }, s: CollectionNamespace, t: CollectionNamespace, shardKey: Document | undefined, step: Step): Promise<void> {
-    const sourceSpecs = await retryTransient(`listIndexes ${ns.source}`, () => listIndexesOrNone(p.source, s.db, s.coll));
-    const targetSpecs = unholdTtl(await retryTransient(`listIndexes ${ns.target}`, () => listIndexesOrNone(p.target, t.db, t.coll)), t, p.ttl?.holds ?? []);
-    const diffs: Omit<SchemaDifference, 'ignored'>[] = [];
-    compareIndexes(ns, sourceSpecs, targetSpecs, (d) => diffs.push(d), undefined, shardKey);
-    const creates: { spec: Document; action: ReconcileStep['action']; detail: string }[] = [];
-    for (const d of diffs) {
-      if (d.difference === 'extra') {
-        const name = String(d.targetSpec?.name);
-        if (name === '_id_') continue;
-        await step('indexes', name, 'index dropped', `index ${name} exists only on the target: dropped`, () => dropTargetIndex(ctx, t, name));
-        continue;
-      }
-      const spec = sourceSpecs.find((x) => x.name === d.sourceSpec?.name);
-      if (!spec) continue;
-      if (d.difference === 'missing') {
-        creates.push({ spec, action: 'index created', detail: `index ${String(spec.name)} missing on the target: created` });
-        continue;
-      }
-      // different
-      const a = d.sourceSpec ?? {};
-      const b = d.targetSpec ?? {};
-      const differing = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]));
-      const inPlace =
-        a.name === b.name &&
-        differing.every((k) => IN_PLACE_INDEX_PROPERTIES.has(k)) &&
-        // collMod changes a TTL; it does not add or remove one
-        (!differing.includes('expireAfterSeconds') || (a.expireAfterSeconds !== undefined && b.expireAfterSeconds !== undefined));
-      if (inPlace) {
-        const change: Document = { name: spec.name };
-        if (differing.includes('expireAfterSeconds')) change.expireAfterSeconds = spec.expireAfterSeconds;
-        if (differing.includes('hidden')) change.hidden = spec.hidden === true;
-        await step('indexes', String(spec.name), 'index modified', `index ${String(spec.name)}: ${differing.join(', ')} set as on the source (collMod)`, () =>
-          modifyTargetIndex(ctx, t, change),
-        );
-      } else {
-        const targetName = String(b.name);
-        const dropped = await step('indexes', targetName, 'index dropped', `index ${targetName} differs from the source's ${String(spec.name)} (${differing.join(', ')}): dropped to be built again`, () =>
-          dropTargetIndex(ctx, t, targetName),
-        );
-        if (dropped) creates.push({ spec, action: 'index rebuilt', detail: `index ${String(spec.name)} built again with the source's spec` });
-      }
-    }
-    // Creates after the drops: a rebuilt index may reuse a dropped name or key.
-    for (const c of creates) {
-      await step('indexes', String(c.spec.name), c.action, c.detail, async () => {
-        const r = await createTargetIndex(ctx, t, c.spec);
-        if (r === 'existing') throw new Error('an index with that name or key exists on the target with other options');
-      });
-    }
+/**
+ * Views created on the source after the load (on a source without expanded events): created
+ * as the load creates them (initial-load/views.ts); a different view under the name is left
+ * for the verification to name.
+ */
+async function reconcileViews(rc: Reconcile): Promise<void> {
+  const { p } = rc;
+  try {
+    const views = await createTargetViews({ source: p.source, target: p.target, rules: p.rules, drop: false, log: p.log as Logger });
+    for (const v of views.created) rc.record({ source: '', target: v, kind: 'views', name: v, action: 'view created', detail: `view ${v} created as on the source` }, true);
+  } catch (err) {
+    rc.record({ source: '', target: '', kind: 'views', name: '', action: 'failed', detail: `views: ${errorMessage(err)}` }, false);
   }
 }
 
-type Step = (kind: ReconcileStep['kind'], name: string, action: ReconcileStep['action'], detail: string, run: () => Promise<unknown>) => Promise<boolean>;
+async function reconcileOptions(rc: Reconcile, ns: Ns, t: CollectionNamespace, sOptions: Document, tOptions: Document, step: Step, sharded: boolean): Promise<void> {
+  const diffs: Omit<SchemaDifference, 'ignored'>[] = [];
+  compareOptions(ns, sOptions, tOptions, (d) => diffs.push(d));
+  const fixed = diffs.filter((d) => !(COLLMOD_OPTIONS.has(d.name) && d.name !== 'timeseries'));
+  // Never on a sharded target collection: created again, it would lose its sharding.
+  if (!sharded && fixed.length > 0 && fixed.every((d) => REBUILD_OPTIONS.has(d.name))) {
+    // Options fixed at creation (a collection created after the dump on a source without
+    // expanded events arrives as a plain one): created again with all the source's options
+    // (the collMod-able ones included), documents copied over; the indexes follow.
+    const names = fixed.map((d) => d.name).join(', ');
+    await step('options', names, 'collection rebuilt', `collection ${ns.target} created again with the source's options and its documents copied (collMod cannot change ${names})`, () =>
+      rebuildTargetCollection(rc.ctx, t, collectionCreateOptions(sOptions)),
+    );
+    return;
+  }
+  const collMod: Document = {};
+  for (const d of diffs) {
+    if (COLLMOD_OPTIONS.has(d.name) && d.name !== 'timeseries') collMod[d.name] = sOptions[d.name] ?? OPTION_DEFAULTS[d.name];
+    else rc.record({ ...ns, kind: 'options', name: d.name, action: 'cannot change', detail: `${d.detail}: it cannot change on an existing collection` }, false);
+  }
+  if (Object.keys(collMod).length > 0) {
+    // One collMod for all of them.
+    await step('options', Object.keys(collMod).join(','), 'options modified', `collMod ${ns.target} ${Object.keys(collMod).join(', ')} set as on the source`, () =>
+      modifyTargetCollection(rc.ctx, t, collMod),
+    );
+  }
+}
+
+/** An index to create once the drops are done. */
+type IndexCreate = { spec: Document; action: ReconcileStep['action']; detail: string };
+
+async function reconcileIndexes(rc: Reconcile, ns: Ns, s: CollectionNamespace, t: CollectionNamespace, shardKey: Document | undefined, step: Step): Promise<void> {
+  const { p } = rc;
+  const sourceSpecs = await retryTransient(`listIndexes ${ns.source}`, () => listIndexesOrNone(p.source, s.db, s.coll));
+  const targetSpecs = unholdTtl(await retryTransient(`listIndexes ${ns.target}`, () => listIndexesOrNone(p.target, t.db, t.coll)), t, p.ttl?.holds ?? []);
+  const diffs: Omit<SchemaDifference, 'ignored'>[] = [];
+  compareIndexes(ns, sourceSpecs, targetSpecs, (d) => diffs.push(d), undefined, shardKey);
+  const creates: IndexCreate[] = [];
+  for (const d of diffs) {
+    if (d.difference === 'extra') {
+      const name = String(d.targetSpec?.name);
+      if (name === '_id_') continue;
+      await step('indexes', name, 'index dropped', `index ${name} exists only on the target: dropped`, () => dropTargetIndex(rc.ctx, t, name));
+      continue;
+    }
+    const spec = sourceSpecs.find((x) => x.name === d.sourceSpec?.name);
+    if (!spec) continue;
+    if (d.difference === 'missing') creates.push({ spec, action: 'index created', detail: `index ${String(spec.name)} missing on the target: created` });
+    else {
+      const rebuild = await reconcileDifferentIndex(rc, t, spec, d.sourceSpec ?? {}, d.targetSpec ?? {}, step);
+      if (rebuild) creates.push(rebuild);
+    }
+  }
+  // Creates after the drops: a rebuilt index may reuse a dropped name or key.
+  for (const c of creates) {
+    await step('indexes', String(c.spec.name), c.action, c.detail, async () => {
+      const r = await createTargetIndex(rc.ctx, t, c.spec);
+      if (r === 'existing') throw new Error('an index with that name or key exists on the target with other options');
+    });
+  }
+}
+
+/**
+ * An index that differs (source spec `a`, target spec `b`): changed in place with collMod when
+ * only `expireAfterSeconds`/`hidden` differ, else dropped; returns the create that rebuilds it.
+ */
+async function reconcileDifferentIndex(rc: Reconcile, t: CollectionNamespace, spec: Document, a: Document, b: Document, step: Step): Promise<IndexCreate | undefined> {
+  const differing = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]));
+  const inPlace =
+    a.name === b.name &&
+    differing.every((k) => IN_PLACE_INDEX_PROPERTIES.has(k)) &&
+    // collMod changes a TTL; it does not add or remove one
+    (!differing.includes('expireAfterSeconds') || (a.expireAfterSeconds !== undefined && b.expireAfterSeconds !== undefined));
+  if (inPlace) {
+    const change: Document = { name: spec.name };
+    if (differing.includes('expireAfterSeconds')) change.expireAfterSeconds = spec.expireAfterSeconds;
+    if (differing.includes('hidden')) change.hidden = spec.hidden === true;
+    await step('indexes', String(spec.name), 'index modified', `index ${String(spec.name)}: ${differing.join(', ')} set as on the source (collMod)`, () =>
+      modifyTargetIndex(rc.ctx, t, change),
+    );
+    return undefined;
+  }
+  const targetName = String(b.name);
+  const dropped = await step('indexes', targetName, 'index dropped', `index ${targetName} differs from the source's ${String(spec.name)} (${differing.join(', ')}): dropped to be built again`, () =>
+    dropTargetIndex(rc.ctx, t, targetName),
+  );
+  return dropped ? { spec, action: 'index rebuilt', detail: `index ${String(spec.name)} built again with the source's spec` } : undefined;
+}

@@ -169,167 +169,229 @@ const geoShape = (v: unknown) => (typeof v === 'object' && v !== null && typeof 
 
 const excludeFlag = (ns: string) => `--exclude '${ns}'`;
 
-export async function targetCompatibility(p: CompatInput): Promise<CompatReport> {
-  const t = p.target;
-  const sampleSize = p.sampleSize ?? DEFAULT_SAMPLE_SIZE;
-  const items: CompatItem[] = [];
-  const loadOnly: string[] = [];
-  const add = (namespace: string, item: string, problem: string, remedy: string, blocking = true) => items.push({ namespace, item, problem, remedy, blocking });
-  const major = Number.parseInt(t.version, 10);
-  const targetName = t.flavor === 'documentdb' ? `Amazon DocumentDB ${t.version}` : t.flavor === 'ferretdb' ? `FerretDB (reports ${t.version})` : `MongoDB ${t.version}`;
-  const limit = maxDocumentBytes(t);
-  const nearLimit = limit - NEAR_LIMIT_MARGIN;
-  // The whole-collection $bsonSize scan only where it can find a blocking item: a target whose
-  // limit is below MongoDB's 16 MiB (DocumentDB), since no MongoDB source holds a larger document.
-  // Elsewhere only "near the limit" warnings are possible, and the sample is enough for those.
-  // The scans together stop after BSON_SIZE_TOTAL_MS (then the samples are measured).
-  let useBsonSize = hasBsonSize(p.sourceInfo) && limit < 16 * 1024 * 1024;
-  const scanDeadline = Date.now() + BSON_SIZE_TOTAL_MS;
-  let sizes: CompatReport['sampling']['sizes'] = p.namespaces.length ? (useBsonSize ? 'bsonSize' : 'sample') : 'none';
-  let documentsRead = 0;
+type Large = { _id: unknown; size: number };
 
+/** One doctor run: its input, what it knows of the target, the items found, and the size-scan budget. */
+interface CompatRun {
+  p: CompatInput;
+  t: ServerInfo;
+  major: number;
+  targetName: string;
+  sampleSize: number;
+  /** The target's document size limit, and where "near" it starts. */
+  limit: number;
+  nearLimit: number;
+  items: CompatItem[];
+  loadOnly: string[];
+  add(namespace: string, item: string, problem: string, remedy: string, blocking?: boolean): void;
+  /** $bsonSize scans still used (false once refused or out of budget), their deadline. */
+  useBsonSize: boolean;
+  scanDeadline: number;
+  sizes: CompatReport['sampling']['sizes'];
+  documentsRead: number;
+}
+
+export async function targetCompatibility(p: CompatInput): Promise<CompatReport> {
+  const run = newRun(p);
   const byDb = new Map<string, Set<string>>();
   for (const n of p.namespaces) byDb.set(n.db, (byDb.get(n.db) ?? new Set()).add(n.coll));
   for (const [db, colls] of byDb) {
     const infos = await p.source.db(db).listCollections({}, { nameOnly: false }).toArray();
-    for (const info of infos) {
-      if (!colls.has(info.name)) continue;
-      const ns = `${db}.${info.name}`;
-      const options = ((info as { options?: Document }).options ?? {}) as Record<string, unknown>;
-      const indexes = (await p.source.db(db).collection(info.name).listIndexes().toArray()) as Record<string, unknown>[];
-
-      // Time-series: change streams do not report their writes ("Time series collections don't
-      // support change streams": https://www.mongodb.com/docs/manual/core/timeseries/timeseries-limitations/),
-      // so they can be copied once at most, and only into a target that has them (MongoDB 5.0+:
-      // https://www.mongodb.com/docs/manual/core/timeseries-collections/; not DocumentDB:
-      // https://www.mongodb.com/docs/drivers/documentdb-support/; not FerretDB v1: observed).
-      const isTimeseries = (info as { type?: string }).type === 'timeseries' || options.timeseries !== undefined;
-      if (isTimeseries) {
-        const targetHasThem = t.flavor === 'mongodb' && major >= 5;
-        if (!targetHasThem) {
-          add(ns, 'time-series collection', `${targetName} has no time-series collections`, `Leave it out (${excludeFlag(ns)}) and keep its data elsewhere, or copy its measurements into an ordinary collection on the source and migrate that.`);
-        } else if (p.timeSeries === 'load-only') {
-          loadOnly.push(ns);
-        } else {
-          add(
-            ns,
-            'time-series collection',
-            'change streams do not report writes to time-series collections, so measurements written during the migration would never reach the target',
-            `Choose: leave it out (${excludeFlag(ns)}), or copy it once in the initial load and not keep it in sync (--time-series=load-only, MIGRATOR_TIME_SERIES=load-only, or "time-series: load-only" in --config).`,
-          );
-        }
-      }
-
-      if (t.flavor === 'documentdb') {
-        for (const r of documentDbRefusalItems(t.version, options, indexes)) add(ns, r.item, r.problem, r.remedy);
-      } else if (t.flavor === 'ferretdb') {
-        for (const r of ferretDbRefusalItems(options, indexes)) add(ns, r.item, r.problem, r.remedy);
-      } else {
-        for (const r of olderMongoDbRefusals(t.version, options)) add(ns, r.item, r.problem, r.remedy);
-      }
-
-      // Amazon DocumentDB stores geospatial data as GeoJSON points only ("At this moment, Amazon
-      // DocumentDB only supports points": https://docs.aws.amazon.com/documentdb/latest/developerguide/geospatial.html),
-      // so a 2dsphere-indexed field holding another shape (or a legacy pair) is checked on the sample.
-      const geoFields = t.flavor === 'documentdb'
-        ? indexes.flatMap((ix) => Object.entries((ix.key ?? {}) as Record<string, unknown>).filter(([, type]) => type === '2dsphere').map(([f]) => f))
-        : [];
-      const badGeo: string[] = [];
-      // Documents: field names on a bounded sample (the first `sampleSize` in natural order), sizes
-      // with $bsonSize on the whole collection where the source has it, else on the same sample.
-      const names = refusedFieldNames(t);
-      const checkNames = names !== 'none';
-      const sampledLarge: { _id: unknown; size: number }[] = [];
-      if (checkNames || !useBsonSize || geoFields.length) {
-        const cursor = p.source.db(db).collection(info.name).find({}, { limit: sampleSize, batchSize: 100 });
-        const bad: { _id: unknown; fields: string[] }[] = [];
-        for await (const doc of cursor) {
-          documentsRead++;
-          if (checkNames && bad.length < 3) {
-            const fields = dotDollarFields(doc, { topLevelDollarOnly: names === 'top-level-dollar' });
-            if (fields.length) bad.push({ _id: doc._id, fields });
-          }
-          for (const f of geoFields) {
-            const v = valueAt(doc, f);
-            if (v !== undefined && v !== null && !isGeoJsonPoint(v) && badGeo.length < 3) badGeo.push(`_id ${JSON.stringify(doc._id)} (${f}: ${geoShape(v)})`);
-          }
-          if (!useBsonSize) {
-            const size = BSON.calculateObjectSize(doc);
-            if (size >= nearLimit && sampledLarge.length < 5) sampledLarge.push({ _id: doc._id, size });
-          }
-        }
-        if (bad.length) {
-          add(
-            ns,
-            'field names with $ or .',
-            `${targetName} refuses ${names === 'top-level-dollar' ? 'top-level field names that start with $' : 'field names that start with $ or contain a dot'}; among the first ${sampleSize} documents: ${bad
-              .map((b) => `_id ${JSON.stringify(b._id)} (${b.fields.join(', ')})`)
-              .join('; ')}${t.flavor === 'ferretdb' ? ` (${FERRETDB_NOTE})` : ''}`,
-            `Rename those fields on the source (e.g. an update with $setField/$unsetField, or in the application), or leave the collection out (${excludeFlag(ns)}), then rerun.${t.flavor === 'mongodb' ? ' Or migrate into MongoDB 5.0 or later, which stores them.' : ''}`,
-          );
-        }
-      }
-      if (badGeo.length) {
-        add(
-          ns,
-          '2dsphere data other than points',
-          `${targetName} stores geospatial data as GeoJSON points only (https://docs.aws.amazon.com/documentdb/latest/developerguide/geospatial.html); among the first ${sampleSize} documents: ${badGeo.join('; ')}`,
-          'Convert those values to {type: "Point", coordinates: [lng, lat]} on the source, or drop the 2dsphere index / leave the collection out (--exclude), then rerun.',
-        );
-      }
-      let large = sampledLarge;
-      if (useBsonSize && Date.now() >= scanDeadline) {
-        sizes = 'sample';
-        useBsonSize = false; // the budget is spent: the collections still to come are measured on their sample
-      }
-      if (useBsonSize && (info as { type?: string }).type !== 'timeseries') {
-        const found = await largeDocumentsBySize(p.source, { db, coll: info.name }, nearLimit, 5, Math.min(BSON_SIZE_SCAN_MS, Math.max(1000, scanDeadline - Date.now())));
-        if (Array.isArray(found)) large = found;
-        else {
-          // The source refused $bsonSize (a server without it: then for the collections still to
-          // come as well), or the scan ran out of time: measure the sample instead.
-          sizes = 'sample';
-          if (found === 'refused') useBsonSize = false;
-          for await (const doc of p.source.db(db).collection(info.name).find({}, { limit: sampleSize, batchSize: 100 })) {
-            documentsRead++;
-            const size = BSON.calculateObjectSize(doc);
-            if (size >= nearLimit && large.length < 5) large.push({ _id: doc._id, size });
-          }
-        }
-      }
-      const over = large.filter((d) => d.size > limit);
-      const near = large.filter((d) => d.size <= limit);
-      const show = (l: { _id: unknown; size: number }[]) => l.map((d) => `_id ${JSON.stringify(d._id)} (${d.size} bytes)`).join(', ');
-      if (over.length) {
-        add(ns, 'documents over the size limit', `${targetName} stores documents of at most ${limit} bytes; larger: ${show(over)}`, `Split or trim those documents on the source (GridFS for large files), or leave the collection out (${excludeFlag(ns)}), then rerun.`);
-      }
-      if (near.length) {
-        add(
-          ns,
-          'documents near the size limit',
-          `within ${NEAR_LIMIT_MARGIN} bytes of the ${limit}-byte limit: ${show(near)}; a change event carrying one (update lookups) can exceed 16 MiB on sources that cannot split events`,
-          'Nothing to do before starting; if capture fails with BSONObjectTooLarge, trim those documents on the source.',
-          false,
-        );
-      }
-    }
+    for (const info of infos) if (colls.has(info.name)) await examineCollection(run, db, info as Document);
   }
-
-  // Views: Amazon DocumentDB has them only from its 8.0 API on
-  // (https://docs.aws.amazon.com/documentdb/latest/developerguide/views.html); FerretDB v1 answers
-  // `create` with viewOn with NotImplemented (238, observed on .tools/bin/ferretdb).
-  const noViews = (t.flavor === 'documentdb' && major < 8) || t.flavor === 'ferretdb';
-  if (noViews) {
-    for (const v of await listSelectedViews(p.source, p.rules)) {
-      add(v.source, 'view', `${targetName} has no views${t.flavor === 'ferretdb' ? ` (${FERRETDB_NOTE})` : ' (they come with its 8.0 API)'}`, `Leave it out (${excludeFlag(v.source)}) and rebuild it on the target as a query or a collection.`);
-    }
-  }
+  await checkViews(run);
   return {
-    target: { flavor: t.flavor, version: t.version },
-    items,
-    loadOnly,
-    sampling: { documentsPerCollection: sampleSize, collections: p.namespaces.length, documentsRead, sizes },
+    target: { flavor: run.t.flavor, version: run.t.version },
+    items: run.items,
+    loadOnly: run.loadOnly,
+    sampling: { documentsPerCollection: run.sampleSize, collections: p.namespaces.length, documentsRead: run.documentsRead, sizes: run.sizes },
   };
+}
+
+function newRun(p: CompatInput): CompatRun {
+  const t = p.target;
+  const limit = maxDocumentBytes(t);
+  const items: CompatItem[] = [];
+  // The whole-collection $bsonSize scan only where it can find a blocking item: a target whose
+  // limit is below MongoDB's 16 MiB (DocumentDB), since no MongoDB source holds a larger document.
+  // Elsewhere only "near the limit" warnings are possible, and the sample is enough for those.
+  // The scans together stop after BSON_SIZE_TOTAL_MS (then the samples are measured).
+  const useBsonSize = hasBsonSize(p.sourceInfo) && limit < 16 * 1024 * 1024;
+  return {
+    p,
+    t,
+    major: Number.parseInt(t.version, 10),
+    targetName: t.flavor === 'documentdb' ? `Amazon DocumentDB ${t.version}` : t.flavor === 'ferretdb' ? `FerretDB (reports ${t.version})` : `MongoDB ${t.version}`,
+    sampleSize: p.sampleSize ?? DEFAULT_SAMPLE_SIZE,
+    limit,
+    nearLimit: limit - NEAR_LIMIT_MARGIN,
+    items,
+    loadOnly: [],
+    add: (namespace, item, problem, remedy, blocking = true) => items.push({ namespace, item, problem, remedy, blocking }),
+    useBsonSize,
+    scanDeadline: Date.now() + BSON_SIZE_TOTAL_MS,
+    sizes: p.namespaces.length ? (useBsonSize ? 'bsonSize' : 'sample') : 'none',
+    documentsRead: 0,
+  };
+}
+
+/** Everything the doctor checks of one selected collection. */
+async function examineCollection(run: CompatRun, db: string, info: Document): Promise<void> {
+  const { p, t } = run;
+  const ns = `${db}.${String(info.name)}`;
+  const options = ((info as { options?: Document }).options ?? {}) as Record<string, unknown>;
+  const indexes = (await p.source.db(db).collection(info.name).listIndexes().toArray()) as Record<string, unknown>[];
+  checkTimeSeries(run, ns, info, options);
+  if (t.flavor === 'documentdb') {
+    for (const r of documentDbRefusalItems(t.version, options, indexes)) run.add(ns, r.item, r.problem, r.remedy);
+  } else if (t.flavor === 'ferretdb') {
+    for (const r of ferretDbRefusalItems(options, indexes)) run.add(ns, r.item, r.problem, r.remedy);
+  } else {
+    for (const r of olderMongoDbRefusals(t.version, options)) run.add(ns, r.item, r.problem, r.remedy);
+  }
+  const sampledLarge = await checkSample(run, db, String(info.name), indexes);
+  const large = await largeDocuments(run, db, info, sampledLarge);
+  addSizeItems(run, ns, large);
+}
+
+/**
+ * Time-series: change streams do not report their writes ("Time series collections don't
+ * support change streams": https://www.mongodb.com/docs/manual/core/timeseries/timeseries-limitations/),
+ * so they can be copied once at most, and only into a target that has them (MongoDB 5.0+:
+ * https://www.mongodb.com/docs/manual/core/timeseries-collections/; not DocumentDB:
+ * https://www.mongodb.com/docs/drivers/documentdb-support/; not FerretDB v1: observed).
+ */
+function checkTimeSeries(run: CompatRun, ns: string, info: Document, options: Record<string, unknown>): void {
+  const isTimeseries = (info as { type?: string }).type === 'timeseries' || options.timeseries !== undefined;
+  if (!isTimeseries) return;
+  const targetHasThem = run.t.flavor === 'mongodb' && run.major >= 5;
+  if (!targetHasThem) {
+    run.add(ns, 'time-series collection', `${run.targetName} has no time-series collections`, `Leave it out (${excludeFlag(ns)}) and keep its data elsewhere, or copy its measurements into an ordinary collection on the source and migrate that.`);
+  } else if (run.p.timeSeries === 'load-only') {
+    run.loadOnly.push(ns);
+  } else {
+    run.add(
+      ns,
+      'time-series collection',
+      'change streams do not report writes to time-series collections, so measurements written during the migration would never reach the target',
+      `Choose: leave it out (${excludeFlag(ns)}), or copy it once in the initial load and not keep it in sync (--time-series=load-only, MIGRATOR_TIME_SERIES=load-only, or "time-series: load-only" in --config).`,
+    );
+  }
+}
+
+/**
+ * Documents: field names on a bounded sample (the first `sampleSize` in natural order), sizes
+ * with $bsonSize on the whole collection where the source has it, else on the same sample
+ * (returned: the sampled documents near the limit).
+ *
+ * Amazon DocumentDB stores geospatial data as GeoJSON points only ("At this moment, Amazon
+ * DocumentDB only supports points": https://docs.aws.amazon.com/documentdb/latest/developerguide/geospatial.html),
+ * so a 2dsphere-indexed field holding another shape (or a legacy pair) is checked on the sample.
+ */
+async function checkSample(run: CompatRun, db: string, coll: string, indexes: Record<string, unknown>[]): Promise<Large[]> {
+  const { t, sampleSize } = run;
+  const ns = `${db}.${coll}`;
+  const geoFields = t.flavor === 'documentdb'
+    ? indexes.flatMap((ix) => Object.entries((ix.key ?? {}) as Record<string, unknown>).filter(([, type]) => type === '2dsphere').map(([f]) => f))
+    : [];
+  const badGeo: string[] = [];
+  const names = refusedFieldNames(t);
+  const checkNames = names !== 'none';
+  const sampledLarge: Large[] = [];
+  const bad: { _id: unknown; fields: string[] }[] = [];
+  if (checkNames || !run.useBsonSize || geoFields.length) {
+    const cursor = run.p.source.db(db).collection(coll).find({}, { limit: sampleSize, batchSize: 100 });
+    for await (const doc of cursor) {
+      run.documentsRead++;
+      if (checkNames && bad.length < 3) {
+        const fields = dotDollarFields(doc, { topLevelDollarOnly: names === 'top-level-dollar' });
+        if (fields.length) bad.push({ _id: doc._id, fields });
+      }
+      for (const f of geoFields) {
+        const v = valueAt(doc, f);
+        if (v !== undefined && v !== null && !isGeoJsonPoint(v) && badGeo.length < 3) badGeo.push(`_id ${JSON.stringify(doc._id)} (${f}: ${geoShape(v)})`);
+      }
+      if (!run.useBsonSize) {
+        const size = BSON.calculateObjectSize(doc);
+        if (size >= run.nearLimit && sampledLarge.length < 5) sampledLarge.push({ _id: doc._id, size });
+      }
+    }
+  }
+  if (bad.length) {
+    run.add(
+      ns,
+      'field names with $ or .',
+      `${run.targetName} refuses ${names === 'top-level-dollar' ? 'top-level field names that start with $' : 'field names that start with $ or contain a dot'}; among the first ${sampleSize} documents: ${bad
+        .map((b) => `_id ${JSON.stringify(b._id)} (${b.fields.join(', ')})`)
+        .join('; ')}${t.flavor === 'ferretdb' ? ` (${FERRETDB_NOTE})` : ''}`,
+      `Rename those fields on the source (e.g. an update with $setField/$unsetField, or in the application), or leave the collection out (${excludeFlag(ns)}), then rerun.${t.flavor === 'mongodb' ? ' Or migrate into MongoDB 5.0 or later, which stores them.' : ''}`,
+    );
+  }
+  if (badGeo.length) {
+    run.add(
+      ns,
+      '2dsphere data other than points',
+      `${run.targetName} stores geospatial data as GeoJSON points only (https://docs.aws.amazon.com/documentdb/latest/developerguide/geospatial.html); among the first ${sampleSize} documents: ${badGeo.join('; ')}`,
+      'Convert those values to {type: "Point", coordinates: [lng, lat]} on the source, or drop the 2dsphere index / leave the collection out (--exclude), then rerun.',
+    );
+  }
+  return sampledLarge;
+}
+
+/** The collection's documents near or over the limit: $bsonSize while it is usable and in budget, else the sample's. */
+async function largeDocuments(run: CompatRun, db: string, info: Document, sampledLarge: Large[]): Promise<Large[]> {
+  const large = sampledLarge;
+  if (run.useBsonSize && Date.now() >= run.scanDeadline) {
+    run.sizes = 'sample';
+    run.useBsonSize = false; // the budget is spent: the collections still to come are measured on their sample
+  }
+  if (!run.useBsonSize || (info as { type?: string }).type === 'timeseries') return large;
+  const coll = String(info.name);
+  const found = await largeDocumentsBySize(run.p.source, { db, coll }, run.nearLimit, 5, Math.min(BSON_SIZE_SCAN_MS, Math.max(1000, run.scanDeadline - Date.now())));
+  if (Array.isArray(found)) return found;
+  // The source refused $bsonSize (a server without it: then for the collections still to
+  // come as well), or the scan ran out of time: measure the sample instead.
+  run.sizes = 'sample';
+  if (found === 'refused') run.useBsonSize = false;
+  for await (const doc of run.p.source.db(db).collection(coll).find({}, { limit: run.sampleSize, batchSize: 100 })) {
+    run.documentsRead++;
+    const size = BSON.calculateObjectSize(doc);
+    if (size >= run.nearLimit && large.length < 5) large.push({ _id: doc._id, size });
+  }
+  return large;
+}
+
+function addSizeItems(run: CompatRun, ns: string, large: Large[]): void {
+  const { limit } = run;
+  const over = large.filter((d) => d.size > limit);
+  const near = large.filter((d) => d.size <= limit);
+  const show = (l: Large[]) => l.map((d) => `_id ${JSON.stringify(d._id)} (${d.size} bytes)`).join(', ');
+  if (over.length) {
+    run.add(ns, 'documents over the size limit', `${run.targetName} stores documents of at most ${limit} bytes; larger: ${show(over)}`, `Split or trim those documents on the source (GridFS for large files), or leave the collection out (${excludeFlag(ns)}), then rerun.`);
+  }
+  if (near.length) {
+    run.add(
+      ns,
+      'documents near the size limit',
+      `within ${NEAR_LIMIT_MARGIN} bytes of the ${limit}-byte limit: ${show(near)}; a change event carrying one (update lookups) can exceed 16 MiB on sources that cannot split events`,
+      'Nothing to do before starting; if capture fails with BSONObjectTooLarge, trim those documents on the source.',
+      false,
+    );
+  }
+}
+
+/**
+ * Views: Amazon DocumentDB has them only from its 8.0 API on
+ * (https://docs.aws.amazon.com/documentdb/latest/developerguide/views.html); FerretDB v1 answers
+ * `create` with viewOn with NotImplemented (238, observed on .tools/bin/ferretdb).
+ */
+async function checkViews(run: CompatRun): Promise<void> {
+  const { t } = run;
+  const noViews = (t.flavor === 'documentdb' && run.major < 8) || t.flavor === 'ferretdb';
+  if (!noViews) return;
+  for (const v of await listSelectedViews(run.p.source, run.p.rules)) {
+    run.add(v.source, 'view', `${run.targetName} has no views${t.flavor === 'ferretdb' ? ` (${FERRETDB_NOTE})` : ' (they come with its 8.0 API)'}`, `Leave it out (${excludeFlag(v.source)}) and rebuild it on the target as a query or a collection.`);
+  }
 }
 
 /**

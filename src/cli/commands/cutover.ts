@@ -19,6 +19,8 @@ import { printJson, printReport } from '../../util/output.js';
 import { commandContext } from '../context.js';
 import { Resources } from '../resources.js';
 import { shutdownSignal } from '../shutdown.js';
+import type { StateStore } from '../../state/store.js';
+import type { Logger } from '../../util/logger.js';
 
 interface CutoverArgs {
   wait?: boolean;
@@ -72,6 +74,85 @@ function durationFlag(flag: string, value: string | undefined): number | undefin
   return ms;
 }
 
+/** The flags checked together, before anything is read. */
+function checkFlags(argv: CutoverArgs): number | undefined {
+  const timeoutMs = durationFlag('timeout', argv.timeout);
+  if (timeoutMs !== undefined && argv.wait !== true) throw new UsageError('--timeout only applies with --wait.', 'Add --wait, or drop --timeout.');
+  if (argv.abort && (argv.wait || argv['writes-stopped'])) {
+    throw new UsageError(
+      '--abort cannot be combined with --wait or --writes-stopped.',
+      'Run `migrator cutover --abort` alone to withdraw the request; request it again later without --abort.',
+    );
+  }
+  return timeoutMs;
+}
+
+type Status = () => Promise<StatusReport>;
+
+/** --abort: withdraw a pending request (exit 10 when there is none). */
+async function abortCutover(store: StateStore, id: string, status: Status, json: boolean): Promise<void> {
+  if (!(await store.abortCutover(id, OPERATOR_ABORT_REASON))) {
+    const c = await store.getCutover(id);
+    const what = !c ? 'no cutover was requested' : c.state === 'completed' ? 'the cutover already completed' : `the cutover is ${c.state}`;
+    throw new MigratorError(ExitCode.STATE_CONFLICT, `Nothing to abort for migration '${id}': ${what}.`);
+  }
+  const r = await status();
+  if (json) printJson({ migrationId: id, action: 'aborted', phase: r.phase, cutover: r.cutover });
+  else printReport(requestText(id, 'aborted', r, false));
+}
+
+/** --wait: follows the cutover until it completes, fails, times out or the process is stopped. */
+async function waitLogged(store: StateStore, id: string, timeoutMs: number | undefined, log: Logger): Promise<CutoverWaitOutcome> {
+  const shutdown = shutdownSignal((name) => log.info({ signal: name }, 'stopped waiting; the cutover is not aborted and continues'));
+  try {
+    let lastText = '';
+    let lastAt = 0;
+    return await waitForCutover({
+      store,
+      migrationId: id,
+      timeoutMs,
+      signal: shutdown.signal,
+      onProgress: (p) => {
+        const t = Date.now();
+        if (p.text === lastText && t - lastAt < PROGRESS_REPEAT_MS) return;
+        lastText = p.text;
+        lastAt = t;
+        log.info(
+          { phase: p.phase, cutover: p.cutoverState, shardsReached: p.shardsReached, shardsTotal: p.shardsTotal, lagEvents: p.lagEvents },
+          `cutover: ${p.text}`,
+        );
+      },
+      onReadError: (err) => log.warn({ err: errorMessage(err) }, 'cannot read the state store; retrying'),
+    });
+  } finally {
+    shutdown.dispose();
+  }
+}
+
+/** The end of --wait: the JSON result or the completion line; then the wait's exit code (an error). */
+function reportWaitOutcome(id: string, outcome: CutoverWaitOutcome, request: { action: Action; requested: StatusReport; writesStopped: boolean }, json: boolean): void {
+  const { action, requested, writesStopped } = request;
+  if (json) {
+    printJson({
+      migrationId: id,
+      action,
+      phase: outcome.report?.phase ?? requested.phase,
+      writesStoppedRecorded: writesStopped,
+      cutover: outcome.report?.cutover ?? requested.cutover,
+      wait: { outcome: outcome.kind, elapsedMs: outcome.elapsedMs, exitCode: cutoverWaitExitCode(outcome) },
+    });
+  } else if (outcome.kind === 'completed') {
+    // Time-series collections copied once (--time-series=load-only) are not on the target as they are now.
+    const loadOnly = (outcome.report?.load?.namespaces ?? []).filter((n) => n.loadOnly).map((n) => n.ns);
+    printReport(
+      `cutover of migration ${id} completed after ${formatDuration(outcome.elapsedMs)} of waiting: the target is ready.` +
+        (loadOnly.length ? `\nNOT IN SYNC: ${loadOnly.join(', ')} (time series) were copied once by the initial load and not kept in sync since.` : ''),
+    );
+  }
+  const err = cutoverWaitError(id, outcome);
+  if (err) throw err;
+}
+
 /**
  * `migrator cutover`: request the cutover of a migration (carried out by `migrator full-migrate`),
  * confirm that writes to the source stopped, withdraw a pending request, or wait for the end.
@@ -99,31 +180,13 @@ export const cutoverCommand: CommandModule<object, CutoverArgs> = {
     const id = config.migrationId;
     const json = argv.json === true;
     const wait = argv.wait === true;
-    const timeoutMs = durationFlag('timeout', argv.timeout);
-    if (timeoutMs !== undefined && !wait) throw new UsageError('--timeout only applies with --wait.', 'Add --wait, or drop --timeout.');
-    if (argv.abort && (wait || argv['writes-stopped'])) {
-      throw new UsageError(
-        '--abort cannot be combined with --wait or --writes-stopped.',
-        'Run `migrator cutover --abort` alone to withdraw the request; request it again later without --abort.',
-      );
-    }
+    const timeoutMs = checkFlags(argv);
     const res = new Resources();
     try {
       const store = await res.stateStore(config);
       const migration = await requireMigration(store, id);
       const status = async () => buildStatusReport(await readStatusInputs(store, id));
-
-      if (argv.abort) {
-        if (!(await store.abortCutover(id, OPERATOR_ABORT_REASON))) {
-          const c = await store.getCutover(id);
-          const what = !c ? 'no cutover was requested' : c.state === 'completed' ? 'the cutover already completed' : `the cutover is ${c.state}`;
-          throw new MigratorError(ExitCode.STATE_CONFLICT, `Nothing to abort for migration '${id}': ${what}.`);
-        }
-        const r = await status();
-        if (json) printJson({ migrationId: id, action: 'aborted', phase: r.phase, cutover: r.cutover });
-        else printReport(requestText(id, 'aborted', r, false));
-        return;
-      }
+      if (argv.abort) return await abortCutover(store, id, status, json);
 
       assertCutoverRequestable(id, migration.phase);
       const before = await store.getCutover(id);
@@ -137,52 +200,9 @@ export const cutoverCommand: CommandModule<object, CutoverArgs> = {
         else printReport(requestText(id, action, requested, writesStopped));
         return;
       }
-
       if (!json) printReport(requestText(id, action, requested, writesStopped));
-      const shutdown = shutdownSignal((name) => log.info({ signal: name }, 'stopped waiting; the cutover is not aborted and continues'));
-      let outcome: CutoverWaitOutcome;
-      try {
-        let lastText = '';
-        let lastAt = 0;
-        outcome = await waitForCutover({
-          store,
-          migrationId: id,
-          timeoutMs,
-          signal: shutdown.signal,
-          onProgress: (p) => {
-            const t = Date.now();
-            if (p.text === lastText && t - lastAt < PROGRESS_REPEAT_MS) return;
-            lastText = p.text;
-            lastAt = t;
-            log.info(
-              { phase: p.phase, cutover: p.cutoverState, shardsReached: p.shardsReached, shardsTotal: p.shardsTotal, lagEvents: p.lagEvents },
-              `cutover: ${p.text}`,
-            );
-          },
-          onReadError: (err) => log.warn({ err: errorMessage(err) }, 'cannot read the state store; retrying'),
-        });
-      } finally {
-        shutdown.dispose();
-      }
-      if (json) {
-        printJson({
-          migrationId: id,
-          action,
-          phase: outcome.report?.phase ?? requested.phase,
-          writesStoppedRecorded: writesStopped,
-          cutover: outcome.report?.cutover ?? requested.cutover,
-          wait: { outcome: outcome.kind, elapsedMs: outcome.elapsedMs, exitCode: cutoverWaitExitCode(outcome) },
-        });
-      } else if (outcome.kind === 'completed') {
-        // Time-series collections copied once (--time-series=load-only) are not on the target as they are now.
-        const loadOnly = (outcome.report?.load?.namespaces ?? []).filter((n) => n.loadOnly).map((n) => n.ns);
-        printReport(
-          `cutover of migration ${id} completed after ${formatDuration(outcome.elapsedMs)} of waiting: the target is ready.` +
-            (loadOnly.length ? `\nNOT IN SYNC: ${loadOnly.join(', ')} (time series) were copied once by the initial load and not kept in sync since.` : ''),
-        );
-      }
-      const err = cutoverWaitError(id, outcome);
-      if (err) throw err;
+      const outcome = await waitLogged(store, id, timeoutMs, log);
+      reportWaitOutcome(id, outcome, { action, requested, writesStopped }, json);
     } finally {
       await res.close();
     }

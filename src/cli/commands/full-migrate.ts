@@ -3,6 +3,7 @@ import { requireEndpoint } from '../../config/load.js';
 import { loadScaleOptions } from '../../config/options.js';
 import { loadScale } from '../../config/size.js';
 import { FullMigration } from '../../orchestration/full-migration.js';
+import { fullMigrateSteps } from '../../orchestration/migration-steps.js';
 import { DEFAULT_LOAD_OPTIONS, type LoadOptions } from '../../initial-load/dump-restore-plan.js';
 import { toolBinaries } from '../../initial-load/tool-binaries.js';
 import { ExitCode } from '../../util/exit-codes.js';
@@ -12,14 +13,13 @@ import { printReport } from '../../util/output.js';
 import { commandContext } from '../context.js';
 import { Resources, namespaceRules } from '../resources.js';
 import { shutdownSignal } from '../shutdown.js';
-import { createTasks } from '../tasks.js';
+import { createTasks, stepTasks } from '../tasks.js';
 import { openTransport, transportKind } from '../transport.js';
 import { metricsOptions } from '../../config/options.js';
 import { health, type Heartbeat } from '../../observability/health.js';
 import { noteLoadSizes } from '../../observability/metrics.js';
 import { startObservability, type MetricsArgs } from '../observability.js';
 import { ignoreSchemaOption, ignoredKinds } from './verify.js';
-import { LOAD_PHASES } from '../../state/phases.js';
 
 export interface LoadArgs extends MetricsArgs {
   drop?: boolean;
@@ -204,27 +204,7 @@ export const fullMigrateCommand: CommandModule<object, LoadArgs> = {
         printReport(`migration ${config.migrationId} is already COMPLETED`);
         return;
       }
-      await createTasks(
-        [
-          { title: 'Preflight', task: () => hb.during('preflight', async () => void (await m.runPreflight())) },
-          { title: 'Record the resume point', task: () => hb.during('resume point', () => m.recordResumePoint()) },
-          { title: 'Start capture (source change stream → Kinesis)', task: () => m.startCapture() },
-          {
-            title: 'Initial load (mongodump | mongorestore)',
-            skip: () => !LOAD_PHASES.includes(m.phase) && 'already loaded',
-            task: (_c, task) => {
-              measureLoad();
-              return hb.during('initial load', () => m.runLoad((text) => (task.output = text)));
-            },
-          },
-          { title: 'Start apply (Kinesis → target)', task: () => m.startApply() },
-          {
-            title: 'Replicate until cutover (run `migrator cutover` to finish)',
-            task: (_c, task) => m.replicateUntilCutover((text) => (task.output = text)),
-          },
-        ],
-        { logFormat: config.logFormat },
-      ).run();
+      await createTasks(stepTasks(fullMigrateSteps(m, { heartbeat: hb, beforeLoad: measureLoad })), { logFormat: config.logFormat }).run();
       if (!signal.aborted) {
         const schemaDiffs = m.verification?.schema.differences.length ?? 0;
         const ttlExpired = m.verification?.namespaces.reduce((n, x) => n + x.ttlExpiredCount, 0) ?? 0;

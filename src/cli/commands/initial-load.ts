@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { printReport } from '../../util/output.js';
-import { createTasks } from '../tasks.js';
+import { createTasks, stepTasks } from '../tasks.js';
+import { initialLoadSteps } from '../../orchestration/migration-steps.js';
 import { loadOptionsBuilder, runMigrationCommand, type LoadArgs } from './full-migrate.js';
 import { metricsOptions } from '../../config/options.js';
 import { LOAD_PHASES } from '../../state/phases.js';
@@ -17,36 +18,14 @@ export const initialLoadCommand: CommandModule<object, LoadArgs> = {
   handler: (argv) =>
     runMigrationCommand(argv, true, async ({ config, migration: m, heartbeat: hb, measureLoad }, signal) => {
       const opened = await m.open();
-      let complete = false;
       if (!LOAD_PHASES.includes(opened.phase)) {
         printReport(`migration ${config.migrationId} is past the initial load (phase ${opened.phase})`);
         return;
       }
-      await createTasks(
-        [
-          { title: 'Preflight', task: () => hb.during('preflight', async () => void (await m.runPreflight())) },
-          { title: 'Record the resume point', task: () => hb.during('resume point', () => m.recordResumePoint()) },
-          { title: 'Start capture (source change stream → Kinesis)', task: () => m.startCapture() },
-          {
-            title: 'Initial load (mongodump | mongorestore)',
-            task: (_c, task) => {
-              measureLoad();
-              return hb.during('initial load', () => m.runLoad((text) => (task.output = text)));
-            },
-          },
-          {
-            title: 'Let capture reach the end of the load',
-            task: (_c, task) =>
-              hb.during('capture reaching the end of the load', async () => {
-                complete = await m.waitForCaptureToReachNow();
-                if (!complete) task.output = 'capture is still behind: the next capture continues from its checkpoint';
-              }),
-          },
-          { title: 'Stop capture at a checkpoint', task: () => hb.during('stopping capture', () => m.stopPipelines()) },
-        ],
-        { logFormat: config.logFormat },
-      ).run();
+      const { steps, captureComplete } = initialLoadSteps(m, { heartbeat: hb, beforeLoad: measureLoad });
+      await createTasks(stepTasks(steps), { logFormat: config.logFormat }).run();
       if (signal.aborted) return;
+      const complete = captureComplete();
       const ttl = await m.heldTtlRestoreCommands();
       printReport(
         (complete

@@ -17,6 +17,7 @@ import { printReport } from '../../util/output.js';
 import { commandContext } from '../context.js';
 import { Resources } from '../resources.js';
 import { shutdownSignal } from '../shutdown.js';
+import { sleep } from '../../util/retry.js';
 
 interface LoadWorkerArgs {
   'lease-ttl'?: string;
@@ -73,7 +74,7 @@ export const loadWorkerCommand: CommandModule<object, LoadWorkerArgs> = {
         if (m?.loadPlan) break;
         if (!waiting) log.info({ migrationId: config.migrationId }, 'waiting for full-migrate to plan the initial load');
         waiting = true;
-        await new Promise((r) => setTimeout(r, 1000));
+        await sleep(1000, shutdown.signal);
       }
       if (shutdown.signal.aborted) {
         process.exitCode = ExitCode.INTERRUPTED;

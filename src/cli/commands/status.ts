@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { abortableSleep } from '../../orchestration/cutover-wait.js';
+import { sleep } from '../../util/retry.js';
 import {
   TERMINAL_PHASES,
   buildStatusReport,
@@ -78,7 +78,7 @@ export const statusCommand: CommandModule<object, StatusArgs> = {
           first = false;
           if (!watch || TERMINAL_PHASES.includes(report.phase)) break;
         }
-        await abortableSleep(intervalMs, shutdown?.signal);
+        await sleep(intervalMs, shutdown?.signal);
         if (shutdown?.signal.aborted) break;
       }
     } finally {
