@@ -20,7 +20,6 @@
 import { BSON, type AnyBulkWriteOperation, type Collection, type Document, type MongoClient } from 'mongodb';
 import {
   EXACT_BSON_OPTIONS,
-  isSchemaOp,
   positionOf,
   type ChangeEnvelope,
   type CollectionNamespace,
@@ -31,9 +30,7 @@ import {
   ApplyWriteError,
   DUPLICATE_KEY,
   RetriesExhaustedError,
-  UnmappableDdlError,
   bulkWriteErrors,
-  isNamespaceNotFound,
   isTransientError,
 } from './errors.js';
 import {
@@ -49,7 +46,8 @@ import {
 } from './plan.js';
 import { DEFAULT_RETRY_POLICY, withRetry, type RetryHooks, type RetryPolicy } from './retry.js';
 import { readShardKeys, shardKeyConditions, shardKeyFields, type ShardKeys } from '../db/shard-keys.js';
-import { replaySchemaEvent, type SchemaReplayContext } from './schema-replay.js';
+import { DdlReplay } from './ddl-replay.js';
+import type { SchemaReplayContext } from './schema-replay.js';
 
 /** ShardKeyNotFound: the target's shard key changed since it was read (e.g. sharded meanwhile). */
 const SHARD_KEY_NOT_FOUND = 61;
@@ -171,6 +169,7 @@ export class ApplyWriter {
   /** The target's sharded collections (empty unless the target is a mongos); see shard-keys.ts. */
   private shardKeys: ShardKeys = new Map();
   private shardKeysReadAt = 0;
+  private readonly ddl: DdlReplay;
 
   constructor(options: ApplyWriterOptions) {
     this.client = options.client;
@@ -189,6 +188,7 @@ export class ApplyWriter {
     this.beforeDdl = options.beforeDdl;
     this.afterDdl = options.afterDdl;
     this.logger = options.logger;
+    this.ddl = new DdlReplay({ client: this.client, rules: this.rules, retry: (what, fn) => this.retry(what, fn), logger: this.logger, ttlHold: this.ttlHold });
   }
 
   /** Applies one shard batch (envelopes in stream order). */
@@ -237,7 +237,7 @@ export class ApplyWriter {
         await progress(segment.index - 1);
         const decision = this.beforeDdl ? await this.beforeDdl(segment.envelope, segment.index) : 'apply';
         if (decision === 'apply') {
-          await this.applyDdl(segment.envelope, segment.index);
+          await this.ddl.apply(segment.envelope, segment.index);
           await this.afterDdl?.(segment.envelope, segment.index);
           stats.ddl++;
         } else {
@@ -497,122 +497,7 @@ export class ApplyWriter {
     );
   }
 
-  // -------------------------------------------------------------------------------------------
-  // DDL (each step checks the target first, so a replay of the DDL is a no-op)
-
   private retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
     return withRetry(what, fn, this.retryPolicy, this.retryHooks);
-  }
-
-  private async exists(ns: CollectionNamespace): Promise<boolean> {
-    const found = await this.retry(`listCollections ${ns.db}`, () =>
-      this.client.db(ns.db).listCollections({ name: ns.coll }, { nameOnly: true }).toArray(),
-    );
-    return found.length > 0;
-  }
-
-  private async dropCollection(ns: CollectionNamespace): Promise<void> {
-    await this.retry(`drop ${nsName(ns)}`, async () => {
-      try {
-        await this.client.db(ns.db).collection(ns.coll).drop();
-      } catch (err) {
-        if (!isNamespaceNotFound(err)) throw err; // dropping a missing collection is done already
-      }
-    });
-  }
-
-  private async applyDdl(e: ChangeEnvelope, index: number): Promise<void> {
-    try {
-      if (e.op === 'drop') {
-        await this.dropCollection(this.rules.target({ db: e.ns.db, coll: e.ns.coll! }));
-      } else if (e.op === 'rename') {
-        await this.applyRename(e, index);
-      } else if (e.op === 'dropDatabase') {
-        await this.applyDropDatabase(e.ns.db);
-      } else if (isSchemaOp(e.op)) {
-        // create / createIndexes / dropIndexes / modify (showExpandedEvents): schema-replay.ts.
-        try {
-          await replaySchemaEvent({ client: this.client, rules: this.rules, retry: (what, fn) => this.retry(what, fn), logger: this.logger, ttlHold: this.ttlHold }, e);
-        } catch (err) {
-          if (isTransientError(err) || err instanceof RetriesExhaustedError) throw err;
-          // A schema change the target refuses (e.g. an index type or collection option Amazon
-          // DocumentDB does not support) does not stop replication: the documents still arrive,
-          // the cutover's reconcile tries again and its verification names the difference (exit 7).
-          this.logger?.warn(
-            { op: e.op, ns: `${e.ns.db}.${e.ns.coll ?? ''}`, index, err: (err as Error).message },
-            'the target refused a schema change replayed from the source: replication goes on; the cutover reconcile retries it and verification reports it if it still differs',
-          );
-        }
-      }
-    } catch (err) {
-      if (err instanceof UnmappableDdlError || err instanceof ApplyWriteError || isTransientError(err)) throw err;
-      throw new ApplyWriteError(`${e.op} of ${e.ns.db}${e.ns.coll ? '.' + e.ns.coll : ''} failed on the target: ${(err as Error).message}`, { index }, { cause: err });
-    }
-  }
-
-  private async applyRename(e: ChangeEnvelope, index: number): Promise<void> {
-    const src = { db: e.ns.db, coll: e.ns.coll! };
-    const dst = e.to!;
-    const srcIn = this.rules.includes(src);
-    const dstIn = this.rules.includes(dst);
-    if (!srcIn && dstIn) {
-      throw new UnmappableDdlError(
-        `rename ${nsName(src)} → ${nsName(dst)} brings a collection that is not migrated into a migrated ` +
-          `namespace; its documents never reached the target. Re-run the initial load of ${nsName(dst)} ` +
-          'or include the source namespace.',
-        index,
-      );
-    }
-    const from = this.rules.target(src);
-    if (!dstIn) {
-      // The collection leaves the migrated set: on the target it disappears.
-      await this.dropCollection(from);
-      return;
-    }
-    const to = this.rules.target(dst);
-    if (nsName(from) === nsName(to)) return;
-    // Source missing (target present or not) = already renamed, or nothing to move.
-    if (!(await this.exists(from))) return;
-    // The source rename replaced any existing target (dropTarget). Done in two idempotent steps
-    // because not every engine implements dropTarget (the target is not live before cutover).
-    if (await this.exists(to)) await this.dropCollection(to);
-    await this.retry(`renameCollection ${nsName(from)} → ${nsName(to)}`, async () => {
-      try {
-        await this.client.db('admin').command({ renameCollection: nsName(from), to: nsName(to) });
-      } catch (err) {
-        if (isNamespaceNotFound(err)) return; // a previous attempt did it
-        if (isTransientError(err)) throw err;
-        if (from.db !== to.db) {
-          throw new UnmappableDdlError(
-            `the target refused the cross-database rename ${nsName(from)} → ${nsName(to)}: ${(err as Error).message}`,
-            index,
-            { cause: err },
-          );
-        }
-        throw err;
-      }
-    });
-  }
-
-  /**
-   * dropDatabase: drops the target collections that come from the dropped source database
-   * (MongoDB sends a drop per collection first; this also covers engines that do not). Target
-   * collections that are not ours (no included source maps to them) are left alone.
-   */
-  private async applyDropDatabase(sourceDb: string): Promise<void> {
-    const targetDb = this.rules.targetDb(sourceDb);
-    const targets = new Map<string, CollectionNamespace>();
-    const names = await this.retry(`listCollections ${targetDb}`, () =>
-      this.client.db(targetDb).listCollections({}, { nameOnly: true }).toArray(),
-    );
-    for (const { name } of names) {
-      const t = { db: targetDb, coll: name as string };
-      if (this.rules.isProtected(t)) continue;
-      if (this.rules.sourceOf(t)?.db === sourceDb) targets.set(nsName(t), t);
-    }
-    for (const m of this.rules.maps) {
-      if (m.kind === 'coll' && m.from.db === sourceDb && this.rules.includes(m.from)) targets.set(nsName(m.to), m.to);
-    }
-    for (const t of targets.values()) await this.dropCollection(t);
   }
 }
