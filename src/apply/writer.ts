@@ -17,9 +17,8 @@
  * `onProgress` call) returned, i.e. after the target acknowledged the writes. Configure the
  * target client with the write concern you need acknowledged (e.g. `w: 'majority'`).
  */
-import { BSON, type AnyBulkWriteOperation, type Collection, type Document, type MongoClient } from 'mongodb';
+import type { AnyBulkWriteOperation, Collection, Document, MongoClient } from 'mongodb';
 import {
-  EXACT_BSON_OPTIONS,
   positionOf,
   type ChangeEnvelope,
   type CollectionNamespace,
@@ -45,14 +44,12 @@ import {
   type PlannedOp,
 } from './plan.js';
 import { DEFAULT_RETRY_POLICY, withRetry, type RetryHooks, type RetryPolicy } from './retry.js';
-import { readShardKeys, shardKeyConditions, shardKeyFields, type ShardKeys } from '../db/shard-keys.js';
+import { ShardKeyRouting } from './shard-key-routing.js';
 import { DdlReplay } from './ddl-replay.js';
 import type { SchemaReplayContext } from './schema-replay.js';
 
 /** ShardKeyNotFound: the target's shard key changed since it was read (e.g. sharded meanwhile). */
 const SHARD_KEY_NOT_FOUND = 61;
-/** How long the target's shard keys are trusted before they are read again. */
-const SHARD_KEYS_TTL_MS = 30_000;
 
 export interface ApplyStats {
   /** Envelopes in the batch. */
@@ -167,8 +164,8 @@ export class ApplyWriter {
   private readonly logger?: ApplyLogger;
   private readonly ttlHold?: ApplyWriterOptions['ttlHold'];
   /** The target's sharded collections (empty unless the target is a mongos); see shard-keys.ts. */
-  private shardKeys: ShardKeys = new Map();
-  private shardKeysReadAt = 0;
+  /** The target's shard keys (sharded targets): upsert routing and shard key moves. */
+  private readonly shardKeys: ShardKeyRouting;
   private readonly ddl: DdlReplay;
 
   constructor(options: ApplyWriterOptions) {
@@ -188,6 +185,7 @@ export class ApplyWriter {
     this.beforeDdl = options.beforeDdl;
     this.afterDdl = options.afterDdl;
     this.logger = options.logger;
+    this.shardKeys = new ShardKeyRouting(this.client, (what, fn) => this.retry(what, fn), this.writeTimeoutMs, this.logger);
     this.ddl = new DdlReplay({ client: this.client, rules: this.rules, retry: (what, fn) => this.retry(what, fn), logger: this.logger, ttlHold: this.ttlHold });
   }
 
@@ -205,7 +203,7 @@ export class ApplyWriter {
       conflicts: 0,
     };
     const conflicts: ApplyConflict[] = [];
-    await this.refreshShardKeys(false);
+    await this.shardKeys.refresh(false);
     const dedup = dedupeEnvelopes(envelopes, options.after);
     const plan = planBatch(envelopes, dedup.keep, this.rules, { keyFilter: this.keyFilterMode });
     stats.skipped += dedup.skipped.length + plan.filtered.length;
@@ -260,56 +258,6 @@ export class ApplyWriter {
     if (kind === 'upsert') stats.upserts++;
     else if (kind === 'delete') stats.deletes++;
     else stats.updates++;
-  }
-
-  private async refreshShardKeys(force: boolean): Promise<void> {
-    if (!force && Date.now() - this.shardKeysReadAt < SHARD_KEYS_TTL_MS) return;
-    this.shardKeys = await this.retry('read the target shard keys (hello, config.collections)', () => readShardKeys(this.client));
-    this.shardKeysReadAt = Date.now();
-  }
-
-  /** An op as sent to a sharded target: upserts also filter on the target's shard key (shard-keys.ts). */
-  private routed(target: CollectionNamespace, op: DocOp): DocOp {
-    const key = this.shardKeys.get(nsName(target));
-    if (!key || op.kind !== 'upsert') return op;
-    return { ...op, filter: { ...op.filter, ...shardKeyConditions(op.doc, key) } };
-  }
-
-  /**
-   * A document whose shard key value changed on the source cannot be upserted in place on a
-   * sharded target: the filter with the NEW value misses the stored document (and on a real
-   * cluster may route to another shard and create a second document with the same _id). So the
-   * stored copy is deleted first, by its old shard key value. Idempotent: a replay finds the
-   * document already at its new value (or absent) and deletes nothing.
-   */
-  private async moveChangedShardKeys(collection: Collection, target: CollectionNamespace, work: readonly Work[]): Promise<void> {
-    const key = this.shardKeys.get(nsName(target));
-    const fields = key ? shardKeyFields(key) : [];
-    if (!key || fields.length === 0) return;
-    const upserts = new Map<string, Document>();
-    const idKey = (id: unknown) => Buffer.from(BSON.serialize({ id })).toString('hex');
-    for (const w of work) {
-      const op = w.planned.op;
-      if (op.kind === 'upsert' && op.doc._id !== undefined) upserts.set(idKey(op.doc._id), op.doc);
-    }
-    if (upserts.size === 0) return;
-    const ids = [...upserts.values()].map((d) => d._id as unknown);
-    const stored = await this.retry(`find ${nsName(target)} (shard key values)`, () =>
-      collection
-        .find({ _id: { $in: ids } } as Document, { projection: Object.fromEntries(fields.map((f) => [f, 1])), ...EXACT_BSON_OPTIONS })
-        .toArray(),
-    );
-    const moves: AnyBulkWriteOperation[] = [];
-    for (const s of stored) {
-      const next = upserts.get(idKey(s._id));
-      if (!next) continue;
-      const was = shardKeyConditions(s, key);
-      const now = shardKeyConditions(next, key);
-      if (Buffer.compare(BSON.serialize(was), BSON.serialize(now)) !== 0) moves.push({ deleteOne: { filter: { _id: s._id, ...was } } });
-    }
-    if (moves.length === 0) return;
-    this.logger?.info?.({ ns: nsName(target), documents: moves.length }, 'shard key value changed on the source: moving the documents on the sharded target');
-    await this.retry(`bulkWrite ${nsName(target)} (${moves.length} shard key moves)`, () => collection.bulkWrite(moves, { ordered: true, timeoutMS: this.writeTimeoutMs }));
   }
 
   private async applyCollection(plan: CollectionPlan, stats: ApplyStats, conflicts: ApplyConflict[]) {
@@ -428,11 +376,11 @@ export class ApplyWriter {
     work: Work[],
     ordered: boolean,
   ): Promise<{ i: number; code: number; message: string }[]> {
-    const ops = () => work.map((w) => toBulkOperation(this.routed(target, w.planned.op)));
+    const ops = () => work.map((w) => toBulkOperation(this.shardKeys.routed(target, w.planned.op)));
     try {
       // Every bulk (first rounds, conflict retries, history replays) moves documents whose shard
       // key value changed before upserting them at the new value.
-      await this.moveChangedShardKeys(collection, target, work);
+      await this.shardKeys.moveChanged(collection, target, work);
       return await this.bulkWithRetry(collection, target, work, ops, ordered);
     } catch (err) {
       if (err instanceof ApplyWriteError || err instanceof RetriesExhaustedError) throw err;
@@ -467,9 +415,7 @@ export class ApplyWriter {
           if (!reread && errors.some((e) => e.code === SHARD_KEY_NOT_FOUND)) {
             // Sharded since the keys were read: read them again and resend (the ops are idempotent).
             reread = true;
-            const before = JSON.stringify(this.shardKeys.get(nsName(target)) ?? null);
-            await this.refreshShardKeys(true);
-            if (JSON.stringify(this.shardKeys.get(nsName(target)) ?? null) !== before) {
+            if (await this.shardKeys.changedOnReread(target)) {
               throw new TransientBulkError(`the shard key of ${nsName(target)} changed: resending with it`);
             }
           }
