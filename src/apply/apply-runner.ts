@@ -36,8 +36,8 @@ import { errorName } from '../transport/kinesis-retry.js';
 import { ExitCode } from '../util/exit-codes.js';
 import type { Logger } from '../util/logger.js';
 import { sleep } from '../util/retry.js';
-import { health, type ComponentState, type Heartbeat } from '../observability/health.js';
-import { stats, type ApplyView, type LeaseHolderView } from '../observability/stats.js';
+import type { Heartbeat } from '../observability/health.js';
+import { registerApplyHealth } from './apply-health.js';
 import {
   DEFAULT_LEASE_TTL_MS,
   DEFAULT_STALL_FAIL_MS,
@@ -151,41 +151,20 @@ class ApplyRunner implements ShardApplierHost {
   addSessionEvents = (n: number): void => void (this.sessionEvents += n);
 
   async run(): Promise<ApplyRunResult> {
-    this.hb = health.register('apply', undefined, () => stats.kinesis.getRecordsCalls);
-    const dropComponent = health.component('apply', () => this.readiness());
-    const view: ApplyView = { shards: () => this.shardViews(), caughtUp: () => this.readShardsCaughtUp() };
-    const held: LeaseHolderView = { kind: 'apply', heldShards: () => this.keeper.heldShards() };
-    stats.live.applies.add(view);
-    stats.live.leaseHolders.add(held);
+    const views = registerApplyHealth({
+      keeper: this.keeper,
+      shardStatuses: () => this.consumer?.shardStatuses() ?? [],
+      stalled: (shardId) => Boolean(this.runs.get(shardId)?.stalledSince),
+      inFlight: () => this.inFlight,
+      waitingForLoad: () => this.waitingForLoad,
+      started: () => this.started,
+    });
+    this.hb = views.hb;
     try {
       return await this.runMonitored();
     } finally {
-      stats.live.applies.delete(view);
-      stats.live.leaseHolders.delete(held);
-      dropComponent();
-      health.unregister(this.hb);
+      views.unregister();
     }
-  }
-
-  /** Ready while holding at least one shard lease; not while waiting for the load or standing by. */
-  private readiness(): ComponentState {
-    if (this.waitingForLoad) return { ready: false, state: 'waiting-for-initial-load' };
-    const held = this.keeper.heldShards().length;
-    if (held > 0) return { ready: true, state: 'applying', detail: `${held} shard lease(s)` };
-    if (!this.started) return { ready: false, state: 'starting' };
-    return { ready: false, state: 'standby', detail: 'holds no shard lease: other apply processes hold them (or --max-shards)' };
-  }
-
-  private shardViews(): ReturnType<ApplyView['shards']> {
-    return (this.consumer?.shardStatuses() ?? [])
-      .filter((s) => s.state === 'reading')
-      .map((s) => ({ shardId: s.shardId, millisBehindLatest: s.millisBehindLatest, caughtUp: s.caughtUp, stalled: Boolean(this.runs.get(s.shardId)?.stalledSince) }));
-  }
-
-  /** Every shard this process reads is at the tip, with no batch in hand. */
-  private readShardsCaughtUp(): boolean {
-    const reading = (this.consumer?.shardStatuses() ?? []).filter((s) => s.state === 'reading');
-    return reading.length > 0 && this.inFlight === 0 && reading.every((s) => s.caughtUp);
   }
 
   /** Rejects with the MigratorError of `err`, recorded on the migration first. */
