@@ -11,7 +11,11 @@ import { replaySchemaEvent, type SchemaReplayContext } from './schema-replay.js'
 const nsName = (ns: CollectionNamespace) => `${ns.db}.${ns.coll}`;
 
 export class DdlReplay {
-  constructor(private readonly c: SchemaReplayContext) {}
+  constructor(
+    private readonly c: SchemaReplayContext,
+    /** The shard's stop (shutdown, lease lost, another shard failed): see the schema events below. */
+    private readonly signal?: AbortSignal,
+  ) {}
 
   private async exists(ns: CollectionNamespace): Promise<boolean> {
     const found = await this.c.retry(`listCollections ${ns.db}`, () =>
@@ -43,7 +47,10 @@ export class DdlReplay {
         try {
           await replaySchemaEvent(this.c, e);
         } catch (err) {
-          if (isTransientError(err) || err instanceof RetriesExhaustedError) throw err;
+          // Stopped while replaying (the lease fence or the retry refused to go on): the DDL did
+          // not run; it must fail the batch (replayed later), not pass as "refused by the target",
+          // which would mark it applied for every shard and checkpoint past it.
+          if (isTransientError(err) || err instanceof RetriesExhaustedError || this.signal?.aborted) throw err;
           // A schema change the target refuses (e.g. an index type or collection option Amazon
           // DocumentDB does not support) does not stop replication: the documents still arrive,
           // the cutover's reconcile tries again and its verification names the difference (exit 7).

@@ -186,7 +186,7 @@ export class ApplyWriter {
     this.afterDdl = options.afterDdl;
     this.logger = options.logger;
     this.shardKeys = new ShardKeyRouting(this.client, (what, fn) => this.retry(what, fn), this.writeTimeoutMs, this.logger);
-    this.ddl = new DdlReplay({ client: this.client, rules: this.rules, retry: (what, fn) => this.retry(what, fn), logger: this.logger, ttlHold: this.ttlHold });
+    this.ddl = new DdlReplay({ client: this.client, rules: this.rules, retry: (what, fn) => this.retry(what, fn), logger: this.logger, ttlHold: this.ttlHold }, this.retryHooks.signal);
   }
 
   /** Applies one shard batch (envelopes in stream order). */
