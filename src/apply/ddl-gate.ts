@@ -26,6 +26,7 @@
 import { positionKey, type ChangeEnvelope } from '../model/change-envelope.js';
 import type { DdlStateStore } from '../state/store.js';
 import { shardsNotPassed, type ShardLineage } from '../transport/shard-lineage.js';
+import { sleep } from '../util/retry.js';
 
 export interface DdlGateOptions {
   store: DdlStateStore;
@@ -44,20 +45,6 @@ export interface DdlGate {
   beforeDdl(envelope: ChangeEnvelope): Promise<'apply' | 'skip'>;
   afterDdl(envelope: ChangeEnvelope): Promise<void>;
 }
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason ?? new Error('aborted'));
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason ?? new Error('aborted'));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 
 export function createDdlGate(options: DdlGateOptions): DdlGate {
   const pollMs = options.pollMs ?? 500;
@@ -80,7 +67,8 @@ export function createDdlGate(options: DdlGateOptions): DdlGate {
         const waitingFor = shardsNotPassed(shards, doc.arrived);
         if (waitingFor.length === 0 && [...doc.arrived].sort()[0] === shardId) return 'apply';
         options.onWait?.({ ddlKey, arrived: doc.arrived, waitingFor });
-        await sleep(pollMs, options.signal);
+        // Stopped (shutdown, lease lost): the wait ends with the abort reason; the batch is replayed.
+        if (!(await sleep(pollMs, options.signal))) throw options.signal?.reason ?? new Error('aborted');
         doc = (await store.getDdlRendezvous(migrationId, ddlKey))!;
         shards = await options.shards();
       }

@@ -166,86 +166,71 @@ export function planBatch(
   rules: NamespaceRules,
   options: PlanOptions = {},
 ): BatchPlan {
-  const mode = options.keyFilter ?? 'documentKey';
   const segments: Segment[] = [];
   const filtered: number[] = [];
   const barriers: { id: string; index: number }[] = [];
-
-  let collections = new Map<string, CollectionPlan>();
-  let docs = new Map<string, DocPlan>();
-  let count = 0;
-  let collapsed = 0;
-  let skippedNullDoc = 0;
-  let lastIndex = -1;
-
-  const flush = () => {
-    if (count > 0) {
-      segments.push({ kind: 'data', collections: [...collections.values()], lastIndex, collapsed, skippedNullDoc });
-    }
-    collections = new Map();
-    docs = new Map();
-    count = 0;
-    collapsed = 0;
-    skippedNullDoc = 0;
-  };
-
+  const data = new DataSegmentBuilder(rules, options.keyFilter ?? 'documentKey');
   for (const index of keep) {
     const e = envelopes[index]!;
     if (e.op === 'barrier') {
       barriers.push({ id: e.barrier!.id, index });
-      continue;
-    }
-    if (!rules.acceptsEnvelope(e)) {
+    } else if (!rules.acceptsEnvelope(e)) {
       filtered.push(index);
-      continue;
-    }
-    // Every DDL (drop, rename, dropDatabase and the schema ops create, createIndexes,
-    // dropIndexes, modify) is a segment of its own: the data before it is written first, the data
-    // after it after it, and the caller passes it through the DDL gate (ddl-gate.ts).
-    if ((DDL_OPS as readonly string[]).includes(e.op)) {
-      flush();
+    } else if ((DDL_OPS as readonly string[]).includes(e.op)) {
+      // Every DDL (drop, rename, dropDatabase and the schema ops create, createIndexes,
+      // dropIndexes, modify) is a segment of its own: the data before it is written first, the
+      // data after it after it, and the caller passes it through the DDL gate (ddl-gate.ts).
+      data.flushInto(segments);
       segments.push({ kind: 'ddl', index, envelope: e });
-      continue;
+    } else {
+      data.add(e, index);
     }
-    // Data event.
-    count++;
-    lastIndex = index;
-    const source = { db: e.ns.db, coll: e.ns.coll! };
-    const target = rules.target(source);
-    const tKey = `${target.db}.${target.coll}`;
-    let coll = collections.get(tKey);
-    if (!coll) {
-      coll = { target, docs: [] };
-      collections.set(tKey, coll);
+  }
+  data.flushInto(segments);
+  // Drop documents left without ops (only null-doc updates).
+  for (const s of segments) {
+    if (s.kind === 'data') {
+      for (const c of s.collections) c.docs = c.docs.filter((d) => d.ops.length > 0);
+      s.collections = s.collections.filter((c) => c.docs.length > 0);
     }
-    const id = identityHash(target, e.key!);
-    let doc = docs.get(id);
-    if (!doc) {
-      doc = { id, key: e.key!, ops: [], history: [] };
-      docs.set(id, doc);
-      coll.docs.push(doc);
-    }
-    const filter = keyFilter(e.key!, mode);
-    const fullState = (op: DocOp) => {
-      collapsed += new Set(doc!.ops.map((o) => o.index)).size; // earlier events of this document are superseded
-      doc!.ops = [{ op, index }];
-      doc!.history.push({ op, index });
-      doc!.key = e.key!;
-    };
+  }
+  return { segments, filtered, barriers };
+}
+
+/** The data events between two DDLs: per target collection, per document, the ops to write. */
+class DataSegmentBuilder {
+  private collections = new Map<string, CollectionPlan>();
+  private docs = new Map<string, DocPlan>();
+  private count = 0;
+  private collapsed = 0;
+  private skippedNullDoc = 0;
+  private lastIndex = -1;
+
+  constructor(
+    private readonly rules: NamespaceRules,
+    private readonly mode: KeyFilterMode,
+  ) {}
+
+  /** Adds a data event (insert, replace, update, delete) of an accepted namespace. */
+  add(e: ChangeEnvelope, index: number): void {
+    this.count++;
+    this.lastIndex = index;
+    const doc = this.docPlan(e);
+    const filter = keyFilter(e.key!, this.mode);
     switch (e.op) {
       case 'insert':
       case 'replace':
-        fullState({ kind: 'upsert', filter, doc: e.doc! });
+        this.fullState(doc, e, index, { kind: 'upsert', filter, doc: e.doc! });
         break;
       case 'delete':
-        fullState({ kind: 'delete', filter });
+        this.fullState(doc, e, index, { kind: 'delete', filter });
         break;
       case 'update':
         if (e.doc === null) {
           // Deleted after the event; its delete event follows. Nothing to write.
-          skippedNullDoc++;
+          this.skippedNullDoc++;
         } else if (e.doc !== undefined) {
-          fullState({ kind: 'upsert', filter, doc: e.doc });
+          this.fullState(doc, e, index, { kind: 'upsert', filter, doc: e.doc });
         } else {
           for (const update of deltaToUpdates(e.upd!)) {
             doc.ops.push({ op: { kind: 'update', filter, update }, index });
@@ -255,15 +240,46 @@ export function planBatch(
         break;
     }
   }
-  flush();
-  // Drop documents left without ops (only null-doc updates).
-  for (const s of segments) {
-    if (s.kind === 'data') {
-      for (const c of s.collections) c.docs = c.docs.filter((d) => d.ops.length > 0);
-      s.collections = s.collections.filter((c) => c.docs.length > 0);
+
+  /** Ends the segment: appends it to `segments` when it holds a data event, and starts a new one. */
+  flushInto(segments: Segment[]): void {
+    if (this.count > 0) {
+      const { collapsed, skippedNullDoc, lastIndex } = this;
+      segments.push({ kind: 'data', collections: [...this.collections.values()], lastIndex, collapsed, skippedNullDoc });
     }
+    this.collections = new Map();
+    this.docs = new Map();
+    this.count = 0;
+    this.collapsed = 0;
+    this.skippedNullDoc = 0;
   }
-  return { segments, filtered, barriers };
+
+  /** The plan of the event's document (by target namespace and key), created on first sight. */
+  private docPlan(e: ChangeEnvelope): DocPlan {
+    const target = this.rules.target({ db: e.ns.db, coll: e.ns.coll! });
+    const tKey = `${target.db}.${target.coll}`;
+    let coll = this.collections.get(tKey);
+    if (!coll) {
+      coll = { target, docs: [] };
+      this.collections.set(tKey, coll);
+    }
+    const id = identityHash(target, e.key!);
+    let doc = this.docs.get(id);
+    if (!doc) {
+      doc = { id, key: e.key!, ops: [], history: [] };
+      this.docs.set(id, doc);
+      coll.docs.push(doc);
+    }
+    return doc;
+  }
+
+  /** An op that sets the document's whole state: earlier events of this document are superseded. */
+  private fullState(doc: DocPlan, e: ChangeEnvelope, index: number, op: DocOp): void {
+    this.collapsed += new Set(doc.ops.map((o) => o.index)).size;
+    doc.ops = [{ op, index }];
+    doc.history.push({ op, index });
+    doc.key = e.key!;
+  }
 }
 
 /**

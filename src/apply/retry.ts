@@ -1,12 +1,16 @@
 /**
- * Retry of idempotent operations on transient errors, with capped exponential backoff and
- * full jitter. Only ever used around operations that are safe to repeat.
+ * Retry of idempotent target operations on transient errors: a thin wrapper over the one retry
+ * loop (util/retry.ts: capped exponential backoff with equal jitter, abortable waits) that names
+ * the operation and turns running out of attempts into {@link RetriesExhaustedError}. Only ever
+ * used around operations that are safe to repeat.
  */
+import { retry } from '../util/retry.js';
 import { isTransientError, RetriesExhaustedError } from './errors.js';
 
 export interface RetryPolicy {
   /** Total attempts including the first. */
   maxAttempts: number;
+  /** Backoff before the first retry (before jitter); doubles per retry up to `maxDelayMs`. */
   initialDelayMs: number;
   maxDelayMs: number;
 }
@@ -20,14 +24,11 @@ export interface RetryHooks {
   sleep?: (ms: number) => Promise<void>;
   /** Classification override (default {@link isTransientError}). */
   isTransient?: (err: unknown) => boolean;
-}
-
-const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Delay before attempt `attempt + 1` (attempt counts from 1): random in [0, min(max, initial·2^(attempt-1))]. */
-export function backoffDelay(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {
-  const cap = Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** Math.max(0, attempt - 1));
-  return Math.round(cap * random());
+  /**
+   * Stops the retries: once aborted no further attempt or wait happens and the call rejects with
+   * the signal's reason (the caller is stopping or lost its lease: the work is replayed later).
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -40,17 +41,20 @@ export async function withRetry<T>(
   policy: RetryPolicy = DEFAULT_RETRY_POLICY,
   hooks: RetryHooks = {},
 ): Promise<T> {
-  const sleep = hooks.sleep ?? defaultSleep;
-  const transient = hooks.isTransient ?? isTransientError;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await fn(attempt);
-    } catch (err) {
-      if (!transient(err)) throw err;
-      if (attempt >= policy.maxAttempts) throw new RetriesExhaustedError(what, attempt, err);
-      const delayMs = backoffDelay(policy, attempt);
-      hooks.onRetry?.({ what, attempt, delayMs, error: err });
-      await sleep(delayMs);
-    }
+  const { signal } = hooks;
+  const sleep = hooks.sleep;
+  try {
+    return await retry(fn, {
+      isRetryable: hooks.isTransient ?? isTransientError,
+      attempts: policy.maxAttempts,
+      backoff: { baseMs: policy.initialDelayMs, maxMs: policy.maxDelayMs },
+      signal,
+      onRetry: (info) => hooks.onRetry?.({ what, attempt: info.attempt, delayMs: info.delayMs, error: info.error }),
+      exhausted: (error, attempts) => new RetriesExhaustedError(what, attempts, error),
+      sleep: sleep ? (ms) => sleep(ms).then(() => true) : undefined,
+    });
+  } catch (err) {
+    if (signal?.aborted && !(err instanceof RetriesExhaustedError)) throw signal.reason ?? err;
+    throw err;
   }
 }

@@ -17,10 +17,8 @@
  * `onProgress` call) returned, i.e. after the target acknowledged the writes. Configure the
  * target client with the write concern you need acknowledged (e.g. `w: 'majority'`).
  */
-import { BSON, type AnyBulkWriteOperation, type Collection, type Document, type MongoClient } from 'mongodb';
+import type { AnyBulkWriteOperation, Collection, Document, MongoClient } from 'mongodb';
 import {
-  EXACT_BSON_OPTIONS,
-  isSchemaOp,
   positionOf,
   type ChangeEnvelope,
   type CollectionNamespace,
@@ -31,9 +29,7 @@ import {
   ApplyWriteError,
   DUPLICATE_KEY,
   RetriesExhaustedError,
-  UnmappableDdlError,
   bulkWriteErrors,
-  isNamespaceNotFound,
   isTransientError,
 } from './errors.js';
 import {
@@ -48,14 +44,13 @@ import {
   type PlannedOp,
 } from './plan.js';
 import { DEFAULT_RETRY_POLICY, withRetry, type RetryHooks, type RetryPolicy } from './retry.js';
-import { readShardKeys, shardKeyConditions, shardKeyFields, type ShardKeys } from '../db/shard-keys.js';
-import { replaySchemaEvent, type SchemaReplayContext } from './schema-replay.js';
+import { ShardKeyRouting } from './shard-key-routing.js';
+import { DdlReplay } from './ddl-replay.js';
+import type { SchemaReplayContext } from './schema-replay.js';
 import { MongoErrorCode } from '../db/mongo-errors.js';
 
 /** ShardKeyNotFound: the target's shard key changed since it was read (e.g. sharded meanwhile). */
 const SHARD_KEY_NOT_FOUND = MongoErrorCode.ShardKeyNotFound;
-/** How long the target's shard keys are trusted before they are read again. */
-const SHARD_KEYS_TTL_MS = 30_000;
 
 export interface ApplyStats {
   /** Envelopes in the batch. */
@@ -170,8 +165,9 @@ export class ApplyWriter {
   private readonly logger?: ApplyLogger;
   private readonly ttlHold?: ApplyWriterOptions['ttlHold'];
   /** The target's sharded collections (empty unless the target is a mongos); see shard-keys.ts. */
-  private shardKeys: ShardKeys = new Map();
-  private shardKeysReadAt = 0;
+  /** The target's shard keys (sharded targets): upsert routing and shard key moves. */
+  private readonly shardKeys: ShardKeyRouting;
+  private readonly ddl: DdlReplay;
 
   constructor(options: ApplyWriterOptions) {
     this.client = options.client;
@@ -190,6 +186,8 @@ export class ApplyWriter {
     this.beforeDdl = options.beforeDdl;
     this.afterDdl = options.afterDdl;
     this.logger = options.logger;
+    this.shardKeys = new ShardKeyRouting(this.client, (what, fn) => this.retry(what, fn), this.writeTimeoutMs, this.logger);
+    this.ddl = new DdlReplay({ client: this.client, rules: this.rules, retry: (what, fn) => this.retry(what, fn), logger: this.logger, ttlHold: this.ttlHold }, this.retryHooks.signal);
   }
 
   /** Applies one shard batch (envelopes in stream order). */
@@ -206,7 +204,7 @@ export class ApplyWriter {
       conflicts: 0,
     };
     const conflicts: ApplyConflict[] = [];
-    await this.refreshShardKeys(false);
+    await this.shardKeys.refresh(false);
     const dedup = dedupeEnvelopes(envelopes, options.after);
     const plan = planBatch(envelopes, dedup.keep, this.rules, { keyFilter: this.keyFilterMode });
     stats.skipped += dedup.skipped.length + plan.filtered.length;
@@ -238,7 +236,7 @@ export class ApplyWriter {
         await progress(segment.index - 1);
         const decision = this.beforeDdl ? await this.beforeDdl(segment.envelope, segment.index) : 'apply';
         if (decision === 'apply') {
-          await this.applyDdl(segment.envelope, segment.index);
+          await this.ddl.apply(segment.envelope, segment.index);
           await this.afterDdl?.(segment.envelope, segment.index);
           stats.ddl++;
         } else {
@@ -261,56 +259,6 @@ export class ApplyWriter {
     if (kind === 'upsert') stats.upserts++;
     else if (kind === 'delete') stats.deletes++;
     else stats.updates++;
-  }
-
-  private async refreshShardKeys(force: boolean): Promise<void> {
-    if (!force && Date.now() - this.shardKeysReadAt < SHARD_KEYS_TTL_MS) return;
-    this.shardKeys = await this.retry('read the target shard keys (hello, config.collections)', () => readShardKeys(this.client));
-    this.shardKeysReadAt = Date.now();
-  }
-
-  /** An op as sent to a sharded target: upserts also filter on the target's shard key (shard-keys.ts). */
-  private routed(target: CollectionNamespace, op: DocOp): DocOp {
-    const key = this.shardKeys.get(nsName(target));
-    if (!key || op.kind !== 'upsert') return op;
-    return { ...op, filter: { ...op.filter, ...shardKeyConditions(op.doc, key) } };
-  }
-
-  /**
-   * A document whose shard key value changed on the source cannot be upserted in place on a
-   * sharded target: the filter with the NEW value misses the stored document (and on a real
-   * cluster may route to another shard and create a second document with the same _id). So the
-   * stored copy is deleted first, by its old shard key value. Idempotent: a replay finds the
-   * document already at its new value (or absent) and deletes nothing.
-   */
-  private async moveChangedShardKeys(collection: Collection, target: CollectionNamespace, work: readonly Work[]): Promise<void> {
-    const key = this.shardKeys.get(nsName(target));
-    const fields = key ? shardKeyFields(key) : [];
-    if (!key || fields.length === 0) return;
-    const upserts = new Map<string, Document>();
-    const idKey = (id: unknown) => Buffer.from(BSON.serialize({ id })).toString('hex');
-    for (const w of work) {
-      const op = w.planned.op;
-      if (op.kind === 'upsert' && op.doc._id !== undefined) upserts.set(idKey(op.doc._id), op.doc);
-    }
-    if (upserts.size === 0) return;
-    const ids = [...upserts.values()].map((d) => d._id as unknown);
-    const stored = await this.retry(`find ${nsName(target)} (shard key values)`, () =>
-      collection
-        .find({ _id: { $in: ids } } as Document, { projection: Object.fromEntries(fields.map((f) => [f, 1])), ...EXACT_BSON_OPTIONS })
-        .toArray(),
-    );
-    const moves: AnyBulkWriteOperation[] = [];
-    for (const s of stored) {
-      const next = upserts.get(idKey(s._id));
-      if (!next) continue;
-      const was = shardKeyConditions(s, key);
-      const now = shardKeyConditions(next, key);
-      if (Buffer.compare(BSON.serialize(was), BSON.serialize(now)) !== 0) moves.push({ deleteOne: { filter: { _id: s._id, ...was } } });
-    }
-    if (moves.length === 0) return;
-    this.logger?.info?.({ ns: nsName(target), documents: moves.length }, 'shard key value changed on the source: moving the documents on the sharded target');
-    await this.retry(`bulkWrite ${nsName(target)} (${moves.length} shard key moves)`, () => collection.bulkWrite(moves, { ordered: true, timeoutMS: this.writeTimeoutMs }));
   }
 
   private async applyCollection(plan: CollectionPlan, stats: ApplyStats, conflicts: ApplyConflict[]) {
@@ -429,11 +377,11 @@ export class ApplyWriter {
     work: Work[],
     ordered: boolean,
   ): Promise<{ i: number; code: number; message: string }[]> {
-    const ops = () => work.map((w) => toBulkOperation(this.routed(target, w.planned.op)));
+    const ops = () => work.map((w) => toBulkOperation(this.shardKeys.routed(target, w.planned.op)));
     try {
       // Every bulk (first rounds, conflict retries, history replays) moves documents whose shard
       // key value changed before upserting them at the new value.
-      await this.moveChangedShardKeys(collection, target, work);
+      await this.shardKeys.moveChanged(collection, target, work);
       return await this.bulkWithRetry(collection, target, work, ops, ordered);
     } catch (err) {
       if (err instanceof ApplyWriteError || err instanceof RetriesExhaustedError) throw err;
@@ -468,9 +416,7 @@ export class ApplyWriter {
           if (!reread && errors.some((e) => e.code === SHARD_KEY_NOT_FOUND)) {
             // Sharded since the keys were read: read them again and resend (the ops are idempotent).
             reread = true;
-            const before = JSON.stringify(this.shardKeys.get(nsName(target)) ?? null);
-            await this.refreshShardKeys(true);
-            if (JSON.stringify(this.shardKeys.get(nsName(target)) ?? null) !== before) {
+            if (await this.shardKeys.changedOnReread(target)) {
               throw new TransientBulkError(`the shard key of ${nsName(target)} changed: resending with it`);
             }
           }
@@ -498,122 +444,7 @@ export class ApplyWriter {
     );
   }
 
-  // -------------------------------------------------------------------------------------------
-  // DDL (each step checks the target first, so a replay of the DDL is a no-op)
-
   private retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
     return withRetry(what, fn, this.retryPolicy, this.retryHooks);
-  }
-
-  private async exists(ns: CollectionNamespace): Promise<boolean> {
-    const found = await this.retry(`listCollections ${ns.db}`, () =>
-      this.client.db(ns.db).listCollections({ name: ns.coll }, { nameOnly: true }).toArray(),
-    );
-    return found.length > 0;
-  }
-
-  private async dropCollection(ns: CollectionNamespace): Promise<void> {
-    await this.retry(`drop ${nsName(ns)}`, async () => {
-      try {
-        await this.client.db(ns.db).collection(ns.coll).drop();
-      } catch (err) {
-        if (!isNamespaceNotFound(err)) throw err; // dropping a missing collection is done already
-      }
-    });
-  }
-
-  private async applyDdl(e: ChangeEnvelope, index: number): Promise<void> {
-    try {
-      if (e.op === 'drop') {
-        await this.dropCollection(this.rules.target({ db: e.ns.db, coll: e.ns.coll! }));
-      } else if (e.op === 'rename') {
-        await this.applyRename(e, index);
-      } else if (e.op === 'dropDatabase') {
-        await this.applyDropDatabase(e.ns.db);
-      } else if (isSchemaOp(e.op)) {
-        // create / createIndexes / dropIndexes / modify (showExpandedEvents): schema-replay.ts.
-        try {
-          await replaySchemaEvent({ client: this.client, rules: this.rules, retry: (what, fn) => this.retry(what, fn), logger: this.logger, ttlHold: this.ttlHold }, e);
-        } catch (err) {
-          if (isTransientError(err) || err instanceof RetriesExhaustedError) throw err;
-          // A schema change the target refuses (e.g. an index type or collection option Amazon
-          // DocumentDB does not support) does not stop replication: the documents still arrive,
-          // the cutover's reconcile tries again and its verification names the difference (exit 7).
-          this.logger?.warn(
-            { op: e.op, ns: `${e.ns.db}.${e.ns.coll ?? ''}`, index, err: (err as Error).message },
-            'the target refused a schema change replayed from the source: replication goes on; the cutover reconcile retries it and verification reports it if it still differs',
-          );
-        }
-      }
-    } catch (err) {
-      if (err instanceof UnmappableDdlError || err instanceof ApplyWriteError || isTransientError(err)) throw err;
-      throw new ApplyWriteError(`${e.op} of ${e.ns.db}${e.ns.coll ? '.' + e.ns.coll : ''} failed on the target: ${(err as Error).message}`, { index }, { cause: err });
-    }
-  }
-
-  private async applyRename(e: ChangeEnvelope, index: number): Promise<void> {
-    const src = { db: e.ns.db, coll: e.ns.coll! };
-    const dst = e.to!;
-    const srcIn = this.rules.includes(src);
-    const dstIn = this.rules.includes(dst);
-    if (!srcIn && dstIn) {
-      throw new UnmappableDdlError(
-        `rename ${nsName(src)} → ${nsName(dst)} brings a collection that is not migrated into a migrated ` +
-          `namespace; its documents never reached the target. Re-run the initial load of ${nsName(dst)} ` +
-          'or include the source namespace.',
-        index,
-      );
-    }
-    const from = this.rules.target(src);
-    if (!dstIn) {
-      // The collection leaves the migrated set: on the target it disappears.
-      await this.dropCollection(from);
-      return;
-    }
-    const to = this.rules.target(dst);
-    if (nsName(from) === nsName(to)) return;
-    // Source missing (target present or not) = already renamed, or nothing to move.
-    if (!(await this.exists(from))) return;
-    // The source rename replaced any existing target (dropTarget). Done in two idempotent steps
-    // because not every engine implements dropTarget (the target is not live before cutover).
-    if (await this.exists(to)) await this.dropCollection(to);
-    await this.retry(`renameCollection ${nsName(from)} → ${nsName(to)}`, async () => {
-      try {
-        await this.client.db('admin').command({ renameCollection: nsName(from), to: nsName(to) });
-      } catch (err) {
-        if (isNamespaceNotFound(err)) return; // a previous attempt did it
-        if (isTransientError(err)) throw err;
-        if (from.db !== to.db) {
-          throw new UnmappableDdlError(
-            `the target refused the cross-database rename ${nsName(from)} → ${nsName(to)}: ${(err as Error).message}`,
-            index,
-            { cause: err },
-          );
-        }
-        throw err;
-      }
-    });
-  }
-
-  /**
-   * dropDatabase: drops the target collections that come from the dropped source database
-   * (MongoDB sends a drop per collection first; this also covers engines that do not). Target
-   * collections that are not ours (no included source maps to them) are left alone.
-   */
-  private async applyDropDatabase(sourceDb: string): Promise<void> {
-    const targetDb = this.rules.targetDb(sourceDb);
-    const targets = new Map<string, CollectionNamespace>();
-    const names = await this.retry(`listCollections ${targetDb}`, () =>
-      this.client.db(targetDb).listCollections({}, { nameOnly: true }).toArray(),
-    );
-    for (const { name } of names) {
-      const t = { db: targetDb, coll: name as string };
-      if (this.rules.isProtected(t)) continue;
-      if (this.rules.sourceOf(t)?.db === sourceDb) targets.set(nsName(t), t);
-    }
-    for (const m of this.rules.maps) {
-      if (m.kind === 'coll' && m.from.db === sourceDb && this.rules.includes(m.from)) targets.set(nsName(m.to), m.to);
-    }
-    for (const t of targets.values()) await this.dropCollection(t);
   }
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Int32, MongoBulkWriteError, MongoNetworkError, MongoServerError } from 'mongodb';
 import { RetriesExhaustedError, bulkWriteErrors, isNamespaceNotFound, isTransientError } from '../../src/apply/errors.js';
-import { backoffDelay, withRetry } from '../../src/apply/retry.js';
+import { withRetry } from '../../src/apply/retry.js';
 
 const serverError = (code: number, message = `code ${code}`, labels: string[] = []) => {
   const e = new MongoServerError({ message, code, errmsg: message, errorLabels: labels });
@@ -72,10 +72,32 @@ describe('withRetry', () => {
     assert.equal(calls, 4);
   });
 
-  it('computes full-jitter exponential delays', () => {
-    assert.equal(backoffDelay(policy, 1, () => 1), 10);
-    assert.equal(backoffDelay(policy, 2, () => 1), 20);
-    assert.equal(backoffDelay(policy, 5, () => 1), 40);
-    assert.equal(backoffDelay(policy, 5, () => 0), 0);
+  it('waits longer after each failure, never beyond the cap, and never less than half the nominal delay', async () => {
+    const sleeps: number[] = [];
+    await assert.rejects(
+      withRetry('op', async () => { throw serverError(91, 'shutting down'); }, { maxAttempts: 6, initialDelayMs: 10, maxDelayMs: 40 }, { sleep: async (ms) => void sleeps.push(ms) }),
+      RetriesExhaustedError,
+    );
+    // Nominal delays 10, 20, 40, 40, 40 (capped); each wait is in [nominal/2, nominal].
+    const nominal = [10, 20, 40, 40, 40];
+    assert.equal(sleeps.length, nominal.length);
+    sleeps.forEach((ms, i) => assert.ok(ms >= nominal[i]! / 2 && ms <= nominal[i]!, `wait ${i + 1}: ${ms} ms for nominal ${nominal[i]}`));
+  });
+
+  it('stops retrying at once when its signal aborts, rejecting with the abort reason', async () => {
+    const abort = new AbortController();
+    let calls = 0;
+    const run = withRetry(
+      'op',
+      async () => {
+        calls++;
+        throw serverError(91, 'shutting down');
+      },
+      { maxAttempts: 100, initialDelayMs: 60_000, maxDelayMs: 60_000 },
+      { signal: abort.signal },
+    );
+    setTimeout(() => abort.abort(new Error('stopping')), 50);
+    await assert.rejects(run, /stopping/);
+    assert.equal(calls, 1, 'no attempt after the abort');
   });
 });
