@@ -38,7 +38,7 @@ import {
 } from '../model/change-envelope.js';
 import type { NamespaceRules } from '../model/namespace-filter.js';
 import { LOAD_PHASES, phaseBeforeFailure, type Counters, type MigrationDoc, type ApplyStateStore } from '../state/store.js';
-import { classifyError, errorName } from '../transport/kinesis-retry.js';
+import { classifyError, errorName } from '../transport/stream-errors.js';
 import { listAllShards, type ShardInfo } from '../transport/shard-map.js';
 import type { ShardBatch, ShardCheckpoint, ShardReaderTuning } from '../transport/shard-reader.js';
 import { StreamConsumer, type ShardState } from '../transport/stream-consumer.js';

@@ -5,7 +5,7 @@ import { LeaseKeeper } from '../state/lease-keeper.js';
 import { defaultOwnerId, isDeadLocalOwner } from '../state/lease-owner.js';
 import type { CaptureStateStore } from '../state/store.js';
 import { createOrderedProducer, type OrderedProducer } from '../transport/ordered-producer.js';
-import { sleep } from '../transport/kinesis-retry.js';
+import { sleep } from '../util/retry.js';
 import { describeStreamLimits } from '../transport/stream-limits.js';
 import { MigratorError, errorMessage } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';

@@ -26,7 +26,8 @@ import {
   type GetShardIteratorCommandInput,
   type KinesisClient,
 } from '@aws-sdk/client-kinesis';
-import { backoffDelay, classifyError, errorName, sleep, type BackoffOptions } from './kinesis-retry.js';
+import { classifyError, errorName } from './stream-errors.js';
+import { backoffDelay, sleep, type BackoffOptions } from '../util/retry.js';
 import type { HashKeyRange } from './shard-map.js';
 import { ShardRecordAssembler, type AssemblerStats } from './shard-record-assembler.js';
 import { GET_RECORDS_MAX_LIMIT, GET_RECORDS_MIN_INTERVAL_MS } from './stream-limits.js';

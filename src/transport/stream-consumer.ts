@@ -15,7 +15,8 @@
  * Within a shard, batches are handled one at a time in order; shards run concurrently.
  */
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
-import { backoffDelay, classifyError } from './kinesis-retry.js';
+import { classifyError } from './stream-errors.js';
+import { backoffDelay } from '../util/retry.js';
 import { listAllShards, type ShardInfo } from './shard-map.js';
 import { ShardReader, type ShardBatch, type ShardCheckpoint, type ShardReaderStats, type ShardReaderTuning } from './shard-reader.js';
 
