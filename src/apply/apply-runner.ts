@@ -38,7 +38,7 @@ import {
 } from '../model/change-envelope.js';
 import type { NamespaceRules } from '../model/namespace-filter.js';
 import { LOAD_PHASES, phaseBeforeFailure, type Counters, type MigrationDoc, type ApplyStateStore } from '../state/store.js';
-import { classifyError, errorName } from '../transport/stream-errors.js';
+import { assertStreamActive, classifyError, errorName } from '../transport/stream-errors.js';
 import { listAllShards, type ShardInfo } from '../transport/shard-map.js';
 import type { ShardBatch, ShardCheckpoint, ShardReaderTuning } from '../transport/shard-reader.js';
 import { StreamConsumer, type ShardState } from '../transport/stream-consumer.js';
@@ -575,12 +575,7 @@ class ApplyRunner {
     const name = this.o.streamName;
     try {
       const out = await this.o.kinesis.send(new DescribeStreamSummaryCommand(streamParams(name)), { abortSignal: this.shutdown.signal });
-      const status = out.StreamDescriptionSummary?.StreamStatus;
-      if (status !== 'ACTIVE' && status !== 'UPDATING') {
-        throw new MigratorError(ExitCode.STREAM_FAILED, `Kinesis stream '${name}' is ${String(status)}, not ACTIVE.`, {
-          hint: 'Wait until the stream is ACTIVE, then rerun.',
-        });
-      }
+      assertStreamActive(name, out.StreamDescriptionSummary?.StreamStatus);
     } catch (err) {
       if (err instanceof MigratorError) throw err;
       if (this.shutdown.signal.aborted) return;

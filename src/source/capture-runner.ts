@@ -7,6 +7,7 @@ import type { CaptureStateStore } from '../state/store.js';
 import { createOrderedProducer, type OrderedProducer } from '../transport/ordered-producer.js';
 import { sleep } from '../util/retry.js';
 import { describeStreamLimits } from '../transport/stream-limits.js';
+import { assertStreamActive } from '../transport/stream-errors.js';
 import { MigratorError, errorMessage } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
 import { errorCode, isTransientError } from '../db/transient-errors.js';
@@ -208,11 +209,7 @@ function describeStart(opts: Document): string {
 async function checkStream(o: CaptureOptions): Promise<void> {
   try {
     const limits = await describeStreamLimits(o.kinesis, o.streamName);
-    if (limits.streamStatus && limits.streamStatus !== 'ACTIVE' && limits.streamStatus !== 'UPDATING') {
-      throw new MigratorError(ExitCode.STREAM_FAILED, `Kinesis stream '${o.streamName}' is ${limits.streamStatus}, not ACTIVE.`, {
-        hint: 'Wait until the stream is ACTIVE, then rerun.',
-      });
-    }
+    assertStreamActive(o.streamName, limits.streamStatus);
   } catch (err) {
     if (err instanceof MigratorError) throw err;
     throw new MigratorError(ExitCode.STREAM_FAILED, `Cannot write to Kinesis stream ${o.streamName}: ${errorMessage(err)}.`, {

@@ -54,7 +54,7 @@ import { PARTITION_KEY_BYTES, RecordBuilder } from './producer-records.js';
 import { judgeMisrouted, reroute } from './producer-repartition.js';
 import { newProducerCounters, producerStats, type ProducerStats } from './producer-stats.js';
 import { hashKeyOf, loadShardMap, type ShardMap } from './shard-map.js';
-import { findStoredRecord } from './stored-record-finder.js';
+import { resolveAmbiguous } from './stored-record-finder.js';
 import { classifyError, errorName, isRetryableStreamError } from './stream-errors.js';
 import { describeStreamLimits } from './stream-limits.js';
 import { streamParams } from '../model/stream-ref.js';
@@ -514,7 +514,18 @@ export class OrderedProducer {
       return this.fail(err);
     }
     this.counters.shardMapRefreshes++;
-    await this.resolveAmbiguous(map);
+    try {
+      await resolveAmbiguous({
+        map,
+        misrouted: this.misrouted,
+        lanes: this.lanes.values(),
+        lastSeqInShard: this.lastSeqInShard,
+        counters: this.counters,
+        finder: { client: this.client, streamName: this.streamName, backoff: this.s.retryBackoff, random: this.s.random, signal: this.halt.signal },
+      });
+    } catch (err) {
+      return this.fail(err); // fatal: retrying cannot fix it
+    }
     if (this.failure !== undefined) return;
     this.settleMisrouted(map);
     // A shard that stays open keeps its record budget; a new one starts with a full bucket.
@@ -530,59 +541,6 @@ export class OrderedProducer {
     this.needsRefresh = false;
     this.refreshing = false;
     this.pump();
-  }
-
-  /**
-   * A record whose call failed ambiguously (network error, 5xx) may have been stored anyway. While
-   * its shard stays open it is simply re-sent byte for byte (readers drop the adjacent duplicate).
-   * When its shard has closed, re-sending it elsewhere could replay its payloads after later ones,
-   * so the producer looks for it (by record id) in the closed shard's tail and in the shards that
-   * took over its ExplicitHashKey: found = treated as acknowledged there (judged like a misrouted
-   * record); not found = never stored, safe to re-send. Rare: needs a reshard during a failure.
-   */
-  private async resolveAmbiguous(map: ShardMap): Promise<void> {
-    // A retry acknowledged in another shard (misrouted) whose earlier attempt may be stored in the
-    // old shard: if it is, the record counts as stored there (readers drop the later copy, which
-    // repeats a parent's record id), e.g. the last chunk completing a payload in the old shard.
-    for (const m of this.misrouted) {
-      if (this.failure !== undefined) return;
-      if (!m.plan.ambiguous) continue;
-      const found = await this.lookUp(m.plan, map, true);
-      if (found) {
-        m.shardId = found.shardId;
-        m.seq = found.seq;
-      }
-    }
-    for (const lane of this.lanes.values()) {
-      if (this.failure !== undefined) return;
-      const plan = lane.plan;
-      if (!plan || !plan.ambiguous || map.get(lane.shard.shardId)?.open !== false) continue;
-      const found = await this.lookUp(plan, map, false);
-      if (found) {
-        if (found.shardId !== lane.shard.shardId) this.counters.misroutedRecords++;
-        this.misrouted.push({ plan, shardId: found.shardId, seq: found.seq });
-      }
-    }
-  }
-
-  /** Where the plan's ambiguous record is stored (null: nowhere; undefined: could not look, it stays ambiguous). */
-  private async lookUp(plan: Plan, map: ShardMap, laneShardOnly: boolean): Promise<{ shardId: string; seq: bigint } | null | undefined> {
-    try {
-      const found = await findStoredRecord(
-        { data: plan.entry.Data!, hashKey: BigInt(plan.entry.ExplicitHashKey!), shardId: plan.lane.shard.shardId, scanFloor: plan.scanFloor, laneShardOnly },
-        map,
-        { client: this.client, streamName: this.streamName, backoff: this.s.retryBackoff, random: this.s.random, signal: this.halt.signal },
-      );
-      plan.ambiguous = false;
-      if (!found) return null;
-      this.counters.resolvedAmbiguous++;
-      if (found.seq > (this.lastSeqInShard.get(found.shardId) ?? -1n)) this.lastSeqInShard.set(found.shardId, found.seq);
-      return found;
-    } catch (err) {
-      // Could not look: the plan stays ambiguous (repartition then restarts partial chunked payloads).
-      if (classifyError(err) === 'fatal') this.fail(err);
-      return undefined;
-    }
   }
 
   /** Applies the verdicts on the misrouted records (producer-repartition.ts, judgeMisrouted). */

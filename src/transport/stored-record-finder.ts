@@ -12,7 +12,9 @@
 import { GetRecordsCommand, GetShardIteratorCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
 import { COMMON_HEADER_BYTES, recordIdOf } from './record-framing.js';
 import type { ShardMap } from './shard-map.js';
-import { isRetryableStreamError } from './stream-errors.js';
+import { classifyError, isRetryableStreamError } from './stream-errors.js';
+import type { Lane, Misrouted, Plan } from './producer-lanes.js';
+import type { ProducerCounters } from './producer-stats.js';
 import { GET_RECORDS_MAX_LIMIT } from './stream-limits.js';
 import { streamParams } from '../model/stream-ref.js';
 import { retry, type BackoffOptions } from '../util/retry.js';
@@ -94,4 +96,68 @@ async function scanShard(shardId: string, id: bigint, after: bigint | undefined,
     iterator = out.NextShardIterator ?? undefined;
   }
   return undefined;
+}
+
+export interface AmbiguityContext {
+  /** The new shard map. */
+  map: ShardMap;
+  /** Records acknowledged in another shard than expected; found ones are appended. */
+  misrouted: Misrouted[];
+  lanes: Iterable<Lane>;
+  /** Highest sequence number of any record of the producer acknowledged per shard (updated). */
+  lastSeqInShard: Map<string, bigint>;
+  counters: Pick<ProducerCounters, 'resolvedAmbiguous' | 'misroutedRecords'>;
+  finder: StoredRecordFinderOptions;
+}
+
+/**
+ * A record whose call failed ambiguously (network error, 5xx) may have been stored anyway. While
+ * its shard stays open it is simply re-sent byte for byte (readers drop the adjacent duplicate).
+ * When its shard has closed, re-sending it elsewhere could replay its payloads after later ones,
+ * so the producer looks for it (by record id) in the closed shard's tail and in the shards that
+ * took over its ExplicitHashKey: found = treated as acknowledged there (judged like a misrouted
+ * record, so appended to `misrouted`); not found = never stored, safe to re-send. Rare: needs a
+ * reshard during a failure. Throws a fatal error (retrying cannot fix it); stops on abort.
+ */
+export async function resolveAmbiguous(ctx: AmbiguityContext): Promise<void> {
+  // A retry acknowledged in another shard (misrouted) whose earlier attempt may be stored in the
+  // old shard: if it is, the record counts as stored there (readers drop the later copy, which
+  // repeats a parent's record id), e.g. the last chunk completing a payload in the old shard.
+  for (const m of ctx.misrouted) {
+    if (ctx.finder.signal?.aborted) return;
+    if (!m.plan.ambiguous) continue;
+    const found = await lookUp(ctx, m.plan, true);
+    if (found) {
+      m.shardId = found.shardId;
+      m.seq = found.seq;
+    }
+  }
+  for (const lane of ctx.lanes) {
+    if (ctx.finder.signal?.aborted) return;
+    const plan = lane.plan;
+    if (!plan || !plan.ambiguous || ctx.map.get(lane.shard.shardId)?.open !== false) continue;
+    const found = await lookUp(ctx, plan, false);
+    if (found) {
+      if (found.shardId !== lane.shard.shardId) ctx.counters.misroutedRecords++;
+      ctx.misrouted.push({ plan, shardId: found.shardId, seq: found.seq });
+    }
+  }
+}
+
+/** Where the plan's record is stored (null: nowhere; undefined: could not look, it stays ambiguous). */
+async function lookUp(ctx: AmbiguityContext, plan: Plan, laneShardOnly: boolean): Promise<{ shardId: string; seq: bigint } | null | undefined> {
+  let found;
+  try {
+    const query = { data: plan.entry.Data!, hashKey: BigInt(plan.entry.ExplicitHashKey!), shardId: plan.lane.shard.shardId, scanFloor: plan.scanFloor, laneShardOnly };
+    found = await findStoredRecord(query, ctx.map, ctx.finder);
+  } catch (err) {
+    // Could not look: the plan stays ambiguous (repartition then restarts partial chunked payloads).
+    if (classifyError(err) === 'fatal') throw err;
+    return undefined;
+  }
+  plan.ambiguous = false;
+  if (!found) return null;
+  ctx.counters.resolvedAmbiguous++;
+  if (found.seq > (ctx.lastSeqInShard.get(found.shardId) ?? -1n)) ctx.lastSeqInShard.set(found.shardId, found.seq);
+  return found;
 }
