@@ -5,7 +5,7 @@
  */
 import { BSON } from 'mongodb';
 import { LeaseLostError } from '../state/lease-keeper.js';
-import { classifyError } from '../transport/kinesis-retry.js';
+import { classifyError } from '../transport/stream-errors.js';
 import { MigratorError, errorMessage } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
 import { ApplyWriteError, RetriesExhaustedError, UnmappableDdlError, isTransientError } from './errors.js';

@@ -32,7 +32,7 @@ import type { ShardInfo } from '../transport/shard-map.js';
 import type { ShardBatch, ShardCheckpoint } from '../transport/shard-reader.js';
 import { StreamConsumer } from '../transport/stream-consumer.js';
 import { MigratorError } from '../util/errors.js';
-import { errorName } from '../transport/kinesis-retry.js';
+import { errorName } from '../transport/stream-errors.js';
 import { ExitCode } from '../util/exit-codes.js';
 import type { Logger } from '../util/logger.js';
 import { sleep } from '../util/retry.js';

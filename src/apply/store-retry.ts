@@ -4,7 +4,7 @@
  */
 import { listAllShards, type ShardInfo } from '../transport/shard-map.js';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
-import { classifyError } from '../transport/kinesis-retry.js';
+import { classifyError } from '../transport/stream-errors.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { retry } from '../util/retry.js';

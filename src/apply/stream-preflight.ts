@@ -5,7 +5,7 @@
  */
 import { DescribeStreamSummaryCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
 import { streamParams } from '../model/stream-ref.js';
-import { classifyError, errorName } from '../transport/kinesis-retry.js';
+import { assertStreamActive, classifyError, errorName } from '../transport/stream-errors.js';
 import { MigratorError, errorMessage } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
 
@@ -17,12 +17,7 @@ import { ExitCode } from '../util/exit-codes.js';
 export async function checkStreamReadable(kinesis: KinesisClient, name: string, signal: AbortSignal): Promise<void> {
   try {
     const out = await kinesis.send(new DescribeStreamSummaryCommand(streamParams(name)), { abortSignal: signal });
-    const status = out.StreamDescriptionSummary?.StreamStatus;
-    if (status !== 'ACTIVE' && status !== 'UPDATING') {
-      throw new MigratorError(ExitCode.STREAM_FAILED, `Kinesis stream '${name}' is ${String(status)}, not ACTIVE.`, {
-        hint: 'Wait until the stream is ACTIVE, then rerun.',
-      });
-    }
+    assertStreamActive(name, out.StreamDescriptionSummary?.StreamStatus);
   } catch (err) {
     if (err instanceof MigratorError) throw err;
     if (signal.aborted) return;

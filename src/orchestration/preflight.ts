@@ -9,6 +9,7 @@ import { toolVersions, type ToolBinaries, type ToolVersions } from '../initial-l
 import { MigratorError, errorMessage } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
 import { streamParams } from '../model/stream-ref.js';
+import { assertStreamActive } from '../transport/stream-errors.js';
 import { retryTransient } from '../db/transient-retry.js';
 import { describeShortfalls, missingActions, readAccess, shortfalls, sourceNeeds, targetNeeds, writeBlockNeed, WRITE_BLOCK_ACTIONS, WRITE_BLOCK_ROLE, type Shortfall } from '../db/privileges.js';
 import { MARKER_COLLECTION } from '../source/capture-runner.js';
@@ -135,8 +136,10 @@ export async function runPreflight(p: PreflightInput): Promise<PreflightReport> 
       const out = await p.kinesis.client.send(new DescribeStreamSummaryCommand(streamParams(p.kinesis.streamName)));
       const s = out.StreamDescriptionSummary;
       report.stream = { status: s?.StreamStatus, retentionHours: s?.RetentionPeriodHours, openShards: s?.OpenShardCount };
-      if (s?.StreamStatus !== 'ACTIVE' && s?.StreamStatus !== 'UPDATING') {
-        problem('Kinesis stream', `stream ${p.kinesis.streamName} is ${s?.StreamStatus ?? 'in an unknown state'}, not ACTIVE`, 'Wait until it is ACTIVE, or name another stream.');
+      try {
+        assertStreamActive(p.kinesis.streamName, s?.StreamStatus);
+      } catch (err) {
+        problem('Kinesis stream', errorMessage(err), 'Wait until it is ACTIVE, or name another stream.');
       }
       const need = p.minRetentionHours ?? 24;
       if ((s?.RetentionPeriodHours ?? 24) < need) {

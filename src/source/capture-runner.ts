@@ -6,8 +6,6 @@ import type { CaptureStateStore } from '../state/store.js';
 import { createOrderedProducer, type OrderedProducer } from '../transport/ordered-producer.js';
 import { sleep } from '../util/retry.js';
 import { describeStreamLimits } from '../transport/stream-limits.js';
-import { MigratorError } from '../util/errors.js';
-import { ExitCode } from '../util/exit-codes.js';
 import type { Logger } from '../util/logger.js';
 import {
   clusterTimeFromResumeToken,
@@ -26,6 +24,7 @@ import { CaptureCheckpointer, type CaptureProgress } from './capture-checkpointe
 import { describeStart, streamFailure, streamUnreachable } from './capture-errors.js';
 import { IdleHeartbeat, capturePipeline, envelopeOf } from './capture-events.js';
 import { ChangeStreamReader } from './change-stream-reader.js';
+import { assertStreamActive } from '../transport/stream-errors.js';
 
 export { MARKER_COLLECTION, POSITION_MARKER_COLLECTION } from './capture-events.js';
 export type { CaptureProgress } from './capture-checkpointer.js';
@@ -107,11 +106,7 @@ async function migrationCompleted(o: CaptureOptions): Promise<boolean> {
 async function checkStream(o: CaptureOptions): Promise<void> {
   try {
     const limits = await describeStreamLimits(o.kinesis, o.streamName);
-    if (limits.streamStatus && limits.streamStatus !== 'ACTIVE' && limits.streamStatus !== 'UPDATING') {
-      throw new MigratorError(ExitCode.STREAM_FAILED, `Kinesis stream '${o.streamName}' is ${limits.streamStatus}, not ACTIVE.`, {
-        hint: 'Wait until the stream is ACTIVE, then rerun.',
-      });
-    }
+    assertStreamActive(o.streamName, limits.streamStatus);
   } catch (err) {
     throw streamUnreachable(o.streamName, err);
   }

@@ -26,34 +26,21 @@
  *  - If the engine dies on its own, the migrator cannot continue (its Kinesis calls would be
  *    retried forever): see `onUnexpectedExit`.
  *
- * Facts about kinesis-local 0.6.2 relied on here (see also test/support/kinesis-local.ts):
- *  - it always opens a TLS port besides the plain one; both get a free port;
- *  - the TLS certificate path defaults to `server.json` relative to the working directory, so it
- *    is passed explicitly (KINESIS_MOCK_CERT_PATH);
- *  - requests need a SigV4 Authorization header, not a valid signature (createKinesisClient signs
- *    loopback requests with fake static credentials);
- *  - its WARN logs and cats-effect "CPU starving" warnings go to stderr.
+ * The process itself (ports, the stdin watchdog, loopback pinning, the facts about kinesis-local
+ * relied on) is kinesis-local-launcher.ts's.
  */
-import { createRequire } from 'node:module';
-import { createWriteStream, existsSync, mkdirSync, type WriteStream } from 'node:fs';
-import { createServer } from 'node:net';
-import { dirname, join, resolve as resolvePath } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { execa, type ResultPromise } from 'execa';
-import {
-  CreateStreamCommand,
-  DescribeStreamSummaryCommand,
-  ListStreamsCommand,
-  type KinesisClient,
-} from '@aws-sdk/client-kinesis';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { join, resolve as resolvePath } from 'node:path';
+import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { positionKey, type EventPosition } from '../model/change-envelope.js';
 import { DEFAULT_LEASE_GRACE_MS, type ShardDoc, type StateStore } from '../state/store.js';
 import { MigratorError, errorMessage } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
 import type { Logger } from '../util/logger.js';
-import { createKinesisClient } from './kinesis-client.js';
+import { createStreamAndWait, launchKinesisLocal, type KinesisLocalProcess } from './kinesis-local-launcher.js';
 import { listAllShards } from './shard-map.js';
 import { isDeadLocalOwner } from '../state/lease-owner.js';
+import { sleep } from '../util/retry.js';
 
 /** The stream of the embedded engine. */
 export const EMBEDDED_STREAM_NAME = 'migrator';
@@ -61,29 +48,6 @@ export const EMBEDDED_STREAM_NAME = 'migrator';
 export const EMBEDDED_SHARD_COUNT = 1;
 export const EMBEDDED_REGION = 'us-east-1';
 
-
-/**
- * The engine's entry point: loads kinesis-local's main.js (argv[1]) after
- *  - a watchdog: when stdin reaches EOF (the parent is gone, or closed it in stop()), exit at once
- *    (kinesis-local does not read stdin);
- *  - loopback only: kinesis-local has no listen-address setting and binds its ports on every
- *    interface (`server.listen(port, cb)`); the stream carries full documents and the engine takes
- *    any SigV4 header, so a numeric-port listen() without a host is pinned to 127.0.0.1.
- */
-const ENGINE_ENTRY = [
-  'const quit = () => process.exit(0);',
-  "process.stdin.on('end', quit);",
-  "process.stdin.on('close', quit);",
-  "process.stdin.on('error', quit);",
-  'process.stdin.resume();',
-  "const net = require('node:net');",
-  'const listen = net.Server.prototype.listen;',
-  'net.Server.prototype.listen = function (...args) {',
-  "  if (typeof args[0] === 'number' && typeof args[1] !== 'string') args.splice(1, 0, '127.0.0.1');",
-  '  return listen.apply(this, args);',
-  '};',
-  'require(process.argv[1]);',
-].join('\n');
 
 export interface EmbeddedKinesisOptions {
   /** The migrator's --data-dir: the engine's working directory and log go to `<dataDir>/kinesis/`. */
@@ -115,62 +79,8 @@ export interface EmbeddedKinesis {
   stop(): Promise<void>;
 }
 
-function kinesisLocalFiles(): { mainJs: string; certPath: string } {
-  const require = createRequire(import.meta.url);
-  const remedy =
-    'kinesis-local is a dependency of migrator: reinstall it (`npm ci`, or `npm install kinesis-local`), ' +
-    'or use a Kinesis data stream instead with --kinesis-stream (and --kinesis-endpoint for a local one).';
-  let pkgJson: string;
-  try {
-    pkgJson = require.resolve('kinesis-local/package.json');
-  } catch (err) {
-    throw new MigratorError(ExitCode.STREAM_FAILED, 'The embedded Kinesis engine (npm package kinesis-local) is not installed.', {
-      hint: remedy,
-      cause: err,
-    });
-  }
-  const dir = dirname(pkgJson);
-  const mainJs = join(dir, 'main.js');
-  const certPath = join(dir, 'server.json');
-  for (const f of [mainJs, certPath]) {
-    if (!existsSync(f)) {
-      throw new MigratorError(ExitCode.STREAM_FAILED, `The embedded Kinesis engine is incompletely installed (${f} is missing).`, { hint: remedy });
-    }
-  }
-  return { mainJs, certPath };
-}
-
-/** A TCP port that was free on 127.0.0.1 a moment ago (the caller retries on EADDRINUSE). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
-      const address = server.address();
-      const port = address !== null && typeof address === 'object' ? address.port : undefined;
-      server.close((err) => (err || port === undefined ? reject(err ?? new Error('no port')) : resolve(port)));
-    });
-  });
-}
-
-class OutputTail {
-  private lines: string[] = [];
-  private partial = '';
-  push(chunk: Buffer | string): void {
-    const parts = (this.partial + chunk.toString()).split('\n');
-    this.partial = parts.pop() ?? '';
-    for (const p of parts) if (p.trim() !== '') this.lines.push(p);
-    if (this.lines.length > 40) this.lines.splice(0, this.lines.length - 40);
-  }
-  toString(): string {
-    return [...this.lines, ...(this.partial ? [this.partial] : [])].join('\n');
-  }
-}
-
 /** Starts the engine with a fresh, ACTIVE stream `migrator` of one shard. */
 export async function startEmbeddedKinesis(opts: EmbeddedKinesisOptions): Promise<EmbeddedKinesis> {
-  const files = kinesisLocalFiles();
   const workDir = join(resolvePath(opts.dataDir), 'kinesis');
   try {
     mkdirSync(workDir, { recursive: true });
@@ -180,157 +90,68 @@ export async function startEmbeddedKinesis(opts: EmbeddedKinesisOptions): Promis
       cause: err,
     });
   }
-  let lastError: unknown;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      return await startOnce(opts, files, workDir);
-    } catch (err) {
-      lastError = err;
-      // A free port can be taken between freePort() and the engine's bind: try other ports.
-      if (!/EADDRINUSE/.test(errorMessage(err))) throw err;
-    }
-  }
-  throw lastError;
-}
-
-async function startOnce(opts: EmbeddedKinesisOptions, files: { mainJs: string; certPath: string }, workDir: string): Promise<EmbeddedKinesis> {
-  const port = await freePort();
-  let tlsPort = await freePort();
-  while (tlsPort === port) tlsPort = await freePort();
-  const opMs = '10ms';
-  const env: Record<string, string> = {
-    // Not inheriting the environment: NODE_OPTIONS, INITIALIZE_STREAMS, AWS_* must not leak in.
-    PATH: process.env.PATH ?? '',
-    KINESIS_MOCK_PLAIN_PORT: String(port),
-    KINESIS_MOCK_TLS_PORT: String(tlsPort),
-    KINESIS_MOCK_CERT_PATH: files.certPath,
-    AWS_REGION: EMBEDDED_REGION,
-    LOG_LEVEL: 'WARN',
-    ROOT_LOG_LEVEL: 'ERROR',
-    CREATE_STREAM_DURATION: opMs,
-    DELETE_STREAM_DURATION: opMs,
-    UPDATE_SHARD_COUNT_DURATION: opMs,
-    SPLIT_SHARD_DURATION: opMs,
-    MERGE_SHARDS_DURATION: opMs,
-    // No persistence: see the module comment (the pipeline restarts from the target instead).
-    SHOULD_PERSIST_DATA: 'false',
-  };
   const logFile = join(workDir, 'kinesis-local.log');
-  const logStream: WriteStream = createWriteStream(logFile, { flags: 'w' });
+  const logStream = createWriteStream(logFile, { flags: 'w' });
   logStream.on('error', () => undefined);
-  const tail = new OutputTail();
-  const started = performance.now();
-  const child: ResultPromise = execa(process.execPath, ['-e', ENGINE_ENTRY, files.mainJs], {
-    env,
-    extendEnv: false,
-    cwd: workDir,
-    stdin: 'pipe',
-    stdout: 'pipe',
-    stderr: 'pipe',
-    buffer: false,
-    reject: false,
-    detached: true,
-    forceKillAfterDelay: 5000,
-  });
-  const onData = (c: Buffer) => {
-    tail.push(c);
-    logStream.write(c);
-  };
-  child.stdout?.on('data', onData);
-  child.stderr?.on('data', onData);
-  child.stdin?.on('error', () => undefined);
-
-  let exited = false;
-  let stopping = false;
-  /** Set once started: an exit before that is a startup failure, reported by the startup loop. */
-  let ready = false;
-  let exitInfo = '';
-  const exitPromise = child.then((r) => {
-    exited = true;
-    exitInfo = `exit code ${String(r.exitCode)}${r.signal ? `, signal ${r.signal}` : ''}`;
-    if (ready && !stopping) {
-      opts.log.error({ pid: child.pid, exit: exitInfo, logFile }, 'the embedded Kinesis engine exited unexpectedly');
-      opts.onUnexpectedExit?.(`the embedded Kinesis engine (kinesis-local, pid ${String(child.pid)}) exited unexpectedly (${exitInfo}); its log: ${logFile}`);
-    }
-  });
-  const killHard = () => {
-    try {
-      if (!exited) child.kill('SIGKILL');
-    } catch {
-      /* already gone */
-    }
-  };
-  process.once('exit', killHard);
-  if (child.pid === undefined) {
-    stopping = true;
-    await exitPromise;
-    process.off('exit', killHard);
-    throw new MigratorError(ExitCode.STREAM_FAILED, `The embedded Kinesis engine failed to start (${exitInfo}): ${tail.toString()}`);
-  }
-  const pid = child.pid;
-  const endpoint = `http://127.0.0.1:${port}`;
-  const client = createKinesisClient({ region: EMBEDDED_REGION, endpoint, httpHandler: 'http1' });
-
-  let stopPromise: Promise<void> | undefined;
-  const stop = (): Promise<void> =>
-    (stopPromise ??= (async () => {
-      stopping = true;
-      client.destroy();
-      if (!exited) {
-        child.stdin?.end(); // the watchdog exits on EOF…
-        child.kill('SIGTERM'); // …and SIGTERM (SIGKILL after 5 s) if it does not
-      }
-      await exitPromise;
-      process.off('exit', killHard);
-      await new Promise<void>((r) => logStream.end(() => r()));
-    })());
-
-  const timeoutMs = opts.startTimeoutMs ?? 60_000;
-  const deadline = started + timeoutMs;
-  const probe = createKinesisClient({ region: EMBEDDED_REGION, endpoint, httpHandler: 'http1', maxAttempts: 1, requestTimeoutMs: 2000, connectionTimeoutMs: 1000 });
-  const failStart = (what: string, cause?: unknown) =>
-    new MigratorError(ExitCode.STREAM_FAILED, `The embedded Kinesis engine ${what}. Its output:\n${tail.toString() || '(none)'}`, {
+  const closeLog = () => new Promise<void>((r) => logStream.end(() => r()));
+  const failStart = (what: string, output: string, cause?: unknown) =>
+    new MigratorError(ExitCode.STREAM_FAILED, `The embedded Kinesis engine ${what}. Its output:\n${output || '(none)'}`, {
       hint: `See ${logFile}. Or use a Kinesis data stream instead (--kinesis-stream).`,
       cause,
     });
+  /** Set once started: an exit before that is a startup failure, reported by the startup itself. */
+  let ready = false;
+  let engine: KinesisLocalProcess;
   try {
-    let lastErr = '';
-    for (;;) {
-      if (exited) throw failStart(`exited during startup (${exitInfo}; ports ${port}, ${tlsPort})`);
-      try {
-        await probe.send(new ListStreamsCommand({}));
-        break;
-      } catch (err) {
-        lastErr = `${(err as Error).name}: ${errorMessage(err)}`;
-      }
-      if (performance.now() > deadline) throw failStart(`did not answer on ${endpoint} within ${Math.round(timeoutMs / 1000)} s (last error: ${lastErr})`);
-      await sleep(100);
-    }
-    // A fresh engine without persistence has no streams: the stream is always new.
-    try {
-      await client.send(new CreateStreamCommand({ StreamName: EMBEDDED_STREAM_NAME, ShardCount: EMBEDDED_SHARD_COUNT }));
-      for (;;) {
-        const out = await client.send(new DescribeStreamSummaryCommand({ StreamName: EMBEDDED_STREAM_NAME }));
-        if (out.StreamDescriptionSummary?.StreamStatus === 'ACTIVE') break;
-        if (performance.now() > deadline) throw new Error(`stream not ACTIVE (${String(out.StreamDescriptionSummary?.StreamStatus)})`);
-        await sleep(20);
-      }
-    } catch (err) {
-      if (err instanceof MigratorError) throw err;
-      throw failStart(`could not create its stream: ${errorMessage(err)}`, err);
-    }
-    const shardIds = (await listAllShards(client, EMBEDDED_STREAM_NAME)).filter((s) => s.open).map((s) => s.shardId);
-    const startupMs = Math.round(performance.now() - started);
-    if (exited) throw failStart(`exited during startup (${exitInfo})`);
+    engine = await launchKinesisLocal({
+      region: EMBEDDED_REGION,
+      cwd: workDir,
+      // Own process group: a Ctrl-C at the terminal (SIGINT to the foreground group) reaches only
+      // the migrator, which then stops gracefully (see the module comment).
+      detached: true,
+      startTimeoutMs: opts.startTimeoutMs ?? 60_000,
+      tailLines: 40,
+      onOutput: (c) => logStream.write(c),
+      startError: (what, output) => failStart(what, output),
+      onExit: (exitInfo) => {
+        if (!ready) return;
+        opts.log.error({ pid: engine.pid, exit: exitInfo, logFile }, 'the embedded Kinesis engine exited unexpectedly');
+        opts.onUnexpectedExit?.(`the embedded Kinesis engine (kinesis-local, pid ${String(engine.pid)}) exited unexpectedly (${exitInfo}); its log: ${logFile}`);
+      },
+    });
+  } catch (err) {
+    await closeLog();
+    throw err;
+  }
+  let stopPromise: Promise<void> | undefined;
+  const stop = (): Promise<void> => (stopPromise ??= engine.stop({ closeStdin: true }).then(closeLog));
+  try {
+    const shardIds = await createFreshStream(engine, opts, failStart);
     ready = true;
-    opts.log.debug({ pid, endpoint, tlsPort, startupMs, logFile }, 'embedded Kinesis engine started');
-    return { endpoint, client, streamName: EMBEDDED_STREAM_NAME, shardIds, pid, startupMs, logFile, stop };
+    const startupMs = Math.round(performance.now() - engine.spawnedAt);
+    opts.log.debug({ pid: engine.pid, endpoint: engine.endpoint, tlsPort: engine.tlsPort, startupMs, logFile }, 'embedded Kinesis engine started');
+    return { endpoint: engine.endpoint, client: engine.client, streamName: EMBEDDED_STREAM_NAME, shardIds, pid: engine.pid, startupMs, logFile, stop };
   } catch (err) {
     await stop();
     throw err;
-  } finally {
-    probe.destroy();
   }
+}
+
+/** A fresh engine without persistence has no streams: the stream is always new. Returns its open shard ids. */
+async function createFreshStream(
+  engine: KinesisLocalProcess,
+  opts: EmbeddedKinesisOptions,
+  failStart: (what: string, output: string, cause?: unknown) => MigratorError,
+): Promise<string[]> {
+  const remainingMs = engine.spawnedAt + (opts.startTimeoutMs ?? 60_000) - performance.now();
+  try {
+    await createStreamAndWait(engine.client, EMBEDDED_STREAM_NAME, EMBEDDED_SHARD_COUNT, Math.max(1000, remainingMs));
+  } catch (err) {
+    throw failStart(`could not create its stream: ${errorMessage(err)}`, engine.outputTail(), err);
+  }
+  const shardIds = (await listAllShards(engine.client, EMBEDDED_STREAM_NAME)).filter((s) => s.open).map((s) => s.shardId);
+  if (engine.exited) throw failStart('exited during startup', engine.outputTail());
+  return shardIds;
 }
 
 // -------------------------------------------------------------------------------------------------

@@ -26,7 +26,8 @@ import {
   type GetShardIteratorCommandInput,
   type KinesisClient,
 } from '@aws-sdk/client-kinesis';
-import { backoffDelay, classifyError, errorName, sleep, type BackoffOptions } from './kinesis-retry.js';
+import { classifyError, errorName, isRetryableStreamError } from './stream-errors.js';
+import { retry, sleep, type BackoffOptions } from '../util/retry.js';
 import type { HashKeyRange } from './shard-map.js';
 import { ShardRecordAssembler, type AssemblerStats } from './shard-record-assembler.js';
 import { GET_RECORDS_MAX_LIMIT, GET_RECORDS_MIN_INTERVAL_MS } from './stream-limits.js';
@@ -181,156 +182,194 @@ export class ShardReader implements AsyncIterable<ShardBatch> {
 
   private async *read(): AsyncGenerator<ShardBatch, void, undefined> {
     const o = this.options;
-    const signal = o.signal;
     if (o.checkpoint?.shardEnded) {
       this._ended = true;
       return;
     }
-    const limit = Math.min(GET_RECORDS_MAX_LIMIT, Math.max(1, o.limit ?? GET_RECORDS_MAX_LIMIT));
-    const maxBatchBytes = Math.max(1, o.maxBatchPayloadBytes ?? DEFAULT_MAX_BATCH_PAYLOAD_BYTES);
-    /** Payload bytes per record (EWMA); undefined until a call returned records. */
-    let bytesPerRecord: number | undefined;
-    let callLimit = Math.min(limit, INITIAL_LIMIT);
-    const minInterval = o.minCallIntervalMs ?? GET_RECORDS_MIN_INTERVAL_MS;
-    const idleMin = o.idlePollMinMs ?? 200;
-    const idleMax = Math.max(idleMin, o.idlePollMaxMs ?? 1000);
-    const errorBackoff = o.errorBackoff ?? { baseMs: 200, maxMs: 5000 };
-    const maxErrors = o.maxConsecutiveErrors ?? Infinity;
-
-    /** Last record read from Kinesis (not necessarily checkpointable): where a new iterator resumes. */
-    let lastRead = o.checkpoint?.sequenceNumber;
-    let iterator: string | undefined;
-    let consecutiveErrors = 0;
-    let idleDelay = 0;
-    let lastCallAt = -Infinity;
-
-    const retryPause = async (err: unknown): Promise<boolean> => {
-      consecutiveErrors++;
-      if (consecutiveErrors >= maxErrors) throw err;
-      const delayMs = backoffDelay(consecutiveErrors - 1, errorBackoff);
-      o.onRetry?.({ shardId: this.shardId, errorName: errorName(err), attempt: consecutiveErrors, delayMs });
-      return sleep(delayMs, signal);
-    };
-
-    while (!signal?.aborted) {
-      if (iterator === undefined) {
-        const input: GetShardIteratorCommandInput =
-          lastRead !== undefined
-            ? { ...streamParams(o.streamName), ShardId: o.shardId, ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: lastRead }
-            : { ...streamParams(o.streamName), ShardId: o.shardId, ShardIteratorType: 'TRIM_HORIZON' };
-        try {
-          const out = await o.client.send(new GetShardIteratorCommand(input), { abortSignal: signal });
-          iterator = out.ShardIterator ?? undefined;
-          if (iterator === undefined) throw new Error(`GetShardIterator returned no iterator for ${o.shardId}`);
-          consecutiveErrors = 0;
-        } catch (err) {
-          const kind = classifyError(err);
-          if (kind === 'aborted' || signal?.aborted) return;
-          if (kind === 'fatal') throw err;
-          if (kind === 'throttle') this.counters.throttles++;
-          else this.counters.errors++;
-          if (!(await retryPause(err))) return;
-          continue;
-        }
-      }
-
-      // Rate limit: at most one GetRecords per minInterval; plus the idle pause when at the tip.
-      const wait = Math.max(lastCallAt + minInterval - performance.now(), idleDelay);
-      if (wait > 0 && !(await sleep(wait, signal))) return;
-
-      let out: GetRecordsCommandOutput;
-      lastCallAt = performance.now();
-      const readAt = Date.now();
-      try {
-        this.counters.getRecordsCalls++;
-        stats.kinesis.getRecordsCalls++;
-        out = await o.client.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: callLimit }), { abortSignal: signal });
-        consecutiveErrors = 0;
-        noteKinesisAnswer(true);
-      } catch (err) {
-        const name = errorName(err);
-        const kind = classifyError(err);
-        if (kind === 'aborted' || signal?.aborted) return;
-        noteKinesisAnswer(kind === 'throttle' || name === 'ExpiredIteratorException');
-        if (name === 'ExpiredIteratorException') {
-          // Re-position after the last record read: the assembler state stays valid.
-          this.counters.expiredIterators++;
-          iterator = undefined;
-          continue;
-        }
-        if (kind === 'fatal') throw err;
-        if (kind === 'throttle') this.counters.throttles++;
-        else this.counters.errors++;
-        stats.kinesis.getRetries++;
-        if (kind === 'throttle') stats.kinesis.getThrottles++;
-        if (!(await retryPause(err))) return;
+    const st = this.newReadState();
+    while (!o.signal?.aborted) {
+      st.iterator ??= await this.openIterator(st);
+      if (st.iterator === undefined) return; // aborted
+      const out = await this.getRecords(st, st.iterator);
+      if (out === 'expired') {
+        // Re-position after the last record read: the assembler state stays valid.
+        st.iterator = undefined;
         continue;
       }
-
+      if (out === undefined) return; // aborted
       const records = out.Records ?? [];
-      const payloads: Uint8Array[] = [];
       const before = this.assembler.checkpoint;
-      for (const r of records) {
-        if (!r.SequenceNumber || !r.Data) continue;
-        this.counters.bytesRead += r.Data.length;
-        stats.kinesis.bytesReceived += r.Data.length;
-        const arrivalMs = r.ApproximateArrivalTimestamp?.getTime();
-        for (const p of this.assembler.push({ sequenceNumber: r.SequenceNumber, data: r.Data, arrivalMs })) payloads.push(p);
-        lastRead = r.SequenceNumber;
-      }
-      if (records.length > 0) {
-        // Adapt the next Limit to the payload bytes these records carried (chunks of a payload not
-        // yet complete carry 0: the floor of 1 KiB per record keeps the estimate sane).
-        let bytes = 0;
-        for (const p of payloads) bytes += p.length;
-        const per = Math.max(1024, bytes / records.length);
-        bytesPerRecord = bytesPerRecord === undefined ? per : 0.5 * bytesPerRecord + 0.5 * per;
-        callLimit = Math.min(limit, Math.max(1, Math.floor(maxBatchBytes / bytesPerRecord)));
-      }
+      const payloads = this.assemble(st, records);
       this._millisBehindLatest = out.MillisBehindLatest;
       const behind = out.MillisBehindLatest ?? 0;
       this._caughtUp = records.length === 0 && behind === 0;
-      if (this._caughtUp) this._caughtUpAt = readAt;
+      if (this._caughtUp) this._caughtUpAt = st.readAt;
       if (records.length === 0) this.counters.emptyCalls++;
       stats.kinesis.recordsReceived += records.length;
-      idleDelay = records.length > 0 || behind > 0 ? 0 : Math.min(idleMax, idleDelay === 0 ? idleMin : idleDelay * 2);
-
-      const next = out.NextShardIterator ?? undefined;
-      if (next === undefined) {
+      st.idleDelay = records.length > 0 || behind > 0 ? 0 : Math.min(st.idleMax, st.idleDelay === 0 ? st.idleMin : st.idleDelay * 2);
+      const batch = { shardId: this.shardId, payloads, shardEnded: false, millisBehindLatest: out.MillisBehindLatest, readAt: st.readAt, recordCount: records.length };
+      st.iterator = out.NextShardIterator ?? undefined;
+      if (st.iterator === undefined) {
         // Closed shard read to its end.
-        this.assembler.end(lastRead);
+        this.assembler.end(st.lastRead);
         this._ended = true;
         this._caughtUp = true;
-        yield {
-          shardId: this.shardId,
-          payloads,
-          checkpoint: {
-            sequenceNumber: this.assembler.checkpoint,
-            shardEnded: true,
-            lastRecordIds: this.assembler.lastRecordIds().map((id) => id.toString(16)),
-          },
-          shardEnded: true,
-          millisBehindLatest: out.MillisBehindLatest,
-          readAt,
-          recordCount: records.length,
-        };
+        const lastRecordIds = this.assembler.lastRecordIds().map((id) => id.toString(16));
+        yield { ...batch, checkpoint: { sequenceNumber: this.assembler.checkpoint, shardEnded: true, lastRecordIds }, shardEnded: true };
         return;
       }
-      iterator = next;
       const checkpoint = this.assembler.checkpoint;
-      if (payloads.length > 0 || checkpoint !== before || o.emitIdleBatches) {
-        yield {
-          shardId: this.shardId,
-          payloads,
-          checkpoint: { sequenceNumber: checkpoint },
-          shardEnded: false,
-          millisBehindLatest: out.MillisBehindLatest,
-          readAt,
-          recordCount: records.length,
-        };
-      }
+      if (payloads.length > 0 || checkpoint !== before || o.emitIdleBatches) yield { ...batch, checkpoint: { sequenceNumber: checkpoint } };
     }
   }
+
+  private newReadState(): ReadState {
+    const o = this.options;
+    const idleMin = o.idlePollMinMs ?? 200;
+    const limit = Math.min(GET_RECORDS_MAX_LIMIT, Math.max(1, o.limit ?? GET_RECORDS_MAX_LIMIT));
+    return {
+      limit,
+      maxBatchBytes: Math.max(1, o.maxBatchPayloadBytes ?? DEFAULT_MAX_BATCH_PAYLOAD_BYTES),
+      bytesPerRecord: undefined,
+      callLimit: Math.min(limit, INITIAL_LIMIT),
+      minInterval: o.minCallIntervalMs ?? GET_RECORDS_MIN_INTERVAL_MS,
+      idleMin,
+      idleMax: Math.max(idleMin, o.idlePollMaxMs ?? 1000),
+      lastRead: o.checkpoint?.sequenceNumber,
+      iterator: undefined,
+      idleDelay: 0,
+      lastCallAt: -Infinity,
+      readAt: 0,
+    };
+  }
+
+  /** A new iterator after the last record read (or at the start position); undefined when aborted. */
+  private openIterator(st: ReadState): Promise<string | undefined> {
+    const o = this.options;
+    const input: GetShardIteratorCommandInput =
+      st.lastRead !== undefined
+        ? { ...streamParams(o.streamName), ShardId: o.shardId, ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', StartingSequenceNumber: st.lastRead }
+        : { ...streamParams(o.streamName), ShardId: o.shardId, ShardIteratorType: 'TRIM_HORIZON' };
+    return this.withRetry('iterator', async () => {
+      const out = await o.client.send(new GetShardIteratorCommand(input), { abortSignal: o.signal });
+      if (!out.ShardIterator) throw new Error(`GetShardIterator returned no iterator for ${o.shardId}`);
+      return out.ShardIterator;
+    });
+  }
+
+  /**
+   * One GetRecords call (retried on throttling and transient errors), spaced from the previous one
+   * by the per-shard rate limit and, at the tip, the idle pause. 'expired': the iterator expired;
+   * undefined: aborted.
+   */
+  private async getRecords(st: ReadState, iterator: string): Promise<GetRecordsCommandOutput | 'expired' | undefined> {
+    const o = this.options;
+    try {
+      return await this.withRetry('records', async () => {
+        // Rate limit: at most one GetRecords per minInterval; plus the idle pause when at the tip.
+        const wait = Math.max(st.lastCallAt + st.minInterval - performance.now(), st.idleDelay);
+        if (wait > 0 && !(await sleep(wait, o.signal))) throw Object.assign(new Error('aborted'), { name: 'AbortError' });
+        st.lastCallAt = performance.now();
+        st.readAt = Date.now();
+        this.counters.getRecordsCalls++;
+        stats.kinesis.getRecordsCalls++;
+        const out = await o.client.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: st.callLimit }), { abortSignal: o.signal });
+        noteKinesisAnswer(true);
+        return out;
+      });
+    } catch (err) {
+      if (errorName(err) === 'ExpiredIteratorException') return 'expired';
+      throw err;
+    }
+  }
+
+  /**
+   * Runs a Kinesis call under util/retry.ts: throttling and transient errors are retried with
+   * `errorBackoff` up to `maxConsecutiveErrors` attempts, fatal ones (and an expired iterator)
+   * thrown; an abort ends it with undefined (the reader then finishes without error).
+   */
+  private async withRetry<T>(call: 'iterator' | 'records', fn: () => Promise<T>): Promise<T | undefined> {
+    const o = this.options;
+    const aborted = (err: unknown): boolean => classifyError(err) === 'aborted' || o.signal?.aborted === true;
+    try {
+      return await retry(
+        async () => {
+          try {
+            return await fn();
+          } catch (err) {
+            if (!aborted(err)) this.noteFailure(call, err);
+            throw err;
+          }
+        },
+        {
+          isRetryable: (err) => !aborted(err) && isRetryableStreamError(err),
+          attempts: o.maxConsecutiveErrors,
+          signal: o.signal,
+          backoff: o.errorBackoff ?? { baseMs: 200, maxMs: 5000 },
+          onRetry: ({ attempt, delayMs, error }) => o.onRetry?.({ shardId: this.shardId, errorName: errorName(error), attempt, delayMs }),
+        },
+      );
+    } catch (err) {
+      if (aborted(err)) return undefined;
+      throw err;
+    }
+  }
+
+  private noteFailure(call: 'iterator' | 'records', err: unknown): void {
+    const kind = classifyError(err);
+    const expired = errorName(err) === 'ExpiredIteratorException';
+    if (call === 'records') noteKinesisAnswer(kind === 'throttle' || expired);
+    if (expired) this.counters.expiredIterators++;
+    if (expired || kind === 'fatal') return;
+    if (kind === 'throttle') this.counters.throttles++;
+    else this.counters.errors++;
+    if (call === 'iterator') return;
+    stats.kinesis.getRetries++;
+    if (kind === 'throttle') stats.kinesis.getThrottles++;
+  }
+
+  /** Feeds the records to the assembler; returns the completed payloads and adapts the next Limit. */
+  private assemble(st: ReadState, records: NonNullable<GetRecordsCommandOutput['Records']>): Uint8Array[] {
+    const payloads: Uint8Array[] = [];
+    for (const r of records) {
+      if (!r.SequenceNumber || !r.Data) continue;
+      this.counters.bytesRead += r.Data.length;
+      stats.kinesis.bytesReceived += r.Data.length;
+      const arrivalMs = r.ApproximateArrivalTimestamp?.getTime();
+      for (const p of this.assembler.push({ sequenceNumber: r.SequenceNumber, data: r.Data, arrivalMs })) payloads.push(p);
+      st.lastRead = r.SequenceNumber;
+    }
+    if (records.length > 0) {
+      // Adapt the next Limit to the payload bytes these records carried (chunks of a payload not
+      // yet complete carry 0: the floor of 1 KiB per record keeps the estimate sane).
+      let bytes = 0;
+      for (const p of payloads) bytes += p.length;
+      const per = Math.max(1024, bytes / records.length);
+      st.bytesPerRecord = st.bytesPerRecord === undefined ? per : 0.5 * st.bytesPerRecord + 0.5 * per;
+      st.callLimit = Math.min(st.limit, Math.max(1, Math.floor(st.maxBatchBytes / st.bytesPerRecord)));
+    }
+    return payloads;
+  }
+}
+
+/** The state of one `read()`: position, pacing and the adaptive Limit. */
+interface ReadState {
+  /** Upper bound of the adaptive Limit. */
+  limit: number;
+  maxBatchBytes: number;
+  /** Payload bytes per record (EWMA); undefined until a call returned records. */
+  bytesPerRecord: number | undefined;
+  callLimit: number;
+  minInterval: number;
+  idleMin: number;
+  idleMax: number;
+  /** Last record read from Kinesis (not necessarily checkpointable): where a new iterator resumes. */
+  lastRead: string | undefined;
+  iterator: string | undefined;
+  idleDelay: number;
+  lastCallAt: number;
+  /** Wall-clock time at which the last GetRecords call was sent. */
+  readAt: number;
 }
 
 /** Convenience: `for await (const batch of readShard(options))`. */

@@ -15,7 +15,8 @@
  * Within a shard, batches are handled one at a time in order; shards run concurrently.
  */
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
-import { backoffDelay, classifyError } from './kinesis-retry.js';
+import { classifyError } from './stream-errors.js';
+import { backoffDelay, sleep } from '../util/retry.js';
 import { listAllShards, type ShardInfo } from './shard-map.js';
 import { ShardReader, type ShardBatch, type ShardCheckpoint, type ShardReaderStats, type ShardReaderTuning } from './shard-reader.js';
 
@@ -165,13 +166,10 @@ export class StreamConsumer implements AsyncIterable<ShardBatch> {
       if (stop.aborted) break;
       const delay = discoveryErrors > 0 ? backoffDelay(discoveryErrors - 1, { baseMs: 500, maxMs: interval }) : interval;
       if (!this.discoverRequested || discoveryErrors > 0) {
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, delay);
-          this.discoverWake = () => {
-            clearTimeout(t);
-            resolve();
-          };
-        });
+        // The pause between discoveries (the backoff after a failure) ends early on stop() or requestDiscovery().
+        const wake = new AbortController();
+        this.discoverWake = () => wake.abort();
+        await sleep(delay, wake.signal);
         this.discoverWake = undefined;
       }
       this.discoverRequested = false;

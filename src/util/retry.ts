@@ -11,7 +11,7 @@
  *    or the time budget run out, or the signal aborts; then throws the last error (or what
  *    `exhausted` makes of it). Every wait is abortable.
  *
- * Callers decide *what* is retryable (db/transient-errors.ts, transport/kinesis-retry.ts); this
+ * Callers decide *what* is retryable (db/transient-errors.ts, transport/stream-errors.ts); this
  * module decides only *how* to wait.
  */
 

@@ -1,7 +1,10 @@
 /**
- * Error classification of Kinesis calls, shared by the producer and the shard reader (the backoff
- * and the sleep are util/retry.ts's, re-exported here for them).
+ * What the transport makes of Kinesis errors and stream states: the classification of a failed
+ * call (or a PutRecords per-record ErrorCode) that every retry loop of the transport, and apply,
+ * decide on; and the one check that a stream takes reads and writes.
  */
+import { MigratorError } from '../util/errors.js';
+import { ExitCode } from '../util/exit-codes.js';
 
 /** How the transport reacts to a failed Kinesis call (or record). */
 export type ErrorKind = 'throttle' | 'retryable' | 'fatal' | 'aborted';
@@ -53,9 +56,27 @@ export function classifyError(error: unknown): ErrorKind {
   return 'retryable';
 }
 
-export { backoffDelay, sleep, type BackoffOptions } from '../util/retry.js';
+/** Worth another attempt: throttling and transient failures (not fatal, not an abort). */
+export function isRetryableStreamError(error: unknown): boolean {
+  const kind = classifyError(error);
+  return kind === 'throttle' || kind === 'retryable';
+}
 
 export function errorName(error: unknown): string {
   const e = error as { name?: string } | undefined;
   return e?.name ?? String(error);
+}
+
+/**
+ * Throws STREAM_FAILED (exit 5) unless the stream takes reads and writes: ACTIVE, or UPDATING
+ * ("Shards in the stream are being merged or split. Read and write operations continue to work
+ * while the stream is in the UPDATING state", StreamDescriptionSummary.StreamStatus,
+ * https://docs.aws.amazon.com/kinesis/latest/APIReference/API_StreamDescriptionSummary.html).
+ * CREATING and DELETING do not; a missing status (the API always returns one) is not trusted.
+ */
+export function assertStreamActive(streamName: string, status: string | undefined): void {
+  if (status === 'ACTIVE' || status === 'UPDATING') return;
+  throw new MigratorError(ExitCode.STREAM_FAILED, `Kinesis stream '${streamName}' is ${status ?? 'in an unknown state'}, not ACTIVE.`, {
+    hint: 'Wait until the stream is ACTIVE, then rerun.',
+  });
 }
