@@ -5,7 +5,7 @@ import { MongoClient, Timestamp, type Document } from 'mongodb';
 import { createOrderedProducer } from '../../src/transport/ordered-producer.js';
 import { encodeEnvelope, routingKey, type ChangeEnvelope, type CollectionNamespace } from '../../src/model/change-envelope.js';
 import { createLogger, type Logger } from '../../src/util/logger.js';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 

@@ -5,7 +5,7 @@ import { MongoClient } from 'mongodb';
 import { StateStore } from '../../src/state/store.js';
 import { LeaseKeeper, LeaseLostError } from '../../src/state/lease-keeper.js';
 import { fencedClient } from '../../src/apply/fenced-target.js';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 
 describe('LeaseKeeper and the write fence', { timeout: 30_000 }, () => {
   let emu: MongoEmulator;

@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MongoClient, type Timestamp } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator, type ProfileName } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator, type ProfileName } from '../../packages/mongo-emulator/src/index.js';
 import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
 import { readStreamEnvelopes } from '../support/stream-contents.js';
 import { runCapture } from '../../src/source/capture-runner.js';

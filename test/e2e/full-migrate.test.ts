@@ -4,7 +4,7 @@ import { execa, type ResultPromise } from 'execa';
 import { MongoClient, type Document } from 'mongodb';
 
 type AnyDoc = Document & { _id: number | string };
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
 import { startFerretDB } from '../support/ferretdb.js';
 import { ensureGoTools, goToolPath } from '../support/go-tools.js';

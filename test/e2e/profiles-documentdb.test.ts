@@ -1,4 +1,4 @@
-// End to end on Amazon DocumentDB profiles (test/support/mongo-emulator/documentdb.ts): a full
+// End to end on Amazon DocumentDB profiles (packages/mongo-emulator/src/documentdb.ts): a full
 // migration with writes during the copy and after, kill -9 of full-migrate while replicating, a
 // rerun, a cutover with --writes-stopped (DocumentDB cannot block writes) and verify — for
 // documentdb-5.0 → documentdb-5.0, mongodb-6.0 → documentdb-5.0 and documentdb-4.0 → mongodb-8.0.
@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
 import { MongoClient, type Document } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator, type ProfileName } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator, type ProfileName } from '../../packages/mongo-emulator/src/index.js';
 import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
 import { ensureGoTools, goToolPath } from '../support/go-tools.js';
 import { PROJECT_ROOT, runMigrator } from '../support/cli.js';

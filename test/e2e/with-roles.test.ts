@@ -4,7 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MongoClient } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { ensureGoTools } from '../support/go-tools.js';
 import { ROOT_ONLY, ROOT_USER, uriAs } from '../support/migrator-users.js';
 import { StateStore } from '../../src/state/store.js';

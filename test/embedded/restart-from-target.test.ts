@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { execa } from 'execa';
 import { MongoClient, Timestamp } from 'mongodb';
 import { pino } from 'pino';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { StateStore, sequenceKey } from '../../src/state/store.js';
 import { positionKey } from '../../src/model/change-envelope.js';
 import { restartFromTarget } from '../../src/transport/embedded-kinesis.js';

@@ -4,7 +4,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MongoClient } from 'mongodb';
 import { pino } from 'pino';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { buildIndexes, type LoadWorkerInput } from '../../src/orchestration/load-worker.js';
 import type { LoadUnitDoc } from '../../src/state/store.js';
 import { MigratorError } from '../../src/util/errors.js';

@@ -14,7 +14,7 @@ import {
 } from '../../src/model/change-envelope.js';
 import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { ApplyWriter } from '../../src/apply/writer.js';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { allTypesDocument } from './bson-samples.js';
 
 const hex = (d: Document) => Buffer.from(BSON.serialize(d)).toString('hex');

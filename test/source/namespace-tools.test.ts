@@ -11,7 +11,7 @@ import { MongoClient } from 'mongodb';
 import { NamespaceRules, type NamespaceRulesOptions } from '../../src/model/namespace-filter.js';
 import type { CollectionNamespace } from '../../src/model/change-envelope.js';
 import { ensureGoTools, goToolPath } from '../support/go-tools.js';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 
 const SOURCE_NAMESPACES = [
   'a.logs',

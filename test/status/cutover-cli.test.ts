@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { execa } from 'execa';
 import { MongoClient } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
 import { StateStore, type MigrationPhase } from '../../src/state/store.js';
 import { MigratorError } from '../../src/util/errors.js';

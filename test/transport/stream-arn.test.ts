@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { execa } from 'execa';
 import { DescribeStreamSummaryCommand } from '@aws-sdk/client-kinesis';
 import { MongoClient, type Timestamp } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
 import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
 import { streamParams } from '../../src/model/stream-ref.js';

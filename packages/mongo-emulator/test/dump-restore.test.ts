@@ -9,14 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { MongoClient } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../src/index.js';
 import { allTypesDoc } from './bson-samples.js';
 import { emulatorOnly, type AnyDoc } from './target.js';
 
-import { ensureGoTools, goToolPath } from '../support/go-tools.js';
-import { startFerretDB, type FerretDB } from '../support/ferretdb.js';
-import { runDumpRestorePipe } from '../../src/initial-load/dump-restore-pipe.js';
-import { DEFAULT_LOAD_OPTIONS, planPipes } from '../../src/initial-load/dump-restore-plan.js';
+import { ensureGoTools, goToolPath } from '../../../test/support/go-tools.js';
+import { startFerretDB, type FerretDB } from '../../../test/support/ferretdb.js';
+import { runDumpRestorePipe } from '../../../src/initial-load/dump-restore-pipe.js';
+import { DEFAULT_LOAD_OPTIONS, planPipes } from '../../../src/initial-load/dump-restore-plan.js';
 import { Binary, Double, Int32, Long, ObjectId, Timestamp, UUID, BSONRegExp } from 'mongodb';
 
 const skip = emulatorOnly ? 'uses in-process emulators (MONGODB_URI is set)' : false;

@@ -1,5 +1,5 @@
 // Conformance: change-stream differences between MongoDB versions, each as documented (pages cited
-// in test/support/mongo-emulator/profiles.ts):
+// in packages/mongo-emulator/src/profiles.ts):
 //  - the 16 MiB limit on change events (BSONObjectTooLarge, 10334) on every version;
 //  - $changeStreamSplitLargeEvent from 7.0 and 6.0.9 (fragments with splitEvent {fragment, of},
 //    resumable from a fragment's token), an unknown stage before;
@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MongoServerError, type Document } from 'mongodb';
-import type { ProfileName } from '../support/mongo-emulator/index.js';
+import type { ProfileName } from '../src/index.js';
 import { nextEvents, onProfile, openTarget, started, type AnyDoc } from './target.js';
 
 const NINE_MIB = 9 * 1024 * 1024;

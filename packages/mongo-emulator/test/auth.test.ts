@@ -15,8 +15,8 @@ import { exec } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { MongoClient, type MongoServerError } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator, type ProfileName } from '../support/mongo-emulator/index.js';
-import { ensureGoTools, goToolPath } from '../support/go-tools.js';
+import { startMongoEmulator, type MongoEmulator, type ProfileName } from '../src/index.js';
+import { ensureGoTools, goToolPath } from '../../../test/support/go-tools.js';
 import { REAL_SERVER_PROFILE, REAL_SERVER_URI, onProfile } from './target.js';
 
 const REAL_AUTH = process.env.MONGODB_AUTH === '1';

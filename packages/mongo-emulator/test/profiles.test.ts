@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MongoClient } from 'mongodb';
-import { PROFILE_NAMES, PROFILES, startMongoEmulator } from '../support/mongo-emulator/index.js';
+import { PROFILE_NAMES, PROFILES, startMongoEmulator } from '../src/index.js';
 
 test('every profile reports its version and wire version through hello and buildInfo', async () => {
   for (const name of PROFILE_NAMES) {

@@ -2,9 +2,9 @@
 // MONGODB_URI is set (then every test uses unique database names and emulator-only tests skip).
 import { randomBytes } from 'node:crypto';
 import { MongoClient, type ObjectId, type ChangeStream, type ChangeStreamDocument, type Document } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator, type MongoEmulatorOptions, type ProfileName } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator, type MongoEmulatorOptions, type ProfileName } from '../src/index.js';
 
-import { tryNextCachingToken } from '../../src/db/change-stream-compat.js';
+import { tryNextCachingToken } from '../../../src/db/change-stream-compat.js';
 
 export const REAL_SERVER_URI = process.env.MONGODB_URI;
 /** Tests that need their own server (history limit, restarts, the bin) only run on the emulator. */

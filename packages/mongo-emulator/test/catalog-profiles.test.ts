@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BSON, MongoClient, MongoServerError, type Document } from 'mongodb';
 import { nextEvents, onProfile, openTarget, started, type AnyDoc } from './target.js';
-import { waitUntil } from '../support/wait.js';
+import { waitUntil } from '../../../test/support/wait.js';
 
 for (const profile of ['mongodb-5.0', 'mongodb-7.0'] as const) {
   test(`${profile}: a time-series collection is listed as 'timeseries', is queryable, and refuses change streams; its writes are not in database streams`, { skip: onProfile(profile) }, async () => {

@@ -1,5 +1,5 @@
 // Conformance: a mongos in front of sharded collections, as documented (pages cited in
-// test/support/mongo-emulator/sharding.ts): hello says isdbgrid, shard keys are read from
+// packages/mongo-emulator/src/sharding.ts): hello says isdbgrid, shard keys are read from
 // config.collections, and single-document writes must be targetable (full shard key or _id;
 // upserts the full shard key, else ShardKeyNotFound 61); a shard key value changes only as a
 // retryable write with the full shard key in the filter; a dropped sharded collection comes
@@ -10,7 +10,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MongoBulkWriteError, MongoClient, MongoServerError, type Db, type Document } from 'mongodb';
-import { startMongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator } from '../src/index.js';
 import { REAL_SERVER_URI, onProfile, openTarget, type AnyDoc, type Target } from './target.js';
 
 const skip = REAL_SERVER_URI && process.env.MONGODB_SHARDED !== '1' ? 'needs a mongos (MONGODB_SHARDED=1)' : onProfile('mongodb-6.0');

@@ -1,5 +1,6 @@
+#!/usr/bin/env -S npx tsx
 // Standalone emulator process:
-//   npx tsx test/support/mongo-emulator/bin.ts --port 0 --dbpath DIR --history-limit N --repl-set rs0 [--profile mongodb-7.0]
+//   npx tsx packages/mongo-emulator/src/bin.ts --port 0 --dbpath DIR --history-limit N --repl-set rs0 [--profile mongodb-7.0]
 //     [--auth [--auth-config '{"users": [...], "roles": [...]}']]   (access control; default user root:root with role root)
 //     [--shard-key db.coll:field[,field2]]…   (a mongos with these collections sharded; sharding.ts)
 // Prints one JSON line {"uri": "...", "port": N} when ready; exits 0 on SIGINT/SIGTERM.

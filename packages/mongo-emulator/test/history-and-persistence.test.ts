@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Decimal128, Int32, Long, MongoClient, MongoServerError, type Document, type ResumeToken } from 'mongodb';
-import { startMongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator } from '../src/index.js';
 import { emulatorOnly, nextEvents, started, type AnyDoc } from './target.js';
 
 const dirs: string[] = [];
@@ -19,7 +19,7 @@ function tempDir(): string {
 }
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
-const BIN = resolve(import.meta.dirname, '../support/mongo-emulator/bin.ts');
+const BIN = resolve(import.meta.dirname, '../src/bin.ts');
 
 function spawnBin(args: string[]): { child: ChildProcess; ready: Promise<{ uri: string }> } {
   const child = spawn(process.execPath, ['--import', 'tsx', BIN, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });

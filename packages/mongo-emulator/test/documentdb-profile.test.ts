@@ -1,5 +1,5 @@
 // Conformance: the documentdb-4.0 / documentdb-5.0 profiles behave as Amazon DocumentDB is
-// documented to (test/support/mongo-emulator/documentdb.ts cites each page). Every test also runs
+// documented to (packages/mongo-emulator/src/documentdb.ts cites each page). Every test also runs
 // against a real cluster: MONGODB_URI=… MONGODB_PROFILE=documentdb-5.0 (its URI must carry
 // retryWrites=false, as AWS requires; tests that need the emulator's history limit or toggle the
 // cluster-wide switch off skip there). On a real cluster the tests enable change streams
@@ -11,7 +11,7 @@ import { emulatorOnly, onProfile, openTarget, type Target } from './target.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startMongoEmulator, type ProfileName } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type ProfileName } from '../src/index.js';
 
 /** `{code}` of a refused command, for assert.rejects. */
 const code = (c: number) => (err: unknown) => err instanceof MongoServerError && err.code === c;
