@@ -2,7 +2,7 @@
 // The project's test command (`npm test`): every test/**/*.test.ts and packages/*/test/**/*.test.ts
 // (the workspace packages' own suites, e.g. the MongoDB emulator's conformance tests) through
 // node's built-in runner with tsx. Tests that need the Go-built tools call ensureGoTools() themselves, so a fresh
-// machine builds them on first use. Extra arguments select files: `npm test -- test/unit`.
+// machine builds them on first use. Extra arguments select files: `npm test -- test/util`.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';

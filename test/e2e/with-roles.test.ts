@@ -10,7 +10,7 @@ import { ROOT_ONLY, ROOT_USER, uriAs } from '../support/migrator-users.js';
 import { StateStore } from '../../src/state/store.js';
 import { recreateCustomRoles } from '../../src/db/users-roles.js';
 import { NamespaceRules } from '../../src/model/namespace-filter.js';
-import { killQuietly, spawnFullMigrate, waitForPhase, waitGone } from '../embedded/helpers.js';
+import { killQuietly, spawnFullMigrate, waitForPhase, waitGone } from '../support/full-migrate-process.js';
 
 /** full-migrate --with-roles: the custom roles of the selected databases exist on the target, mapped; users do not. */
 describe('full-migrate --with-roles', () => {

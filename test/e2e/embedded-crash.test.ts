@@ -10,7 +10,7 @@ import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emu
 import { ensureGoTools } from '../support/go-tools.js';
 import { runMigrator } from '../support/cli.js';
 import { StateStore } from '../../src/state/store.js';
-import { killQuietly, processAlive, seed, spawnFullMigrate, startWorkload, waitForPhase, waitGone } from './helpers.js';
+import { killQuietly, processAlive, seed, spawnFullMigrate, startWorkload, waitForPhase, waitGone } from '../support/full-migrate-process.js';
 
 const ID = 'crash';
 

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { StateStore } from '../../src/state/store.js';
 import { runApply, type ApplyRunnerOptions } from '../../src/apply/apply-runner.js';
-import { FAST_CONSUMER, Scenario, produce, startStack, targetDocs, testLogger, waitFor, type Stack } from './fixtures.js';
+import { FAST_CONSUMER, Scenario, produce, startStack, targetDocs, testLogger, waitFor, type Stack } from './runner-fixtures.js';
 
 describe('runApply and a COMPLETED migration', { timeout: 120_000 }, () => {
   let stack: Stack;

@@ -9,7 +9,7 @@ import { GetRecordsCommand, GetShardIteratorCommand, PutRecordCommand } from '@a
 import { pino } from 'pino';
 import { PROJECT_ROOT } from '../support/cli.js';
 import { startEmbeddedKinesis, EMBEDDED_STREAM_NAME } from '../../src/transport/embedded-kinesis.js';
-import { killQuietly, processAlive, waitGone } from './helpers.js';
+import { killQuietly, processAlive, waitGone } from '../support/full-migrate-process.js';
 
 const log = pino({ level: 'silent' });
 

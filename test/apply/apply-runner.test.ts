@@ -9,7 +9,7 @@ import { runApply, type ApplyCounters, type ApplyRunnerOptions, type ApplyStatus
 import { createOrderedProducer } from '../../src/transport/ordered-producer.js';
 import { MigratorError } from '../../src/util/errors.js';
 import { ExitCode } from '../../src/util/exit-codes.js';
-import { FAST_CONSUMER, Scenario, produce, startStack, targetDocs, testLogger, type Stack } from './fixtures.js';
+import { FAST_CONSUMER, Scenario, produce, startStack, targetDocs, testLogger, type Stack } from './runner-fixtures.js';
 
 describe('runApply', { timeout: 120_000 }, () => {
   let stack: Stack;

@@ -15,7 +15,7 @@ import {
 import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { ApplyWriter } from '../../src/apply/writer.js';
 import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
-import { allTypesDocument } from './bson-samples.js';
+import { allTypesDocument } from '../source/bson-samples.js';
 
 const hex = (d: Document) => Buffer.from(BSON.serialize(d)).toString('hex');
 

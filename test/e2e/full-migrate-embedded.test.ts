@@ -9,7 +9,7 @@ import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emu
 import { ensureGoTools } from '../support/go-tools.js';
 import { runMigrator } from '../support/cli.js';
 import { StateStore } from '../../src/state/store.js';
-import { killQuietly, seed, spawnFullMigrate, startWorkload, waitForPhase, waitGone } from './helpers.js';
+import { killQuietly, seed, spawnFullMigrate, startWorkload, waitForPhase, waitGone } from '../support/full-migrate-process.js';
 
 describe('full-migrate with the embedded transport', () => {
   let source: MongoEmulator;

@@ -14,7 +14,7 @@ import { readyForCutover } from '../../src/orchestration/full-migration.js';
 import { MigratorError } from '../../src/util/errors.js';
 import { ExitCode } from '../../src/util/exit-codes.js';
 import { createLogger } from '../../src/util/logger.js';
-import { FAST_CONSUMER, Scenario, produce, startStack, targetDocs, waitFor, type Stack } from './fixtures.js';
+import { FAST_CONSUMER, Scenario, produce, startStack, targetDocs, waitFor, type Stack } from './runner-fixtures.js';
 
 const APP = 'stall-test-target';
 

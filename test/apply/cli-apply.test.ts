@@ -6,7 +6,7 @@ import { execa } from 'execa';
 import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
 import { StateStore } from '../../src/state/store.js';
 import type { ApplyCounters } from '../../src/apply/apply-runner.js';
-import { Scenario, produce, startStack, targetDocs, waitFor, type Stack } from './fixtures.js';
+import { Scenario, produce, startStack, targetDocs, waitFor, type Stack } from './runner-fixtures.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 

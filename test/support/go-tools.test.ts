@@ -17,8 +17,8 @@ import {
   UUID,
   type Document,
 } from 'mongodb';
-import { ensureGoTools, goToolPath } from '../support/go-tools.js';
-import { startFerretDB, type FerretDB } from '../support/ferretdb.js';
+import { ensureGoTools, goToolPath } from './go-tools.js';
+import { startFerretDB, type FerretDB } from './ferretdb.js';
 
 // A cold build takes minutes; later runs are cached.
 before(() => ensureGoTools(), { timeout: 20 * 60_000 });

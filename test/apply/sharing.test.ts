@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { StateStore } from '../../src/state/store.js';
 import { runApply, type ApplyCounters, type ApplyRunnerOptions } from '../../src/apply/apply-runner.js';
-import { Clock, FAST_CONSUMER, Scenario, produce, startStack, targetDocs, testLogger, waitFor, type Stack } from './fixtures.js';
+import { Clock, FAST_CONSUMER, Scenario, produce, startStack, targetDocs, testLogger, waitFor, type Stack } from './runner-fixtures.js';
 
 describe('runApply instances sharing a stream', { timeout: 120_000 }, () => {
   let stack: Stack;

@@ -3,8 +3,8 @@ import { readFileSync } from 'node:fs';
 import { execa, type ResultPromise } from 'execa';
 import type { Document, MongoClient } from 'mongodb';
 import type { StateStore } from '../../src/state/store.js';
-import { PROJECT_ROOT } from '../support/cli.js';
-import { goToolPath } from '../support/go-tools.js';
+import { PROJECT_ROOT } from './cli.js';
+import { goToolPath } from './go-tools.js';
 
 /** True while `pid` runs (a zombie waiting to be reaped counts as gone). */
 export function processAlive(pid: number): boolean {
@@ -56,7 +56,7 @@ export async function seed(src: MongoClient): Promise<void> {
   await src.db('bar').collection<AnyDoc>('orders').insertOne({ _id: 'o-seed', total: 1 });
 }
 
-export { startWorkload } from '../support/workload.js';
+export { startWorkload } from './workload.js';
 
 /** `migrator full-migrate` with nothing but the two connection strings and a data dir (+ the test's tool paths). */
 export function spawnFullMigrate(sourceUri: string, targetUri: string, dataDir: string, extra: string[] = []) {
