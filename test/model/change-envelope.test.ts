@@ -17,7 +17,7 @@ import {
   routingKey,
   type ChangeEnvelope,
 } from '../../src/model/change-envelope.js';
-import { allTypesDocument } from '../source/bson-samples.js';
+import { allTypesDocument } from '../support/bson-samples.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const token = (t: number, i: number, rest = '2B022C0100296E5A1004') =>

@@ -15,7 +15,7 @@ import {
 import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { ApplyWriter } from '../../src/apply/writer.js';
 import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
-import { allTypesDocument } from '../source/bson-samples.js';
+import { storableAllTypesDocument } from '../support/bson-samples.js';
 
 const hex = (d: Document) => Buffer.from(BSON.serialize(d)).toString('hex');
 
@@ -52,9 +52,7 @@ describe('change events → envelopes → target (emulators)', { timeout: 60_000
     const stream = src.watch([rules.changeStreamMatch()], { ...EXACT_BSON_OPTIONS, fullDocument: 'updateLookup' });
     assert.equal(await stream.tryNext(), null); // opens the cursor
     const products = src.db('bar').collection('products');
-    const doc = allTypesDocument();
-    delete doc.$dollarField;
-    delete doc[''];
+    const doc = storableAllTypesDocument();
     await products.insertOne(doc);
     await products.updateOne({ _id: doc._id }, { $set: { double: new Double(5), extra: new Int32(1) }, $unset: { str: '' } });
     await src.db('bar').collection('tmp').insertOne({ _id: 1 } as never); // excluded client-side

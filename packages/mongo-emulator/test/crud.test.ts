@@ -14,7 +14,7 @@ import {
   type CollectionInfo,
   type Db,
 } from 'mongodb';
-import { allTypesDoc } from './bson-samples.js';
+import { storableAllTypesDocument } from '../../../test/support/bson-samples.js';
 import { openTarget, type AnyDoc, type Target } from './target.js';
 
 let target: Target;
@@ -29,15 +29,16 @@ after(async () => target.close());
 describe('BSON fidelity', () => {
   test('every BSON type and field order round-trips byte for byte', async () => {
     const coll = db.collection<AnyDoc>('types');
-    const docs = [allTypesDoc(0), allTypesDoc(1)];
+    const docs = [storableAllTypesDocument(0), storableAllTypesDocument(1)];
     await coll.insertMany(docs);
     const raw = (await coll.find({}, { raw: true, sort: { _id: 1 } }).toArray()) as unknown as Buffer[];
     assert.equal(raw.length, 2);
     for (let i = 0; i < 2; i++) assert.ok(Buffer.from(BSON.serialize(docs[i])).equals(Buffer.from(raw[i])), `doc ${i} differs`);
     const typed = await coll.findOne({ _id: docs[0]._id as ObjectId }, { promoteValues: false, promoteLongs: false, bsonRegExp: true });
-    assert.ok(typed!.int instanceof Int32);
-    assert.ok(typed!.dblWhole instanceof Double);
+    assert.ok(typed!.int32 instanceof Int32);
+    assert.ok(typed!.double instanceof Double);
     assert.ok(typed!.long instanceof Long);
+    assert.ok(typed!.longSmall instanceof Long);
   });
 
   test('queries compare numbers across types and match typed values', async () => {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { MongoClient } from 'mongodb';
 import { startMongoEmulator, type MongoEmulator } from '../src/index.js';
-import { allTypesDoc } from './bson-samples.js';
+import { storableAllTypesDocument } from '../../../test/support/bson-samples.js';
 import { emulatorOnly, type AnyDoc } from './target.js';
 
 import { ensureGoTools, goToolPath } from '../../../test/support/go-tools.js';
@@ -40,12 +40,12 @@ describe('mongodump | mongorestore between emulators', { skip }, () => {
 
   test('documents, indexes and views survive byte for byte', async () => {
     const db = src.db('dr');
-    await db.collection<AnyDoc>('types').insertMany([allTypesDoc(0), allTypesDoc(1), allTypesDoc(2)]);
+    await db.collection<AnyDoc>('types').insertMany([storableAllTypesDocument(0), storableAllTypesDocument(1), storableAllTypesDocument(2)]);
     await db.collection('types').createIndex({ str: 1 }, { unique: true });
-    await db.collection('types').createIndex({ int: -1, 'nested.a': 1 }, { name: 'compound', sparse: true });
+    await db.collection('types').createIndex({ int32: -1, 'nested.a': 1 }, { name: 'compound', sparse: true });
     await db.collection('types').createIndex({ date: 1 }, { expireAfterSeconds: 3600 });
     await db.collection<AnyDoc>('bulk').insertMany(Array.from({ length: 3000 }, (_, i) => ({ _id: i, s: 'x'.repeat(200) })));
-    await db.createCollection('view', { viewOn: 'types', pipeline: [{ $match: { t: true } }] });
+    await db.createCollection('view', { viewOn: 'types', pipeline: [{ $match: { bool: true } }] });
     await src.db('dr2').collection<AnyDoc>('o').insertOne({ _id: 'other db' });
 
     const [dump, restore] = [goToolPath('mongodump'), goToolPath('mongorestore')];
@@ -111,7 +111,7 @@ describe('initial-load pipe (mongodump | mongorestore) from an emulator into Fer
     const bar = src.db('bar');
     await bar.collection<AnyDoc>('products').insertMany(Array.from({ length: 50 }, (_, i) => ferretSafeDoc(i)));
     await bar.collection('products').createIndex({ str: 1 }, { unique: true });
-    await bar.collection('products').createIndex({ int: -1, 'nested.a': 1 }, { name: 'compound' });
+    await bar.collection('products').createIndex({ int32: -1, 'nested.a': 1 }, { name: 'compound' });
     await bar.collection<AnyDoc>('orders').insertMany(Array.from({ length: 2000 }, (_, i) => ({ _id: i, total: new Double(i / 3) })));
     await bar.collection<AnyDoc>('logs').insertOne({ _id: 'not migrated' });
 

@@ -1,4 +1,6 @@
-// Sample documents holding every BSON type the envelope must carry exactly.
+// The all-BSON-types sample document, shared by every test that checks BSON fidelity: the change
+// envelope (test/model), the writer (test/apply) and the emulator's storage and dump/restore
+// (packages/mongo-emulator/test). Values, types and field order must come back exactly.
 import {
   Binary,
   BSONRegExp,
@@ -17,11 +19,16 @@ import {
   type Document,
 } from 'mongodb';
 
-/** Every BSON type, as read with EXACT_BSON_OPTIONS (wrappers for Int32/Double, Long, …). */
-export function allTypesDocument(): Document {
+/**
+ * Every BSON type, as read with EXACT_BSON_OPTIONS (wrappers for Int32/Double, Long, …), with the
+ * field names servers are picky about (`$dollarField`, `''`, `dotted.name`). `i` makes `_id` and
+ * `str` distinct (documents of one collection, a unique index on `str`); i = 0 is the historical
+ * sample (`_id` 65a1b2c3d4e5f60718293a4b).
+ */
+export function allTypesDocument(i = 0): Document {
   return {
-    _id: new ObjectId('65a1b2c3d4e5f60718293a4b'),
-    str: 'héllo \u{1F600}',
+    _id: new ObjectId((0x65a1b2c3d4e5f60718293a4bn + BigInt(i) * 0x100n).toString(16)),
+    str: i === 0 ? 'héllo \u{1F600}' : `héllo \u{1F600} ${i}`,
     emptyStr: '',
     int32: new Int32(42),
     int32neg: new Int32(-2147483648),
@@ -71,4 +78,15 @@ export function allTypesDocument(): Document {
     $dollarField: 'ok',
     '': 'empty key',
   };
+}
+
+/**
+ * {@link allTypesDocument} without the top-level names an insert is not accepted with everywhere
+ * (`$`-prefixed and empty ones): what a test stores through the driver on any server.
+ */
+export function storableAllTypesDocument(i = 0): Document {
+  const doc = allTypesDocument(i);
+  delete doc.$dollarField;
+  delete doc[''];
+  return doc;
 }
