@@ -6,7 +6,8 @@ import { execa } from 'execa';
 import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
 import { StateStore } from '../../src/state/store.js';
 import type { ApplyCounters } from '../../src/apply/apply-runner.js';
-import { Scenario, produce, startStack, targetDocs, waitFor, type Stack } from './runner-fixtures.js';
+import { Scenario, produce, startStack, targetDocs, type Stack } from './runner-fixtures.js';
+import { waitUntil } from '../support/wait.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
@@ -62,7 +63,7 @@ describe('migrator apply', { timeout: 120_000 }, () => {
     });
     let stderr = '';
     child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-    await waitFor(async () => JSON.stringify(await targetDocs(stack.client, 'sig.items')) === JSON.stringify(s.expected('sig.items')), 30_000, 'the data to be applied');
+    await waitUntil(async () => JSON.stringify(await targetDocs(stack.client, 'sig.items')) === JSON.stringify(s.expected('sig.items')), 30_000, 'the data to be applied');
     child.kill('SIGINT');
     const r = await child;
     assert.equal(r.exitCode, 0, `${String(r.stdout)}\n${stderr}`);
@@ -93,7 +94,7 @@ describe('migrator apply', { timeout: 120_000 }, () => {
       stdin: 'ignore',
     });
     // Running, with the shard's lease, through several COMPLETED polls (every 2 s).
-    await waitFor(async () => (await store.listShards('done1')).some((d) => d.lease.owner !== null), 30_000, 'the --cdc-only apply to take the shard');
+    await waitUntil(async () => (await store.listShards('done1')).some((d) => d.lease.owner !== null), 30_000, 'the --cdc-only apply to take the shard');
     await new Promise((res) => setTimeout(res, 5_000));
     assert.equal(cdc.exitCode, null, '--cdc-only keeps running');
     cdc.kill('SIGTERM');

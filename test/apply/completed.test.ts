@@ -7,7 +7,8 @@ import { after, before, describe, it } from 'node:test';
 import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { StateStore } from '../../src/state/store.js';
 import { runApply, type ApplyRunnerOptions } from '../../src/apply/apply-runner.js';
-import { FAST_CONSUMER, Scenario, produce, startStack, targetDocs, testLogger, waitFor, type Stack } from './runner-fixtures.js';
+import { FAST_CONSUMER, Scenario, produce, startStack, targetDocs, testLogger, type Stack } from './runner-fixtures.js';
+import { waitUntil } from '../support/wait.js';
 
 describe('runApply and a COMPLETED migration', { timeout: 120_000 }, () => {
   let stack: Stack;
@@ -51,13 +52,13 @@ describe('runApply and a COMPLETED migration', { timeout: 120_000 }, () => {
     let result: Awaited<typeof run> | undefined;
     void run.then((r) => (result = r), () => undefined);
     try {
-      await waitFor(() => matches(id, s), 30_000, 'the stream to be applied');
+      await waitUntil(() => matches(id, s), 30_000, 'the stream to be applied');
       // Phases before COMPLETED (CUTTING_OVER included) keep it applying.
       await store.setPhase(id, 'CUTTING_OVER');
       await new Promise((r) => setTimeout(r, 4_500)); // two polls (every 2 s)
       assert.equal(result, undefined, 'still running while CUTTING_OVER');
       await store.setPhase(id, 'COMPLETED');
-      await waitFor(() => result !== undefined, 20_000, 'apply to stop after COMPLETED');
+      await waitUntil(() => result !== undefined, 20_000, 'apply to stop after COMPLETED');
       assert.equal(result!.stopReason, 'completed');
       for (const d of await store.listShards(id)) {
         assert.equal(d.lease.owner, null, `${d.shardId}: lease released`);
@@ -102,7 +103,7 @@ describe('runApply and a COMPLETED migration', { timeout: 120_000 }, () => {
     let result: Awaited<typeof run> | undefined;
     void run.then((r) => (result = r), () => undefined);
     try {
-      await waitFor(() => matches(id, s), 30_000, 'the stream to be applied');
+      await waitUntil(() => matches(id, s), 30_000, 'the stream to be applied');
       await new Promise((r) => setTimeout(r, 4_500));
       assert.equal(result, undefined, 'still running');
     } finally {

@@ -6,7 +6,8 @@ import { StateStore } from '../../src/state/store.js';
 import { runApply, type ApplyCounters, type ApplyRunnerOptions } from '../../src/apply/apply-runner.js';
 import { MigratorError } from '../../src/util/errors.js';
 import { ExitCode } from '../../src/util/exit-codes.js';
-import { Clock, FAST_CONSUMER, produce, startStack, targetDocs, testLogger, type Stack } from './runner-fixtures.js';
+import { FAST_CONSUMER, produce, startStack, targetDocs, testLogger, type Stack } from './runner-fixtures.js';
+import { Clock } from '../support/stream-positions.js';
 import type { ChangeEnvelope } from '../../src/model/change-envelope.js';
 
 describe('runApply and unique-index conflicts', { timeout: 60_000 }, () => {

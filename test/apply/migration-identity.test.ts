@@ -14,7 +14,8 @@ import { runApply } from '../../src/apply/apply-runner.js';
 import { createLogger } from '../../src/util/logger.js';
 import { MigratorError } from '../../src/util/errors.js';
 import { ExitCode } from '../../src/util/exit-codes.js';
-import { Clock, FAST_CONSUMER, produce, startStack, targetDocs, type Stack } from './runner-fixtures.js';
+import { FAST_CONSUMER, produce, startStack, targetDocs, type Stack } from './runner-fixtures.js';
+import { Clock } from '../support/stream-positions.js';
 
 // Same derivation as migrationTag() in src/source/change-envelope.ts (spelled out here so the test
 // also runs against a build without it).

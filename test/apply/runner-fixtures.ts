@@ -1,7 +1,7 @@
 // Shared fixtures of the apply-runner tests: a scenario generator with its expected final state,
 // a producer helper, the local stack (MongoDB emulator as target + state store, kinesis-local).
 import { Writable } from 'node:stream';
-import { MongoClient, Timestamp, type Document } from 'mongodb';
+import { MongoClient, type Document } from 'mongodb';
 import { createOrderedProducer } from '../../src/transport/ordered-producer.js';
 import { encodeEnvelope, routingKey, type ChangeEnvelope, type CollectionNamespace } from '../../src/model/change-envelope.js';
 import { createLogger, type Logger } from '../../src/util/logger.js';
@@ -10,20 +10,9 @@ import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.j
 import type { KinesisClient } from '@aws-sdk/client-kinesis';
 
 import { prng } from '../support/prng.js';
+import { Clock } from '../support/stream-positions.js';
 
 export { prng };
-
-/** Increasing stream positions (clusterTime, resume token with a sortable _data). */
-export class Clock {
-  constructor(private n = 1_000_000) {}
-  next(): { ct: Timestamp; rt: Document; wt: Date } {
-    this.n++;
-    const t = Math.floor(this.n / 4);
-    const i = (this.n % 4) + 1;
-    const hex = (x: number) => x.toString(16).toUpperCase().padStart(8, '0');
-    return { ct: new Timestamp({ t, i }), rt: { _data: `82${hex(t)}${hex(i)}0004` }, wt: new Date(t * 1000) };
-  }
-}
 
 /** Source-side model: envelopes plus the expected target state (per target namespace). */
 export class Scenario {
@@ -156,11 +145,3 @@ export async function startStack(): Promise<Stack> {
 
 export const FAST_CONSUMER = { minCallIntervalMs: 20, idlePollMinMs: 20, idlePollMaxMs: 100, shardDiscoveryIntervalMs: 300 } as const;
 
-export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const until = performance.now() + timeoutMs;
-  for (;;) {
-    if (await cond()) return;
-    if (performance.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

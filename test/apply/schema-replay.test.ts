@@ -8,7 +8,8 @@ import { decodeEnvelope, encodeEnvelope, type ChangeEnvelope } from '../../src/m
 import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { ApplyWriter } from '../../src/apply/writer.js';
 import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
-import { Clock, ins, schemaEvent } from './helpers.js';
+import { ins, schemaEvent } from './helpers.js';
+import { Clock } from '../support/stream-positions.js';
 
 const through = (batch: ChangeEnvelope[]) => batch.map((e) => decodeEnvelope(encodeEnvelope(e)));
 

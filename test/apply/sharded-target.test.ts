@@ -10,7 +10,8 @@ import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emu
 import { decodeEnvelope, encodeEnvelope, type ChangeEnvelope } from '../../src/model/change-envelope.js';
 import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { ApplyWriter } from '../../src/apply/writer.js';
-import { Clock, del, ins, rep, updFull } from './helpers.js';
+import { del, ins, rep, updFull } from './helpers.js';
+import { Clock } from '../support/stream-positions.js';
 
 const NS = { db: 'bar', coll: 'orders' };
 

@@ -4,7 +4,9 @@ import { after, before, describe, it } from 'node:test';
 import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { StateStore } from '../../src/state/store.js';
 import { runApply, type ApplyCounters, type ApplyRunnerOptions } from '../../src/apply/apply-runner.js';
-import { Clock, FAST_CONSUMER, Scenario, produce, startStack, targetDocs, testLogger, waitFor, type Stack } from './runner-fixtures.js';
+import { FAST_CONSUMER, Scenario, produce, startStack, targetDocs, testLogger, type Stack } from './runner-fixtures.js';
+import { Clock } from '../support/stream-positions.js';
+import { waitUntil } from '../support/wait.js';
 
 describe('runApply instances sharing a stream', { timeout: 120_000 }, () => {
   let stack: Stack;
@@ -53,12 +55,12 @@ describe('runApply instances sharing a stream', { timeout: 120_000 }, () => {
     const abortB = new AbortController();
     // A takes two shards; B, started once A holds them, takes the two others.
     const runA = runApply(base('owner-A', { maxShards: 2, signal: abortA.signal, releaseLeasesOnExit: false }));
-    await waitFor(async () => (await owners()).filter((o) => o === 'owner-A').length === 2, 10_000, 'A to hold 2 shards');
+    await waitUntil(async () => (await owners()).filter((o) => o === 'owner-A').length === 2, 10_000, 'A to hold 2 shards');
     const runB = runApply(base('owner-B', { signal: abortB.signal }));
     try {
-      await waitFor(async () => (await owners()).filter((o) => o === 'owner-B').length === 2, 10_000, 'B to hold 2 shards');
+      await waitUntil(async () => (await owners()).filter((o) => o === 'owner-B').length === 2, 10_000, 'B to hold 2 shards');
       // Together they apply everything (the drop is a rendezvous across both processes).
-      await waitFor(() => targetMatches(s), 20_000, 'the target to match the source');
+      await waitUntil(() => targetMatches(s), 20_000, 'the target to match the source');
       const split = await owners();
       assert.equal(split.filter((o) => o === 'owner-A').length, 2);
       assert.equal(split.filter((o) => o === 'owner-B').length, 2);
@@ -70,10 +72,10 @@ describe('runApply instances sharing a stream', { timeout: 120_000 }, () => {
       const crashedAt = performance.now();
       s.data(ns, 600, 300);
       copies += (await produce(stack.kl.client, stream, s.envelopes.slice(-600), 100_000)).copies;
-      await waitFor(async () => (await owners()).every((o) => o === 'owner-B'), 15_000, 'B to take over every shard');
+      await waitUntil(async () => (await owners()).every((o) => o === 'owner-B'), 15_000, 'B to take over every shard');
       const takeoverMs = performance.now() - crashedAt;
       assert.ok(takeoverMs >= ttl - 500, `take-over waited for the lease to expire (${Math.round(takeoverMs)} ms)`);
-      await waitFor(() => targetMatches(s), 20_000, 'the target to match the source after the take-over');
+      await waitUntil(() => targetMatches(s), 20_000, 'the target to match the source after the take-over');
     } finally {
       abortA.abort();
       abortB.abort();
@@ -113,19 +115,19 @@ describe('runApply instances sharing a stream', { timeout: 120_000 }, () => {
     });
     const matches = async (sc: Scenario) => JSON.stringify(await targetDocs(stack.client, 'st_new.items')) === JSON.stringify(sc.expected('st.items'));
     try {
-      await waitFor(() => matches(s), 15_000, 'phase 1 applied');
+      await waitUntil(() => matches(s), 15_000, 'phase 1 applied');
       const [victim, other] = (await store.listShards('steal')).map((d) => d.shardId);
       // An intruder takes the lease of `victim` (as a process that stole an expired lease would).
       await store.shards.updateOne(
         { _id: `steal/${victim}` },
         { $set: { 'lease.owner': 'intruder', 'lease.expiresAt': new Date(Date.now() + 600_000) }, $inc: { 'lease.epoch': 1 } },
       );
-      await waitFor(() => status?.shards.find((x) => x.shardId === victim)?.state === 'not-owned', 10_000, 'the victim shard to stop');
+      await waitUntil(() => status?.shards.find((x) => x.shardId === victim)?.state === 'not-owned', 10_000, 'the victim shard to stop');
       const frozen = await store.getApplyCheckpoint('steal', victim!);
       const otherBefore = await store.getApplyCheckpoint('steal', other!);
       s.data(ns, 400, 200);
       await produce(stack.kl.client, stream, s.envelopes.slice(-400), 10_000);
-      await waitFor(async () => (await store.getApplyCheckpoint('steal', other!))?.seqKey !== otherBefore?.seqKey, 10_000, 'the other shard to go on');
+      await waitUntil(async () => (await store.getApplyCheckpoint('steal', other!))?.seqKey !== otherBefore?.seqKey, 10_000, 'the other shard to go on');
       await new Promise((r) => setTimeout(r, 500));
       const still = await store.getApplyCheckpoint('steal', victim!);
       assert.equal(still?.seqKey, frozen?.seqKey, 'the victim shard is not applied while the intruder holds it');
@@ -133,7 +135,7 @@ describe('runApply instances sharing a stream', { timeout: 120_000 }, () => {
       assert.equal(await matches(s), false, 'the victim shard\'s new events are not applied');
       // The intruder goes away: the shard is taken back and finished.
       await store.shards.updateOne({ _id: `steal/${victim}` }, { $set: { 'lease.owner': null, 'lease.expiresAt': new Date(0) } });
-      await waitFor(() => matches(s), 15_000, 'everything applied after the lease came back');
+      await waitUntil(() => matches(s), 15_000, 'everything applied after the lease came back');
     } finally {
       abort.abort();
       await run;

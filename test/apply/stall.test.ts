@@ -14,7 +14,8 @@ import { readyForCutover } from '../../src/orchestration/full-migration.js';
 import { MigratorError } from '../../src/util/errors.js';
 import { ExitCode } from '../../src/util/exit-codes.js';
 import { createLogger } from '../../src/util/logger.js';
-import { FAST_CONSUMER, Scenario, produce, startStack, targetDocs, waitFor, type Stack } from './runner-fixtures.js';
+import { FAST_CONSUMER, Scenario, produce, startStack, targetDocs, type Stack } from './runner-fixtures.js';
+import { waitUntil } from '../support/wait.js';
 
 const APP = 'stall-test-target';
 
@@ -104,7 +105,7 @@ describe('apply against a target that stops answering', { timeout: 180_000 }, ()
           writer: { writeTimeoutMs: 1_000, retryPolicy: { maxAttempts: 1_000, initialDelayMs: 10, maxDelayMs: 200 } },
         }),
       );
-      const watching = waitFor(
+      const watching = waitUntil(
         async () => (storeSawStall = (await store.listShards('st')).some((d) => d.stalledSince instanceof Date)),
         60_000,
         'a stalledSince in the state store',

@@ -8,7 +8,8 @@ import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { ApplyWriter, type ApplyResult } from '../../src/apply/writer.js';
 import { ApplyWriteError, UnmappableDdlError } from '../../src/apply/errors.js';
 import { storableAllTypesDocument } from '../support/bson-samples.js';
-import { Clock, barrier, del, drop, dropDb, ins, rename, rep, updDelta, updFull } from './helpers.js';
+import { barrier, del, drop, dropDb, ins, rename, rep, updDelta, updFull } from './helpers.js';
+import { Clock } from '../support/stream-positions.js';
 import { TARGETS, prng, type TestTarget } from './targets.js';
 
 const hex = (d: Document) => Buffer.from(BSON.serialize(d)).toString('hex');

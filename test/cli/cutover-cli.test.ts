@@ -9,9 +9,9 @@ import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
 import { StateStore, type MigrationPhase } from '../../src/state/store.js';
 import { MigratorError } from '../../src/util/errors.js';
 import { ExitCode } from '../../src/util/exit-codes.js';
+import { sleep } from '../support/wait.js';
 
 const DB = 'cutover_cli_test';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('migrator cutover', { timeout: 180_000 }, () => {
   let emu: MongoEmulator;

@@ -1,19 +1,16 @@
 // `migrator status` end to end: state documents written with StateStore on the emulator, the real CLI reads them.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { MongoClient, Timestamp } from 'mongodb';
+import { MongoClient } from 'mongodb';
 import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { runMigrator } from '../support/cli.js';
 import { StateStore } from '../../src/state/store.js';
 import { MigratorError } from '../../src/util/errors.js';
 import { ExitCode } from '../../src/util/exit-codes.js';
 import type { StatusReport } from '../../src/orchestration/status-report.js';
+import { streamPosition as pos } from '../support/stream-positions.js';
 
 const DB = 'status_cli_test';
-const pos = (t: number, i = 1) => ({
-  ct: new Timestamp({ t, i }),
-  rt: { _data: `82${t.toString(16).toUpperCase().padStart(8, '0')}${i.toString(16).toUpperCase().padStart(8, '0')}04` },
-});
 
 describe('migrator status', { timeout: 120_000 }, () => {
   let emu: MongoEmulator;

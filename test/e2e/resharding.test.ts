@@ -21,12 +21,12 @@ import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
 import { prng } from '../support/prng.js';
 import { StateStore } from '../../src/state/store.js';
 import { MARKER_COLLECTION } from '../../src/source/capture-runner.js';
+import { sleep } from '../support/wait.js';
 
 const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
 const STATE_DB = 'migrator_state';
 type AnyDoc = Document & { _id: number | string };
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const tsAtOrAfter = (a: Timestamp, b: Timestamp) =>
   a.getHighBits() >>> 0 !== b.getHighBits() >>> 0 ? a.getHighBits() >>> 0 > b.getHighBits() >>> 0 : a.getLowBits() >>> 0 >= b.getLowBits() >>> 0;
 

@@ -13,6 +13,7 @@ import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
 import { waitForPhase } from '../support/phases.js';
 import { StateStore } from '../../src/state/store.js';
 import { HELD_EXPIRE_AFTER_SECONDS } from '../../src/db/ttl-hold.js';
+import { waitUntil } from '../support/wait.js';
 
 type AnyDoc = Document & { _id: number | string };
 const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
@@ -70,15 +71,6 @@ function expected(names: { items: string; orders: string; fresh: string; fresh2:
   return { [names.items]: changed, [names.orders]: changed, [names.fresh]: created, [names.fresh2]: created };
 }
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 90_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 /** full-migrate through the load, `during` while replicating, then cutover --writes-stopped; returns full-migrate's stderr. */
 async function migrate(stack: LocalStack, id: string, maps: string[], during: (proc: ResultPromise) => Promise<void>): Promise<string> {
   const { source, target, kinesis, dst } = stack;
@@ -124,7 +116,7 @@ describe('schema changes during replication, source with expanded events (mongod
       // Replayed before the cutover: the target has every change while replication runs. The TTL
       // change is replayed held (the target's TTL must not act during the sync, ttl-hold.ts), its new
       // value recorded as the one the cutover restores.
-      await until('the schema changes replayed on the target', async () => JSON.stringify(await targetSchema(dst, names)) === JSON.stringify(expected(names, HELD_EXPIRE_AFTER_SECONDS)));
+      await waitUntil(async () => JSON.stringify(await targetSchema(dst, names)) === JSON.stringify(expected(names, HELD_EXPIRE_AFTER_SECONDS)), 90_000, 'the schema changes replayed on the target', 200);
       const store = await StateStore.open({ client: dst });
       const holds = (await store.listTtlHolds('schema70')).map((h) => [h.coll, h.name, h.originalExpireAfterSeconds, h.restoredAt]);
       assert.deepEqual(holds, [['items', 'at_1', 60, undefined], ['orders_v2', 'at_1', 60, undefined]]);
@@ -152,7 +144,7 @@ describe('schema changes during replication, source without expanded events (mon
     const stderr = await migrate(stack, 'schema50', [], async () => {
       await changeSchema(src);
       // The data arrives; the schema changes cannot (no expanded events before 6.0).
-      await until('the marker document on the target', async () => (await dst.db('shop').collection<AnyDoc>('items').countDocuments({ _id: 'marker' })) === 1);
+      await waitUntil(async () => (await dst.db('shop').collection<AnyDoc>('items').countDocuments({ _id: 'marker' })) === 1, 90_000, 'the marker document on the target', 200);
       const before = await targetSchema(dst, names);
       assert.notDeepEqual(before, expected(names));
       assert.equal((before.items as Document).skuUnique, false);

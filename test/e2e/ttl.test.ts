@@ -8,20 +8,10 @@ import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
 import { waitForPhase } from '../support/phases.js';
 import { StateStore } from '../../src/state/store.js';
 import { HELD_EXPIRE_AFTER_SECONDS } from '../../src/db/ttl-hold.js';
+import { sleep, waitUntil } from '../support/wait.js';
 
 const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
 const ID = 'ttl';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitUntil(cond: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await sleep(200);
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-}
 
 const ids = async (c: MongoClient) => (await c.db('app').collection<{ _id: number }>('sessions').find({}, { projection: { _id: 1 }, sort: { _id: 1 } }).toArray()).map((d) => d._id);
 const ttlOf = async (c: MongoClient) => (await c.db('app').collection('sessions').listIndexes().toArray()).find((s) => s.name === 'at_ttl')?.expireAfterSeconds as unknown;
@@ -77,7 +67,7 @@ describe('TTL indexes during the migration', () => {
 
       // The source's TTL deletes arrive as deletes: the target (whose own TTL cannot delete anything
       // now) loses documents too.
-      await waitUntil(async () => (await dst.db('app').collection('sessions').countDocuments()) <= N + 20 - 10, 120_000, 'the source TTL deletes to reach the target');
+      await waitUntil(async () => (await dst.db('app').collection('sessions').countDocuments()) <= N + 20 - 10, 120_000, 'the source TTL deletes to reach the target', 200);
       // And the target never expired a document the source still has. A document the target's TTL
       // could have taken before the hold (between mongorestore building the index and the collMod)
       // lapsed before READY, so the source (5 s monitor) has deleted it by now.
@@ -113,6 +103,7 @@ describe('TTL indexes during the migration', () => {
       async () => JSON.stringify(await ids(dst)) === keep && JSON.stringify(await ids(src)) === keep,
       Math.max(0, lastLapse - Date.now()) + 60_000,
       'every lapsed session to be expired by each side\'s own TTL',
+      200,
     );
     const users = async (c: MongoClient) => c.db('app').collection('users').find({}, { sort: { _id: 1 } }).toArray();
     assert.deepEqual(await users(dst), await users(src));

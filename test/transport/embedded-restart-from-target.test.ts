@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { hostname } from 'node:os';
 import { execa } from 'execa';
-import { MongoClient, Timestamp } from 'mongodb';
+import { MongoClient } from 'mongodb';
 import { pino } from 'pino';
 import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { StateStore, sequenceKey } from '../../src/state/store.js';
@@ -11,8 +11,8 @@ import { positionKey } from '../../src/model/change-envelope.js';
 import { restartFromTarget } from '../../src/transport/embedded-kinesis.js';
 import { MigratorError } from '../../src/util/errors.js';
 import { ExitCode } from '../../src/util/exit-codes.js';
+import { streamPosition as pos } from '../support/stream-positions.js';
 
-const pos = (t: number, i = 1) => ({ ct: new Timestamp({ t, i }), rt: { _data: `82${t.toString(16).toUpperCase().padStart(8, '0')}${i.toString(16).toUpperCase().padStart(8, '0')}04` } });
 const log = pino({ level: 'silent' });
 const SHARD0 = 'shardId-000000000000';
 const SHARD1 = 'shardId-000000000001';
