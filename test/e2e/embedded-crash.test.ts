@@ -10,7 +10,8 @@ import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emu
 import { ensureGoTools } from '../support/go-tools.js';
 import { runMigrator } from '../support/cli.js';
 import { StateStore } from '../../src/state/store.js';
-import { killQuietly, processAlive, seed, spawnFullMigrate, startWorkload, waitForPhase, waitGone } from '../support/full-migrate-process.js';
+import { killQuietly, processAlive, seed, spawnFullMigrate, startWorkload, waitGone } from '../support/full-migrate-process.js';
+import { waitForPhase } from '../support/phases.js';
 
 const ID = 'crash';
 
@@ -53,7 +54,7 @@ describe('embedded transport: crash of the whole migrator', () => {
     try {
       // Crash 0, during the initial load (nothing applied yet).
       pids.push((await zero.waitFor(/^transport:/, 60_000)).pid as number);
-      await waitForPhase(store, ID, ['INITIAL_LOAD'], 60_000, zero.proc, zero.tail);
+      await waitForPhase(store, ID, ['INITIAL_LOAD'], { proc: zero.proc, timeoutMs: 60_000, logTail: zero.tail });
       await new Promise((r) => setTimeout(r, 300));
       zero.proc.kill('SIGKILL');
       await zero.proc;
@@ -69,7 +70,7 @@ describe('embedded transport: crash of the whole migrator', () => {
       pids.push(enginePid);
       const restart0 = await first.waitFor(/^new embedded stream/, 60_000);
       if (phase0 === 'INITIAL_LOAD') assert.equal(restart0.captureFrom, 'the resume point', JSON.stringify(restart0));
-      await waitForPhase(store, ID, ['READY_FOR_CUTOVER'], 180_000, first.proc, first.tail);
+      await waitForPhase(store, ID, ['READY_FOR_CUTOVER'], { proc: first.proc, timeoutMs: 180_000, logTail: first.tail });
       console.log(`# ${since()}: READY_FOR_CUTOVER after a restart from ${String(restart0.captureFrom)}`);
       await new Promise((r) => setTimeout(r, 2000)); // replicate with writes flowing for a while
       // Crash at a moment when the lost stream holds changes not yet applied: the capture checkpoint

@@ -9,7 +9,8 @@ import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emu
 import { ensureGoTools } from '../support/go-tools.js';
 import { runMigrator } from '../support/cli.js';
 import { StateStore } from '../../src/state/store.js';
-import { killQuietly, seed, spawnFullMigrate, startWorkload, waitForPhase, waitGone } from '../support/full-migrate-process.js';
+import { killQuietly, seed, spawnFullMigrate, startWorkload, waitGone, cutoverAndWait } from '../support/full-migrate-process.js';
+import { waitForPhase } from '../support/phases.js';
 
 describe('full-migrate with the embedded transport', () => {
   let source: MongoEmulator;
@@ -54,7 +55,7 @@ describe('full-migrate with the embedded transport', () => {
       const transport = await fm.waitFor(/^transport:/, 60_000);
       assert.equal(transport.transport, 'embedded');
       pids.push(transport.pid as number);
-      await waitForPhase(store, 'default', ['READY_FOR_CUTOVER'], 120_000, fm.proc, fm.tail);
+      await waitForPhase(store, 'default', ['READY_FOR_CUTOVER'], { proc: fm.proc, timeoutMs: 120_000, logTail: fm.tail });
 
       // A graceful stop (SIGINT) with writes flowing: exit 130, the engine stopped with it.
       fm.proc.kill('SIGINT');
@@ -74,8 +75,7 @@ describe('full-migrate with the embedded transport', () => {
       const { ops } = await workload.stop();
       assert.ok(ops > 0);
 
-      const cut = await runMigrator(['cutover', ...common, '--writes-stopped', '--wait', '--timeout', '90s']);
-      assert.equal(cut.exitCode, 0, cut.all);
+      await cutoverAndWait(common);
       const result = await fm.proc;
       assert.equal(result.exitCode, 0, fm.tail());
       assert.match(String(result.stdout), /COMPLETED/);

@@ -5,18 +5,17 @@
 // Either way the target has them at the cutover, the unique index holds, and verify says equal.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execa, type ResultPromise } from 'execa';
+import { type ResultPromise } from 'execa';
 import { MongoClient, type Document } from 'mongodb';
 import { useLocalStack, type LocalStack } from '../support/local-stack.js';
-import { goToolPath } from '../support/go-tools.js';
-import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
+import { runMigrator } from '../support/cli.js';
 import { waitForPhase } from '../support/phases.js';
 import { StateStore } from '../../src/state/store.js';
 import { HELD_EXPIRE_AFTER_SECONDS } from '../../src/db/ttl-hold.js';
 import { waitUntil } from '../support/wait.js';
+import { spawnMigrator, toolArgs, whileRunning, cutoverAndWait } from '../support/full-migrate-process.js';
 
 type AnyDoc = Document & { _id: number | string };
-const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
 const FUTURE = new Date(Date.now() + 365 * 86400_000); // nothing expires during the test
 const FR = { locale: 'fr', strength: 2 };
 const VALIDATOR = { n: { $type: 'int' } };
@@ -77,26 +76,15 @@ async function migrate(stack: LocalStack, id: string, maps: string[], during: (p
   const stream = kinesis.uniqueStreamName(id);
   await kinesis.createStream(stream, 2);
   const common = ['--source-uri', source.uri, '--target-uri', target.uri, '--include', 'shop.*', ...maps, '--kinesis-stream', stream, '--kinesis-endpoint', kinesis.endpoint, '--migration-id', id];
-  const proc = execa(
-    process.execPath,
-    ['--import', 'tsx', MAIN, 'full-migrate', ...common, '--lease-ttl', '5s', '--mongodump-path', goToolPath('mongodump'), '--mongorestore-path', goToolPath('mongorestore'), '--data-dir', `/tmp/migrator-${id}-${process.pid}`, '--log-format', 'json'],
-    { cwd: PROJECT_ROOT, reject: false, stdin: 'ignore', env: { CI: 'true' } },
-  );
+  const proc = spawnMigrator(['full-migrate', ...common, '--lease-ttl', '5s', ...toolArgs(), '--data-dir', `/tmp/migrator-${id}-${process.pid}`, '--log-format', 'json']);
   const store = await StateStore.open({ client: dst });
-  try {
+  const done = await whileRunning(proc, async () => {
     await waitForPhase(store, id, ['CATCHING_UP', 'READY_FOR_CUTOVER'], { proc, timeoutMs: 120_000 });
     await during(proc);
     await waitForPhase(store, id, ['READY_FOR_CUTOVER'], { proc, timeoutMs: 120_000 });
-    const cut = await runMigrator(['cutover', ...common, '--writes-stopped', '--wait', '--timeout', '90s']);
-    assert.equal(cut.exitCode, 0, cut.all);
-  } catch (err) {
-    proc.kill('SIGKILL');
-    await proc;
-    throw err;
-  }
-  const done = await proc;
+    await cutoverAndWait(common);
+  });
   const stderr = String(done.stderr);
-  assert.equal(done.exitCode, 0, stderr.slice(-3000));
   const verify = await runMigrator(['verify', '--source-uri', source.uri, '--target-uri', target.uri, '--include', 'shop.*', ...maps]);
   assert.equal(verify.exitCode, 0, verify.all);
   assert.match(verify.stdout, /collections match, indexes, options and views included/);
@@ -165,11 +153,7 @@ describe('a schema difference the target cannot hold (mongodb-7.0 → documentdb
     const stream = kinesis.uniqueStreamName(id);
     await kinesis.createStream(stream, 1);
     const common = ['--source-uri', source.uri, '--target-uri', target.uri, '--no-target-retry-writes', '--include', 'shop.*', '--kinesis-stream', stream, '--kinesis-endpoint', kinesis.endpoint, '--migration-id', id];
-    const proc = execa(
-      process.execPath,
-      ['--import', 'tsx', MAIN, 'full-migrate', ...common, '--lease-ttl', '5s', '--mongodump-path', goToolPath('mongodump'), '--mongorestore-path', goToolPath('mongorestore'), '--data-dir', `/tmp/migrator-${id}-${process.pid}`, '--log-format', 'json'],
-      { cwd: PROJECT_ROOT, reject: false, stdin: 'ignore', env: { CI: 'true' } },
-    );
+    const proc = spawnMigrator(['full-migrate', ...common, '--lease-ttl', '5s', ...toolArgs(), '--data-dir', `/tmp/migrator-${id}-${process.pid}`, '--log-format', 'json']);
     // Amazon DocumentDB refuses retryable writes (https://docs.aws.amazon.com/documentdb/latest/developerguide/retryable-writes.html).
     const stateClient = new MongoClient(target.uri, { retryWrites: false });
     after(() => stateClient.close());
@@ -207,24 +191,13 @@ describe('schema differences accepted knowingly (full-migrate --ignore-schema in
     const stream = kinesis.uniqueStreamName(id);
     await kinesis.createStream(stream, 1);
     const common = ['--source-uri', source.uri, '--target-uri', target.uri, '--include', 'shop.*', '--kinesis-stream', stream, '--kinesis-endpoint', kinesis.endpoint, '--migration-id', id];
-    const proc = execa(
-      process.execPath,
-      ['--import', 'tsx', MAIN, 'full-migrate', ...common, '--ignore-schema', 'indexes', '--lease-ttl', '5s', '--mongodump-path', goToolPath('mongodump'), '--mongorestore-path', goToolPath('mongorestore'), '--data-dir', `/tmp/migrator-${id}-${process.pid}`, '--log-format', 'json'],
-      { cwd: PROJECT_ROOT, reject: false, stdin: 'ignore', env: { CI: 'true' } },
-    );
+    const proc = spawnMigrator(['full-migrate', ...common, '--ignore-schema', 'indexes', '--lease-ttl', '5s', ...toolArgs(), '--data-dir', `/tmp/migrator-${id}-${process.pid}`, '--log-format', 'json']);
     const store = await StateStore.open({ client: dst });
-    try {
+    const done = await whileRunning(proc, async () => {
       await waitForPhase(store, id, ['READY_FOR_CUTOVER'], { proc, timeoutMs: 120_000 });
       await dst.db('shop').collection('items').dropIndex('old_1');
-      const cut = await runMigrator(['cutover', ...common, '--writes-stopped', '--wait', '--timeout', '90s']);
-      assert.equal(cut.exitCode, 0, cut.all);
-    } catch (err) {
-      proc.kill('SIGKILL');
-      await proc;
-      throw err;
-    }
-    const done = await proc;
-    assert.equal(done.exitCode, 0, String(done.stderr).slice(-3000));
+      await cutoverAndWait(common);
+    });
     assert.match(String(done.stdout), /1 schema difference\(s\) accepted with --ignore-schema/);
     assert.match(String(done.stderr), /"ignored":true,"msg":"schema difference \(ignored: --ignore-schema\): index old_1/);
     const names = (await dst.db('shop').collection('items').listIndexes().toArray()).map((i) => i.name).sort();

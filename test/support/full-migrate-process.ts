@@ -1,10 +1,87 @@
-// Helpers of the embedded-transport tests.
+// The migrator's long-running commands as separate processes, as a container orchestrator runs
+// them: start (from source, through tsx), wait for phases, cut over, kill and restart. Shared by the
+// end-to-end, chaos, image and secrets suites.
 import { readFileSync } from 'node:fs';
+import assert from 'node:assert/strict';
 import { execa, type ResultPromise } from 'execa';
 import type { Document, MongoClient } from 'mongodb';
-import type { StateStore } from '../../src/state/store.js';
-import { PROJECT_ROOT } from './cli.js';
+import { PROJECT_ROOT, runMigrator, type CliResult } from './cli.js';
 import { goToolPath } from './go-tools.js';
+import { sleep } from './wait.js';
+
+const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
+
+/**
+ * Starts `migrator ARGS` (from source, through tsx) as its own process: CI=true on top of this
+ * process's environment, stdin closed, never rejects (read `exitCode`). `forceKillAfterDelay`: how
+ * long a SIGTERM may take before execa sends SIGKILL (docker stop's grace period).
+ */
+export function spawnMigrator(
+  args: string[],
+  opts: { env?: Record<string, string>; forceKillAfterDelay?: number; timeout?: number } = {},
+): ResultPromise<{ reject: false; stdin: 'ignore' }> {
+  return execa(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+    cwd: PROJECT_ROOT,
+    reject: false,
+    stdin: 'ignore',
+    env: { CI: 'true', ...opts.env },
+    ...(opts.forceKillAfterDelay !== undefined ? { forceKillAfterDelay: opts.forceKillAfterDelay } : {}),
+    ...(opts.timeout !== undefined ? { timeout: opts.timeout } : {}),
+  });
+}
+
+/** `--mongodump-path`/`--mongorestore-path` of the Go-built tools (ensureGoTools() first). */
+export function toolArgs(): string[] {
+  return ['--mongodump-path', goToolPath('mongodump'), '--mongorestore-path', goToolPath('mongorestore')];
+}
+
+/** The last `lines` lines of a process's stderr, without the periodic apply-progress lines. */
+export function stderrTail(stderr: unknown, lines = 60): string {
+  return String(stderr)
+    .split('\n')
+    .filter((l) => !l.includes('apply progress'))
+    .slice(-lines)
+    .join('\n');
+}
+
+/**
+ * Runs `body` while `proc` (a full-migrate) works; if `body` fails, SIGKILLs the process so no
+ * migrator is left behind and rethrows. Then waits for the process to end, asserts it exited 0
+ * (with its stderr tail otherwise) and returns its result (stdout, stderr).
+ */
+export async function whileRunning<R extends { exitCode?: number; stderr?: unknown }>(proc: PromiseLike<R> & { kill(signal?: NodeJS.Signals): boolean }, body: () => Promise<void>): Promise<R> {
+  try {
+    await body();
+  } catch (err) {
+    proc.kill('SIGKILL');
+    await proc;
+    throw err;
+  }
+  const done = await proc;
+  assert.equal(done.exitCode, 0, String(done.stderr).slice(-3000));
+  return done;
+}
+
+/**
+ * `migrator cutover … --writes-stopped --wait` (the user stopped the writes) and asserts it
+ * succeeded; full-migrate then completes and exits 0.
+ */
+export async function cutoverAndWait(
+  common: string[],
+  opts: { timeout?: string; timeoutMs?: number; env?: Record<string, string> } = {},
+): Promise<CliResult> {
+  const timeout = opts.timeout ?? '90s';
+  // The process gets 30 s more than the wait it was given (runMigrator's own default is 60 s, less
+  // than a 90 s --timeout: on a loaded machine the cutover CLI was killed while still waiting).
+  const seconds = /^(\d+)s$/.exec(timeout);
+  const timeoutMs = opts.timeoutMs ?? (seconds ? (Number(seconds[1]) + 30) * 1000 : 150_000);
+  const cut = await runMigrator(['cutover', ...common, '--writes-stopped', '--wait', '--timeout', timeout], {
+    ...(opts.env ? { env: opts.env } : {}),
+    timeoutMs,
+  });
+  assert.equal(cut.exitCode, 0, cut.all);
+  return cut;
+}
 
 /** True while `pid` runs (a zombie waiting to be reaped counts as gone). */
 export function processAlive(pid: number): boolean {
@@ -26,7 +103,7 @@ export async function waitGone(pid: number, ms: number): Promise<boolean> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     if (!processAlive(pid)) return true;
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
   return !processAlive(pid);
 }
@@ -46,7 +123,6 @@ export function killQuietly(pid: number | undefined): void {
 
 
 type AnyDoc = Document & { _id: number | string };
-const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
 
 /** Seeds bar.products (2000 documents, unique index on name) and bar.orders. */
 export async function seed(src: MongoClient): Promise<void> {
@@ -60,16 +136,12 @@ export { startWorkload } from './workload.js';
 
 /** `migrator full-migrate` with nothing but the two connection strings and a data dir (+ the test's tool paths). */
 export function spawnFullMigrate(sourceUri: string, targetUri: string, dataDir: string, extra: string[] = []) {
-  const proc = execa(
-    process.execPath,
-    [
-      '--import', 'tsx', MAIN, 'full-migrate',
-      '--source-uri', sourceUri, '--target-uri', targetUri, '--data-dir', dataDir,
-      '--mongodump-path', goToolPath('mongodump'), '--mongorestore-path', goToolPath('mongorestore'),
-      '--log-format', 'json', ...extra,
-    ],
-    { cwd: PROJECT_ROOT, env: { CI: 'true' }, reject: false, stdin: 'ignore' },
-  );
+  const proc = spawnMigrator([
+    'full-migrate',
+    '--source-uri', sourceUri, '--target-uri', targetUri, '--data-dir', dataDir,
+    ...toolArgs(),
+    '--log-format', 'json', ...extra,
+  ]);
   const lines: Record<string, unknown>[] = [];
   let partial = '';
   proc.stderr!.on('data', (c: Buffer) => {
@@ -109,17 +181,4 @@ function tail(lines: Record<string, unknown>[]): string {
     .slice(-60)
     .map((l) => JSON.stringify(l))
     .join('\n');
-}
-
-export async function waitForPhase(store: StateStore, id: string, phases: string[], ms: number, proc?: ResultPromise, logTail?: () => string) {
-  const end = Date.now() + ms;
-  let last = '';
-  while (Date.now() < end) {
-    const m = await store.getMigration(id);
-    last = m?.phase ?? 'none';
-    if (phases.includes(last)) return last;
-    if (proc && proc.exitCode !== null) throw new Error(`full-migrate exited ${proc.exitCode} in phase ${last}\n${logTail?.() ?? ''}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`phase ${last} after ${ms} ms, expected ${phases.join('/')}\n${logTail?.() ?? ''}`);
 }
