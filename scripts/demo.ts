@@ -39,7 +39,7 @@ import { ExitCode } from '../src/util/exit-codes.js';
 import { startFerretDB } from '../test/support/ferretdb.js';
 import { ensureGoTools, goToolPath, type GoTool } from '../test/support/go-tools.js';
 import { startKinesisLocal } from '../test/support/kinesis-local.js';
-import { startMongoEmulator } from '../test/support/mongo-emulator/index.js';
+import { startMongoEmulator } from '../packages/mongo-emulator/src/index.js';
 import { prng } from '../test/support/prng.js';
 
 // The AWS SDK (kinesis-local's client runs in this process) warns under Node 20 that its releases

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// The project's test command (`npm test`): every test/**/*.test.ts through node's built-in runner
-// with tsx. Tests that need the Go-built tools call ensureGoTools() themselves, so a fresh
-// machine builds them on first use. Extra arguments select files: `npm test -- test/unit`.
-import { readdirSync, statSync } from 'node:fs';
+// The project's test command (`npm test`): every test/**/*.test.ts and packages/*/test/**/*.test.ts
+// (the workspace packages' own suites, e.g. the MongoDB emulator's conformance tests) through
+// node's built-in runner with tsx. Tests that need the Go-built tools call ensureGoTools() themselves, so a fresh
+// machine builds them on first use. Extra arguments select files: `npm test -- test/util`.
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
@@ -21,7 +22,12 @@ function collect(path, out) {
 
 const roots = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const flags = process.argv.slice(2).filter((a) => a.startsWith('-'));
-const files = (roots.length ? roots : ['test']).flatMap((r) => collect(resolve(r), []));
+/** Default roots: test/ and each workspace package's test/ folder. */
+function defaultRoots() {
+  const packages = existsSync('packages') ? readdirSync('packages').sort().map((name) => join('packages', name, 'test')) : [];
+  return ['test', ...packages.filter((dir) => existsSync(dir))];
+}
+const files = (roots.length ? roots : defaultRoots()).flatMap((r) => collect(resolve(r), []));
 if (files.length === 0) {
   console.error('no test files found');
   process.exit(1);

@@ -14,12 +14,12 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { PROFILE_NAMES, startMongoEmulator } from '../test/support/mongo-emulator/index.js';
+import { PROFILE_NAMES, startMongoEmulator } from '../packages/mongo-emulator/src/index.js';
 import { startKinesisLocal } from '../test/support/kinesis-local.js';
 import { startFerretDB } from '../test/support/ferretdb.js';
 import { ensureGoTools } from '../test/support/go-tools.js';
 import { ROOT_ONLY, ROOT_USER, createMigratorUser, uriAs } from '../test/support/migrator-users.js';
-import { parseShardKeys } from '../test/support/mongo-emulator/sharding.js';
+import { parseShardKeys } from '../packages/mongo-emulator/src/sharding.js';
 
 interface Stoppable {
   name: string;

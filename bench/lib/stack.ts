@@ -1,7 +1,7 @@
 /**
  * The local stack of the benchmarks, every server in its own process so that the migrator's CPU
  * and memory can be told apart from the emulators': a source and a target MongoDB emulator
- * (test/support/mongo-emulator/bin.ts) and kinesis-local (test/support/kinesis-local.ts).
+ * (packages/mongo-emulator/src/bin.ts) and kinesis-local (test/support/kinesis-local.ts).
  */
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -18,7 +18,7 @@ export interface EmulatorProcess {
 }
 
 export async function startEmulatorProcess(name: string, historyLimit: number): Promise<EmulatorProcess> {
-  const bin = path.join(ROOT, 'test/support/mongo-emulator/bin.ts');
+  const bin = path.join(ROOT, 'packages/mongo-emulator/src/bin.ts');
   const child: ResultPromise = execa(process.execPath, ['--import', 'tsx', '--max-old-space-size=8192', bin, '--port', '0', '--history-limit', String(historyLimit)], {
     cwd: ROOT,
     stdin: 'ignore',

@@ -6,7 +6,8 @@ import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { ApplyWriter } from '../../src/apply/writer.js';
 import { createDdlGate } from '../../src/apply/ddl-gate.js';
 import { StateStore, type DdlRendezvousDoc } from '../../src/state/store.js';
-import { Clock, ins, rename } from './helpers.js';
+import { ins, rename } from './helpers.js';
+import { Clock } from '../support/stream-positions.js';
 import { TARGETS, type TestTarget } from './targets.js';
 
 /** A stream whose shards are all open, never resharded. */

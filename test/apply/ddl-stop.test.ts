@@ -10,7 +10,8 @@ import { describe, it } from 'node:test';
 import type { MongoClient } from 'mongodb';
 import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { ApplyWriter } from '../../src/apply/writer.js';
-import { Clock, schemaEvent } from './helpers.js';
+import { schemaEvent } from './helpers.js';
+import { Clock } from '../support/stream-positions.js';
 
 describe('ApplyWriter stopped during a schema replay', () => {
   it('rejects the batch instead of passing the DDL as applied', async () => {

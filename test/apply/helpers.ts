@@ -1,18 +1,7 @@
 // Builders of envelopes for apply tests.
-import { Timestamp, type Document } from 'mongodb';
+import type { Document } from 'mongodb';
 import type { ChangeEnvelope, CollectionNamespace, SchemaOp, UpdateDelta } from '../../src/model/change-envelope.js';
-
-/** A position source: consecutive calls give increasing (clusterTime, token). */
-export class Clock {
-  private n: number;
-  constructor(start = 1000) {
-    this.n = start;
-  }
-  next(): { ct: Timestamp; rt: Document } {
-    this.n++;
-    return { ct: new Timestamp({ t: this.n, i: 1 }), rt: { _data: `82${this.n.toString(16).toUpperCase().padStart(8, '0')}00000001` } };
-  }
-}
+import type { Clock } from '../support/stream-positions.js';
 
 const NS: CollectionNamespace = { db: 'bar', coll: 'products' };
 

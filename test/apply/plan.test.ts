@@ -3,7 +3,8 @@ import { describe, it } from 'node:test';
 import { Int32 } from 'mongodb';
 import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { dedupeEnvelopes, deltaToUpdates, keyFilter, planBatch, rounds, toBulkOperation, type Segment } from '../../src/apply/plan.js';
-import { Clock, barrier, del, drop, ins, rename, rep, schemaEvent, updDelta, updFull } from './helpers.js';
+import { barrier, del, drop, ins, rename, rep, schemaEvent, updDelta, updFull } from './helpers.js';
+import { Clock } from '../support/stream-positions.js';
 
 const rules = new NamespaceRules({ map: ['bar:bar_new'] });
 const allKept = (n: number) => [...Array(n).keys()];

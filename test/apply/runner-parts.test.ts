@@ -21,7 +21,8 @@ import type { MigrationDoc } from '../../src/state/store.js';
 import { MigratorError } from '../../src/util/errors.js';
 import { ExitCode } from '../../src/util/exit-codes.js';
 import { createLogger, type Logger } from '../../src/util/logger.js';
-import { Clock, ins } from './helpers.js';
+import { ins } from './helpers.js';
+import { Clock } from '../support/stream-positions.js';
 
 /** A logger that keeps its lines (JSON) for assertions. */
 function memoryLogger(): { log: Logger; lines: () => string[] } {

@@ -7,8 +7,9 @@ import { MongoClient, type Document } from 'mongodb';
 import { decodeEnvelope, encodeEnvelope, type ChangeEnvelope } from '../../src/model/change-envelope.js';
 import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { ApplyWriter } from '../../src/apply/writer.js';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
-import { Clock, ins, schemaEvent } from './helpers.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
+import { ins, schemaEvent } from './helpers.js';
+import { Clock } from '../support/stream-positions.js';
 
 const through = (batch: ChangeEnvelope[]) => batch.map((e) => decodeEnvelope(encodeEnvelope(e)));
 

@@ -6,11 +6,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { MongoClient, type Document } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { decodeEnvelope, encodeEnvelope, type ChangeEnvelope } from '../../src/model/change-envelope.js';
 import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { ApplyWriter } from '../../src/apply/writer.js';
-import { Clock, del, ins, rep, updFull } from './helpers.js';
+import { del, ins, rep, updFull } from './helpers.js';
+import { Clock } from '../support/stream-positions.js';
 
 const NS = { db: 'bar', coll: 'orders' };
 

@@ -1,6 +1,6 @@
 // The databases the apply writer is tested against: the MongoDB emulator and FerretDB.
 import { MongoClient } from 'mongodb';
-import { startMongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { startFerretDB } from '../support/ferretdb.js';
 import { ensureGoTools } from '../support/go-tools.js';
 

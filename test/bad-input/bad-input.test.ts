@@ -16,7 +16,7 @@ import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
 import { CreateStreamCommand, GetRecordsCommand, GetShardIteratorCommand, ListShardsCommand } from '@aws-sdk/client-kinesis';
 import { BSON, Binary, MongoClient, type Document } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
 import { freePort } from '../support/free-port.js';
 import { ensureGoTools, goToolPath } from '../support/go-tools.js';

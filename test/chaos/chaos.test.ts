@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EJSON } from 'bson';
 import { MongoClient, type Document } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
 import { startKinesisFaultProxy, type KinesisFaultProxy } from '../support/kinesis-fault-proxy.js';
 import { ensureGoTools, goToolPath } from '../support/go-tools.js';
@@ -28,6 +28,7 @@ import { prng } from '../support/prng.js';
 import { REPLICATING_PHASES, StateStore } from '../../src/state/store.js';
 import { COLLECTIONS, seedSource, startChaosWorkload } from './chaos-workload.js';
 import { Supervised } from './supervisor.js';
+import { sleep } from '../support/wait.js';
 
 const LONG = process.env.CHAOS_PROFILE === 'long';
 const SEED = Number(process.env.CHAOS_SEED ?? (LONG ? Math.floor(Math.random() * 1e9) : 20261125));
@@ -39,7 +40,6 @@ const DOCS_PER_COLLECTION = LONG ? 5000 : 2500;
 const ID = 'chaos';
 const REPLICATING = REPLICATING_PHASES;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Documents of a collection as canonical EJSON (keys sorted), keyed by canonical _id. */
 async function snapshot(client: MongoClient, ns: string): Promise<Map<string, string>> {

@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MongoClient } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { runMigrator } from '../support/cli.js';
 import { ROOT_ONLY, ROOT_USER, createMigratorUser, uriAs } from '../support/migrator-users.js';
 

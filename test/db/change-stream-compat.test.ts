@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MongoClient, type Document } from 'mongodb';
-import { startMongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { tryNextCachingToken } from '../../src/db/change-stream-compat.js';
 
 async function readIds(stream: ReturnType<MongoClient['watch']>, n: number): Promise<unknown[]> {

@@ -15,19 +15,19 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
+import { type ResultPromise } from 'execa';
 import { MongoClient, type Document, type MongoServerError } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
 import { startKinesisFaultProxy, type KinesisFaultProxy } from '../support/kinesis-fault-proxy.js';
 import { ensureGoTools, goToolPath } from '../support/go-tools.js';
-import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
+import { runMigrator } from '../support/cli.js';
 import { waitForPhase } from '../support/phases.js';
 import { ROOT_ONLY, ROOT_USER, createMigratorUser, sourceRoles, uriAs } from '../support/migrator-users.js';
 import { StateStore, type MigrationPhase } from '../../src/state/store.js';
+import { spawnMigrator } from '../support/full-migrate-process.js';
 
 type AnyDoc = Document & { _id: number | string };
-const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
 const APP = { user: 'app', pwd: 'apppw' };
 
 /** An application writing to shop.items as a readWrite user; counts the writes the block refused (371). */
@@ -105,7 +105,7 @@ describe('mongodb-7.0 → mongodb-7.0 with auth and write blocking (no --writes-
     '--data-dir', join(dataDir, id), '--log-format', 'json', '--include', 'shop.*', ...(o.map ? ['--map', o.map] : []),
   ];
   const start = (args: string[]) =>
-    execa(process.execPath, ['--import', 'tsx', MAIN, 'full-migrate', ...args], { cwd: PROJECT_ROOT, reject: false, stdin: 'ignore', env: { CI: 'true' }, forceKillAfterDelay: 10_000 });
+    spawnMigrator(['full-migrate', ...args], { forceKillAfterDelay: 10_000 });
   const cutoverArgs = (id: string) => ['cutover', '--target-uri', targetUri, '--migration-id', id];
   /** Whether an application user can write to the source right now. */
   const appCanWrite = async () =>

@@ -3,16 +3,16 @@
 // moments; afterwards `migrator verify` must find the target equal to the source.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execa, type ResultPromise } from 'execa';
+import { type ResultPromise } from 'execa';
 import { Binary, Decimal128, Int32, Long, MongoClient, ObjectId, Timestamp, type Document } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
-import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
+import { runMigrator } from '../support/cli.js';
 import { prng } from '../transport/test-helpers.js';
+import { spawnMigrator, stderrTail } from '../support/full-migrate-process.js';
 
 type Id = ObjectId | string | number | Int32 | Long | Document;
 type AnyDoc = { _id: Id; [k: string]: unknown };
-const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
 
 const idKinds: ((i: number) => Id)[] = [
   (i) => new ObjectId(i.toString(16).padStart(24, '0')),
@@ -48,7 +48,7 @@ describe('capture and apply processes under kill -9', () => {
       '--map', 'bar:bar_new', '--migration-id', 'cdc', '--log-format', 'json',
     ];
     const spawn = (cmd: string, extra: string[]) =>
-      execa(process.execPath, ['--import', 'tsx', MAIN, cmd, ...common, ...extra], { cwd: PROJECT_ROOT, reject: false, stdin: 'ignore', env: { CI: 'true' } });
+      spawnMigrator([cmd, ...common, ...extra]);
     // The same flags on every (re)start, as a container would have: --start-at applies only while
     // capture has no checkpoint of its own.
     const captureArgs = ['--start-at', `${start.t},${start.i}`, '--checkpoint-interval', '200ms'];
@@ -115,7 +115,7 @@ describe('capture and apply processes under kill -9', () => {
     }
     for (const p of Object.values(procs)) p!.kill("SIGTERM");
     const results = await Promise.all(Object.values(procs).map((p) => p!));
-    const tail = (r: { stderr: unknown }) => String(r.stderr).split('\n').filter((l) => !l.includes('apply progress')).slice(-25).join('\n');
+    const tail = (r: { stderr: unknown }) => stderrTail(r.stderr, 25);
     assert.equal(last.exitCode, 0, `seed ${seed}, ${kills} kills, ops ${JSON.stringify(ops)}:\n${last.stdout}\n--- capture ---\n${tail(results[0]!)}\n--- apply ---\n${tail(results[1]!)}`);
     for (const r of results) assert.equal(r.exitCode, 0, `clean stop on SIGTERM: ${String(r.stderr).slice(-1500)}`);
     assert.ok(Object.values(ops).every((n) => n > 0), `every operation ran: ${JSON.stringify(ops)}`);

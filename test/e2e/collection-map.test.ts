@@ -1,15 +1,13 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execa } from 'execa';
 import { MongoClient, type Document } from 'mongodb';
 import { useLocalStack } from '../support/local-stack.js';
-import { goToolPath } from '../support/go-tools.js';
-import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
+import { runMigrator } from '../support/cli.js';
 import { waitForPhase } from '../support/phases.js';
 import { StateStore } from '../../src/state/store.js';
+import { spawnMigrator, toolArgs, cutoverAndWait } from '../support/full-migrate-process.js';
 
 type AnyDoc = Document & { _id: number };
-const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
 
 /** `--map db.coll:db2.coll2` holds for the load, the changes and verify alike. */
 describe('a collection renamed with --map', () => {
@@ -25,11 +23,7 @@ describe('a collection renamed with --map', () => {
     await kinesis.createStream(stream, 2);
     const maps = ['--map', 'bar:bar_new', '--map', 'bar.products:shop.items'];
     const common = ['--source-uri', source.uri, '--target-uri', target.uri, ...maps, '--kinesis-stream', stream, '--kinesis-endpoint', kinesis.endpoint, '--migration-id', 'collmap'];
-    const proc = execa(
-      process.execPath,
-      ['--import', 'tsx', MAIN, 'full-migrate', ...common, '--lease-ttl', '5s', '--mongodump-path', goToolPath('mongodump'), '--mongorestore-path', goToolPath('mongorestore'), '--data-dir', `/tmp/migrator-collmap-${process.pid}`, '--log-format', 'json'],
-      { cwd: PROJECT_ROOT, reject: false, stdin: 'ignore', env: { CI: 'true' } },
-    );
+    const proc = spawnMigrator(['full-migrate', ...common, '--lease-ttl', '5s', ...toolArgs(), '--data-dir', `/tmp/migrator-collmap-${process.pid}`, '--log-format', 'json']);
     const store = await StateStore.open({ client: dst });
     let writing = true;
     let n = 0;
@@ -48,8 +42,7 @@ describe('a collection renamed with --map', () => {
       writing = false;
       await workload;
       await waitForPhase(store, 'collmap', ['READY_FOR_CUTOVER'], { proc, timeoutMs: 120_000 });
-      const cut = await runMigrator(['cutover', ...common, '--writes-stopped', '--wait', '--timeout', '90s']);
-      assert.equal(cut.exitCode, 0, cut.all);
+      await cutoverAndWait(common);
     } catch (err) {
       proc.kill('SIGKILL');
       await proc;

@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Decimal128, MongoClient, type Document } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { startFerretDB, type FerretDB } from '../support/ferretdb.js';
 import { ensureGoTools, goToolPath } from '../support/go-tools.js';
 import { runMigrator } from '../support/cli.js';

@@ -1,35 +1,22 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execa, type ResultPromise } from 'execa';
 import { MongoClient, type Document } from 'mongodb';
 
 type AnyDoc = Document & { _id: number | string };
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
 import { startFerretDB } from '../support/ferretdb.js';
 import { ensureGoTools, goToolPath } from '../support/go-tools.js';
-import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
-import { StateStore } from '../../src/state/store.js';
+import { runMigrator } from '../support/cli.js';
+import { StateStore, type MigrationPhase } from '../../src/state/store.js';
 import { startWorkload } from '../support/workload.js';
+import { spawnMigrator, stderrTail, cutoverAndWait } from '../support/full-migrate-process.js';
+import { waitForPhase } from '../support/phases.js';
 
-const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
 
 interface Target {
   uri: string;
   stop(): Promise<void>;
-}
-
-async function waitForPhase(store: StateStore, id: string, phases: string[], ms: number, proc?: ResultPromise) {
-  const end = Date.now() + ms;
-  let last = '';
-  while (Date.now() < end) {
-    const m = await store.getMigration(id);
-    last = m?.phase ?? 'none';
-    if (phases.includes(last)) return last;
-    if (proc && proc.exitCode !== null) throw new Error(`full-migrate exited ${proc.exitCode} in phase ${last}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`phase ${last} after ${ms} ms, expected ${phases.join('/')}`);
 }
 
 for (const kind of ['emulator', 'ferretdb'] as const) {
@@ -68,17 +55,14 @@ for (const kind of ['emulator', 'ferretdb'] as const) {
       const env = { MIGRATOR_MONGODUMP_PATH: goToolPath('mongodump'), MIGRATOR_MONGORESTORE_PATH: goToolPath('mongorestore'), CI: 'true', MIGRATOR_DATA_DIR: `/tmp/migrator-e2e-${kind}-${process.pid}` };
       // FerretDB (SQLite) writes are ~20 ms each: a smaller workload keeps the test within minutes.
       const workload = startWorkload(src, { maxIterations: kind === 'ferretdb' ? 150 : 5000 });
-      const proc = execa(process.execPath, ['--import', 'tsx', MAIN, 'full-migrate', ...common, '--lease-ttl', '5s', '--log-format', 'json', '--verbose'], {
-        cwd: PROJECT_ROOT, env, reject: false, stdin: 'ignore',
-      });
-      const phase = async (phases: string[], ms: number) => {
+      const proc = spawnMigrator(['full-migrate', ...common, '--lease-ttl', '5s', '--log-format', 'json', '--verbose'], { env });
+      const phase = async (phases: MigrationPhase[], ms: number) => {
         try {
-          await waitForPhase(store, `e2e-${kind}`, phases, ms, proc);
+          await waitForPhase(store, `e2e-${kind}`, phases, { proc, timeoutMs: ms, pollMs: 200 });
         } catch (err) {
           proc.kill('SIGKILL');
           const r = await proc;
-          const tail = String(r.stderr).split('\n').filter((l) => !l.includes('apply progress')).slice(-60).join('\n');
-          throw new Error(`${(err as Error).message}\n--- full-migrate stderr (tail) ---\n${tail}`, { cause: err });
+          throw new Error(`${(err as Error).message}\n--- full-migrate stderr (tail) ---\n${stderrTail(r.stderr)}`, { cause: err });
         }
       };
       await phase(['CATCHING_UP', 'READY_FOR_CUTOVER'], 120_000);
@@ -87,8 +71,7 @@ for (const kind of ['emulator', 'ferretdb'] as const) {
       assert.ok(ops > 0);
       await phase(['READY_FOR_CUTOVER'], 120_000);
 
-      const cut = await runMigrator(['cutover', ...common, '--writes-stopped', '--wait', '--timeout', '90s'], { env });
-      assert.equal(cut.exitCode, 0, cut.all);
+      await cutoverAndWait(common, { env });
       const result = await proc;
       assert.equal(result.exitCode, 0, String(result.stderr).slice(-3000));
       assert.match(String(result.stdout), /COMPLETED/);

@@ -1,16 +1,16 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execa, type ResultPromise } from 'execa';
+import { type ResultPromise } from 'execa';
 import { MongoClient, type Document } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
 import { ensureGoTools, goToolPath } from '../support/go-tools.js';
-import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
+import { runMigrator } from '../support/cli.js';
 import { StateStore, type MigrationPhase } from '../../src/state/store.js';
 import { waitForPhase } from '../support/phases.js';
+import { spawnMigrator, cutoverAndWait } from '../support/full-migrate-process.js';
 
 type AnyDoc = Document & { _id: number | string };
-const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
 const ID = 'kill-restart';
 
 describe('full-migrate survives SIGKILL during the load and during replication', () => {
@@ -45,7 +45,7 @@ describe('full-migrate survives SIGKILL during the load and during replication',
       '--migration-id', ID, '--lease-ttl', '3s', '--mongodump-path', goToolPath('mongodump'), '--mongorestore-path', goToolPath('mongorestore'),
       '--data-dir', `/tmp/migrator-kill-${process.pid}`, '--log-format', 'json',
     ];
-    const start = () => execa(process.execPath, ['--import', 'tsx', MAIN, 'full-migrate', ...args], { cwd: PROJECT_ROOT, reject: false, stdin: 'ignore', env: { CI: 'true' } });
+    const start = () => spawnMigrator(['full-migrate', ...args]);
     const phaseIs = (want: MigrationPhase[], proc: ResultPromise) => waitForPhase(store, ID, want, { proc });
 
     // Writes all along: updates, inserts, deletes.
@@ -88,8 +88,7 @@ describe('full-migrate survives SIGKILL during the load and during replication',
     await new Promise((r) => setTimeout(r, 1000));
     writing = false;
     await workload;
-    const cut = await runMigrator(['cutover', ...args.slice(0, 10), '--writes-stopped', '--wait', '--timeout', '120s']);
-    assert.equal(cut.exitCode, 0, cut.all);
+    await cutoverAndWait(args.slice(0, 10), { timeout: '120s' });
     const done = await third;
     assert.equal(done.exitCode, 0, String(done.stderr).slice(-2000));
     const verify = await runMigrator(['verify', '--source-uri', source.uri, '--target-uri', target.uri]);

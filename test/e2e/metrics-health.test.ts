@@ -5,16 +5,16 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
-import { execa, type ResultPromise } from 'execa';
+import { type ResultPromise } from 'execa';
 import type { Document } from 'mongodb';
 import { useLocalStack } from '../support/local-stack.js';
 import { goToolPath } from '../support/go-tools.js';
-import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
+import { runMigrator } from '../support/cli.js';
 import { freePort } from '../support/free-port.js';
 import { startWorkload } from '../support/workload.js';
 import { StateStore } from '../../src/state/store.js';
+import { cutoverAndWait, spawnMigrator, stderrTail } from '../support/full-migrate-process.js';
 
-const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
 type AnyDoc = Document & { _id: number | string };
 
 interface Sample {
@@ -108,14 +108,10 @@ function sameShape(a: unknown, b: unknown, path = '$'): void {
   for (const k of Object.keys(a)) sameShape((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${path}.${k}`);
 }
 
-function spawnMigrator(args: string[], env: Record<string, string>): ResultPromise {
-  return execa(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: PROJECT_ROOT, env: { CI: 'true', ...env }, reject: false, stdin: 'ignore' });
-}
-
 const tail = async (p: ResultPromise) => {
   p.kill('SIGKILL');
   const r = await p;
-  return String(r.stderr).split('\n').filter((l) => !l.includes('apply progress')).slice(-40).join('\n');
+  return stderrTail(r.stderr, 40);
 };
 
 describe('metrics and health endpoints (--metrics-port)', { timeout: 420_000 }, () => {
@@ -141,7 +137,7 @@ describe('metrics and health endpoints (--metrics-port)', { timeout: 420_000 }, 
     let probe: NodeJS.Timeout | undefined;
     const proc = spawnMigrator(['full-migrate', ...common, '--include', 'bar.*', '--lease-ttl', '5s', '--metrics-host', '127.0.0.1', '--log-format', 'json',
       // Short enough to catch a loop that forgets to beat while it waits (the load counts as waiting).
-      '--liveness-bound', '15s'], env);
+      '--liveness-bound', '15s'], { env });
     try {
       // Live as soon as the server is up (during the connection and the load too).
       const health = await eventually('/healthz answers', 60_000, proc, async () => {
@@ -225,8 +221,7 @@ describe('metrics and health endpoints (--metrics-port)', { timeout: 420_000 }, 
 
       await workload.stop();
       await eventually('READY_FOR_CUTOVER', 120_000, proc, async () => ((await store.getMigration(id))?.phase === 'READY_FOR_CUTOVER' ? true : undefined));
-      const cut = await runMigrator(['cutover', ...common, '--writes-stopped', '--wait', '--timeout', '120s'], { env: {}, timeoutMs: 180_000 });
-      assert.equal(cut.exitCode, 0, cut.all);
+      await cutoverAndWait(common, { timeout: '120s', timeoutMs: 180_000 });
       const result = await proc;
       clearInterval(probe);
       assert.equal(result.exitCode, 0, String(result.stderr).slice(-3000));
@@ -249,11 +244,11 @@ describe('metrics and health endpoints (--metrics-port)', { timeout: 420_000 }, 
       // A short liveness bound: an idle capture and a standby must keep beating (no false "wedged").
       '--liveness-bound', '3s'];
     const [portA, portB] = [await freePort(), await freePort()];
-    const a = spawnMigrator([...common, '--metrics-port', String(portA)], {});
+    const a = spawnMigrator([...common, '--metrics-port', String(portA)]);
     let b: ResultPromise | undefined;
     try {
       await eventually('capture A ready', 60_000, a, async () => ((await get(portA, '/readyz')).code === 200 ? true : undefined));
-      b = spawnMigrator([...common, '--metrics-port', String(portB)], {});
+      b = spawnMigrator([...common, '--metrics-port', String(portB)]);
       const standby = await eventually('capture B answers', 60_000, b, async () => {
         const r = await get(portB, '/readyz');
         const body = JSON.parse(r.text) as { status: string; reason?: string; components: Record<string, { state: string }> };
@@ -290,9 +285,9 @@ describe('metrics and health endpoints (--metrics-port)', { timeout: 420_000 }, 
     await kinesis.createStream(stream, 1);
     const common = ['apply', '--target-uri', target.uri, '--kinesis-stream', stream, '--kinesis-endpoint', kinesis.endpoint, '--lease-ttl', '3s', '--metrics-host', '127.0.0.1', '--liveness-bound', '3s'];
     const [portA, portB, portC] = [await freePort(), await freePort(), await freePort()];
-    const a = spawnMigrator([...common, '--cdc-only', '--migration-id', 'metrics-apply', '--metrics-port', String(portA)], {});
+    const a = spawnMigrator([...common, '--cdc-only', '--migration-id', 'metrics-apply', '--metrics-port', String(portA)]);
     // No --cdc-only and no migration of that id: it waits for full-migrate to create it and load.
-    const c = spawnMigrator([...common, '--migration-id', 'metrics-apply-unloaded', '--metrics-port', String(portC)], {});
+    const c = spawnMigrator([...common, '--migration-id', 'metrics-apply-unloaded', '--metrics-port', String(portC)]);
     let b: ResultPromise | undefined;
     const readyz = async (port: number) => {
       const r = await get(port, '/readyz');
@@ -301,7 +296,7 @@ describe('metrics and health endpoints (--metrics-port)', { timeout: 420_000 }, 
     try {
       await eventually('apply A ready', 60_000, a, async () => ((await readyz(portA)).code === 200 ? true : undefined));
       assert.equal((await readyz(portA)).body.components.apply?.state, 'applying');
-      b = spawnMigrator([...common, '--cdc-only', '--migration-id', 'metrics-apply', '--metrics-port', String(portB)], {});
+      b = spawnMigrator([...common, '--cdc-only', '--migration-id', 'metrics-apply', '--metrics-port', String(portB)]);
       const standby = await eventually('apply B standing by', 60_000, b, async () => {
         const r = await readyz(portB);
         return r.body.components.apply?.state === 'standby' ? r : undefined;
@@ -336,7 +331,6 @@ describe('metrics and health endpoints (--metrics-port)', { timeout: 420_000 }, 
     const p = spawnMigrator(
       ['apply', '--cdc-only', '--target-uri', target.uri, '--kinesis-stream', 'never', '--kinesis-endpoint', endpoint, '--migration-id', 'metrics-wedged',
         '--metrics-port', String(port), '--metrics-host', '127.0.0.1', '--liveness-bound', '3s'],
-      {},
     );
     try {
       const wedged = await eventually('/healthz 503', 60_000, p, async () => {

@@ -13,8 +13,10 @@ import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
 import { waitForPhase } from '../support/phases.js';
 import { waitUntil } from '../support/wait.js';
 import { StateStore, type LoadUnitDoc } from '../../src/state/store.js';
+import { spawnMigrator, cutoverAndWait } from '../support/full-migrate-process.js';
 
 const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
+
 type AnyDoc = Document & { _id: unknown };
 
 /** ~2 MB in `db.items`, with `_id`s of several types (ints, strings, ObjectIds, documents), a unique index, and a small collection. */
@@ -41,7 +43,7 @@ function argsFor(stack: ReturnType<typeof useLocalStack>, id: string, stream: st
 }
 
 const spawn = (command: string, args: string[]): ResultPromise =>
-  execa(process.execPath, ['--import', 'tsx', MAIN, command, ...args], { cwd: PROJECT_ROOT, reject: false, stdin: 'ignore', env: { CI: 'true' } });
+  spawnMigrator([command, ...args]);
 
 /**
  * A migrator as if on another machine: its own hostname (a new UTS namespace through an
@@ -93,8 +95,7 @@ function workload(stack: ReturnType<typeof useLocalStack>, db: string) {
 
 async function cutoverAndVerify(stack: ReturnType<typeof useLocalStack>, args: string[], proc: ResultPromise, store: StateStore, id: string, db: string) {
   await waitForPhase(store, id, ['READY_FOR_CUTOVER'], { proc, timeoutMs: 240_000 });
-  const cut = await runMigrator(['cutover', ...args.slice(0, 10), '--writes-stopped', '--wait', '--timeout', '120s']);
-  assert.equal(cut.exitCode, 0, cut.all);
+  await cutoverAndWait(args.slice(0, 10), { timeout: '120s' });
   const done = await proc;
   assert.equal(done.exitCode, 0, String(done.stderr).slice(-2000));
   const verify = await runMigrator(['verify', '--source-uri', stack.source.uri, '--target-uri', stack.target.uri, '--include', `${db}.*`]);

@@ -1,4 +1,4 @@
-// End to end on Amazon DocumentDB profiles (test/support/mongo-emulator/documentdb.ts): a full
+// End to end on Amazon DocumentDB profiles (packages/mongo-emulator/src/documentdb.ts): a full
 // migration with writes during the copy and after, kill -9 of full-migrate while replicating, a
 // rerun, a cutover with --writes-stopped (DocumentDB cannot block writes) and verify — for
 // documentdb-5.0 → documentdb-5.0, mongodb-6.0 → documentdb-5.0 and documentdb-4.0 → mongodb-8.0.
@@ -6,17 +6,16 @@
 // DocumentDB endpoint, --enable-change-streams for a DocumentDB source.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execa } from 'execa';
 import { MongoClient, type Document } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator, type ProfileName } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator, type ProfileName } from '../../packages/mongo-emulator/src/index.js';
 import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
 import { ensureGoTools, goToolPath } from '../support/go-tools.js';
-import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
+import { runMigrator } from '../support/cli.js';
 import { StateStore } from '../../src/state/store.js';
 import { waitForPhase } from '../support/phases.js';
+import { spawnMigrator, cutoverAndWait } from '../support/full-migrate-process.js';
 
 type AnyDoc = Document & { _id: number | string };
-const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
 const isDocDB = (p: ProfileName) => p.startsWith('documentdb');
 
 const PAIRS: [ProfileName, ProfileName][] = [
@@ -67,7 +66,7 @@ describe('full migration on DocumentDB profiles', () => {
           '--mongodump-path', goToolPath('mongodump'), '--mongorestore-path', goToolPath('mongorestore'),
           '--data-dir', `/tmp/migrator-docdb-${process.pid}-${id}`, '--log-format', 'json',
         ];
-        const start = () => execa(process.execPath, ['--import', 'tsx', MAIN, 'full-migrate', ...args], { cwd: PROJECT_ROOT, reject: false, stdin: 'ignore', env: { CI: 'true' } });
+        const start = () => spawnMigrator(['full-migrate', ...args]);
 
         // Writes all along: updates, inserts, deletes.
         let writing = true;
@@ -99,8 +98,7 @@ describe('full migration on DocumentDB profiles', () => {
         await new Promise((r) => setTimeout(r, 1000));
         writing = false;
         await workload;
-        const cut = await runMigrator(['cutover', ...connArgs, '--writes-stopped', '--wait', '--timeout', '120s']);
-        assert.equal(cut.exitCode, 0, cut.all);
+        await cutoverAndWait(connArgs, { timeout: '120s' });
         mark('cut over');
         const done = await second;
         assert.equal(done.exitCode, 0, String(done.stderr).slice(-3000));

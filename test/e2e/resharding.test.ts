@@ -11,22 +11,23 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DescribeStreamSummaryCommand, SplitShardCommand } from '@aws-sdk/client-kinesis';
-import { execa, type ResultPromise } from 'execa';
+import { type ResultPromise } from 'execa';
 import { MongoClient, type Document, type Timestamp } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
 import { startKinesisFaultProxy, type KinesisFaultProxy } from '../support/kinesis-fault-proxy.js';
 import { ensureGoTools, goToolPath } from '../support/go-tools.js';
-import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
+import { runMigrator } from '../support/cli.js';
 import { prng } from '../support/prng.js';
-import { StateStore } from '../../src/state/store.js';
+import { StateStore, type MigrationPhase } from '../../src/state/store.js';
 import { MARKER_COLLECTION } from '../../src/source/capture-runner.js';
+import { sleep } from '../support/wait.js';
+import { spawnMigrator, stderrTail, cutoverAndWait } from '../support/full-migrate-process.js';
+import { waitForPhase } from '../support/phases.js';
 
-const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
 const STATE_DB = 'migrator_state';
 type AnyDoc = Document & { _id: number | string };
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const tsAtOrAfter = (a: Timestamp, b: Timestamp) =>
   a.getHighBits() >>> 0 !== b.getHighBits() >>> 0 ? a.getHighBits() >>> 0 > b.getHighBits() >>> 0 : a.getLowBits() >>> 0 >= b.getLowBits() >>> 0;
 
@@ -62,26 +63,14 @@ describe('resharding around DDL and cutover barriers (full-migrate, kinesis-loca
       '--kinesis-stream', stream, '--kinesis-endpoint', proxy.endpoint, '--migration-id', id,
     ];
     const env = { MIGRATOR_MONGODUMP_PATH: goToolPath('mongodump'), MIGRATOR_MONGORESTORE_PATH: goToolPath('mongorestore'), CI: 'true', MIGRATOR_DATA_DIR: `/tmp/migrator-reshard-${id}-${process.pid}` };
-    const proc: ResultPromise = execa(process.execPath, ['--import', 'tsx', MAIN, 'full-migrate', ...common, '--lease-ttl', '3s', '--log-format', 'json'], {
-      cwd: PROJECT_ROOT, env, reject: false, stdin: 'ignore',
-    });
+    const proc: ResultPromise = spawnMigrator(['full-migrate', ...common, '--lease-ttl', '3s', '--log-format', 'json'], { env });
     const failWith = async (msg: string): Promise<never> => {
       proc.kill('SIGKILL');
       const r = await proc;
-      const tail = String(r.stderr).split('\n').filter((l) => !l.includes('apply progress')).slice(-40).join('\n');
-      throw new Error(`${msg}\n--- full-migrate stderr (tail) ---\n${tail}`);
+      throw new Error(`${msg}\n--- full-migrate stderr (tail) ---\n${stderrTail(r.stderr, 40)}`);
     };
-    const waitPhase = async (phases: string[], ms: number) => {
-      const end = Date.now() + ms;
-      let last = 'none';
-      while (Date.now() < end) {
-        last = (await store.getMigration(id))?.phase ?? 'none';
-        if (phases.includes(last)) return;
-        if (proc.exitCode !== null) return failWith(`full-migrate exited ${proc.exitCode} in phase ${last}`);
-        await sleep(200);
-      }
-      return failWith(`phase ${last} after ${ms} ms, expected ${phases.join('/')}`);
-    };
+    const waitPhase = (phases: MigrationPhase[], ms: number) =>
+      waitForPhase(store, id, phases, { proc, timeoutMs: ms, pollMs: 200, logTail: () => '' }).catch((err: Error) => failWith(err.message));
     /** Waits until capture's durable checkpoint is at or after `ct`: the event is in the stream. */
     const waitCaptured = async (ct: Timestamp) => {
       const end = Date.now() + 60_000;
@@ -141,8 +130,7 @@ describe('resharding around DDL and cutover barriers (full-migrate, kinesis-loca
 
     await sleep(1000);
     await m.waitPhase(['READY_FOR_CUTOVER'], 120_000);
-    const cut = await runMigrator(['cutover', ...m.common, '--writes-stopped', '--wait', '--timeout', '120s'], { env: m.env, timeoutMs: 150_000 });
-    assert.equal(cut.exitCode, 0, cut.all);
+    await cutoverAndWait(m.common, { timeout: '120s', env: m.env });
     await m.finish(60_000);
     const t = dst.db('rddl_new');
     assert.equal(await t.collection('orders_archive').countDocuments(), 51);

@@ -1,15 +1,15 @@
 // The end-to-end migration scenario shared by the profile e2e tests: writes during the copy and
 // after it, kill -9 of full-migrate while it replicates, rerun, cutover --writes-stopped, verify.
 import assert from 'node:assert/strict';
-import { execa, type ResultPromise } from 'execa';
+import { type ResultPromise } from 'execa';
 import { MongoClient } from 'mongodb';
 import type { KinesisLocal } from '../support/kinesis-local.js';
 import { goToolPath } from '../support/go-tools.js';
-import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
+import { runMigrator } from '../support/cli.js';
 import { waitForPhase } from '../support/phases.js';
 import { StateStore, type MigrationPhase } from '../../src/state/store.js';
+import { spawnMigrator, cutoverAndWait } from '../support/full-migrate-process.js';
 
-const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
 
 export interface Scenario {
   sourceUri: string;
@@ -42,7 +42,7 @@ export async function runKillRerunCutover(s: Scenario): Promise<ScenarioResult> 
       '--data-dir', `/tmp/migrator-${s.migrationId}-${process.pid}`, '--log-format', 'json', ...(s.extraArgs ?? []),
     ];
     const start = () =>
-      execa(process.execPath, ['--import', 'tsx', MAIN, 'full-migrate', ...args], { cwd: PROJECT_ROOT, reject: false, stdin: 'ignore', env: { CI: 'true' } });
+      spawnMigrator(['full-migrate', ...args]);
     const phaseIs = (want: MigrationPhase[], proc: ResultPromise) => waitForPhase(store, s.migrationId, want, { proc, timeoutMs: 90_000 });
 
     let writing = true;
@@ -66,8 +66,7 @@ export async function runKillRerunCutover(s: Scenario): Promise<ScenarioResult> 
     await new Promise((r) => setTimeout(r, 1000));
     writing = false;
     await workload;
-    const cut = await runMigrator(['cutover', ...common, '--writes-stopped', '--wait', '--timeout', '90s']);
-    assert.equal(cut.exitCode, 0, cut.all);
+    await cutoverAndWait(common);
     const done = await second;
     logs.push(String(done.stderr));
     assert.equal(done.exitCode, 0, String(done.stderr).slice(-3000));

@@ -5,17 +5,17 @@
 // Either way the target has them at the cutover, the unique index holds, and verify says equal.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execa, type ResultPromise } from 'execa';
+import { type ResultPromise } from 'execa';
 import { MongoClient, type Document } from 'mongodb';
 import { useLocalStack, type LocalStack } from '../support/local-stack.js';
-import { goToolPath } from '../support/go-tools.js';
-import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
+import { runMigrator } from '../support/cli.js';
 import { waitForPhase } from '../support/phases.js';
 import { StateStore } from '../../src/state/store.js';
 import { HELD_EXPIRE_AFTER_SECONDS } from '../../src/db/ttl-hold.js';
+import { waitUntil } from '../support/wait.js';
+import { spawnMigrator, toolArgs, whileRunning, cutoverAndWait } from '../support/full-migrate-process.js';
 
 type AnyDoc = Document & { _id: number | string };
-const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
 const FUTURE = new Date(Date.now() + 365 * 86400_000); // nothing expires during the test
 const FR = { locale: 'fr', strength: 2 };
 const VALIDATOR = { n: { $type: 'int' } };
@@ -70,41 +70,21 @@ function expected(names: { items: string; orders: string; fresh: string; fresh2:
   return { [names.items]: changed, [names.orders]: changed, [names.fresh]: created, [names.fresh2]: created };
 }
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 90_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 /** full-migrate through the load, `during` while replicating, then cutover --writes-stopped; returns full-migrate's stderr. */
 async function migrate(stack: LocalStack, id: string, maps: string[], during: (proc: ResultPromise) => Promise<void>): Promise<string> {
   const { source, target, kinesis, dst } = stack;
   const stream = kinesis.uniqueStreamName(id);
   await kinesis.createStream(stream, 2);
   const common = ['--source-uri', source.uri, '--target-uri', target.uri, '--include', 'shop.*', ...maps, '--kinesis-stream', stream, '--kinesis-endpoint', kinesis.endpoint, '--migration-id', id];
-  const proc = execa(
-    process.execPath,
-    ['--import', 'tsx', MAIN, 'full-migrate', ...common, '--lease-ttl', '5s', '--mongodump-path', goToolPath('mongodump'), '--mongorestore-path', goToolPath('mongorestore'), '--data-dir', `/tmp/migrator-${id}-${process.pid}`, '--log-format', 'json'],
-    { cwd: PROJECT_ROOT, reject: false, stdin: 'ignore', env: { CI: 'true' } },
-  );
+  const proc = spawnMigrator(['full-migrate', ...common, '--lease-ttl', '5s', ...toolArgs(), '--data-dir', `/tmp/migrator-${id}-${process.pid}`, '--log-format', 'json']);
   const store = await StateStore.open({ client: dst });
-  try {
+  const done = await whileRunning(proc, async () => {
     await waitForPhase(store, id, ['CATCHING_UP', 'READY_FOR_CUTOVER'], { proc, timeoutMs: 120_000 });
     await during(proc);
     await waitForPhase(store, id, ['READY_FOR_CUTOVER'], { proc, timeoutMs: 120_000 });
-    const cut = await runMigrator(['cutover', ...common, '--writes-stopped', '--wait', '--timeout', '90s']);
-    assert.equal(cut.exitCode, 0, cut.all);
-  } catch (err) {
-    proc.kill('SIGKILL');
-    await proc;
-    throw err;
-  }
-  const done = await proc;
+    await cutoverAndWait(common);
+  });
   const stderr = String(done.stderr);
-  assert.equal(done.exitCode, 0, stderr.slice(-3000));
   const verify = await runMigrator(['verify', '--source-uri', source.uri, '--target-uri', target.uri, '--include', 'shop.*', ...maps]);
   assert.equal(verify.exitCode, 0, verify.all);
   assert.match(verify.stdout, /collections match, indexes, options and views included/);
@@ -124,7 +104,7 @@ describe('schema changes during replication, source with expanded events (mongod
       // Replayed before the cutover: the target has every change while replication runs. The TTL
       // change is replayed held (the target's TTL must not act during the sync, ttl-hold.ts), its new
       // value recorded as the one the cutover restores.
-      await until('the schema changes replayed on the target', async () => JSON.stringify(await targetSchema(dst, names)) === JSON.stringify(expected(names, HELD_EXPIRE_AFTER_SECONDS)));
+      await waitUntil(async () => JSON.stringify(await targetSchema(dst, names)) === JSON.stringify(expected(names, HELD_EXPIRE_AFTER_SECONDS)), 90_000, 'the schema changes replayed on the target', 200);
       const store = await StateStore.open({ client: dst });
       const holds = (await store.listTtlHolds('schema70')).map((h) => [h.coll, h.name, h.originalExpireAfterSeconds, h.restoredAt]);
       assert.deepEqual(holds, [['items', 'at_1', 60, undefined], ['orders_v2', 'at_1', 60, undefined]]);
@@ -152,7 +132,7 @@ describe('schema changes during replication, source without expanded events (mon
     const stderr = await migrate(stack, 'schema50', [], async () => {
       await changeSchema(src);
       // The data arrives; the schema changes cannot (no expanded events before 6.0).
-      await until('the marker document on the target', async () => (await dst.db('shop').collection<AnyDoc>('items').countDocuments({ _id: 'marker' })) === 1);
+      await waitUntil(async () => (await dst.db('shop').collection<AnyDoc>('items').countDocuments({ _id: 'marker' })) === 1, 90_000, 'the marker document on the target', 200);
       const before = await targetSchema(dst, names);
       assert.notDeepEqual(before, expected(names));
       assert.equal((before.items as Document).skuUnique, false);
@@ -173,11 +153,7 @@ describe('a schema difference the target cannot hold (mongodb-7.0 → documentdb
     const stream = kinesis.uniqueStreamName(id);
     await kinesis.createStream(stream, 1);
     const common = ['--source-uri', source.uri, '--target-uri', target.uri, '--no-target-retry-writes', '--include', 'shop.*', '--kinesis-stream', stream, '--kinesis-endpoint', kinesis.endpoint, '--migration-id', id];
-    const proc = execa(
-      process.execPath,
-      ['--import', 'tsx', MAIN, 'full-migrate', ...common, '--lease-ttl', '5s', '--mongodump-path', goToolPath('mongodump'), '--mongorestore-path', goToolPath('mongorestore'), '--data-dir', `/tmp/migrator-${id}-${process.pid}`, '--log-format', 'json'],
-      { cwd: PROJECT_ROOT, reject: false, stdin: 'ignore', env: { CI: 'true' } },
-    );
+    const proc = spawnMigrator(['full-migrate', ...common, '--lease-ttl', '5s', ...toolArgs(), '--data-dir', `/tmp/migrator-${id}-${process.pid}`, '--log-format', 'json']);
     // Amazon DocumentDB refuses retryable writes (https://docs.aws.amazon.com/documentdb/latest/developerguide/retryable-writes.html).
     const stateClient = new MongoClient(target.uri, { retryWrites: false });
     after(() => stateClient.close());
@@ -215,24 +191,13 @@ describe('schema differences accepted knowingly (full-migrate --ignore-schema in
     const stream = kinesis.uniqueStreamName(id);
     await kinesis.createStream(stream, 1);
     const common = ['--source-uri', source.uri, '--target-uri', target.uri, '--include', 'shop.*', '--kinesis-stream', stream, '--kinesis-endpoint', kinesis.endpoint, '--migration-id', id];
-    const proc = execa(
-      process.execPath,
-      ['--import', 'tsx', MAIN, 'full-migrate', ...common, '--ignore-schema', 'indexes', '--lease-ttl', '5s', '--mongodump-path', goToolPath('mongodump'), '--mongorestore-path', goToolPath('mongorestore'), '--data-dir', `/tmp/migrator-${id}-${process.pid}`, '--log-format', 'json'],
-      { cwd: PROJECT_ROOT, reject: false, stdin: 'ignore', env: { CI: 'true' } },
-    );
+    const proc = spawnMigrator(['full-migrate', ...common, '--ignore-schema', 'indexes', '--lease-ttl', '5s', ...toolArgs(), '--data-dir', `/tmp/migrator-${id}-${process.pid}`, '--log-format', 'json']);
     const store = await StateStore.open({ client: dst });
-    try {
+    const done = await whileRunning(proc, async () => {
       await waitForPhase(store, id, ['READY_FOR_CUTOVER'], { proc, timeoutMs: 120_000 });
       await dst.db('shop').collection('items').dropIndex('old_1');
-      const cut = await runMigrator(['cutover', ...common, '--writes-stopped', '--wait', '--timeout', '90s']);
-      assert.equal(cut.exitCode, 0, cut.all);
-    } catch (err) {
-      proc.kill('SIGKILL');
-      await proc;
-      throw err;
-    }
-    const done = await proc;
-    assert.equal(done.exitCode, 0, String(done.stderr).slice(-3000));
+      await cutoverAndWait(common);
+    });
     assert.match(String(done.stdout), /1 schema difference\(s\) accepted with --ignore-schema/);
     assert.match(String(done.stderr), /"ignored":true,"msg":"schema difference \(ignored: --ignore-schema\): index old_1/);
     const names = (await dst.db('shop').collection('items').listIndexes().toArray()).map((i) => i.name).sort();

@@ -11,17 +11,17 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
+import { type ResultPromise } from 'execa';
 import { MongoClient, type Document } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
 import { ensureGoTools, goToolPath } from '../support/go-tools.js';
-import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
+import { runMigrator } from '../support/cli.js';
 import { waitForPhase } from '../support/phases.js';
 import { StateStore, type ShardDoc } from '../../src/state/store.js';
+import { spawnMigrator, stderrTail } from '../support/full-migrate-process.js';
 
 type AnyDoc = Document & { _id: number | string };
-const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
 const ID = 'second-apply';
 
 /** The pid in a lease owner id (host:pid:random, src/state/lease-owner.ts). */
@@ -62,7 +62,7 @@ describe('cutover with a second apply process holding a shard', () => {
     ];
     const tools = ['--mongodump-path', goToolPath('mongodump'), '--mongorestore-path', goToolPath('mongorestore'), '--data-dir', dataDir];
     const spawn = (args: string[]) => {
-      const p = execa(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: PROJECT_ROOT, reject: false, stdin: 'ignore', env: { CI: 'true' }, forceKillAfterDelay: 15_000 });
+      const p = spawnMigrator(args, { forceKillAfterDelay: 15_000 });
       procs.push(p);
       return p;
     };
@@ -77,7 +77,7 @@ describe('cutover with a second apply process holding a shard', () => {
     };
     const tail = async (p: ResultPromise) => {
       if (p.exitCode === null) p.kill('SIGTERM'); // not SIGKILL: its last log lines would be lost
-      return String((await p).stderr).split('\n').filter((l) => !l.includes('apply progress')).slice(-40).join('\n');
+      return stderrTail((await p).stderr, 40);
     };
 
     // 1. The copy alone: afterwards the phase is CATCHING_UP and no apply holds a shard.

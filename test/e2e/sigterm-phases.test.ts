@@ -7,18 +7,18 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
+import { type ResultPromise } from 'execa';
 import { MongoClient, type Document } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
 import { ensureGoTools, goToolPath } from '../support/go-tools.js';
-import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
+import { runMigrator } from '../support/cli.js';
 import { startWorkload } from '../support/workload.js';
 import { waitForPhase } from '../support/phases.js';
 import { StateStore, type MigrationPhase } from '../../src/state/store.js';
+import { spawnMigrator } from '../support/full-migrate-process.js';
 
 type AnyDoc = Document & { _id: number | string };
-const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
 const ID = 'sigterm';
 
 describe('SIGTERM in every phase of full-migrate, then rerun', () => {
@@ -56,7 +56,7 @@ describe('SIGTERM in every phase of full-migrate, then rerun', () => {
       '--data-dir', dataDir, '--log-format', 'json',
     ];
     const start = () =>
-      execa(process.execPath, ['--import', 'tsx', MAIN, 'full-migrate', ...args], { cwd: PROJECT_ROOT, reject: false, stdin: 'ignore', env: { CI: 'true' }, forceKillAfterDelay: 10_000 }); // docker stop's grace period: slower than that is a SIGKILL
+      spawnMigrator(['full-migrate', ...args], { forceKillAfterDelay: 10_000 }); // docker stop's grace period: slower than that is a SIGKILL
     const phase = async () => (await store.getMigration(ID))?.phase;
     const waitPhase = (want: MigrationPhase[], proc: ResultPromise, timeoutMs?: number) => waitForPhase(store, ID, want, { proc, timeoutMs });
     /** `inPhases`: where the process may be when the signal lands (replication may turn READY meanwhile). */

@@ -5,16 +5,15 @@
 // in sync.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execa } from 'execa';
 import type { Document } from 'mongodb';
 import { useLocalStack } from '../support/local-stack.js';
 import { goToolPath } from '../support/go-tools.js';
-import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
+import { runMigrator } from '../support/cli.js';
 import { waitForPhase } from '../support/phases.js';
 import { StateStore } from '../../src/state/store.js';
 import { ExitCode } from '../../src/util/exit-codes.js';
+import { spawnMigrator, cutoverAndWait } from '../support/full-migrate-process.js';
 
-const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
 
 describe('time-series collections', () => {
   const stack = useLocalStack();
@@ -41,9 +40,7 @@ describe('time-series collections', () => {
     assert.equal(await dst.db('shop').collection('items').countDocuments(), 0);
 
     // load-only, chosen through the environment (MIGRATOR_TIME_SERIES), as a container would.
-    const proc = execa(process.execPath, ['--import', 'tsx', MAIN, 'full-migrate', ...common, ...tools, '--include', 'shop.*', '--lease-ttl', '5s', '--log-format', 'json'], {
-      cwd: PROJECT_ROOT, reject: false, stdin: 'ignore', env: { CI: 'true', MIGRATOR_TIME_SERIES: 'load-only' },
-    });
+    const proc = spawnMigrator(['full-migrate', ...common, ...tools, '--include', 'shop.*', '--lease-ttl', '5s', '--log-format', 'json'], { env: { MIGRATOR_TIME_SERIES: 'load-only' } });
     const store = await StateStore.open({ client: dst });
     try {
       await waitForPhase(store, 'ts', ['READY_FOR_CUTOVER'], { proc, timeoutMs: 150_000 });
@@ -54,8 +51,7 @@ describe('time-series collections', () => {
       assert.equal(status.exitCode, 0, status.all);
       assert.match(status.stdout, /shop\.cpu: 3\/3 100% done \(load-only\)/);
       assert.match(status.stdout, /not in sync: shop\.cpu \(time series, copied once/);
-      const cut = await runMigrator(['cutover', ...common, '--writes-stopped', '--wait', '--timeout', '90s']);
-      assert.equal(cut.exitCode, 0, cut.all);
+      const cut = await cutoverAndWait(common);
       assert.match(cut.stdout, /completed[^\n]*\nNOT IN SYNC: shop\.cpu \(time series\) were copied once/);
     } catch (err) {
       proc.kill('SIGKILL');

@@ -1,27 +1,15 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execa } from 'execa';
 import type { Document, MongoClient } from 'mongodb';
 import { useLocalStack } from '../support/local-stack.js';
-import { goToolPath } from '../support/go-tools.js';
-import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
+import { runMigrator } from '../support/cli.js';
 import { waitForPhase } from '../support/phases.js';
 import { StateStore } from '../../src/state/store.js';
 import { HELD_EXPIRE_AFTER_SECONDS } from '../../src/db/ttl-hold.js';
+import { sleep, waitUntil } from '../support/wait.js';
+import { spawnMigrator, toolArgs, whileRunning, cutoverAndWait } from '../support/full-migrate-process.js';
 
-const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
 const ID = 'ttl';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitUntil(cond: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await sleep(200);
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-}
 
 const ids = async (c: MongoClient) => (await c.db('app').collection<{ _id: number }>('sessions').find({}, { projection: { _id: 1 }, sort: { _id: 1 } }).toArray()).map((d) => d._id);
 const ttlOf = async (c: MongoClient) => (await c.db('app').collection('sessions').listIndexes().toArray()).find((s) => s.name === 'at_ttl')?.expireAfterSeconds as unknown;
@@ -52,13 +40,9 @@ describe('TTL indexes during the migration', () => {
     const stream = kinesis.uniqueStreamName('ttl');
     await kinesis.createStream(stream, 2);
     const common = ['--source-uri', source.uri, '--target-uri', target.uri, '--include', 'app.*', '--kinesis-stream', stream, '--kinesis-endpoint', kinesis.endpoint, '--migration-id', ID];
-    const proc = execa(
-      process.execPath,
-      ['--import', 'tsx', MAIN, 'full-migrate', ...common, '--lease-ttl', '5s', '--mongodump-path', goToolPath('mongodump'), '--mongorestore-path', goToolPath('mongorestore'), '--data-dir', `/tmp/migrator-ttl-${process.pid}`, '--log-format', 'json'],
-      { cwd: PROJECT_ROOT, reject: false, stdin: 'ignore', env: { CI: 'true' } },
-    );
+    const proc = spawnMigrator(['full-migrate', ...common, '--lease-ttl', '5s', ...toolArgs(), '--data-dir', `/tmp/migrator-ttl-${process.pid}`, '--log-format', 'json']);
     const store = await StateStore.open({ client: dst });
-    try {
+    const done = await whileRunning(proc, async () => {
       await waitForPhase(store, ID, ['READY_FOR_CUTOVER'], { proc, timeoutMs: 150_000 });
       // During the sync the target's TTL index is held, its original recorded, and status says so.
       assert.equal(Number(await ttlOf(dst)), HELD_EXPIRE_AFTER_SECONDS);
@@ -77,7 +61,7 @@ describe('TTL indexes during the migration', () => {
 
       // The source's TTL deletes arrive as deletes: the target (whose own TTL cannot delete anything
       // now) loses documents too.
-      await waitUntil(async () => (await dst.db('app').collection('sessions').countDocuments()) <= N + 20 - 10, 120_000, 'the source TTL deletes to reach the target');
+      await waitUntil(async () => (await dst.db('app').collection('sessions').countDocuments()) <= N + 20 - 10, 120_000, 'the source TTL deletes to reach the target', 200);
       // And the target never expired a document the source still has. A document the target's TTL
       // could have taken before the hold (between mongorestore building the index and the collMod)
       // lapsed before READY, so the source (5 s monitor) has deleted it by now.
@@ -88,15 +72,8 @@ describe('TTL indexes during the migration', () => {
       assert.deepEqual(lost, [], `the target lacks documents the source still has: ${lost.join(', ')}`);
       assert.ok(onSource.length < N + 20 && onSource.length > 20, `documents are still expiring during the cutover (${onSource.length} left)`);
 
-      const cut = await runMigrator(['cutover', ...common, '--writes-stopped', '--wait', '--timeout', '120s'], { timeoutMs: 150_000 });
-      assert.equal(cut.exitCode, 0, cut.all);
-    } catch (err) {
-      proc.kill('SIGKILL');
-      await proc;
-      throw err;
-    }
-    const done = await proc;
-    assert.equal(done.exitCode, 0, String(done.stderr).slice(-3000));
+      await cutoverAndWait(common, { timeout: '120s' });
+    });
     assert.match(String(done.stderr), /TTL indexes on the target restored to their original expireAfterSeconds/);
 
     // After the cutover the target's TTL index is back at its original value and expires documents itself.
@@ -113,6 +90,7 @@ describe('TTL indexes during the migration', () => {
       async () => JSON.stringify(await ids(dst)) === keep && JSON.stringify(await ids(src)) === keep,
       Math.max(0, lastLapse - Date.now()) + 60_000,
       'every lapsed session to be expired by each side\'s own TTL',
+      200,
     );
     const users = async (c: MongoClient) => c.db('app').collection('users').find({}, { sort: { _id: 1 } }).toArray();
     assert.deepEqual(await users(dst), await users(src));

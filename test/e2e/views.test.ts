@@ -1,14 +1,12 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execa } from 'execa';
 import { MongoClient, type Document } from 'mongodb';
 import { useLocalStack } from '../support/local-stack.js';
-import { goToolPath } from '../support/go-tools.js';
-import { PROJECT_ROOT, runMigrator } from '../support/cli.js';
+import { runMigrator } from '../support/cli.js';
 import { waitForPhase } from '../support/phases.js';
 import { StateStore } from '../../src/state/store.js';
+import { spawnMigrator, toolArgs, whileRunning, cutoverAndWait } from '../support/full-migrate-process.js';
 
-const MAIN = `${PROJECT_ROOT}/src/cli/main.ts`;
 
 /** Views of the selection are created on the target after the load, reading the mapped collections. */
 describe('views', () => {
@@ -32,24 +30,13 @@ describe('views', () => {
     await kinesis.createStream(stream, 1);
     const maps = ['--map', 'bar.products:bar.items'];
     const common = ['--source-uri', source.uri, '--target-uri', target.uri, ...maps, '--kinesis-stream', stream, '--kinesis-endpoint', kinesis.endpoint, '--migration-id', 'views'];
-    const proc = execa(
-      process.execPath,
-      ['--import', 'tsx', MAIN, 'full-migrate', ...common, '--lease-ttl', '5s', '--mongodump-path', goToolPath('mongodump'), '--mongorestore-path', goToolPath('mongorestore'), '--data-dir', `/tmp/migrator-views-${process.pid}`, '--log-format', 'json'],
-      { cwd: PROJECT_ROOT, reject: false, stdin: 'ignore', env: { CI: 'true' } },
-    );
+    const proc = spawnMigrator(['full-migrate', ...common, '--lease-ttl', '5s', ...toolArgs(), '--data-dir', `/tmp/migrator-views-${process.pid}`, '--log-format', 'json']);
     const store = await StateStore.open({ client: dst });
-    try {
+    const done = await whileRunning(proc, async () => {
       await waitForPhase(store, 'views', ['READY_FOR_CUTOVER'], { proc, timeoutMs: 120_000 });
       await bar.collection<{ _id: number; sku: string; price: number }>('products').insertOne({ _id: 1000, sku: 'late', price: 1 });
-      const cut = await runMigrator(['cutover', ...common, '--writes-stopped', '--wait', '--timeout', '90s']);
-      assert.equal(cut.exitCode, 0, cut.all);
-    } catch (err) {
-      proc.kill('SIGKILL');
-      await proc;
-      throw err;
-    }
-    const done = await proc;
-    assert.equal(done.exitCode, 0, String(done.stderr).slice(-3000));
+      await cutoverAndWait(common);
+    });
     assert.match(String(done.stderr), /"target":"bar\.cheapIds"[^\n]*"msg":"view created"/);
 
     const info = async (name: string) => (await dst.db('bar').listCollections({ name }).toArray())[0] as (Document & { type?: string; options?: Document }) | undefined;

@@ -4,13 +4,14 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MongoClient } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { ensureGoTools } from '../support/go-tools.js';
 import { ROOT_ONLY, ROOT_USER, uriAs } from '../support/migrator-users.js';
 import { StateStore } from '../../src/state/store.js';
 import { recreateCustomRoles } from '../../src/db/users-roles.js';
 import { NamespaceRules } from '../../src/model/namespace-filter.js';
-import { killQuietly, spawnFullMigrate, waitForPhase, waitGone } from '../embedded/helpers.js';
+import { killQuietly, spawnFullMigrate, waitGone } from '../support/full-migrate-process.js';
+import { waitForPhase } from '../support/phases.js';
 
 /** full-migrate --with-roles: the custom roles of the selected databases exist on the target, mapped; users do not. */
 describe('full-migrate --with-roles', () => {
@@ -39,7 +40,7 @@ describe('full-migrate --with-roles', () => {
     const fm = spawnFullMigrate(uriAs(source, ROOT_USER), uriAs(target, ROOT_USER), dataDir, ['--include', 'bar.*', '--map', 'bar:bar_new', '--with-roles', '--migration-id', 'roles']);
     const store = await StateStore.open({ client: dst });
     try {
-      await waitForPhase(store, 'roles', ['CATCHING_UP', 'READY_FOR_CUTOVER'], 120_000, fm.proc, fm.tail);
+      await waitForPhase(store, 'roles', ['CATCHING_UP', 'READY_FOR_CUTOVER'], { proc: fm.proc, timeoutMs: 120_000, logTail: fm.tail });
       const line = await fm.waitFor(/custom roles on the target/, 10_000);
       assert.deepEqual(line.created, ['productsReader@bar_new', 'auditor@bar_new']);
     } finally {

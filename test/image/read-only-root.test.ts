@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { MongoClient } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { ensureGoTools, goToolPath } from '../support/go-tools.js';
 import { PROJECT_ROOT } from '../support/cli.js';
 import { StateStore } from '../../src/state/store.js';

@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Binary, BSON, Decimal128, Double, Int32, Long, MaxKey, MinKey, MongoClient, ObjectId, Timestamp, type Document } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { canBound, chooseBounds, decodeBound, encodeBound, rangeFilter, rangeQueryJson, rangesFromBounds } from '../../src/initial-load/id-ranges.js';
 import { partitionCount, sampleIdBounds } from '../../src/initial-load/partition-plan.js';
 import { loadScale, parseSize } from '../../src/config/size.js';

@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MongoClient, type Document } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { createTargetViews, listSelectedViews } from '../../src/initial-load/views.js';
 import { mapViewPipeline } from '../../src/db/compare-schema.js';
 import { NamespaceRules } from '../../src/model/namespace-filter.js';

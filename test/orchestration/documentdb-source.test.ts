@@ -1,11 +1,11 @@
 // The migrator's DocumentDB-specific paths, each on the emulator's documentdb profiles
-// (test/support/mongo-emulator/documentdb.ts): flavor detection by what the server answers, the
+// (packages/mongo-emulator/src/documentdb.ts): flavor detection by what the server answers, the
 // resume point where the server gives no token or operation time, capture resuming with
 // resumeAfter on the primary, DocumentDB's error codes, retryable writes, --enable-change-streams.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MongoClient, type Document } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
 import { readStreamEnvelopes } from '../support/stream-contents.js';
 import { describeServer } from '../../src/db/server-info.js';

@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MongoClient, Timestamp, type Document } from 'mongodb';
 import { IncreaseStreamRetentionPeriodCommand } from '@aws-sdk/client-kinesis';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
 import { runPreflight, sourceHistory, type PreflightInput } from '../../src/orchestration/preflight.js';
 import { NamespaceRules } from '../../src/model/namespace-filter.js';

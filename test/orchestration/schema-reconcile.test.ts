@@ -7,7 +7,7 @@ import { MongoClient, type Document } from 'mongodb';
 import { reconcileSchema } from '../../src/orchestration/schema-reconcile.js';
 import { NamespaceRules } from '../../src/model/namespace-filter.js';
 import { verifyMigration } from '../../src/verify/verify-migration.js';
-import { startMongoEmulator, type MongoEmulator, type ProfileName } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator, type ProfileName } from '../../packages/mongo-emulator/src/index.js';
 
 const quiet = { info: () => undefined, warn: () => undefined };
 

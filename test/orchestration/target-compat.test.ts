@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MongoClient, type Document } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator, type ProfileName } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator, type ProfileName } from '../../packages/mongo-emulator/src/index.js';
 import { startFerretDB } from '../support/ferretdb.js';
 import { ensureGoTools } from '../support/go-tools.js';
 import { describeServer } from '../../src/db/server-info.js';

@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MongoClient } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { StateStore } from '../../src/state/store.js';
 import { holdTargetTtl, restoreHeldTtl } from '../../src/orchestration/ttl.js';
 import { HELD_EXPIRE_AFTER_SECONDS } from '../../src/db/ttl-hold.js';

@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { MongoClient, type ChangeStreamDocument, type Document } from 'mongodb';
 import { EXACT_BSON_OPTIONS } from '../../src/model/change-envelope.js';
 import { expandedEventsSupported, isExpandedEventsRefused, withCreateOptions } from '../../src/source/expanded-events.js';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 
 describe('expanded events', () => {
   it('are asked for from MongoDB 6.0 on; a refusal (unknown field 40415) turns them off', () => {

@@ -38,8 +38,8 @@ import {
   type MongoClientOptions,
 } from 'mongodb';
 import { EJSON } from 'bson';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
-import { profileByName } from '../support/mongo-emulator/profiles.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
+import { profileByName } from '../../packages/mongo-emulator/src/profiles.js';
 import { isDocument, match, matchExactly, MatchError, matchResult, type MatchContext } from './matcher.js';
 
 /** Verbatim copies of the JSON files (Apache-2.0, provenance in data/README.md); SPEC_TESTS_DIR overrides. */

@@ -3,12 +3,12 @@
 // with E11000, as any engine may. Every upsert of shared state must tolerate losing that race.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { MongoClient, Timestamp } from 'mongodb';
+import { MongoClient } from 'mongodb';
 import { ensureGoTools } from '../support/go-tools.js';
 import { startFerretDB, type FerretDB } from '../support/ferretdb.js';
 import { StateStore, upsertTolerantOfRace, type ShardDoc } from '../../src/state/store.js';
+import { streamPosition as pos } from '../support/stream-positions.js';
 
-const pos = (t: number) => ({ ct: new Timestamp({ t, i: 1 }), rt: { _data: `82${t.toString(16).toUpperCase().padStart(8, '0')}0000000104` } });
 const dupKey = () => Object.assign(new Error('E11000 duplicate key error collection: s.meta'), { code: 11000 });
 
 describe('upsertTolerantOfRace', () => {

@@ -2,10 +2,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { MongoClient, Timestamp } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { STATE_SCHEMA_VERSION, StateStore, leaseRemainingMs, phaseBeforeFailure, sequenceKey, type ShardDoc } from '../../src/state/store.js';
+import { streamPosition as pos } from '../support/stream-positions.js';
 
-const pos = (t: number, i = 1) => ({ ct: new Timestamp({ t, i }), rt: { _data: `82${t.toString(16).toUpperCase().padStart(8, '0')}${i.toString(16).toUpperCase().padStart(8, '0')}04` } });
 
 describe('StateStore (emulator)', { timeout: 60_000 }, () => {
   let emu: MongoEmulator;

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { MongoClient, Timestamp } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { StateStore, sequenceKey, type ShardDoc } from '../../src/state/store.js';
 
 const pos = (t: number) => ({ ct: new Timestamp({ t, i: 1 }), rt: { _data: `82${t.toString(16).toUpperCase().padStart(8, '0')}0000000104` } });

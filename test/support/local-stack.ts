@@ -2,7 +2,7 @@
 // started before the suite's tests and stopped after them (node:test hooks of the calling suite).
 import { after, before } from 'node:test';
 import { MongoClient } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator, type MongoEmulatorOptions } from './mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator, type MongoEmulatorOptions } from '../../packages/mongo-emulator/src/index.js';
 import { startKinesisLocal, type KinesisLocal } from './kinesis-local.js';
 import { ensureGoTools } from './go-tools.js';
 

@@ -2,7 +2,7 @@
 // access control (`npm run stack -- --auth`, the auth e2e test). The roles here are exactly the
 // README's: change one, change both.
 import { MongoClient } from 'mongodb';
-import type { AuthOptions, MongoEmulator } from './mongo-emulator/index.js';
+import type { AuthOptions, MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 
 export const ROOT_USER = { user: 'root', pwd: 'rootpw' };
 export const MIGRATOR_USER = { user: 'migrator', pwd: 'migratorpw' };

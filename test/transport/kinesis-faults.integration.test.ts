@@ -13,8 +13,9 @@ import { listAllShards } from '../../src/transport/shard-map.js';
 import { StreamConsumer } from '../../src/transport/stream-consumer.js';
 import { startKinesisLocal, KINESIS_LOCAL_REGION, type KinesisLocal } from '../support/kinesis-local.js';
 import { startKinesisFaultProxy, type KinesisFaultProxy } from '../support/kinesis-fault-proxy.js';
-import { prng, waitFor } from './test-helpers.js';
+import { prng } from './test-helpers.js';
 import { BROADCAST_KEY, makePayload, parsePayload, verifyLineageOrder } from './transport-check.js';
+import { waitUntil } from '../support/wait.js';
 
 let kl: KinesisLocal;
 let proxy: KinesisFaultProxy;
@@ -66,7 +67,7 @@ async function run(faults: Parameters<KinesisFaultProxy['set']>[0], total: numbe
     perShard.set(b.shardId, list);
     keyed += b.payloads.filter((p) => parsePayload(p).key !== BROADCAST_KEY).length;
   });
-  await waitFor(() => keyed >= expected && consumer.caughtUp, 60_000, `${expected} payloads read`);
+  await waitUntil(() => keyed >= expected && consumer.caughtUp, 60_000, `${expected} payloads read`);
   await new Promise((r) => setTimeout(r, 300));
   consumer.stop();
   await running;

@@ -22,8 +22,9 @@ import type { ShardBatch, ShardCheckpoint } from '../../src/transport/shard-read
 import { StreamConsumer } from '../../src/transport/stream-consumer.js';
 import { describeStreamLimits } from '../../src/transport/stream-limits.js';
 import { startKinesisLocal, type KinesisLocal } from '../support/kinesis-local.js';
-import { prng, waitFor } from './test-helpers.js';
+import { prng } from './test-helpers.js';
 import { BROADCAST_KEY, makePayload, parsePayload, verifyLineageOrder } from './transport-check.js';
+import { waitUntil } from '../support/wait.js';
 
 let kl: KinesisLocal;
 let client: KinesisClient;
@@ -132,7 +133,7 @@ async function consumeAll(
     if (options.stopAfter !== undefined && count >= options.stopAfter) consumer.stop();
   });
   if (options.stopAfter === undefined) {
-    await waitFor(() => count >= expectedPayloads && consumer.caughtUp, 120_000, `${expectedPayloads} payloads read`);
+    await waitUntil(() => count >= expectedPayloads && consumer.caughtUp, 120_000, `${expectedPayloads} payloads read`);
     // a little longer: nothing more must arrive
     await new Promise((r) => setTimeout(r, 300));
     consumer.stop();

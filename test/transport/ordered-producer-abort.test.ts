@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { OrderedProducer, ProducerClosedError } from '../../src/transport/ordered-producer.js';
 import { FakeKinesis } from './fake-kinesis.js';
-import { waitFor } from './test-helpers.js';
+import { waitUntil } from '../support/wait.js';
 
 describe('OrderedProducer: abort during a reshard', () => {
   it('stops scanning for an ambiguous record when aborted', async () => {
@@ -29,7 +29,7 @@ describe('OrderedProducer: abort during a reshard', () => {
       () => undefined,
       (err: unknown) => err,
     );
-    await waitFor(() => fake.getRecordsCalls >= 3, 20_000, 'the producer scans the closed shard');
+    await waitUntil(() => fake.getRecordsCalls >= 3, 20_000, 'the producer scans the closed shard');
     producer.abort('test stop');
     assert.ok((await flushed) instanceof ProducerClosedError);
     await sleep(100); // a call already under way may still finish

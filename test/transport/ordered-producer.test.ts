@@ -6,8 +6,9 @@ import { listAllShards } from '../../src/transport/shard-map.js';
 import type { ShardBatch } from '../../src/transport/shard-reader.js';
 import { StreamConsumer } from '../../src/transport/stream-consumer.js';
 import { FakeKinesis, type PutRecordsCallInfo } from './fake-kinesis.js';
-import { prng, randInt, waitFor } from './test-helpers.js';
+import { prng, randInt } from './test-helpers.js';
 import { AcceptanceTracker, BROADCAST_KEY, makePayload, verifyLineageOrder, type OrderReport } from './transport-check.js';
+import { waitUntil } from '../support/wait.js';
 
 interface Scenario {
   seed: number;
@@ -56,7 +57,7 @@ async function readAll(fake: FakeKinesis): Promise<{ perShard: Map<string, Uint8
     list.push(...b.payloads);
     perShard.set(b.shardId, list);
   });
-  await waitFor(() => consumer.caughtUp, 20_000, 'consumer caught up');
+  await waitUntil(() => consumer.caughtUp, 20_000, 'consumer caught up');
   consumer.stop();
   await running;
   return { perShard, batches };
@@ -373,7 +374,7 @@ describe('OrderedProducer: backpressure and durability', () => {
     await p.send(keyFree, new Uint8Array(10), 1);
     await p.send(keyStuck, new Uint8Array(10), 2);
     for (let t = 3; t <= 50; t++) await p.send(keyFree, new Uint8Array(10), t);
-    await waitFor(() => fake.shards[1].records.length > 0 && p.stats.throttles > 5, 2000, 'free shard written, stuck shard throttled');
+    await waitUntil(() => fake.shards[1].records.length > 0 && p.stats.throttles > 5, 2000, 'free shard written, stuck shard throttled');
     await new Promise((r) => setTimeout(r, 30));
     assert.equal(p.durableTag, 1, 'tag 2 (stuck shard) holds the durable tag back');
     assert.deepEqual(reports, [1]);

@@ -5,8 +5,9 @@ import { decodeFrame } from '../../src/transport/record-framing.js';
 import { ShardReader, type ShardBatch, type ShardCheckpoint } from '../../src/transport/shard-reader.js';
 import { StreamConsumer, laterCheckpoint } from '../../src/transport/stream-consumer.js';
 import { FakeKinesis } from './fake-kinesis.js';
-import { prng, randInt, waitFor } from './test-helpers.js';
+import { prng, randInt } from './test-helpers.js';
 import { makePayload, parsePayload } from './transport-check.js';
+import { waitUntil } from '../support/wait.js';
 
 const FAST = { minCallIntervalMs: 0, idlePollMinMs: 1, idlePollMaxMs: 5, shardDiscoveryIntervalMs: 20 } as const;
 
@@ -42,7 +43,7 @@ async function collect(consumer: StreamConsumer, until: (all: ShardBatch[]) => b
   const running = consumer.run((b) => {
     batches.push(b);
   });
-  await waitFor(() => until(batches), timeoutMs, 'batches');
+  await waitUntil(() => until(batches), timeoutMs, 'batches');
   consumer.stop();
   await running;
   return batches;
@@ -187,7 +188,7 @@ describe('StreamConsumer', () => {
       }
       events.push(`${b.shardId}${b.shardEnded ? ':end' : ''}`);
     });
-    await waitFor(() => records >= total && consumer.caughtUp, 10_000, 'all records');
+    await waitUntil(() => records >= total && consumer.caughtUp, 10_000, 'all records');
     consumer.stop();
     await running;
     const first = (id: string): number => events.findIndex((e) => e.startsWith(id));
@@ -250,7 +251,7 @@ describe('StreamConsumer', () => {
     const b = new StreamConsumer({ client: fake.client, streamName: fake.streamName, ...FAST, shardIds: [parent] });
     const bBatches = await collect(b, (all) => all.some((x) => x.shardEnded));
     for (const x of bBatches) store.set(x.shardId, x.checkpoint);
-    await waitFor(() => aBatches.some((x) => x.shardId === c1.shardId) && a.caughtUp, 5000, 'children read after parent ended elsewhere');
+    await waitUntil(() => aBatches.some((x) => x.shardId === c1.shardId) && a.caughtUp, 5000, 'children read after parent ended elsewhere');
     a.stop();
     await aRun;
     const total = [...aBatches, ...bBatches].reduce((n, x) => n + x.payloads.length, 0);

@@ -42,14 +42,6 @@ export function parseTagged(payload: Uint8Array): { key: string; index: number }
   return { key: text.slice(0, hash), index: Number(text.slice(hash + 1)) };
 }
 
-export async function waitFor(condition: () => boolean, timeoutMs: number, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 /** Byte equality without a huge diff on failure. */
 export function assertBytesEqual(actual: Uint8Array, expected: Uint8Array, message = 'bytes differ'): void {
   if (actual.length !== expected.length || Buffer.compare(actual, expected) !== 0) {

@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Decimal128, Double, Int32, Long, MongoClient } from 'mongodb';
-import { startMongoEmulator, type MongoEmulator } from '../support/mongo-emulator/index.js';
+import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
 import { runMigrator } from '../support/cli.js';
 import { ExitCode } from '../../src/util/exit-codes.js';
 

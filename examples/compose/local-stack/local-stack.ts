@@ -28,7 +28,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Decimal128, Int32, MongoClient, type Document } from 'mongodb';
 
 type Doc = Document & { _id: number | string };
-import { startMongoEmulator } from '../../../test/support/mongo-emulator/index.js';
+import { startMongoEmulator } from '../../../packages/mongo-emulator/src/index.js';
 import { startKinesisLocal } from '../../../test/support/kinesis-local.js';
 
 const env = process.env;
