@@ -9,7 +9,7 @@
  * (apply/schema-replay.ts) and this pass is a safety net that should change nothing; whatever it
  * changes is logged (a warning there: replay missed it).
  *
- * What is compared is what `migrator verify` compares (verify/compare-schema.ts compareIndexes,
+ * What is compared is what `migrator verify` compares (src/db/compare-schema.ts compareIndexes,
  * compareOptions: normalised specs, indexes matched by what they are, a sharded target's shard
  * key index not counted). Then, per difference:
  *  - a collection missing on the target: created with the source's options;
@@ -29,7 +29,7 @@
  * A step the target refuses (e.g. an index type Amazon DocumentDB does not support) is reported
  * and left to the verification too; transient errors are retried.
  *
- * TTL: this runs before the cutover restores the held TTL indexes (apply/ttl-hold.ts), so a target
+ * TTL: this runs before the cutover restores the held TTL indexes (src/db/ttl-hold.ts), so a target
  * index at the held value with a recorded hold compares as its recorded original (unholdTtl, as
  * verify does), and an index this creates or a TTL it changes is held and recorded like a replayed
  * one (`ttl`): the restore that follows a passing verification gives each its source value.

@@ -45,7 +45,7 @@
  *   lastError         null | { message, at, phase, exitCode|null }
  *   ttlHeld           [{ target, name, originalExpireAfterSeconds, heldSince }]: TTL indexes the migration
  *                     holds on the target (expireAfterSeconds 2147483647 until the cutover restores the
- *                     original; src/apply/ttl-hold.ts); [] when none is held
+ *                     original; src/db/ttl-hold.ts); [] when none is held
  *   forecast          null (COMPLETED, ABORTED) | { loadEtaSeconds|null, catchUpEtaSeconds|null,
  *                     streamRetentionHours|null, requiredHours|null, marginHours|null, ok: boolean|null (null:
  *                     cannot tell), changeEventsPerSecond|null, applyEventsPerSecond, applyRateBasis ('last-minute':

@@ -1,6 +1,6 @@
 /**
  * Holding the target's TTL indexes during the sync and restoring them at the cutover (why and the
- * documented commands: src/apply/ttl-hold.ts).
+ * documented commands: src/db/ttl-hold.ts).
  *
  *  - holdTargetTtl: after the load restored the indexes (and again when replication starts, which
  *    re-holds an index restored by a cutover that then did not complete), every TTL index of the

@@ -120,7 +120,7 @@ export type CaptureStateStore = LeaseStateStore & Pick<StateStoreApi, 'getMigrat
 export type ApplyStateStore = LeaseStateStore &
   DdlStateStore &
   Pick<StateStoreApi, 'getMigration' | 'getApplyCheckpoint' | 'saveApplyCheckpoint' | 'setShardStall' | 'setShardAppliedThrough' | 'recordBarrierReached' | 'recordError' | 'recordTtlHold'>;
-/** What holding and restoring TTL indexes calls (src/apply/ttl-hold.ts, src/orchestration/ttl.ts); the DDL replay adds it to ApplyStateStore when it holds replayed indexes. */
+/** What holding and restoring TTL indexes calls (src/db/ttl-hold.ts, src/orchestration/ttl.ts); the DDL replay adds it to ApplyStateStore when it holds replayed indexes. */
 export type TtlStateStore = Pick<StateStoreApi, 'recordTtlHold' | 'listTtlHolds' | 'markTtlRestored'>;
 
 type Args<T, K extends keyof T> = T[K] extends (...a: infer A) => unknown ? A : never;

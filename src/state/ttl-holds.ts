@@ -1,12 +1,12 @@
 /**
  * Aggregate `ttl_holds`: the target TTL indexes whose expireAfterSeconds the migration holds during
- * the sync (src/apply/ttl-hold.ts), with the original value to restore at cutover.
+ * the sync (src/db/ttl-hold.ts), with the original value to restore at cutover.
  */
 import type { Collection, Document } from 'mongodb';
 import { retryTransient } from '../db/transient-retry.js';
 import { COLLECTIONS, upsertTolerantOfRace, type StoreContext } from './store-context.js';
 
-/** A target TTL index whose expireAfterSeconds the migration holds (src/apply/ttl-hold.ts). */
+/** A target TTL index whose expireAfterSeconds the migration holds (src/db/ttl-hold.ts). */
 export interface TtlHoldDoc {
   /** `${migrationId}/${db}.${coll}/${name}`. */
   _id: string;

@@ -1,6 +1,6 @@
 /**
  * The process exit codes of `migrator`: the one place they are defined.
- * README's "Exit codes" table mirrors this list; test/unit/exit-codes.test.ts keeps the two in sync.
+ * README's "Exit codes" table mirrors this list; test/util/exit-codes.test.ts keeps the two in sync.
  */
 export const ExitCode = {
   /** The command did what it was asked. */

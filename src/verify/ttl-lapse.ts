@@ -6,7 +6,7 @@
  * the barrier is applied on the target; capture and apply then stop. The source's TTL monitor does
  * not stop: TTL deletes are not user writes (the monitor is a background thread of the server,
  * https://www.mongodb.com/docs/manual/core/index-ttl/#delete-operations). So while verify compares,
- * the source can lose documents the target (whose TTL is held, src/apply/ttl-hold.ts) still holds.
+ * the source can lose documents the target (whose TTL is held, src/db/ttl-hold.ts) still holds.
  *
  * THE PROOF. A document present on one side only is "expired by TTL" (counted apart, not a
  * mismatch) only when ALL of these hold:

@@ -82,7 +82,7 @@ export async function verifyMigration(
     /** Schema kinds the user excluded knowingly: still listed, not a mismatch. */
     ignoreSchema?: readonly SchemaKind[];
     /**
-     * TTL indexes the migration holds on the target (state store, src/apply/ttl-hold.ts): their held
+     * TTL indexes the migration holds on the target (state store, src/db/ttl-hold.ts): their held
      * expireAfterSeconds is compared as the recorded original, so a sync in progress shows no
      * difference for them.
      */
@@ -212,7 +212,7 @@ async function compareCollectionSchema(
   compareIndexes(ns, await listIndexSpecs(source, s), targetSpecs, emit, targetInfo, targetShardKey);
 }
 
-/** A TTL index held on the target during the sync (src/apply/ttl-hold.ts): target namespace, name, recorded original. */
+/** A TTL index held on the target during the sync (src/db/ttl-hold.ts): target namespace, name, recorded original. */
 export interface HeldTtlIndex {
   db: string;
   coll: string;

@@ -1,7 +1,7 @@
 /**
  * The parts the apply runner is built from, each on its own: the status model, the origin check,
  * stall detection, the load gate and the COMPLETED watch, and the mapping of failures to exit codes.
- * (The runner as a whole: test/apply-runner/.)
+ * (The runner as a whole: test/apply/.)
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';

@@ -1,4 +1,4 @@
-// The compatibility doctor's rules per target (src/db/target-compat.ts): field names with $ or .
+// The compatibility doctor's rules per target (src/orchestration/target-compat.ts): field names with $ or .
 // only where the target rejects them (MongoDB < 5.0, DocumentDB, FerretDB), DocumentDB's partial
 // filter operators, documents near the size limit as a non-blocking warning, and a FerretDB
 // target's views, collation and index types.

@@ -91,7 +91,7 @@ test('mongodb-7.0: a TTL index expires documents (deletes in the change stream);
 });
 
 // $bsonSize (new in 4.4: https://www.mongodb.com/docs/manual/reference/operator/aggregation/bsonSize/):
-// the compatibility doctor (src/db/target-compat.ts) finds documents over a target's size limit with it.
+// the compatibility doctor (src/orchestration/target-compat.ts) finds documents over a target's size limit with it.
 for (const profile of ['mongodb-4.4', 'mongodb-7.0'] as const) {
   test(`${profile}: $bsonSize gives a document's BSON size, null for a missing value, and filters in $expr`, { skip: onProfile(profile) }, async () => {
     const t = await openTarget({ profile });
