@@ -40,7 +40,7 @@ export interface InitialLoadInput extends Omit<LoadPlanInput, 'target' | 'partit
 /**
  * The initial load, resumable and shared: planned once per migration into units (load-plan.ts:
  * a pipe per database for the small collections, `_id` ranges of about --partition-size for the
- * large ones, then their indexes), which this process runs with `parallelism` at once — beside
+ * large ones, each collection's indexes after its data), which this process runs with `parallelism` at once — beside
  * any `migrator load-worker` processes — until every unit is done (load-worker.ts). A rerun after
  * a crash keeps the plan and the finished units and redoes only the others. Progress is
  * persisted in the migration document (per collection) so `status` shows it from any container.
@@ -65,8 +65,13 @@ export async function runInitialLoad(p: InitialLoadInput): Promise<{ restored: n
     // Database and collection maps alike (--map bar:bar_new, --map bar.a:shop.b) land where apply and verify put them.
     // Load-only time series are not planned: the driver copies them after the units (below).
     const piped = p.namespaces.filter((n) => !loadOnly.has(`${n.db}.${n.coll}`));
-    const units = await planLoad({ ...p, namespaces: piped, partitionSize: p.partitionSize ?? DEFAULT_PARTITION_BYTES }, Boolean(p.options.drop));
+    const { units, indexes } = await planLoad({ ...p, namespaces: piped, partitionSize: p.partitionSize ?? DEFAULT_PARTITION_BYTES }, Boolean(p.options.drop));
     if (p.signal?.aborted) throw new MigratorError(ExitCode.INTERRUPTED, 'Interrupted while planning the initial load.');
+    // The indexes to build after the data, all pending, for `status` (before the plan is saved: a
+    // crash before that replans and starts the progress afresh).
+    const pendingIndexes: Record<string, Partial<LoadCollectionProgress>> = {};
+    for (const [ns, names] of Object.entries(indexes)) pendingIndexes[ns] = { indexes: { built: [], pending: names, building: null } };
+    if (Object.keys(pendingIndexes).length) await p.store.updateLoadProgressMany(p.migrationId, pendingIndexes);
     const partitioned = [...new Set(units.filter((u) => u.kind === 'range').map((u) => `${u.sourceDb}.${u.coll}`))];
     await p.store.saveLoadPlan(p.migrationId, units, { units: units.length, partitionSize: p.partitionSize ?? DEFAULT_PARTITION_BYTES, partitioned });
     p.log.info({ units: units.length, partitioned: partitioned.length }, 'initial load planned');

@@ -30,7 +30,8 @@
  *                     part), throughput|null ({ windowSeconds, bytes, documents, bytesPerSecond, documentsPerSecond }:
  *                     copied over the last minute, from the units' start/finish times and the lease holders'
  *                     progress samples; forecast.ts), throughputEtaSeconds|null (estimatedBytesLeft at that rate);
- *                     each namespace split into ranges also has estimatedBytes, throughput, throughputEtaSeconds }
+ *                     each namespace split into ranges also has estimatedBytes, throughput, throughputEtaSeconds;
+ *                     indexes built after data: load.indexes and load.namespaces[].indexes (index-progress.ts) }
  *   capture           null | { events, markers, bytes, lastEventAt|null, clusterTime: {t,i}|null, checkpointAt, leaseOwner|null, leaseActive }
  *   apply             { events (sum over shards), shards, shardsEnded, lastClusterTime (seconds)|null,
  *                     lastAppliedAt|null (wall time of the newest applied event), maxMillisBehindLatest|null,
@@ -80,6 +81,7 @@ import type {
 import { HELD_EXPIRE_AFTER_SECONDS } from '../apply/ttl-hold.js';
 import { activeTtlHolds, restoreCommandText } from './ttl.js';
 import { loadNs } from '../state/store.js';
+import { formatLoadIndexes, formatNamespaceIndexes, loadIndexStatus, namespaceIndexStatus, type LoadIndexStatus, type NamespaceIndexStatus } from './index-progress.js';
 import {
   DEFAULT_LOAD_BYTES_PER_SECOND,
   bytesLeft,
@@ -142,6 +144,8 @@ export interface LoadNamespaceStatus {
   estimatedBytes: number | null;
   throughput: Throughput | null;
   throughputEtaSeconds: number | null;
+  /** Indexes built after its data (index-progress.ts); null when none are. */
+  indexes: NamespaceIndexStatus | null;
 }
 
 export interface UnitCounts {
@@ -171,6 +175,8 @@ export interface LoadStatus {
   /** Copied over the last minute (forecast.ts recentThroughput), and the ETA at that rate. */
   throughput: Throughput | null;
   throughputEtaSeconds: number | null;
+  /** Indexes built after data, over all collections (index-progress.ts). */
+  indexes: LoadIndexStatus;
 }
 
 export interface CaptureStatus {
@@ -384,6 +390,7 @@ function buildLoad(m: MigrationDoc, units: LoadUnitDoc[] = [], nowMs = Date.now(
       estimatedBytes: null,
       throughput: null,
       throughputEtaSeconds: null,
+      indexes: namespaceIndexStatus(loadNs(key), p, units, Boolean(load.finishedAt), nowMs),
     });
     const own = byNs.get(loadNs(key));
     if (own) {
@@ -423,6 +430,7 @@ function buildLoad(m: MigrationDoc, units: LoadUnitDoc[] = [], nowMs = Date.now(
     estimatedBytesLeft: done ? 0 : bytesLeft(units, nowMs),
     throughput: done ? null : recentThroughput(units, nowMs, startedMs),
     throughputEtaSeconds: done ? 0 : etaFrom(bytesLeft(units, nowMs), rateOf(recentThroughput(units, nowMs, startedMs))),
+    indexes: loadIndexStatus(namespaces),
   };
 }
 
@@ -721,6 +729,8 @@ export function formatStatusReport(r: StatusReport): string {
         );
       }
     }
+    const ix = formatLoadIndexes(l.indexes);
+    if (ix) lines.push(ix);
     for (const n of l.namespaces) {
       const target = n.target !== n.ns ? ` → ${n.target}` : '';
       const count = `${n.restored ?? 0}/${n.total ?? '?'}`;
@@ -730,7 +740,7 @@ export function formatStatusReport(r: StatusReport): string {
           (n.throughput && !n.done ? `, ${bytesText(n.throughput.bytesPerSecond)}/s over the last ${formatDuration(n.throughput.windowSeconds * 1000)}` : '') +
           ((n.throughputEtaSeconds ?? n.etaSeconds) && !n.done ? `, ETA ${formatDuration((n.throughputEtaSeconds ?? n.etaSeconds)! * 1000)}` : '')
         : '';
-      lines.push(`  ${n.ns}${target}: ${count}${pct}${parts}${n.done ? ' done' : ''}${n.loadOnly ? ' (load-only)' : ''}`);
+      lines.push(`  ${n.ns}${target}: ${count}${pct}${parts}${formatNamespaceIndexes(n.indexes)}${n.done ? ' done' : ''}${n.loadOnly ? ' (load-only)' : ''}`);
     }
     const loadOnly = l.namespaces.filter((n) => n.loadOnly).map((n) => n.ns);
     if (loadOnly.length) {
