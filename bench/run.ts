@@ -225,10 +225,9 @@ async function partitionsBench(c: StackRefs, docs: number, rangesWanted: number)
     };
     // The Database Tools' connect timeout (--dialTimeout, default 3 s) is also their heartbeat
     // timeout: a heartbeat that times out clears the driver's pool and interrupts the in-use
-    // connections. A single-threaded emulator answering a range query on a large collection scans
-    // every document (it has no ordered `_id` index) and can stall its other connections for
-    // longer than that on a loaded machine, so every variant here, the raw pipe included, gets
-    // connectTimeoutMS=30000 in its URIs (mongo-tools read it as their dial timeout).
+    // connections. A single-threaded emulator busy with a large batch can stall its other
+    // connections for longer than that on a loaded machine, so every variant here, the raw pipe
+    // included, gets connectTimeoutMS=30000 in its URIs (mongo-tools read it as their dial timeout).
     const slow = (uri: string) => `${uri}${uri.includes('?') ? '&' : '?'}connectTimeoutMS=30000`; // the emulators' URIs: mongodb://host:port/?replicaSet=…
     const base = { sourceUri: slow(c.sourceUri), targetUri: slow(c.targetUri), pids: c.pids, stateDb, db, coll, ...bins };
     const load = async (key: string, label: string, size: number, parallelism: number) => {

@@ -265,7 +265,7 @@ export function renderMarkdown(r: BenchResults): string {
     for (const key of ['raw', 'single', 'p1', 'p2', 'p4']) {
       const x = pt[key] as Obj | undefined;
       if (!x) continue;
-      const units = key === 'raw' ? '1 (bash)' : key === 'single' ? '1' : `${fmt(x.ranges)} ranges + indexes`;
+      const units = key === 'raw' ? '1 (bash)' : key === 'single' ? '1' : `${fmt(x.ranges)} ranges${x.indexUnits ? ' + indexes' : ''}`;
       const vsSingle = single && x !== single ? `${fmt(single.seconds / x.seconds, 2)}×` : '';
       const d = raw ? (x.seconds / raw.seconds - 1) * 100 : 0;
       const vsRaw = raw && x !== raw ? `${fmt(Math.abs(d), 1)}% ${d >= 0 ? 'slower' : 'faster'}` : '';

@@ -2,7 +2,8 @@
  * Initial load of one large collection through the product's resumable, partitioned load
  * (`runInitialLoad`: load-plan.ts + load-worker.ts), as `full-migrate` runs it:
  *  - `partitionSize` larger than the collection: one unit, today's single pipe of the database;
- *  - a smaller one: `_id` ranges, `parallelism` of them at once, then the indexes unit.
+ *  - a smaller one: `_id` ranges, `parallelism` of them at once (then an indexes unit, when the
+ *    collection has indexes besides `_id_`).
  * The state store is a database on the target emulator (as the product's default: the target).
  *
  * `fresh`: creates the migration and loads with --drop (a first load). Otherwise the migration
@@ -84,6 +85,7 @@ const result = {
   /** Documents mongorestore reported for the units this process finished. */
   restored: r.restored,
   ranges: units.filter((u) => u.kind === 'range').length,
+  indexUnits: units.filter((u) => u.kind === 'indexes').length,
   units: units.length,
   unitsRun: units.filter((u) => !doneBefore.has(u.shardId)).length,
   unitsKept: doneBefore.size,

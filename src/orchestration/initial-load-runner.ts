@@ -40,7 +40,7 @@ export interface InitialLoadInput extends Omit<LoadPlanInput, 'target' | 'partit
 /**
  * The initial load, resumable and shared: planned once per migration into units (load-plan.ts:
  * a pipe per database for the small collections, `_id` ranges of about --partition-size for the
- * large ones, then their indexes), which this process runs with `parallelism` at once — beside
+ * large ones, each collection's indexes after its data), which this process runs with `parallelism` at once — beside
  * any `migrator load-worker` processes — until every unit is done (load-worker.ts). A rerun after
  * a crash keeps the plan and the finished units and redoes only the others. Progress is
  * persisted in the migration document (per collection) so `status` shows it from any container.
@@ -52,25 +52,8 @@ export async function runInitialLoad(p: InitialLoadInput): Promise<{ restored: n
   if (stale.length) p.log.warn({ pids: stale }, 'killed mongodump/mongorestore left running by an interrupted load');
   const loadOnly = new Set(p.loadOnly ?? []);
   const m = await p.store.getMigration(p.migrationId);
-  if (!m?.loadPlan) {
-    const progress: Record<string, LoadCollectionProgress> = {};
-    for (const ns of p.namespaces) {
-      const t = p.rules.target(ns);
-      progress[`${ns.db}.${ns.coll}`] = { target: `${t.db}.${t.coll}`, done: false, ...(loadOnly.has(`${ns.db}.${ns.coll}`) ? { loadOnly: true } : {}) };
-    }
-    await p.store.startLoad(
-      p.migrationId,
-      Object.fromEntries(Object.entries(progress).map(([ns, v]) => [loadKey(ns), v])),
-    );
-    // Database and collection maps alike (--map bar:bar_new, --map bar.a:shop.b) land where apply and verify put them.
-    // Load-only time series are not planned: the driver copies them after the units (below).
-    const piped = p.namespaces.filter((n) => !loadOnly.has(`${n.db}.${n.coll}`));
-    const units = await planLoad({ ...p, namespaces: piped, partitionSize: p.partitionSize ?? DEFAULT_PARTITION_BYTES }, Boolean(p.options.drop));
-    if (p.signal?.aborted) throw new MigratorError(ExitCode.INTERRUPTED, 'Interrupted while planning the initial load.');
-    const partitioned = [...new Set(units.filter((u) => u.kind === 'range').map((u) => `${u.sourceDb}.${u.coll}`))];
-    await p.store.saveLoadPlan(p.migrationId, units, { units: units.length, partitionSize: p.partitionSize ?? DEFAULT_PARTITION_BYTES, partitioned });
-    p.log.info({ units: units.length, partitioned: partitioned.length }, 'initial load planned');
-  } else {
+  if (!m?.loadPlan) await planOnce(p, loadOnly);
+  else {
     // A rerun: a new attempt of the same plan; finished units stay done, their progress stays.
     await p.store.startLoad(p.migrationId, m.load?.collections ?? {});
     const units = await p.store.listLoadUnits(p.migrationId);
@@ -122,4 +105,30 @@ export async function runInitialLoad(p: InitialLoadInput): Promise<{ restored: n
   }
   await p.store.finishLoad(p.migrationId);
   return { restored };
+}
+
+/** The load's first attempt: its progress started, its plan made and saved (before any unit runs). */
+async function planOnce(p: InitialLoadInput, loadOnly: Set<string>): Promise<void> {
+  const progress: Record<string, LoadCollectionProgress> = {};
+  for (const ns of p.namespaces) {
+    const t = p.rules.target(ns);
+    progress[`${ns.db}.${ns.coll}`] = { target: `${t.db}.${t.coll}`, done: false, ...(loadOnly.has(`${ns.db}.${ns.coll}`) ? { loadOnly: true } : {}) };
+  }
+  await p.store.startLoad(
+    p.migrationId,
+    Object.fromEntries(Object.entries(progress).map(([ns, v]) => [loadKey(ns), v])),
+  );
+  // Database and collection maps alike (--map bar:bar_new, --map bar.a:shop.b) land where apply and verify put them.
+  // Load-only time series are not planned: the driver copies them after the units (runInitialLoad).
+  const piped = p.namespaces.filter((n) => !loadOnly.has(`${n.db}.${n.coll}`));
+  const { units, indexes } = await planLoad({ ...p, namespaces: piped, partitionSize: p.partitionSize ?? DEFAULT_PARTITION_BYTES }, Boolean(p.options.drop));
+  if (p.signal?.aborted) throw new MigratorError(ExitCode.INTERRUPTED, 'Interrupted while planning the initial load.');
+  // The indexes to build after the data, all pending, for `status` (before the plan is saved: a
+  // crash before that replans and starts the progress afresh).
+  const pendingIndexes: Record<string, Partial<LoadCollectionProgress>> = {};
+  for (const [ns, names] of Object.entries(indexes)) pendingIndexes[ns] = { indexes: { built: [], pending: names, building: null } };
+  if (Object.keys(pendingIndexes).length) await p.store.updateLoadProgressMany(p.migrationId, pendingIndexes);
+  const partitioned = [...new Set(units.filter((u) => u.kind === 'range').map((u) => `${u.sourceDb}.${u.coll}`))];
+  await p.store.saveLoadPlan(p.migrationId, units, { units: units.length, partitionSize: p.partitionSize ?? DEFAULT_PARTITION_BYTES, partitioned });
+  p.log.info({ units: units.length, partitioned: partitioned.length }, 'initial load planned');
 }

@@ -10,6 +10,7 @@ import { estimateCollection, partitionCount, sampleIdBounds } from '../initial-l
 import type { ToolBinaries } from '../initial-load/tool-binaries.js';
 import type { Logger } from '../util/logger.js';
 import { isNamespaceNotFound } from '../db/mongo-errors.js';
+import { indexesToBuild } from './index-build.js';
 
 export type PlannedUnit = Omit<LoadUnitDoc, '_id' | 'migrationId' | 'lease' | 'state' | 'attempts'>;
 
@@ -49,11 +50,22 @@ export function partitionable(info: { type?: string; options?: Record<string, un
   return !collation || collation.locale === 'simple';
 }
 
+export interface LoadPlan {
+  units: PlannedUnit[];
+  /** Source "db.coll" → names of the indexes its 'indexes' unit builds (for `status` before the build starts). */
+  indexes: Record<string, string[]>;
+}
+
 /**
  * Makes the load's plan once per migration and stores it (StateStore.saveLoadPlan): every
  * collection up to `partitionSize` goes into its database's single pipe (as before: one
- * 'database' unit per database), every larger one becomes `_id` ranges of about that size plus an
- * 'indexes' unit (unless --no-index-restore).
+ * 'database' unit per database), every larger one becomes `_id` ranges of about that size.
+ *
+ * Indexes after data (index-build.ts): every pipe restores with --noIndexRestore, and each
+ * collection that has indexes besides `_id_` gets an 'indexes' unit, run once its data is in
+ * (unless --no-index-restore: then no index is built by the load). Its indexes are listed here for
+ * progress and again when built: one created on the source after this plan is in the change
+ * stream (the resume point precedes the plan) or is built by the cutover's reconcile.
  *
  * A partitioned collection is created on the target here, before any range loads: ranges load in
  * parallel and each `mongorestore` would otherwise race to create it. It is created by the tools
@@ -67,56 +79,11 @@ export function partitionable(info: { type?: string; options?: Record<string, un
  * collection comes back unsharded). Nothing of a partitioned collection is loaded before the plan
  * is saved, so redoing this after a crash is safe.
  */
-export async function planLoad(p: LoadPlanInput, drop: boolean): Promise<PlannedUnit[]> {
-  const units: PlannedUnit[] = [];
-  let seq = 0;
-  const byDb = new Map<string, string[]>();
-  for (const n of p.namespaces) byDb.set(n.db, [...(byDb.get(n.db) ?? []), n.coll]);
+export async function planLoad(p: LoadPlanInput, drop: boolean): Promise<LoadPlan> {
+  const b = new PlanBuilder(p);
   const shardKeys = p.target ? await readShardKeys(p.target) : new Map<string, unknown>();
-  const partitioned: { db: string; coll: string; bounds: unknown[]; size: number }[] = [];
-  const whole: { db: string; coll: string }[] = [];
-  const all = new Map<string, string[]>();
-  for (const [db, colls] of [...byDb].sort(([a], [b]) => a.localeCompare(b))) {
-    const infos = await p.source.db(db).listCollections({}, { nameOnly: false }).toArray();
-    all.set(db, infos.map((c) => c.name));
-    const byName = new Map(infos.map((c) => [c.name, c as { type?: string; options?: Record<string, unknown> }]));
-    for (const coll of [...colls].sort()) {
-      if (partitionable(byName.get(coll))) {
-        const est = await estimateCollection(p.source, db, coll);
-        const parts = partitionCount(est.size, p.partitionSize);
-        if (parts > 1) {
-          const bounds = await sampleIdBounds(p.source, db, coll, parts, est.count);
-          if (bounds.length > 0) {
-            partitioned.push({ db, coll, bounds, size: est.size });
-            continue;
-          }
-        }
-      }
-      whole.push({ db, coll });
-    }
-  }
-  // The whole collections' sizes too, so `status` estimates their pipes (forecast.ts). A view or a
-  // collection collStats refuses counts 0: an estimate, never a reason to stop.
-  const wholeEst = new Map<string, { size: number; count: number }>();
-  for (const w of whole) wholeEst.set(`${w.db}.${w.coll}`, await estimateCollection(p.source, w.db, w.coll).catch(() => ({ size: 0, count: 0 })));
-  // The small collections: one pipe per database, as the load always ran them.
-  for (const job of planPipes(whole, all, (db) => p.rules.targetDb(db), { ...p.options, drop: false }, (ns) => p.rules.target(ns))) {
-    units.push({
-      shardId: `${String(seq).padStart(6, '0')}-db-${job.sourceDb}`,
-      kind: 'database',
-      seq: seq++,
-      sourceDb: job.sourceDb,
-      targetDb: job.targetDb,
-      collections: job.collections.map((c) => {
-        const t = p.rules.target({ db: job.sourceDb, coll: c });
-        return { coll: c, target: `${t.db}.${t.coll}` };
-      }),
-      drop,
-      noIndexRestore: p.options.noIndexRestore,
-      estimatedBytes: job.collections.reduce((n, c) => n + (wholeEst.get(`${job.sourceDb}.${c}`)?.size ?? 0), 0),
-      estimatedDocuments: job.collections.reduce((n, c) => n + (wholeEst.get(`${job.sourceDb}.${c}`)?.count ?? 0), 0),
-    });
-  }
+  const { partitioned, whole, all } = await splitCollections(p);
+  await planWholeCollections(p, b, whole, all, drop);
   for (const c of partitioned) {
     if (p.signal?.aborted) break;
     const t = p.rules.target(c);
@@ -124,10 +91,9 @@ export async function planLoad(p: LoadPlanInput, drop: boolean): Promise<Planned
     await prepareTargetCollection(p, c, t, drop, shardKeys.has(target));
     const ranges = rangesFromBounds(c.bounds);
     ranges.forEach((r, i) => {
-      units.push({
-        shardId: `${String(seq).padStart(6, '0')}-range-${c.db}.${c.coll}-${i + 1}`,
+      b.add({
+        shardId: b.id(`range-${c.db}.${c.coll}-${i + 1}`),
         kind: 'range',
-        seq: seq++,
         sourceDb: c.db,
         targetDb: t.db,
         coll: c.coll,
@@ -139,12 +105,104 @@ export async function planLoad(p: LoadPlanInput, drop: boolean): Promise<Planned
         estimatedBytes: Math.round(c.size / ranges.length),
       });
     });
-    if (!p.options.noIndexRestore) {
-      units.push({ shardId: `${String(seq).padStart(6, '0')}-indexes-${c.db}.${c.coll}`, kind: 'indexes', seq: seq++, sourceDb: c.db, targetDb: t.db, coll: c.coll, target });
-    }
+    if ((await b.indexNames(c.db, c.coll)).length) b.addIndexUnit(c, t);
     p.log.info({ ns: `${c.db}.${c.coll}`, target, ranges: ranges.length, bytes: c.size }, 'collection partitioned by _id');
   }
-  return units;
+  return { units: b.units, indexes: b.indexes };
+}
+
+/** The plan being made: its units in order (`seq`, claimed lowest first) and the indexes listed. */
+class PlanBuilder {
+  readonly units: PlannedUnit[] = [];
+  readonly indexes: Record<string, string[]> = {};
+  constructor(private readonly p: LoadPlanInput) {}
+
+  /** The id of the next unit: its plan position, then what it is. */
+  id(what: string): string {
+    return `${String(this.units.length).padStart(6, '0')}-${what}`;
+  }
+
+  add(u: Omit<PlannedUnit, 'seq'>): void {
+    this.units.push({ ...u, seq: this.units.length });
+  }
+
+  /** The indexes the collection's 'indexes' unit would build (none with --no-index-restore), recorded for progress. */
+  async indexNames(db: string, coll: string): Promise<string[]> {
+    if (this.p.options.noIndexRestore) return [];
+    const names = (await indexesToBuild(this.p.source, db, coll)).map((s) => String(s.name));
+    if (names.length) this.indexes[`${db}.${coll}`] = names;
+    return names;
+  }
+
+  addIndexUnit(c: { db: string; coll: string }, t: { db: string; coll: string }): void {
+    this.add({ shardId: this.id(`indexes-${c.db}.${c.coll}`), kind: 'indexes', sourceDb: c.db, targetDb: t.db, coll: c.coll, target: `${t.db}.${t.coll}` });
+  }
+}
+
+interface SplitCollections {
+  /** Larger than --partition-size and splittable: their `_id` range bounds and collStats size. */
+  partitioned: { db: string; coll: string; bounds: unknown[]; size: number }[];
+  whole: { db: string; coll: string }[];
+  /** Every collection of each database (mongodump excludes the ones not selected). */
+  all: Map<string, string[]>;
+}
+
+/** Which selected collections are split into `_id` ranges and which are loaded whole. */
+async function splitCollections(p: LoadPlanInput): Promise<SplitCollections> {
+  const byDb = new Map<string, string[]>();
+  for (const n of p.namespaces) byDb.set(n.db, [...(byDb.get(n.db) ?? []), n.coll]);
+  const out: SplitCollections = { partitioned: [], whole: [], all: new Map() };
+  for (const [db, colls] of [...byDb].sort(([a], [b]) => a.localeCompare(b))) {
+    const infos = await p.source.db(db).listCollections({}, { nameOnly: false }).toArray();
+    out.all.set(db, infos.map((c) => c.name));
+    const byName = new Map(infos.map((c) => [c.name, c as { type?: string; options?: Record<string, unknown> }]));
+    for (const coll of [...colls].sort()) {
+      if (partitionable(byName.get(coll))) {
+        const est = await estimateCollection(p.source, db, coll);
+        const parts = partitionCount(est.size, p.partitionSize);
+        if (parts > 1) {
+          const bounds = await sampleIdBounds(p.source, db, coll, parts, est.count);
+          if (bounds.length > 0) {
+            out.partitioned.push({ db, coll, bounds, size: est.size });
+            continue;
+          }
+        }
+      }
+      out.whole.push({ db, coll });
+    }
+  }
+  return out;
+}
+
+/**
+ * The small collections: one pipe per database, as the load always ran them (restoring no index),
+ * each followed by the index builds of its collections that have indexes.
+ */
+async function planWholeCollections(p: LoadPlanInput, b: PlanBuilder, whole: SplitCollections['whole'], all: SplitCollections['all'], drop: boolean): Promise<void> {
+  // Their sizes too, so `status` estimates their pipes (forecast.ts). A view or a collection
+  // collStats refuses counts 0: an estimate, never a reason to stop.
+  const est = new Map<string, { size: number; count: number }>();
+  for (const w of whole) est.set(`${w.db}.${w.coll}`, await estimateCollection(p.source, w.db, w.coll).catch(() => ({ size: 0, count: 0 })));
+  for (const job of planPipes(whole, all, (db) => p.rules.targetDb(db), { ...p.options, drop: false }, (ns) => p.rules.target(ns))) {
+    const withIndexes = new Set<string>();
+    for (const c of job.collections) if ((await b.indexNames(job.sourceDb, c)).length) withIndexes.add(c);
+    const sum = (f: 'size' | 'count') => job.collections.reduce((n, c) => n + (est.get(`${job.sourceDb}.${c}`)?.[f] ?? 0), 0);
+    b.add({
+      shardId: b.id(`db-${job.sourceDb}`),
+      kind: 'database',
+      sourceDb: job.sourceDb,
+      targetDb: job.targetDb,
+      collections: job.collections.map((c) => {
+        const t = p.rules.target({ db: job.sourceDb, coll: c });
+        return { coll: c, target: `${t.db}.${t.coll}`, ...(withIndexes.has(c) ? { indexesAfter: true } : {}) };
+      }),
+      drop,
+      noIndexRestore: true,
+      estimatedBytes: sum('size'),
+      estimatedDocuments: sum('count'),
+    });
+    for (const c of [...withIndexes].sort()) b.addIndexUnit({ db: job.sourceDb, coll: c }, p.rules.target({ db: job.sourceDb, coll: c }));
+  }
 }
 
 /** Creates the target collection of a partitioned one from its dump's metadata (see planLoad). */

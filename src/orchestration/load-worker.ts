@@ -21,7 +21,7 @@
  *  - The target may hold changes made after the resume point in any order: apply replays the whole
  *    stream from the resume point with idempotent writes after the load (README "How it works").
  */
-import type { Document, MongoClient } from 'mongodb';
+import type { MongoClient } from 'mongodb';
 import type { EndpointConfig } from '../config/schema.js';
 import { LeaseKeeper } from '../state/lease-keeper.js';
 import { isDeadLocalOwner } from '../state/lease-owner.js';
@@ -39,7 +39,8 @@ import { ExitCode } from '../util/exit-codes.js';
 import type { Logger } from '../util/logger.js';
 import { createLoadProgressWriter } from './load-progress-writer.js';
 import { addSample, type LoadUnitSample } from './forecast.js';
-import { isDuplicateKey, isNamespaceNotFound } from '../db/mongo-errors.js';
+import { isNamespaceNotFound } from '../db/mongo-errors.js';
+import { buildIndexes } from './index-build.js';
 
 export interface LoadWorkerInput {
   store: StateStore;
@@ -156,14 +157,13 @@ export async function runLoadWorker(p: LoadWorkerInput): Promise<LoadWorkerResul
       if (p.signal?.aborted || failure) break;
       const open = await p.store.listOpenLoadUnits(p.migrationId);
       if (open.length === 0) break;
-      const rangesLeft = new Map<string, number>();
-      for (const u of open) if (u.kind === 'range') rangesLeft.set(`${u.sourceDb}.${u.coll}`, (rangesLeft.get(`${u.sourceDb}.${u.coll}`) ?? 0) + 1);
+      const dataLeft = collectionsWithDataLeft(open);
       const now = Date.now();
       for (const u of open) {
         if (running.size >= p.parallelism || p.signal?.aborted || failure) break;
         if (running.has(u.shardId)) continue;
-        // Indexes after data: a collection's indexes are built once all its ranges are loaded.
-        if (u.kind === 'indexes' && (rangesLeft.get(`${u.sourceDb}.${u.coll}`) ?? 0) > 0) continue;
+        // Indexes after data: a collection's indexes are built once all its data is loaded.
+        if (u.kind === 'indexes' && dataLeft.has(`${u.sourceDb}.${u.coll}`)) continue;
         const holder = u.lease.owner;
         if (holder && holder !== p.owner) {
           if (isDeadLocalOwner(holder)) {
@@ -192,6 +192,20 @@ export async function runLoadWorker(p: LoadWorkerInput): Promise<LoadWorkerResul
   return result;
 }
 
+/**
+ * Source namespaces ("db.coll") with data still to load among `open` units: a collection's ranges,
+ * or the database pipe that holds it. Its 'indexes' unit waits for them (INVARIANT: indexes are
+ * built only over the whole of the collection's data, so a rerun of a data unit never follows).
+ */
+export function collectionsWithDataLeft(open: Pick<LoadUnitDoc, 'kind' | 'sourceDb' | 'coll' | 'collections'>[]): Set<string> {
+  const left = new Set<string>();
+  for (const u of open) {
+    if (u.kind === 'range') left.add(`${u.sourceDb}.${u.coll}`);
+    else if (u.kind === 'database') for (const c of u.collections ?? []) left.add(`${u.sourceDb}.${c.coll}`);
+  }
+  return left;
+}
+
 /** One unit, under its lease. Resolves with its documents, or undefined when it was not ours to finish. */
 async function runUnit(
   p: LoadWorkerInput,
@@ -210,7 +224,10 @@ async function runUnit(
   const sample = unitSampler(p, keeper, u, log);
   if (u.kind === 'database') counts = await runDatabaseUnit(p, u, redo, signal, progress, log, sample);
   else if (u.kind === 'range') counts = await runRangeUnit(p, keeper, u, redo, signal, log, sample);
-  else counts = await buildIndexes(p, u, log);
+  else {
+    const ns = `${u.sourceDb}.${u.coll}`;
+    counts = await buildIndexes(p, u, log, { signal, onProgress: (indexes) => progress.write(ns, { indexes }, true) });
+  }
   if (signal.aborted) throw new MigratorError(ExitCode.INTERRUPTED, `load unit ${u.shardId} interrupted`);
   const held = keeper.lease(u.shardId);
   if (!held || (await p.store.finishLoadUnit(held, counts)) !== 'saved') {
@@ -288,8 +305,10 @@ async function runDatabaseUnit(
   };
   log.info({ db: u.sourceDb, target: u.targetDb, collections: colls.length, drop: dropArg }, 'loading database');
   const r = await runDumpRestorePipe(job, p.sourceEndpoint, p.targetEndpoint, p.bins, { workDir: p.workDir, signal, onEvent });
+  // A collection whose indexes are built after the pipe is done once they are (recordCollectionProgress).
+  const indexesAfter = new Set(colls.filter((c) => c.indexesAfter).map((c) => `${u.sourceDb}.${c.coll}`));
   for (const [src, f] of finished) {
-    progress.write(src, { restored: f.documents, done: true }, true);
+    progress.write(src, { restored: f.documents, done: !indexesAfter.has(src) }, true);
     log.info({ ns: src, target: f.target, documents: f.documents }, 'collection loaded');
   }
   return { documents: r.restored, bytes: r.bytes };
@@ -374,47 +393,16 @@ async function runRangeUnit(
 }
 
 /**
- * Indexes after data: the source collection's indexes (listIndexes), each built on the target
- * with createIndexes once all ranges are in
- * (https://www.mongodb.com/docs/manual/reference/command/createIndexes/), one at a time so a
- * failure names its index. An index already there with the same name and spec is a no-op (a
- * rerun). A unique index that the data violates fails with DuplicateKey (11000): reported with
- * the index and the collection.
+ * A collection's progress in the migration document (for `status`), from its units: a partitioned
+ * one's ranges, and for any collection whether all its units (its index build included) are done.
  */
-export async function buildIndexes(p: LoadWorkerInput, u: LoadUnitDoc, log: Logger): Promise<{ documents: number; bytes: number }> {
-  const t = splitNs(u.target!);
-  const specs = await p.source.db(u.sourceDb).collection(u.coll!).listIndexes().toArray();
-  let built = 0;
-  for (const spec of specs as Document[]) {
-    if (spec.name === '_id_') continue;
-    // `v` (index version) and `ns` (before 4.4) describe the source's build, not the index.
-    const { v: _v, ns: _ns, ...index } = spec;
-    try {
-      await p.target.db(t.db).command({ createIndexes: t.coll, indexes: [index] });
-      built++;
-    } catch (err) {
-      if (isDuplicateKey(err)) {
-        throw new MigratorError(
-          ExitCode.TOOL_FAILED,
-          `The unique index ${String(spec.name)} ${JSON.stringify(spec.key)} of ${u.target} (from ${u.sourceDb}.${u.coll}) could not be built: the loaded data violates it (${errorMessage(err)}).`,
-          { hint: 'Duplicates on the source that its index did not see (e.g. a collation or a partial filter the target treats differently): fix the data or the index, then rerun; only the index build is redone.' },
-        );
-      }
-      throw new MigratorError(ExitCode.TOOL_FAILED, `Index ${String(spec.name)} of ${u.target} could not be built: ${errorMessage(err)}`, {
-        hint: 'Fix the cause above and rerun: only the index build is redone.',
-      });
-    }
-  }
-  log.info({ ns: u.target, indexes: built }, 'indexes built');
-  return { documents: 0, bytes: 0 };
-}
-
-/** A partitioned collection's progress in the migration document (for `status`), from its units. */
 async function recordCollectionProgress(p: LoadWorkerInput, u: LoadUnitDoc, progress: ReturnType<typeof createLoadProgressWriter>): Promise<void> {
   const ns = `${u.sourceDb}.${u.coll}`;
   const units = (await p.store.listLoadUnits(p.migrationId, { sourceDb: u.sourceDb, coll: u.coll! })).filter((x) => x.kind !== 'database');
   const ranges = units.filter((x) => x.kind === 'range');
   const done = ranges.filter((x) => x.state === 'done');
+  // Loaded whole (its database pipe recorded its counts): only the index build's end is news.
+  if (ranges.length === 0) return progress.write(ns, { done: units.every((x) => x.state === 'done') }, true);
   const fields: Partial<LoadCollectionProgress> = {
     target: u.target!,
     partitions: ranges.length,

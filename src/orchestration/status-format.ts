@@ -2,6 +2,7 @@
 import { HELD_EXPIRE_AFTER_SECONDS } from '../db/ttl-hold.js';
 import { formatDuration } from '../util/duration.js';
 import { restoreCommandText } from './ttl.js';
+import { formatLoadIndexes, formatNamespaceIndexes } from './index-progress.js';
 import type { ClusterTimeJson, StatusReport } from './status-types.js';
 
 function ago(at: string | null, now: number): string {
@@ -107,6 +108,8 @@ function loadLines(l: StatusReport['load']): string[] {
       );
     }
   }
+  const ix = formatLoadIndexes(l.indexes);
+  if (ix) lines.push(ix);
   for (const n of l.namespaces) {
     const target = n.target !== n.ns ? ` → ${n.target}` : '';
     const count = `${n.restored ?? 0}/${n.total ?? '?'}`;
@@ -116,7 +119,7 @@ function loadLines(l: StatusReport['load']): string[] {
         (n.throughput && !n.done ? `, ${bytesText(n.throughput.bytesPerSecond)}/s over the last ${formatDuration(n.throughput.windowSeconds * 1000)}` : '') +
         ((n.throughputEtaSeconds ?? n.etaSeconds) && !n.done ? `, ETA ${formatDuration((n.throughputEtaSeconds ?? n.etaSeconds)! * 1000)}` : '')
       : '';
-    lines.push(`  ${n.ns}${target}: ${count}${pct}${parts}${n.done ? ' done' : ''}${n.loadOnly ? ' (load-only)' : ''}`);
+    lines.push(`  ${n.ns}${target}: ${count}${pct}${parts}${formatNamespaceIndexes(n.indexes)}${n.done ? ' done' : ''}${n.loadOnly ? ' (load-only)' : ''}`);
   }
   const loadOnly = l.namespaces.filter((n) => n.loadOnly).map((n) => n.ns);
   if (loadOnly.length) {

@@ -5,6 +5,7 @@ import { loadNs } from '../state/store.js';
 import { bytesLeft, etaFrom, recentThroughput, unitBytes, type Throughput } from './forecast.js';
 import type { LoadNamespaceStatus, LoadStatus, UnitCounts } from './status-types.js';
 import { iso, ms, num, percentOf, round1 } from './status-values.js';
+import { loadIndexStatus, namespaceIndexStatus } from './index-progress.js';
 
 function unitCounts(units: LoadUnitDoc[], nowMs: number): UnitCounts {
   const c: UnitCounts = { total: units.length, done: 0, running: 0, pending: 0 };
@@ -66,6 +67,7 @@ export function buildLoad(m: MigrationDoc, units: LoadUnitDoc[] = [], nowMs = Da
       estimatedBytes: null,
       throughput: null,
       throughputEtaSeconds: null,
+      indexes: namespaceIndexStatus(loadNs(key), p, units, Boolean(load.finishedAt), nowMs),
     });
     const own = byNs.get(loadNs(key));
     if (own) {
@@ -105,5 +107,6 @@ export function buildLoad(m: MigrationDoc, units: LoadUnitDoc[] = [], nowMs = Da
     estimatedBytesLeft: done ? 0 : bytesLeft(units, nowMs),
     throughput: done ? null : recentThroughput(units, nowMs, startedMs),
     throughputEtaSeconds: done ? 0 : etaFrom(bytesLeft(units, nowMs), rateOf(recentThroughput(units, nowMs, startedMs))),
+    indexes: loadIndexStatus(namespaces),
   };
 }

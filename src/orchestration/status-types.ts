@@ -26,7 +26,8 @@
  *                     part), throughput|null ({ windowSeconds, bytes, documents, bytesPerSecond, documentsPerSecond }:
  *                     copied over the last minute, from the units' start/finish times and the lease holders'
  *                     progress samples; forecast.ts), throughputEtaSeconds|null (estimatedBytesLeft at that rate);
- *                     each namespace split into ranges also has estimatedBytes, throughput, throughputEtaSeconds }
+ *                     each namespace split into ranges also has estimatedBytes, throughput, throughputEtaSeconds;
+ *                     indexes built after data: load.indexes and load.namespaces[].indexes (index-progress.ts) }
  *   capture           null | { events, markers, bytes, lastEventAt|null, clusterTime: {t,i}|null, checkpointAt, leaseOwner|null, leaseActive }
  *   apply             { events (sum over shards), shards, shardsEnded, lastClusterTime (seconds)|null,
  *                     lastAppliedAt|null (wall time of the newest applied event), maxMillisBehindLatest|null,
@@ -66,6 +67,7 @@
  */
 import type { CaptureCheckpointDoc, CutoverDoc, LoadUnitDoc, MigrationDoc, MigrationPhase, ShardDoc, ShardLease, TtlHoldDoc } from '../state/store.js';
 import type { RetentionForecast, Throughput } from './forecast.js';
+import type { LoadIndexStatus, NamespaceIndexStatus } from './index-progress.js';
 
 export const STATUS_SCHEMA_VERSION = 1;
 
@@ -115,6 +117,8 @@ export interface LoadNamespaceStatus {
   estimatedBytes: number | null;
   throughput: Throughput | null;
   throughputEtaSeconds: number | null;
+  /** Indexes built after its data (index-progress.ts); null when none are. */
+  indexes: NamespaceIndexStatus | null;
 }
 
 export interface UnitCounts {
@@ -144,6 +148,8 @@ export interface LoadStatus {
   /** Copied over the last minute (forecast.ts recentThroughput), and the ETA at that rate. */
   throughput: Throughput | null;
   throughputEtaSeconds: number | null;
+  /** Indexes built after data, over all collections (index-progress.ts). */
+  indexes: LoadIndexStatus;
 }
 
 export interface CaptureStatus {

@@ -24,6 +24,19 @@ export interface LoadCollectionProgress {
   partitions?: number;
   partitionsDone?: number;
   bytes?: number;
+  /** Indexes built after the data (an 'indexes' unit): see LoadIndexProgress. */
+  indexes?: LoadIndexProgress;
+}
+
+/**
+ * A collection's indexes built after its data (src/orchestration/index-build.ts), by name, `_id_`
+ * excepted: those built on the target, those still to build (the one building included), and the
+ * one the builder is on now (null between builds). Rewritten whole at each step.
+ */
+export interface LoadIndexProgress {
+  built: string[];
+  pending: string[];
+  building: string | null;
 }
 
 export interface LoadPlanInfo {
@@ -45,7 +58,8 @@ export type LoadUnitState = 'pending' | 'running' | 'done';
  *    partitioned (as the load always did), redone with --drop of those collections;
  *  - 'range': one `_id` range of a large collection (bounds in canonical Extended JSON; a missing
  *    bound is open), redone after deleteMany of the same range on the target;
- *  - 'indexes': the large collection's indexes, built once all its ranges are done.
+ *  - 'indexes': a collection's indexes (other than `_id_`), built once all its data is in (its
+ *    ranges, or the database pipe that holds it); planned for collections that have any.
  */
 export interface LoadUnitDoc extends ShardDoc {
   kind: LoadUnitKind;
@@ -53,8 +67,11 @@ export interface LoadUnitDoc extends ShardDoc {
   seq: number;
   sourceDb: string;
   targetDb: string;
-  /** 'database': the collections of the pipe and where each goes ("db.coll"). */
-  collections?: { coll: string; target: string }[];
+  /**
+   * 'database': the collections of the pipe and where each goes ("db.coll"); `indexesAfter`: its
+   * indexes are an 'indexes' unit of their own, built after the pipe (which restores no index).
+   */
+  collections?: { coll: string; target: string; indexesAfter?: boolean }[];
   /** 'range' / 'indexes': the source collection and its target "db.coll". */
   coll?: string;
   target?: string;
@@ -130,6 +147,15 @@ export class InitialLoad {
   async updateLoadProgress(id: string, ns: string, progress: Partial<LoadCollectionProgress>): Promise<void> {
     const set: Document = { updatedAt: this.ctx.now() };
     for (const [k, v] of Object.entries(progress)) set[`load.collections.${loadKey(ns)}.${k}`] = v;
+    await this.migrations.updateOne({ _id: id, load: { $exists: true } }, { $set: set });
+  }
+
+  /** Several collections' progress fields in one write (updateLoadProgress for each, at once). */
+  async updateLoadProgressMany(id: string, byNs: Record<string, Partial<LoadCollectionProgress>>): Promise<void> {
+    const set: Document = { updatedAt: this.ctx.now() };
+    for (const [ns, progress] of Object.entries(byNs)) {
+      for (const [k, v] of Object.entries(progress)) set[`load.collections.${loadKey(ns)}.${k}`] = v;
+    }
     await this.migrations.updateOne({ _id: id, load: { $exists: true } }, { $set: set });
   }
 

@@ -70,6 +70,7 @@ export {
   loadKey,
   loadNs,
   type LoadCollectionProgress,
+  type LoadIndexProgress,
   type LoadPlanInfo,
   type LoadState,
   type LoadUnitDoc,
@@ -221,6 +222,7 @@ export class StateStore implements StateStoreApi {
   // Initial load: progress and units (load.ts)
   startLoad(...a: Args<InitialLoad, 'startLoad'>) { return this.#load.startLoad(...a); }
   updateLoadProgress(...a: Args<InitialLoad, 'updateLoadProgress'>) { return this.#load.updateLoadProgress(...a); }
+  updateLoadProgressMany(...a: Args<InitialLoad, 'updateLoadProgressMany'>) { return this.#load.updateLoadProgressMany(...a); }
   finishLoad(...a: Args<InitialLoad, 'finishLoad'>) { return this.#load.finishLoad(...a); }
   saveLoadPlan(...a: Args<InitialLoad, 'saveLoadPlan'>) { return this.#load.saveLoadPlan(...a); }
   listLoadUnits(...a: Args<InitialLoad, 'listLoadUnits'>) { return this.#load.listLoadUnits(...a); }

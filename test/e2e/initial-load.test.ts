@@ -52,6 +52,14 @@ describe('migrator initial-load', () => {
     assert.equal(m?.phase, 'CATCHING_UP');
     assert.ok(m?.load?.finishedAt, 'load finished recorded');
     assert.ok(await store.getCaptureCheckpoint('il'), 'capture checkpoint saved');
+    // Indexes after data: the pipe restored none, the collection's own unit built its TTL index.
+    const units = await store.listLoadUnits('il');
+    assert.deepEqual(units.map((u) => [u.kind, u.noIndexRestore ?? null, u.state]), [['database', true, 'done'], ['indexes', null, 'done']]);
+    const st = await runMigrator(['status', '--target-uri', target.uri, '--migration-id', 'il', '--json']);
+    assert.equal(st.exitCode, 0, st.all);
+    const load = (JSON.parse(st.stdout) as { load: { indexes: unknown; namespaces: { ns: string; indexes: unknown }[] } }).load;
+    assert.deepEqual(load.indexes, { total: 1, built: 1, pending: 0, building: [] });
+    assert.deepEqual(load.namespaces.find((n) => n.ns === 'bar.products')?.indexes, { total: 1, built: 1, pending: 0, building: null });
     const inStream = [...(await readStreamEnvelopes(kinesis.client, stream)).values()].flat();
     assert.ok(inStream.length > 0, 'changes made during the copy wait in the stream');
     // The workload's writes since the resume point are there without a gap (those before it are in the copy).

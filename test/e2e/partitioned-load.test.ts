@@ -209,6 +209,11 @@ describe('partitioned initial load', () => {
     const info = (await stack.dst.db('pm_new').listCollections({ name: 'things' }).toArray())[0] as { options?: { validator?: unknown } };
     assert.deepEqual(info.options?.validator, { n: { $exists: true } }, 'created with the source collection\'s options');
     assert.ok((await things.indexes()).some((i) => i.name === 'n_unique'));
+    const st = await runMigrator(['status', '--target-uri', stack.target.uri, '--migration-id', id, '--json']);
+    assert.equal(st.exitCode, 0, st.all);
+    const load = (JSON.parse(st.stdout) as { load: { indexes: unknown; namespaces: { ns: string; indexes: unknown }[] } }).load;
+    assert.deepEqual(load.indexes, { total: 1, built: 1, pending: 0, building: [] }, 'every index built after the data');
+    assert.deepEqual(load.namespaces.find((n) => n.ns === 'pm.items')?.indexes, { total: 1, built: 1, pending: 0, building: null });
     assert.equal(await stack.dst.db('pm').collection('names').countDocuments(), 300);
     assert.equal(await stack.dst.db('pm').collection('items').countDocuments(), 0, 'nothing under the old name');
   });

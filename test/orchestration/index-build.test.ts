@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { MongoClient } from 'mongodb';
 import { pino } from 'pino';
 import { startMongoEmulator, type MongoEmulator } from '../../packages/mongo-emulator/src/index.js';
-import { buildIndexes, type LoadWorkerInput } from '../../src/orchestration/load-worker.js';
+import { buildIndexes } from '../../src/orchestration/index-build.js';
 import type { LoadUnitDoc } from '../../src/state/store.js';
 import { MigratorError } from '../../src/util/errors.js';
 import { ExitCode } from '../../src/util/exit-codes.js';
@@ -28,7 +28,7 @@ const unit = (coll: string, targetNs: string): LoadUnitDoc => ({
   _id: `m/${coll}`, migrationId: 'm', shardId: coll, kind: 'indexes', seq: 0, sourceDb: 'shop', targetDb: targetNs.split('.')[0]!, coll, target: targetNs,
   state: 'running', attempts: 1, lease: { owner: 'me', epoch: 1, expiresAt: new Date(Date.now() + 60_000) },
 });
-const input = () => ({ source: src, target: dst } as unknown as LoadWorkerInput);
+const input = () => ({ source: src, target: dst });
 const log = pino({ level: 'silent' });
 
 test('builds the source\'s indexes on the target (options kept); a rerun is a no-op', async () => {

@@ -32,6 +32,7 @@ import {
 import { DEFAULT_FIRST_BATCH, takeBatch, type StreamCursor } from './cursors.js';
 import { CommandError, ErrorCodes, codeName, fail } from './errors.js';
 import { asMingoError, collationComparator, collationFold, compileFilter, compileProjection, foldDoc, idCandidates, letVariables, parseSort, sortDocs } from './query.js';
+import { idIntervals } from './id-index.js';
 import { StorageEngine, type Collection } from './storage-engine.js';
 import { applyUpdate, isOperatorUpdate, upsertSeed } from './update-engine.js';
 import { deepCopy, type ViewContext } from './bson-values.js';
@@ -71,7 +72,11 @@ interface MatchOptions {
   collation?: unknown;
   /** The command's `let` variables. */
   variables?: unknown;
+  /** The command's index hint: `{$natural: ±1}` scans instead of using the _id index. */
+  hint?: unknown;
 }
+
+const isNaturalHint = (hint: unknown) => isPlainObject(hint) && '$natural' in hint;
 
 /** Documents of a collection (or the documents of a view) matching `filter`, sorted, limited. */
 function matchDocuments(ctx: CommandContext, collName: string, opts: MatchOptions): Doc[] {
@@ -85,15 +90,18 @@ function matchDocuments(ctx: CommandContext, collName: string, opts: MatchOption
   const compare = collationComparator(collation);
   const stopAt = sort ? Infinity : (opts.limit ?? Infinity);
   let source: Iterable<Doc>;
-  // _id lookups compare binary; under a non-simple collation a string _id may match others.
-  const ids = coll && !coll.isView && !collationFold(collation) ? idCandidates(opts.filter) : undefined;
-  if (coll && ids && ids.length === 1) {
-    const d = coll.docs.get(canonicalKey(ids[0]));
+  // The _id index (id-index.ts) compares binary; under a non-simple collation a string _id may
+  // match others. A {$natural: 1} hint forces a collection scan
+  // (https://www.mongodb.com/docs/manual/reference/operator/meta/natural/).
+  const byId = coll && !coll.isView && !collationFold(collation) && !isNaturalHint(opts.hint) ? coll : undefined;
+  const ids = byId ? idCandidates(opts.filter) : undefined;
+  const keys = byId && !(ids && ids.length === 1) ? byId.idIndex.keysIn(idIntervals(opts.filter)) : undefined;
+  if (byId && ids && ids.length === 1) {
+    const d = byId.docs.get(canonicalKey(ids[0]));
     source = d ? [d] : [];
-  } else if (coll && ids) {
-    // Several pinned _ids: one pass in natural order, like a collection scan.
-    const wanted = new Set(ids.map((id) => canonicalKey(id)));
-    source = [...coll.docs.entries()].filter(([k]) => wanted.has(k)).map(([, d]) => d);
+  } else if (byId && keys) {
+    // The documents in the filter's _id intervals, in natural order, like a collection scan.
+    source = keys.map((k) => byId.docs.get(k)!);
   } else {
     source = coll?.isView ? readDocuments(engine, ctx.db, collName) : (coll?.docs.values() ?? []);
   }
@@ -120,7 +128,7 @@ const find: Handler = (ctx) => {
   }
   let docs = isOplog(ctx, name)
     ? findInOplog(ctx, { filter: cmd.filter, sort: cmd.sort, limit: limit ? skip + limit : undefined })
-    : matchDocuments(ctx, name, { filter: cmd.filter, sort: cmd.sort, limit: limit ? skip + limit : undefined, collation: cmd.collation, variables: cmd.let });
+    : matchDocuments(ctx, name, { filter: cmd.filter, sort: cmd.sort, limit: limit ? skip + limit : undefined, collation: cmd.collation, variables: cmd.let, hint: cmd.hint });
   docs = docs.slice(skip, limit ? skip + limit : undefined);
   const projector = compileProjection(cmd.projection);
   if (projector) docs = docs.map(projector);

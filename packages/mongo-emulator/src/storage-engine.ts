@@ -15,12 +15,15 @@ import { canonicalKey, isNumeric, isPlainObject, pathValues, toNumber, type Doc 
 import { ChangeHistory, ClusterClock, makeToken, type ChangeEntry } from './change-history.js';
 import { CommandError, ErrorCodes, fail } from './errors.js';
 import { IndexSet, ID_INDEX_NAME, type IndexSpec } from './indexes.js';
+import { OrderedIdIndex } from './id-index.js';
 import { Journal } from './persistence.js';
 import { ensureIdFirst, type UpdateOutcome } from './update-engine.js';
 import type { UpdateDescription } from './doc-diff.js';
 
 export class Collection {
   readonly docs = new Map<string, Doc>();
+  /** The `_id`s of `docs` in BSON order (id-index.ts), kept with `docs` by every mutation. */
+  readonly idIndex = new OrderedIdIndex();
   readonly indexes: IndexSet;
 
   constructor(
@@ -149,6 +152,7 @@ export class StorageEngine {
         const prev = coll.docs.get(key);
         coll.indexes.applyWrite(prev, mu.doc, key);
         coll.docs.set(key, mu.doc);
+        coll.idIndex.put(key, mu.doc._id);
         return;
       }
       case 'del': {
@@ -156,6 +160,7 @@ export class StorageEngine {
         const key = canonicalKey(mu.id);
         coll.indexes.applyWrite(coll.docs.get(key), undefined, key);
         coll.docs.delete(key);
+        coll.idIndex.delete(key);
         return;
       }
       case 'event':
