@@ -6,6 +6,7 @@ import { MigratorError, UsageError } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
 import type { Logger } from '../util/logger.js';
 import { requireStream, type Resources } from './resources.js';
+import { sleep } from '../util/retry.js';
 
 /**
  * - `kinesis`: the Kinesis data stream named by --kinesis-stream (real AWS, or --kinesis-endpoint);
@@ -127,6 +128,6 @@ async function dieWithEngine(description: string, store: StateStore, migrationId
     await store.recordError(migrationId, err);
     await store.setPhase(migrationId, 'FAILED');
   })().catch(() => undefined);
-  await Promise.race([record, new Promise((r) => setTimeout(r, 3000))]);
+  await Promise.race([record, sleep(3000)]); // at most 3 s: the process exits either way
   process.exit(ExitCode.STREAM_FAILED);
 }

@@ -41,6 +41,7 @@ import { createLoadProgressWriter } from './load-progress-writer.js';
 import { addSample, type LoadUnitSample } from './forecast.js';
 import { isNamespaceNotFound } from '../db/mongo-errors.js';
 import { buildIndexes } from './index-build.js';
+import { sleep } from '../util/retry.js';
 
 export interface LoadWorkerInput {
   store: StateStore;
@@ -178,8 +179,8 @@ export async function runLoadWorker(p: LoadWorkerInput): Promise<LoadWorkerResul
         if (!(await keeper.tryAcquire(u.shardId))) continue;
         start(u);
       }
-      const wake = new Promise<void>((r) => setTimeout(r, pollMs));
-      await Promise.race([wake, ...[...running.values()].map((r) => r.done)]);
+      // Poll again after pollMs, when a running unit ends, or at once on a stop (util/retry's sleep).
+      await Promise.race([sleep(pollMs, p.signal), ...[...running.values()].map((r) => r.done)]);
     }
   } finally {
     if (failure || p.signal?.aborted) for (const r of running.values()) r.abort.abort();
