@@ -84,8 +84,23 @@ const PREFLIGHT_RETRY = { retryForMs: 20_000 };
 
 export async function runPreflight(p: PreflightInput): Promise<PreflightReport> {
   const report: PreflightReport = { namespaces: [], shardedTargets: [], problems: [], warnings: [] };
-  const problem = (check: string, text: string, remedy: string) => report.problems.push({ check, problem: text, remedy });
+  const problem: Problem = (check, text, remedy) => report.problems.push({ check, problem: text, remedy });
+  await checkServers(p, report, problem);
+  checkRetryableWrites(p, report, problem);
+  await checkTools(p, report, problem);
+  await checkStream(p, report, problem);
+  await checkNamespaces(p, report, problem);
+  await checkPrivileges(p, report, problem);
+  await forecast(p, report, problem);
+  await checkShardedTargets(p, report, problem);
+  return report;
+}
 
+/** Reports a problem found by a check, with its remedy. */
+type Problem = (check: string, text: string, remedy: string) => void;
+
+/** Both servers answer; the source's change streams can be opened (DocumentDB: enabled on request). */
+async function checkServers(p: PreflightInput, report: PreflightReport, problem: Problem): Promise<void> {
   try {
     report.source = await retryTransient('source', () => describeServer(p.source, p.sourceUri), PREFLIGHT_RETRY);
     if (!report.source.changeStreams.usable && report.source.flavor === 'documentdb' && p.enableChangeStreams) {
@@ -110,6 +125,10 @@ export async function runPreflight(p: PreflightInput): Promise<PreflightReport> 
     problem('target', errorMessage(err), 'Check the target user can run buildInfo and hello.');
   }
 
+}
+
+/** DocumentDB before 8.0.2 refuses retryable writes: the driver's effective setting must be off. */
+function checkRetryableWrites(p: PreflightInput, report: PreflightReport, problem: Problem): void {
   // Retryable writes: Amazon DocumentDB before 8.0.2 refuses them, so every write (state, marker,
   // apply, mongorestore) would fail; the driver's effective setting is checked, whatever set it.
   // https://docs.aws.amazon.com/documentdb/latest/developerguide/retryable-writes.html
@@ -123,6 +142,10 @@ export async function runPreflight(p: PreflightInput): Promise<PreflightReport> 
     }
   }
 
+}
+
+/** mongodump and mongorestore run and report their versions. */
+async function checkTools(p: PreflightInput, report: PreflightReport, problem: Problem): Promise<void> {
   if (p.bins) {
     try {
       report.tools = await toolVersions(p.bins);
@@ -131,6 +154,10 @@ export async function runPreflight(p: PreflightInput): Promise<PreflightReport> 
     }
   }
 
+}
+
+/** The Kinesis stream exists, is ACTIVE and keeps records long enough. */
+async function checkStream(p: PreflightInput, report: PreflightReport, problem: Problem): Promise<void> {
   if (p.kinesis) {
     try {
       const out = await p.kinesis.client.send(new DescribeStreamSummaryCommand(streamParams(p.kinesis.streamName)));
@@ -157,6 +184,10 @@ export async function runPreflight(p: PreflightInput): Promise<PreflightReport> 
     }
   }
 
+}
+
+/** What is selected, whether the target already holds it, and what the target cannot hold (the compatibility doctor). */
+async function checkNamespaces(p: PreflightInput, report: PreflightReport, problem: Problem): Promise<void> {
   try {
     report.namespaces = await retryTransient('namespaces', () => listSourceNamespaces(p.source, p.rules, new Set([p.stateDb])), PREFLIGHT_RETRY);
     if (report.namespaces.length === 0) {
@@ -196,8 +227,10 @@ export async function runPreflight(p: PreflightInput): Promise<PreflightReport> 
   } catch (err) {
     problem('namespaces', errorMessage(err), 'Check the source user can listDatabases and listCollections.');
   }
-  await checkPrivileges(p, report, problem);
-  await forecast(p, report, problem);
+}
+
+/** A sharded target's pre-sharded collections and their shard keys. */
+async function checkShardedTargets(p: PreflightInput, report: PreflightReport, problem: Problem): Promise<void> {
   if (report.target?.topology === 'sharded') {
     // Pre-sharded target collections stay sharded: apply filters on their shard key, and a load
     // with --drop empties them instead of dropping them (see initial-load-runner.ts).
@@ -216,7 +249,6 @@ export async function runPreflight(p: PreflightInput): Promise<PreflightReport> 
       );
     }
   }
-  return report;
 }
 
 /**
@@ -265,7 +297,7 @@ export async function sourceHistory(p: Pick<PreflightInput, 'source' | 'sourceCh
  * so) against the stream's retention. A warning when the margin is short; a problem only when the
  * load alone outlasts the retention even at OPTIMISTIC_LOAD_BYTES_PER_SECOND.
  */
-async function forecast(p: PreflightInput, report: PreflightReport, problem: (check: string, text: string, remedy: string) => void): Promise<void> {
+async function forecast(p: PreflightInput, report: PreflightReport, problem: Problem): Promise<void> {
   report.sourceHistory = await sourceHistory(p, report.source?.flavor);
   const retention = report.stream?.retentionHours;
   if (retention === undefined) return;
@@ -310,7 +342,7 @@ async function forecast(p: PreflightInput, report: PreflightReport, problem: (ch
  * block the source and then not finish); holding neither means the cutover will not block and
  * waits for `migrator cutover --writes-stopped` (a warning).
  */
-async function checkPrivileges(p: PreflightInput, report: PreflightReport, problem: (check: string, text: string, remedy: string) => void): Promise<void> {
+async function checkPrivileges(p: PreflightInput, report: PreflightReport, problem: Problem): Promise<void> {
   const dbs = [...new Set(report.namespaces.map((n) => n.db))].sort();
   if (report.source?.flavor === 'mongodb') {
     try {
