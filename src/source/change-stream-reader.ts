@@ -66,10 +66,13 @@ export class ChangeStreamReader {
   /** A read succeeded since the stream was opened (refusals of options come before). */
   private readOk = false;
   private readonly fragments = new FragmentAssembler();
+  /** Settles with ABORTED when the signal aborts: one listener for the reader's life, raced with every read (hot path). */
+  private readonly aborted: Promise<typeof ABORTED>;
 
   constructor(private readonly o: ChangeStreamReaderOptions) {
     this.useSplit = splitLargeEventSupported(o.version);
     this.useExpanded = expandedEventsSupported(o.version);
+    this.aborted = abortedPromise(o.signal);
   }
 
   /** The token of the last event returned, for messages. */
@@ -184,7 +187,7 @@ export class ChangeStreamReader {
       try {
         // A read waits for the source (server selection: up to serverSelectionTimeoutMS during an
         // outage): a stop must not wait with it.
-        const read = await untilAborted(tryNextCachingToken(stream), this.o.signal);
+        const read = await Promise.race([tryNextCachingToken(stream), this.aborted]);
         if (read === ABORTED) return undefined;
         this.o.onRead?.();
         this.readOk = true;
@@ -251,16 +254,12 @@ export class ChangeStreamReader {
 
 const ABORTED = Symbol('aborted');
 
-/** `promise`, or ABORTED as soon as `signal` aborts (the promise's late outcome is ignored). */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | typeof ABORTED> {
-  if (signal.aborted) {
-    promise.catch(() => undefined);
-    return Promise.resolve(ABORTED);
-  }
-  let onAbort = (): void => undefined;
-  const aborted = new Promise<typeof ABORTED>((resolve) => {
-    onAbort = () => resolve(ABORTED);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  return Promise.race([promise, aborted]).finally(() => signal.removeEventListener('abort', onAbort));
+/**
+ * ABORTED as soon as `signal` aborts (never settles otherwise). Raced with a read, it ends the wait
+ * at once; the read's late outcome is ignored (Promise.race holds its handlers, so a late rejection
+ * is not unhandled).
+ */
+function abortedPromise(signal: AbortSignal): Promise<typeof ABORTED> {
+  if (signal.aborted) return Promise.resolve(ABORTED);
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(ABORTED), { once: true }));
 }
