@@ -128,10 +128,13 @@ export const applyCommand: CommandModule<object, ApplyArgs> = {
       // hand were finished and checkpointed, so it is a clean exit 0; a rerun continues from there.
       if (result.stopReason === 'interrupted') log.info('stopped by a signal: batches finished and checkpointed; rerun to continue');
     } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
       await obs.close();
       await res.close();
+      // Signal handling ends only after the resources are closed: a SIGTERM during the close (e.g.
+      // `docker stop` right after the command finished by itself) is then handled (a first one is a
+      // no-op, a second exits 130) instead of killing the process by the default action (no exit 0).
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
     }
   },
 };

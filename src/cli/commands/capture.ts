@@ -100,9 +100,12 @@ export const captureCommand: CommandModule<object, CaptureArgs> = {
       // Stopped by SIGINT/SIGTERM, or the migration is COMPLETED: flushed and checkpointed, a clean
       // exit 0 (a rerun resumes, or, after COMPLETED, exits 0 again at once).
     } finally {
-      shutdown.dispose();
       await obs.close();
       await res.close();
+      // Signal handling ends only after the resources are closed: a SIGTERM during the close (e.g.
+      // `docker stop` right after the command finished by itself) is then handled (a first one is a
+      // no-op, a second exits 130) instead of killing the process by the default action (no exit 0).
+      shutdown.dispose();
     }
   },
 };

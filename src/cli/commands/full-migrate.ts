@@ -177,11 +177,14 @@ export async function runMigrationCommand(argv: LoadArgs, stopAfterLoad: boolean
     throw err;
   } finally {
     state = 'stopping';
-    shutdown.dispose();
     health.unregister(heartbeat);
     dropComponent();
     await obs.close();
     await res.close();
+    // Signal handling ends only after the resources are closed: a SIGTERM during the close (e.g.
+    // `docker stop` right after the command finished by itself) is then handled (a first one is a
+    // no-op, a second exits 130) instead of killing the process by the default action (no exit 0).
+    shutdown.dispose();
   }
 }
 

@@ -112,8 +112,11 @@ export const loadWorkerCommand: CommandModule<object, LoadWorkerArgs> = {
       }
       printReport(`initial load of ${config.migrationId}: every unit is done (${r.units} of them by this worker, ${r.documents} documents)`);
     } finally {
-      shutdown.dispose();
       await res.close();
+      // Signal handling ends only after the resources are closed: a SIGTERM during the close (e.g.
+      // `docker stop` right after the command finished by itself) is then handled (a first one is a
+      // no-op, a second exits 130) instead of killing the process by the default action (no exit 0).
+      shutdown.dispose();
     }
   },
 };
