@@ -16,8 +16,6 @@ import { MIGRATION_PHASES } from '../state/store.js';
 import type { StatusReport } from '../orchestration/status-report.js';
 import type { MongoClient } from 'mongodb';
 import { noteLoadSize, stats } from './stats.js';
-
-export { observeApplyLag } from './stats.js';
 import type { HealthRegistry } from './health.js';
 
 export const METRIC_PREFIX = 'migrator_';

@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { HealthRegistry } from '../../src/observability/health.js';
-import { createMetricsRegistry, observeApplyLag } from '../../src/observability/metrics.js';
+import { createMetricsRegistry } from '../../src/observability/metrics.js';
+import { observeApplyLag } from '../../src/observability/stats.js';
 import { addOp, noteLoadProgress, stats } from '../../src/observability/stats.js';
 import type { StatusReport } from '../../src/orchestration/status-report.js';
 
